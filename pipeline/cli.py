@@ -1,0 +1,329 @@
+"""The `sparsepipe` command.
+
+Exit codes: 0 done; 1 a stage failed; 2 usage or config error; 3 a batch
+finished with failed cells; 4 the store cannot be reached; 5 no Ray cluster
+answers; 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from .config import ConfigError, PipelineConfig, resolve_config
+from .dag import RUN, CellPlan, Planner
+from .store import Store, StoreError, StoreSpec
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_PARTIAL, EXIT_STORE, EXIT_CLUSTER, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 5, 130
+
+app = typer.Typer(
+    name="sparsepipe",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+    help=(
+        "Weight-sparse transformers, end to end: tokenize a Python corpus, train sparse and dense models, "
+        "prune every task to its circuit and tune pruning with CARBS, on Ray, with every result cached in an artifact store.\n\n"
+        "Start with `sparsepipe run full` (the tiny preset on this machine), look with `sparsepipe plan` and "
+        "`sparsepipe status`. Every run is resumable: run the same command again and committed work is skipped.\n\n"
+        "Exit codes: 0 done, 1 a stage failed, 2 usage or config error, 3 a batch finished with failed cells, "
+        "4 store unreachable, 5 no Ray cluster answers, 130 interrupted."
+    ),
+)
+config_app = typer.Typer(no_args_is_help=True, help="Inspect the resolved configuration.")
+app.add_typer(config_app, name="config")
+
+err = Console(stderr=True)
+out = Console()
+
+PresetOpt = Annotated[Optional[str], typer.Option("--preset", "-p", help="smoke (CI, seconds), tiny (default: a laptop, minutes), small (one GPU / a CPU night), paper (the paper's settings).")]
+ConfigOpt = Annotated[Optional[Path], typer.Option("--config", "-c", help="A YAML or TOML file laid over the preset.")]
+SetOpt = Annotated[Optional[list[str]], typer.Option("--set", "-s", help="Override one key, highest priority: --set pretrain.train.steps=200 (repeatable).")]
+StoreOpt = Annotated[Optional[str], typer.Option("--store", help="Artifact store: a folder (default ./artifacts or $SPARSEPIPE_STORE) or s3://bucket/prefix (endpoint from AWS_ENDPOINT_URL or s3.endpoint_url).")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output on stdout (progress and logs stay on stderr).")]
+
+
+def _fail(message: str, code: int) -> None:
+    err.print(f"[red]error:[/] {message}")
+    raise typer.Exit(code)
+
+
+def _load(preset: str | None, config: Path | None, assignments: list[str] | None, store: str | None) -> PipelineConfig:
+    try:
+        return resolve_config(preset, config, assignments or [], store=store)
+    except ConfigError as error:
+        _fail(str(error), EXIT_USAGE)
+        raise  # unreachable; keeps type checkers calm
+
+
+def _open_store(config: PipelineConfig) -> Store:
+    try:
+        return StoreSpec(config.store, config.s3.endpoint_url, config.s3.region).open()
+    except StoreError as error:
+        _fail(str(error), EXIT_STORE)
+        raise
+
+
+def _registry():
+    from .stages import REGISTRY
+
+    return REGISTRY
+
+
+def _targets(target: str) -> list[str]:
+    registry = _registry()
+    if target == "full":
+        return list(registry.order)
+    if target not in registry.stages:
+        _fail(f"unknown stage {target!r}; stages are: full, {', '.join(registry.order)}", EXIT_USAGE)
+    return [target]
+
+
+def _forced(force: list[str] | None) -> set[str]:
+    registry = _registry()
+    for name in force or []:
+        if name not in registry.stages:
+            _fail(f"--force {name!r}: no such stage; stages are: {', '.join(registry.order)}", EXIT_USAGE)
+    return set(force or [])
+
+
+def _print_plan(plans: list[CellPlan]) -> None:
+    table = Table(title="plan", show_lines=False)
+    for column in ("stage", "cell", "status", "key", "reason"):
+        table.add_column(column)
+    for plan in plans:
+        style = "yellow" if plan.status == RUN else "green"
+        table.add_row(plan.cell.stage, plan.cell.cell or "-", f"[{style}]{plan.status}[/]", (plan.key or "?")[:12], plan.reason)
+    out.print(table)
+
+
+def _with_prune_selection(assignments: list[str] | None, tasks: list[str] | None, checkpoints: list[str] | None) -> list[str]:
+    assignments = list(assignments or [])
+    if tasks:
+        assignments.append("prune.tasks=" + json.dumps([t for item in tasks for t in item.split(",") if t]))
+    if checkpoints:
+        assignments.append("prune.checkpoints=" + json.dumps([c for item in checkpoints for c in item.split(",") if c]))
+    return assignments
+
+
+@app.command()
+def run(
+    target: Annotated[str, typer.Argument(help="`full` for the whole pipeline, or one stage (its missing upstream stages run first).")] = "full",
+    preset: PresetOpt = None,
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    store: StoreOpt = None,
+    force: Annotated[Optional[list[str]], typer.Option("--force", "-f", help="Re-run this stage as a new generation; everything downstream re-runs because its parent changed (repeatable).")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the plan and exit without running anything.")] = False,
+    cluster: Annotated[
+        Optional[str],
+        typer.Option("--cluster", is_flag=False, flag_value="auto", help="Run on an existing Ray cluster: --cluster HOST:PORT, or bare --cluster for execution.address / RAY_ADDRESS."),
+    ] = None,
+    tasks: Annotated[Optional[list[str]], typer.Option("--tasks", help="Prune these tasks: all, names or globs, comma-separated or repeated.")] = None,
+    checkpoints: Annotated[Optional[list[str]], typer.Option("--checkpoints", help="Prune these models: all, stage names (pretrain, dense, bridges) or globs over cells.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Run the pipeline (or one stage), skipping every cell whose artifact is already committed.
+
+    Examples:
+
+      sparsepipe run full                          # the tiny preset, local Ray instance
+
+      sparsepipe run tokenize --preset smoke       # one stage
+
+      sparsepipe run full --cluster 10.0.0.5:6379 --store s3://bucket/runs
+
+      sparsepipe run prune --tasks all --checkpoints all   # overnight batch pruning
+    """
+    from .runner import ClusterError, Runner
+
+    cfg = _load(preset, config, _with_prune_selection(set_, tasks, checkpoints), store)
+    targets, forced = _targets(target), _forced(force)
+    backend = _open_store(cfg)
+    registry = _registry()
+    if dry_run:
+        plans = Planner(registry, backend).plan(cfg, targets, forced)
+        _emit_plan(plans, as_json)
+        return
+    from .progress import ProgressView
+
+    started = time.time()
+    try:
+        with ProgressView(err) as view:
+            runner = Runner(registry, backend, cfg, progress=view)
+            report = runner.run(targets, forced, cluster, on_connect=lambda where: err.print(f"running on {where}"))
+    except ClusterError as error:
+        _fail(str(error), EXIT_CLUSTER)
+    except KeyboardInterrupt:
+        err.print("[yellow]interrupted[/]: committed artifacts are kept; run the same command again to resume")
+        raise typer.Exit(EXIT_INTERRUPTED)
+    failed = report.failed
+    if as_json:
+        print(json.dumps({"ok": not failed, "ray_started": report.ray_started, "seconds": round(time.time() - started, 3), "cells": [o.as_json() for o in report.outcomes]}, indent=2))
+    else:
+        ran = sum(1 for o in report.outcomes if o.plan.status == RUN and o.ok)
+        hits = sum(1 for o in report.outcomes if o.plan.status != RUN)
+        err.print(f"{ran} cells ran, {hits} were cached (HIT), {len(failed)} failed, in {time.time() - started:.1f}s; store {cfg.store}")
+    for outcome in failed:
+        label = f"{outcome.plan.cell.stage}/{outcome.plan.cell.cell}".rstrip("/")
+        err.print(f"[red]failed[/] {label}: {outcome.error or outcome.skipped_because}")
+    if failed:
+        matrix_only = all(registry[o.plan.cell.stage].matrix for o in failed)
+        raise typer.Exit(EXIT_PARTIAL if matrix_only else EXIT_FAILED)
+
+
+def _emit_plan(plans: list[CellPlan], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps({"cells": [p.as_json() for p in plans]}, indent=2))
+    else:
+        _print_plan(plans)
+
+
+@app.command()
+def plan(
+    target: Annotated[str, typer.Argument(help="`full` or one stage.")] = "full",
+    preset: PresetOpt = None,
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    store: StoreOpt = None,
+    force: Annotated[Optional[list[str]], typer.Option("--force", "-f", help="Plan as if this stage were forced.")] = None,
+    tasks: Annotated[Optional[list[str]], typer.Option("--tasks", help="As for `run`.")] = None,
+    checkpoints: Annotated[Optional[list[str]], typer.Option("--checkpoints", help="As for `run`.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show, for every stage and cell, HIT (committed, will be skipped) or RUN and why.
+
+    A RUN reason names what changed since the cell was last built: params (which keys),
+    code, stage version, an upstream artifact, or `never built`.
+    """
+    cfg = _load(preset, config, _with_prune_selection(set_, tasks, checkpoints), store)
+    plans = Planner(_registry(), _open_store(cfg)).plan(cfg, _targets(target), _forced(force))
+    _emit_plan(plans, as_json)
+
+
+@app.command()
+def status(store: StoreOpt = None, as_json: JsonOpt = False) -> None:
+    """List committed artifacts: stage, cell, key, generation, size and headline metrics."""
+    cfg = _load(None, None, [], store)
+    manifests = list(_open_store(cfg).iter_manifests())
+    if as_json:
+        print(json.dumps({"store": cfg.store, "artifacts": [_manifest_json(m) for m in manifests]}, indent=2))
+        return
+    table = Table(title=f"artifacts in {cfg.store}")
+    for column in ("stage", "cell", "key", "gen", "size", "metrics"):
+        table.add_column(column)
+    for manifest in manifests:
+        metrics = ", ".join(f"{k}={_short(v)}" for k, v in list(manifest.metrics.items())[:4] if not isinstance(v, (dict, list)))
+        table.add_row(manifest.stage, manifest.cell or "-", manifest.key[:12], str(manifest.generation), _size(manifest.size), metrics)
+    out.print(table)
+
+
+def _manifest_json(manifest) -> dict[str, Any]:
+    return {
+        "stage": manifest.stage,
+        "cell": manifest.cell,
+        "key": manifest.key,
+        "generation": manifest.generation,
+        "digest": manifest.digest,
+        "size": manifest.size,
+        "files": len(manifest.files),
+        "metrics": manifest.metrics,
+    }
+
+
+def _short(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def _size(size: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:.0f}{unit}" if unit == "B" else f"{size:.1f}{unit}"
+        size /= 1024
+    return str(size)
+
+
+@app.command()
+def verify(store: StoreOpt = None, as_json: JsonOpt = False) -> None:
+    """Re-hash every committed artifact against its MANIFEST; exit 1 if any file is missing or changed."""
+    cfg = _load(None, None, [], store)
+    backend = _open_store(cfg)
+    results = []
+    for manifest in backend.iter_manifests():
+        problems = backend.verify(manifest)
+        results.append({"stage": manifest.stage, "cell": manifest.cell, "key": manifest.key, "generation": manifest.generation, "problems": problems})
+        if not as_json:
+            label = f"{manifest.stage}/{manifest.cell or '-'} {manifest.key[:12]} gen {manifest.generation}"
+            err.print(f"[green]ok[/] {label}" if not problems else f"[red]CORRUPT[/] {label}: " + "; ".join(problems))
+    bad = [r for r in results if r["problems"]]
+    if as_json:
+        print(json.dumps({"checked": len(results), "corrupt": len(bad), "artifacts": results}, indent=2))
+    else:
+        err.print(f"{len(results)} artifacts checked, {len(bad)} corrupt")
+    if bad:
+        raise typer.Exit(EXIT_FAILED)
+
+
+@app.command()
+def gc(
+    store: StoreOpt = None,
+    older_than: Annotated[float, typer.Option("--older-than", help="Only attempts untouched for this many seconds (protects runs in flight).")] = 3600.0,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="List what would be removed.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Remove attempt folders that no MANIFEST references (crashed or lost writers). Committed artifacts are never touched."""
+    cfg = _load(None, None, [], store)
+    backend = _open_store(cfg)
+    orphans = backend.garbage(older_than)
+    if not dry_run:
+        for path in orphans:
+            backend.remove(path)
+    if as_json:
+        print(json.dumps({"removed" if not dry_run else "would_remove": orphans}, indent=2))
+    else:
+        verb = "would remove" if dry_run else "removed"
+        err.print(f"{verb} {len(orphans)} unreferenced attempt(s)")
+
+
+@config_app.command("show")
+def config_show(preset: PresetOpt = None, config: ConfigOpt = None, set_: SetOpt = None, store: StoreOpt = None, as_json: JsonOpt = False) -> None:
+    """Print the resolved configuration (preset < config file < SPARSEPIPE_* environment < --set)."""
+    cfg = _load(preset, config, set_, store)
+    data = cfg.model_dump(mode="json")
+    if as_json:
+        print(json.dumps(data, indent=2))
+    else:
+        import yaml
+
+        out.print(yaml.safe_dump(data, sort_keys=False), highlight=False, markup=False)
+
+
+def _mount_optional_apps() -> None:
+    """Sub-apps owned by other modules; mounted when present."""
+    from importlib import import_module
+
+    for module_name, command in (("cli_tasks", "tasks"), ("cli_bench", "bench")):
+        try:
+            module = import_module(f"{__package__}.{module_name}")
+        except ModuleNotFoundError as error:
+            if error.name != f"{__package__}.{module_name}":
+                raise
+            continue
+        app.add_typer(module.app, name=command)
+
+
+_mount_optional_apps()
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        err.print("[yellow]interrupted[/]")
+        sys.exit(EXIT_INTERRUPTED)

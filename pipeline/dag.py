@@ -1,0 +1,283 @@
+"""Stages, cells, cache keys and plans.
+
+A stage declares its dependencies, a version, the code it runs (fingerprinted
+into every key) and a function that lists its cells from the config.  A cell is
+one unit of work: a single-cell stage has the cell "", a matrix stage one cell
+per model variant or per (checkpoint, task).  Every cell has its own key:
+
+    key = sha256(canonical JSON of {schema, stage, version, cell, code, params, inputs, env})
+
+where `inputs` maps each input to the digest of the upstream MANIFEST, so a
+changed param, code or upstream artifact gives a new key (a Merkle chain).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+from importlib import metadata
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Callable
+
+from .config import PipelineConfig
+from .store import Manifest, Store, canonical_json
+
+KEY_SCHEMA = 1
+
+
+@dataclass(frozen=True)
+class Resources:
+    num_cpus: float = 1.0
+    num_gpus: float = 0.0
+    actor: bool = False  # stateful trainers run in an actor, stateless units as tasks
+
+
+@dataclass(frozen=True)
+class CellRef:
+    stage: str
+    cell: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.stage}/{self.cell}" if self.cell else self.stage
+
+
+@dataclass
+class Cell:
+    stage: str
+    cell: str
+    params: dict[str, Any]
+    inputs: dict[str, CellRef] = field(default_factory=dict)
+    resources: Resources = field(default_factory=Resources)
+
+    @property
+    def ref(self) -> CellRef:
+        return CellRef(self.stage, self.cell)
+
+
+CellLister = Callable[[PipelineConfig, dict[str, list[Cell]]], list[Cell]]
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    version: str
+    deps: tuple[str, ...]
+    code: tuple[str, ...]  # modules or packages whose source is fingerprinted
+    cells: CellLister
+    run: str  # "module:function" called as function(ctx, params_dict) in the worker process
+    description: str = ""
+    matrix: bool = False
+
+
+class Registry:
+    def __init__(self, stages: list[Stage]):
+        self.stages = {stage.name: stage for stage in stages}
+        self.order = self._topological([s.name for s in stages])
+
+    def _topological(self, names: list[str]) -> list[str]:
+        order: list[str] = []
+        visiting: set[str] = set()
+
+        def visit(name: str) -> None:
+            if name in order:
+                return
+            if name in visiting:
+                raise ValueError(f"stage dependency cycle through {name!r}")
+            visiting.add(name)
+            for dep in self.stages[name].deps:
+                if dep not in self.stages:
+                    raise ValueError(f"stage {name!r} depends on unknown stage {dep!r}")
+                visit(dep)
+            visiting.discard(name)
+            order.append(name)
+
+        for name in names:
+            visit(name)
+        return order
+
+    def __getitem__(self, name: str) -> Stage:
+        return self.stages[name]
+
+    def closure(self, targets: list[str]) -> list[str]:
+        """The targets and everything they depend on, in topological order."""
+        needed: set[str] = set()
+
+        def add(name: str) -> None:
+            if name not in needed:
+                needed.add(name)
+                for dep in self.stages[name].deps:
+                    add(dep)
+
+        for target in targets:
+            add(target)
+        return [name for name in self.order if name in needed]
+
+    def downstream(self, name: str) -> set[str]:
+        found: set[str] = set()
+        for other in self.order:
+            if name in self.stages[other].deps or found.intersection(self.stages[other].deps):
+                found.add(other)
+        return found
+
+    def list_cells(self, config: PipelineConfig, stages: list[str]) -> dict[str, list[Cell]]:
+        cells: dict[str, list[Cell]] = {}
+        for name in stages:
+            cells[name] = self.stages[name].cells(config, cells)
+        return cells
+
+
+# --------------------------------------------------------------------- keys
+
+
+def _module_files(name: str) -> list[Path]:
+    spec = importlib.util.find_spec(name)
+    if spec is None or spec.origin is None:
+        raise ValueError(f"cannot fingerprint module {name!r}: not importable")
+    origin = Path(spec.origin)
+    if spec.submodule_search_locations:  # a package: every module below it
+        return sorted(Path(origin).parent.rglob("*.py"))
+    return [origin]
+
+
+@lru_cache(maxsize=None)
+def code_fingerprint(modules: tuple[str, ...]) -> str:
+    digest = hashlib.sha256()
+    for module in modules:
+        for path in _module_files(module):
+            digest.update(path.name.encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def environment_facts() -> dict[str, str]:
+    # Read from metadata: importing torch would cost every `plan` a second.
+    return {"torch": ".".join(metadata.version("torch").split(".")[:2])}
+
+
+def preimage(stage: Stage, cell: Cell, input_digests: dict[str, str]) -> dict[str, Any]:
+    return {
+        "schema": KEY_SCHEMA,
+        "stage": stage.name,
+        "version": stage.version,
+        "cell": cell.cell,
+        "code": code_fingerprint(stage.code),
+        "params": cell.params,
+        "inputs": dict(sorted(input_digests.items())),
+        "env": environment_facts(),
+    }
+
+
+def cache_key(pre: dict[str, Any]) -> str:
+    return hashlib.sha256(canonical_json(pre)).hexdigest()
+
+
+# -------------------------------------------------------------------- plans
+
+HIT, RUN = "HIT", "RUN"
+
+
+@dataclass
+class CellPlan:
+    cell: Cell
+    status: str  # HIT or RUN
+    reason: str
+    key: str | None = None  # None while an upstream still has to run
+    preimage: dict[str, Any] | None = None
+    manifest: Manifest | None = None
+    generation: int = 0
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "stage": self.cell.stage,
+            "cell": self.cell.cell,
+            "status": self.status,
+            "reason": self.reason,
+            "key": self.key,
+            "generation": self.generation if self.status == RUN else (self.manifest.generation if self.manifest else None),
+        }
+
+
+def _changed_params(old: Any, new: Any, prefix: str = "") -> list[str]:
+    if isinstance(old, dict) and isinstance(new, dict):
+        changed = []
+        for key in sorted(set(old) | set(new)):
+            changed.extend(_changed_params(old.get(key), new.get(key), f"{prefix}{key}."))
+        return changed
+    return [] if old == new else [prefix.rstrip(".")]
+
+
+def explain_change(old: dict[str, Any], new: dict[str, Any]) -> str:
+    """Which component of the key pre-image changed since the last build of the same cell."""
+    reasons = []
+    if old.get("version") != new.get("version"):
+        reasons.append(f"stage version {old.get('version')} -> {new.get('version')}")
+    if old.get("code") != new.get("code"):
+        reasons.append("code changed")
+    changed = _changed_params(old.get("params", {}), new.get("params", {}))
+    if changed:
+        shown = ", ".join(changed[:4]) + (f" (+{len(changed) - 4} more)" if len(changed) > 4 else "")
+        reasons.append(f"params changed: {shown}")
+    old_inputs, new_inputs = old.get("inputs", {}), new.get("inputs", {})
+    for name in sorted(set(old_inputs) | set(new_inputs)):
+        if old_inputs.get(name) != new_inputs.get(name):
+            reasons.append(f"upstream {name} changed")
+    if old.get("env") != new.get("env"):
+        reasons.append(f"environment changed: {old.get('env')} -> {new.get('env')}")
+    return "; ".join(reasons) or "key changed"
+
+
+class Planner:
+    """Decides HIT or RUN for every cell, given what the store holds."""
+
+    def __init__(self, registry: Registry, store: Store):
+        self.registry = registry
+        self.store = store
+        self._history: dict[str, list[Manifest]] = {}
+
+    def _previous(self, stage: str, cell: str) -> Manifest | None:
+        if stage not in self._history:
+            pattern = self.store._path(stage, "*", "MANIFEST.*.json")
+            manifests = [self.store._read_manifest(p) for p in self.store.fs.glob(pattern)]
+            self._history[stage] = sorted((m for m in manifests if m), key=lambda m: m.data.get("committed_at", 0))
+        matches = [m for m in self._history[stage] if m.cell == cell]
+        return matches[-1] if matches else None
+
+    def plan_cell(self, cell: Cell, committed: dict[CellRef, Manifest], running: set[CellRef], forced: set[str]) -> CellPlan:
+        stage = self.registry[cell.stage]
+        pending = [name for name, ref in cell.inputs.items() if ref not in committed]
+        if pending:
+            blocked = ", ".join(str(cell.inputs[n]) for n in pending)
+            why = "will run" if any(cell.inputs[n] in running for n in pending) else "is not built"
+            return CellPlan(cell, RUN, f"upstream {blocked} {why}")
+        digests = {name: committed[ref].digest for name, ref in cell.inputs.items()}
+        pre = preimage(stage, cell, digests)
+        key = cache_key(pre)
+        manifest = self.store.lookup(cell.stage, key)
+        if cell.stage in forced:
+            generation = 0 if manifest is None else manifest.generation + 1
+            return CellPlan(cell, RUN, f"--force (generation {generation})", key, pre, manifest, generation)
+        if manifest is not None:
+            return CellPlan(cell, HIT, f"committed generation {manifest.generation}", key, pre, manifest, manifest.generation)
+        previous = self._previous(cell.stage, cell.cell)
+        reason = "never built" if previous is None else explain_change(previous.data["preimage"], pre)
+        return CellPlan(cell, RUN, reason, key, pre, None, 0)
+
+    def plan(self, config: PipelineConfig, targets: list[str], forced: set[str] | None = None) -> list[CellPlan]:
+        """A static plan: cells whose upstream must run first are RUN without a key yet."""
+        forced = forced or set()
+        stages = self.registry.closure(targets)
+        cells = self.registry.list_cells(config, stages)
+        committed: dict[CellRef, Manifest] = {}
+        running: set[CellRef] = set()
+        plans = []
+        for name in stages:
+            for cell in cells[name]:
+                plan = self.plan_cell(cell, committed, running, forced)
+                if plan.status == HIT and plan.manifest is not None:
+                    committed[cell.ref] = plan.manifest
+                else:
+                    running.add(cell.ref)
+                plans.append(plan)
+        return plans

@@ -1,0 +1,125 @@
+"""One unit of work, as it runs inside a Ray task or actor: inputs in, worker, commit.
+
+Everything here runs in the worker process.  It opens the store itself (the
+spec travels, not the data), fetches the inputs, runs the stage's worker
+function on a private scratch folder and commits the result.  It is
+idempotent: a retried unit either finds its artifact committed by the first
+try's winner or commits the same generation exclusively.
+"""
+
+from __future__ import annotations
+
+import importlib
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from ..workers.context import WorkContext
+from .store import CommitRecord, Manifest, StoreSpec
+
+REPORT_INTERVAL_S = 0.25
+
+
+@dataclass
+class UnitRequest:
+    """What the driver sends for one cell (small: references, never data)."""
+
+    stage: str
+    cell: str
+    run: str
+    key: str
+    generation: int
+    params: dict[str, Any]
+    preimage: dict[str, Any]
+    inputs: dict[str, tuple[bytes, str]]  # input name -> (manifest bytes, manifest path)
+    num_cpus: float = 1.0
+    num_gpus: float = 0.0
+    parents: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        return f"{self.stage}/{self.cell}" if self.cell else self.stage
+
+
+def resolve_function(reference: str) -> Callable[..., Any]:
+    module_name, _, attribute = reference.partition(":")
+    return getattr(importlib.import_module(module_name), attribute)
+
+
+def _throttled(report: Callable[[dict[str, Any]], None]) -> Callable[[dict[str, Any]], None]:
+    last = [0.0]
+
+    def send(event: dict[str, Any]) -> None:
+        now = time.monotonic()
+        finished = event.get("total") is not None and event.get("completed") == event.get("total")
+        if finished or now - last[0] >= REPORT_INTERVAL_S:
+            last[0] = now
+            report(event)
+
+    return send
+
+
+def _limit_threads(num_cpus: float) -> int:
+    threads = max(1, int(num_cpus))
+    try:
+        import torch
+
+        torch.set_num_threads(threads)
+    except ImportError:
+        pass
+    return threads
+
+
+def _device(num_gpus: float) -> str:
+    if num_gpus <= 0:
+        return "cpu"
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def ray_submit(calls: list[tuple[Callable[..., Any], tuple, dict[str, Any]]]) -> list[Any]:
+    """Run (function, args, resources) calls as concurrent Ray tasks; results in order."""
+    import ray
+
+    refs = [ray.remote(function).options(**resources).remote(*args) for function, args, resources in calls]
+    return ray.get(refs)
+
+
+def execute_unit(spec: StoreSpec, request: UnitRequest, report: Callable[[dict[str, Any]], None] | None = None, submit: Callable[..., list[Any]] | None = None) -> tuple[bytes, str, bool]:
+    """Run one cell and commit it. Returns (manifest bytes, manifest path, won the commit)."""
+    store = spec.open()
+    existing = store.lookup(request.stage, request.key)
+    if existing is not None and existing.generation >= request.generation:
+        return existing.raw, existing.path, False  # a retry after the first attempt committed
+    inputs = {name: store.materialize(Manifest(raw=raw, path=path)) for name, (raw, path) in request.inputs.items()}
+    started = time.time()
+    with tempfile.TemporaryDirectory(prefix=f"sparsepipe-{request.stage}-") as scratch:
+        out_dir = Path(scratch) / "out"
+        out_dir.mkdir()
+        ctx = WorkContext(
+            out_dir=out_dir,
+            inputs=inputs,
+            progress=store.progress_area(request.stage, request.key, request.generation),
+            num_threads=_limit_threads(request.num_cpus),
+            device=_device(request.num_gpus),
+            cell=request.cell,
+            submit=submit,
+        )
+        if report is not None:
+            ctx.report = _throttled(report)
+        resolve_function(request.run)(ctx, request.params)
+        record = CommitRecord(
+            stage=request.stage,
+            key=request.key,
+            cell=request.cell,
+            preimage=request.preimage,
+            parents=request.parents,
+            metrics=ctx.metrics,
+            started=started,
+            finished=time.time(),
+        )
+        manifest, won = store.commit(record, out_dir, request.generation)
+    return manifest.raw, manifest.path, won

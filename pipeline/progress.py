@@ -1,0 +1,74 @@
+"""Progress bars on stderr: one per stage (cells done) and one per running cell."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from .dag import HIT, CellPlan
+
+
+def _label(plan: CellPlan) -> str:
+    return f"{plan.cell.stage}/{plan.cell.cell}" if plan.cell.cell else plan.cell.stage
+
+
+class ProgressView:
+    def __init__(self, console: Console | None = None):
+        self.console = console or Console(stderr=True)
+        self.bars = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=self.console,
+            transient=False,
+        )
+        self.stage_tasks: dict[str, Any] = {}
+        self.cell_tasks: dict[str, Any] = {}
+
+    def __enter__(self) -> "ProgressView":
+        self.bars.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.bars.stop()
+
+    def start(self, plans: list[CellPlan]) -> None:
+        totals: dict[str, list[int]] = {}
+        for plan in plans:
+            done_total = totals.setdefault(plan.cell.stage, [0, 0])
+            done_total[1] += 1
+            done_total[0] += plan.status == HIT
+        for stage, (done, total) in totals.items():
+            self.stage_tasks[stage] = self.bars.add_task(f"[bold]{stage}[/] cells", total=total, completed=done)
+
+    def begin(self, plan: CellPlan) -> None:
+        label = _label(plan)
+        self.cell_tasks[label] = self.bars.add_task(f"  {label}: {plan.reason}", total=None)
+
+    def update(self, events: dict[str, dict[str, Any]]) -> None:
+        for label, event in events.items():
+            task = self.cell_tasks.get(label)
+            if task is None:
+                continue
+            description = event.get("description")
+            self.bars.update(
+                task,
+                completed=event.get("completed", 0),
+                total=event.get("total"),
+                description=f"  {label}: {description}" if description else None,
+            )
+
+    def finish(self, plan: CellPlan, ok: bool, error: str | None = None) -> None:
+        label = _label(plan)
+        task = self.cell_tasks.pop(label, None)
+        if task is not None:
+            self.bars.remove_task(task)
+        if plan.status != HIT:
+            mark = "[green]done[/]" if ok else f"[red]failed[/] {error or ''}"
+            self.console.print(f"{label}: {mark}")
+        stage_task = self.stage_tasks.get(plan.cell.stage)
+        if stage_task is not None and plan.status != HIT:
+            self.bars.advance(stage_task)

@@ -1,0 +1,253 @@
+"""Executing a plan on Ray: a private local instance by default, an existing cluster with --cluster.
+
+The driver schedules a cell as soon as all its inputs are committed, so
+independent stages and cells overlap.  Data never passes through the driver:
+a unit receives manifest references and reads and writes the store itself.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from .config import PipelineConfig
+from .dag import HIT, CellPlan, CellRef, Planner, Registry
+from .execute import UnitRequest, execute_unit, ray_submit
+from .store import Manifest, Store, StoreSpec
+
+# Variables a worker on another node needs to reach the same store and behave the same.
+FORWARDED_ENV_PREFIXES = ("AWS_", "SPARSEPIPE_", "TRITON_")
+
+
+class ClusterError(RuntimeError):
+    """No Ray cluster answers at the given address."""
+
+
+@dataclass
+class CellOutcome:
+    plan: CellPlan
+    manifest: Manifest | None = None
+    error: str | None = None
+    skipped_because: str | None = None
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.manifest is not None
+
+    def as_json(self) -> dict[str, Any]:
+        data = self.plan.as_json()
+        if self.manifest is not None:
+            data.update(key=self.manifest.key, generation=self.manifest.generation, digest=self.manifest.digest, metrics=self.manifest.metrics)
+        data.update(error=self.error, skipped_because=self.skipped_because, seconds=round(self.seconds, 3))
+        return data
+
+
+@dataclass
+class RunReport:
+    outcomes: list[CellOutcome] = field(default_factory=list)
+    ray_started: bool = False
+
+    @property
+    def failed(self) -> list[CellOutcome]:
+        return [o for o in self.outcomes if o.error is not None or o.skipped_because is not None]
+
+
+def forwarded_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k.startswith(FORWARDED_ENV_PREFIXES)}
+
+
+def _check_address(address: str, timeout_s: float) -> None:
+    """Fail fast when nothing listens: ray.init would retry a dead GCS for minutes."""
+    hostport = address.removeprefix("ray://")
+    host, _, port = hostport.rpartition(":")
+    if not host or not port.isdigit():
+        raise ClusterError(f"cluster address {address!r} is not HOST:PORT (e.g. 127.0.0.1:6379)")
+    try:
+        with socket.create_connection((host, int(port)), timeout=min(timeout_s, 5.0)):
+            pass
+    except OSError as error:
+        raise ClusterError(
+            f"no Ray cluster answers at {address} ({error}). Start one with `ray start --head --port {port}` "
+            "or pass the address of a running cluster to --cluster (or set RAY_ADDRESS)."
+        ) from None
+
+
+def connect(config: PipelineConfig, cluster: str | None) -> str:
+    """Start or join Ray. Returns a description of where we run."""
+    import ray
+
+    runtime_env = {"env_vars": forwarded_env()}
+    if cluster is None:
+        ray.init(
+            address="local",
+            num_cpus=config.execution.num_cpus or os.cpu_count(),
+            object_store_memory=config.execution.object_store_mb * 1024 * 1024,
+            include_dashboard=False,
+            log_to_driver=bool(os.environ.get("SPARSEPIPE_RAY_LOGS")),
+            runtime_env=runtime_env,
+            configure_logging=False,
+        )
+        return f"local Ray instance ({int(ray.cluster_resources().get('CPU', 0))} CPUs)"
+    address = cluster if cluster not in ("", "auto") else (config.execution.address or os.environ.get("RAY_ADDRESS"))
+    if not address:
+        raise ClusterError("--cluster needs an address: pass --cluster HOST:PORT, set execution.address, or set RAY_ADDRESS")
+    _check_address(address, config.execution.connect_timeout_s)
+    ray.init(address=address, runtime_env=runtime_env, log_to_driver=False, configure_logging=False)
+    nodes = [n for n in ray.nodes() if n.get("Alive")]
+    return f"Ray cluster at {address} ({len(nodes)} nodes, {int(ray.cluster_resources().get('CPU', 0))} CPUs)"
+
+
+def _remote_units():
+    """Ray wrappers around execute_unit, built lazily so `plan` never imports ray."""
+    import ray
+
+    @ray.remote
+    class ProgressBoard:
+        def __init__(self) -> None:
+            self.events: dict[str, dict[str, Any]] = {}
+
+        def update(self, label: str, event: dict[str, Any]) -> None:
+            self.events[label] = event
+
+        def snapshot(self) -> dict[str, dict[str, Any]]:
+            return dict(self.events)
+
+    def run_unit(spec: StoreSpec, request: UnitRequest, board: Any) -> tuple[bytes, str, bool]:
+        def report(event: dict[str, Any]) -> None:
+            board.update.remote(request.label, event)
+
+        return execute_unit(spec, request, report=report, submit=ray_submit)
+
+    @ray.remote
+    class CellActor:
+        """Stateful trainers run in an actor of their own."""
+
+        def run(self, spec: StoreSpec, request: UnitRequest, board: Any) -> tuple[bytes, str, bool]:
+            return run_unit(spec, request, board)
+
+    return ProgressBoard, ray.remote(run_unit), CellActor
+
+
+class Runner:
+    def __init__(self, registry: Registry, store: Store, config: PipelineConfig, progress: Any = None):
+        self.registry = registry
+        self.store = store
+        self.config = config
+        self.planner = Planner(registry, store)
+        self.progress = progress  # a ProgressView, or None
+
+    def _request(self, plan: CellPlan, committed: dict[CellRef, Manifest], has_gpus: bool) -> UnitRequest:
+        cell = plan.cell
+        stage = self.registry[cell.stage]
+        inputs = {name: (committed[ref].raw, committed[ref].path) for name, ref in cell.inputs.items()}
+        parents = {name: {"stage": ref.stage, "cell": ref.cell, "key": committed[ref].key, "digest": committed[ref].digest} for name, ref in cell.inputs.items()}
+        return UnitRequest(
+            stage=cell.stage,
+            cell=cell.cell,
+            run=stage.run,
+            key=plan.key or "",
+            generation=plan.generation,
+            params=cell.params,
+            preimage=plan.preimage or {},
+            inputs=inputs,
+            num_cpus=cell.resources.num_cpus,
+            num_gpus=cell.resources.num_gpus if has_gpus else 0.0,
+            parents=parents,
+        )
+
+    def run(self, targets: list[str], forced: set[str], cluster: str | None, on_connect: Callable[[str], None] | None = None) -> RunReport:
+        import ray
+
+        report = RunReport()
+        static = self.planner.plan(self.config, targets, forced)
+        committed = {p.cell.ref: p.manifest for p in static if p.status == HIT and p.manifest is not None}
+        todo = [p.cell for p in static if p.status != HIT]
+        report.outcomes.extend(CellOutcome(p, manifest=p.manifest) for p in static if p.status == HIT)
+        if self.progress:
+            self.progress.start(static)
+        if not todo:
+            return report
+
+        where = connect(self.config, cluster)
+        report.ray_started = True
+        if on_connect:
+            on_connect(where)
+        has_gpus = ray.cluster_resources().get("GPU", 0) > 0
+        board_class, run_task, actor_class = _remote_units()
+        board = board_class.remote()
+        spec = self.store.spec
+        in_flight: dict[Any, tuple[CellPlan, float, Any]] = {}
+        failed: set[CellRef] = set()
+        retries = self.config.execution.max_retries
+        try:
+            while todo or in_flight:
+                for cell in list(todo):
+                    dead = [ref for ref in cell.inputs.values() if ref in failed]
+                    if dead:
+                        todo.remove(cell)
+                        failed.add(cell.ref)
+                        plan = CellPlan(cell, "RUN", "upstream failed")
+                        report.outcomes.append(CellOutcome(plan, skipped_because=f"upstream {', '.join(map(str, dead))} failed"))
+                        if self.progress:
+                            self.progress.finish(plan, ok=False)
+                        continue
+                    if not all(ref in committed for ref in cell.inputs.values()):
+                        continue
+                    todo.remove(cell)
+                    plan = self.planner.plan_cell(cell, committed, set(), forced)
+                    if plan.status == HIT and plan.manifest is not None:
+                        committed[cell.ref] = plan.manifest
+                        report.outcomes.append(CellOutcome(plan, manifest=plan.manifest))
+                        if self.progress:
+                            self.progress.finish(plan, ok=True)
+                        continue
+                    request = self._request(plan, committed, has_gpus)
+                    options = {"num_cpus": request.num_cpus, "num_gpus": request.num_gpus}
+                    if cell.resources.actor:
+                        actor = actor_class.options(**options, max_restarts=retries, max_task_retries=retries).remote()
+                        ref = actor.run.remote(spec, request, board)
+                    else:
+                        actor = None
+                        ref = run_task.options(**options, max_retries=retries).remote(spec, request, board)
+                    in_flight[ref] = (plan, time.time(), actor)
+                    if self.progress:
+                        self.progress.begin(plan)
+                if not in_flight:
+                    continue
+                ready, _ = ray.wait(list(in_flight), num_returns=1, timeout=0.25)
+                if self.progress:
+                    self.progress.update(ray.get(board.snapshot.remote()))
+                for ref in ready:
+                    plan, started, actor = in_flight.pop(ref)
+                    outcome = CellOutcome(plan, seconds=time.time() - started)
+                    try:
+                        raw, path, _ = ray.get(ref)
+                        outcome.manifest = Manifest(raw=raw, path=path)
+                        committed[plan.cell.ref] = outcome.manifest
+                    except ray.exceptions.RayError as error:
+                        outcome.error = _short_error(error)
+                        failed.add(plan.cell.ref)
+                    if actor is not None:
+                        ray.kill(actor)
+                    report.outcomes.append(outcome)
+                    if self.progress:
+                        self.progress.finish(plan, ok=outcome.ok, error=outcome.error)
+        finally:
+            for ref, (_, _, actor) in in_flight.items():
+                ray.cancel(ref, force=True) if actor is None else ray.kill(actor)
+            ray.shutdown()
+        return report
+
+
+def _short_error(error: Exception) -> str:
+    """The worker's own exception line, without Ray's wrapping traceback."""
+    cause = getattr(error, "cause", None)
+    if cause is not None:
+        return f"{type(cause).__name__}: {cause}"
+    lines = [line for line in str(error).strip().splitlines() if line.strip()]
+    return lines[-1] if lines else type(error).__name__
+

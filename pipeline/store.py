@@ -1,0 +1,421 @@
+"""The artifact store: folders of files committed by a create-only MANIFEST, over fsspec.
+
+Layout under the store root (a local folder or s3://bucket/prefix):
+
+    <stage>/<key>/attempts/<uuid>/...           data of one attempt, invisible until committed
+    <stage>/<key>/MANIFEST.<gen:04d>.json       the commit record, created last and create-only
+    <stage>/<key>/progress/<gen:04d>/...        resumable state of a running cell
+
+An artifact is the highest generation whose manifest exists.  Creating the
+manifest is atomic and exclusive (a hard link locally, `If-None-Match: *` on S3
+through s3fs' "xb" mode), so of two racing writers exactly one commits and the
+other adopts the winner's artifact.  `--force` commits generation + 1 the same
+way.  Nothing committed is ever overwritten or deleted, except by `gc`, which
+only removes attempts that no manifest references.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import socket
+import subprocess
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Iterator
+
+import fsspec
+
+SCHEMA = 1
+MANIFEST_PREFIX = "MANIFEST."
+HASH_CHUNK = 1 << 20
+
+
+class StoreError(RuntimeError):
+    """The store cannot be reached or holds something it should not."""
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(HASH_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def canonical_json(value: Any) -> bytes:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+@dataclass(frozen=True)
+class StoreSpec:
+    """Everything a process needs to open the same store (sent to Ray workers)."""
+
+    url: str
+    endpoint_url: str | None = None
+    region: str | None = None
+
+    @property
+    def is_local(self) -> bool:
+        return "://" not in self.url or self.url.startswith("file://")
+
+    def open(self) -> "Store":
+        return Store(self)
+
+
+@dataclass
+class Manifest:
+    raw: bytes
+    path: str
+
+    @cached_property
+    def data(self) -> dict[str, Any]:
+        return json.loads(self.raw)
+
+    @property
+    def digest(self) -> str:
+        return hashlib.sha256(self.raw).hexdigest()
+
+    @property
+    def stage(self) -> str:
+        return self.data["stage"]
+
+    @property
+    def key(self) -> str:
+        return self.data["key"]
+
+    @property
+    def cell(self) -> str:
+        return self.data.get("cell", "")
+
+    @property
+    def generation(self) -> int:
+        return self.data["generation"]
+
+    @property
+    def attempt(self) -> str:
+        return self.data["attempt"]
+
+    @property
+    def files(self) -> dict[str, dict[str, Any]]:
+        return self.data["files"]
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        return self.data.get("metrics", {})
+
+    @property
+    def size(self) -> int:
+        return sum(f["size"] for f in self.files.values())
+
+
+@dataclass
+class CommitRecord:
+    """What the runner knows about a unit when it commits it."""
+
+    stage: str
+    key: str
+    cell: str
+    preimage: dict[str, Any]
+    parents: dict[str, dict[str, str]]
+    metrics: dict[str, Any] = field(default_factory=dict)
+    started: float = 0.0
+    finished: float = 0.0
+
+
+def provenance() -> dict[str, Any]:
+    from importlib import metadata
+
+    info: dict[str, Any] = {"host": socket.gethostname(), "python": platform.python_version(), "pid": os.getpid()}
+    for package in ("sparsepipe", "torch", "ray"):
+        try:
+            info[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            info[package] = None
+    info["git_commit"] = git_commit()
+    return info
+
+
+def git_commit() -> str | None:
+    here = Path(__file__).resolve().parent
+    try:
+        result = subprocess.run(["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return result.stdout.strip() or None if result.returncode == 0 else None
+
+
+class Store:
+    def __init__(self, spec: StoreSpec):
+        self.spec = spec
+        if spec.is_local:
+            self.fs = fsspec.filesystem("file")
+            self.root = str(Path(spec.url.removeprefix("file://")).expanduser().resolve())
+            self.fs.makedirs(self.root, exist_ok=True)
+        else:
+            protocol, _, path = spec.url.partition("://")
+            options: dict[str, Any] = {"use_listings_cache": False, "skip_instance_cache": True}
+            if protocol == "s3":
+                endpoint = spec.endpoint_url or os.environ.get("AWS_ENDPOINT_URL")
+                client_kwargs = {}
+                if endpoint:
+                    client_kwargs["endpoint_url"] = endpoint
+                if spec.region:
+                    client_kwargs["region_name"] = spec.region
+                options["client_kwargs"] = client_kwargs
+            self.fs = fsspec.filesystem(protocol, **options)
+            self.root = path.rstrip("/")
+            self._check_reachable()
+
+    def _check_reachable(self) -> None:
+        bucket = self.root.split("/")[0]
+        try:
+            self.fs.ls(bucket)
+        except FileNotFoundError:
+            raise StoreError(f"the store {self.spec.url} does not exist: bucket {bucket!r} not found; create it first") from None
+        except Exception as error:  # botocore raises many kinds; all mean "unreachable"
+            endpoint = self.spec.endpoint_url or os.environ.get("AWS_ENDPOINT_URL") or "AWS"
+            raise StoreError(f"cannot reach the store {self.spec.url} at {endpoint}: {error}. Check AWS_ENDPOINT_URL and credentials.") from None
+
+    # ------------------------------------------------------------------ paths
+
+    def _path(self, *parts: str) -> str:
+        return "/".join([self.root, *parts])
+
+    def artifact_dir(self, stage: str, key: str) -> str:
+        return self._path(stage, key)
+
+    def url_of(self, path: str) -> str:
+        return path if self.spec.is_local else f"{self.spec.url.partition('://')[0]}://{path}"
+
+    # ---------------------------------------------------------------- lookups
+
+    def _manifest_paths(self, stage: str, key: str) -> list[str]:
+        try:
+            entries = self.fs.ls(self.artifact_dir(stage, key), detail=False)
+        except FileNotFoundError:
+            return []
+        return sorted(p for p in entries if p.rsplit("/", 1)[-1].startswith(MANIFEST_PREFIX))
+
+    def _read_manifest(self, path: str) -> Manifest | None:
+        try:
+            raw = self.fs.cat_file(path)
+        except FileNotFoundError:
+            return None
+        try:
+            json.loads(raw)
+        except ValueError:
+            return None  # never produced by us: creation is atomic; ignore rather than trust
+        return Manifest(raw=raw, path=path)
+
+    def lookup(self, stage: str, key: str) -> Manifest | None:
+        """The committed artifact of (stage, key): its newest generation, or None."""
+        for path in reversed(self._manifest_paths(stage, key)):
+            manifest = self._read_manifest(path)
+            if manifest is not None:
+                return manifest
+        return None
+
+    def next_generation(self, stage: str, key: str) -> int:
+        current = self.lookup(stage, key)
+        return 0 if current is None else current.generation + 1
+
+    def iter_manifests(self) -> Iterator[Manifest]:
+        pattern = self._path("*", "*", f"{MANIFEST_PREFIX}*.json")
+        for path in sorted(self.fs.glob(pattern)):
+            manifest = self._read_manifest(path)
+            if manifest is not None:
+                yield manifest
+
+    # ----------------------------------------------------------------- commit
+
+    def commit(self, record: CommitRecord, local_dir: Path, generation: int, attempt: str | None = None) -> tuple[Manifest, bool]:
+        """Upload `local_dir` as an attempt and create the manifest of `generation`.
+
+        Returns (manifest, won): won is False when another writer committed this
+        generation first; the returned manifest is then theirs.
+        """
+        attempt = attempt or uuid.uuid4().hex
+        files = {}
+        for path in sorted(p for p in Path(local_dir).rglob("*") if p.is_file()):
+            relative = path.relative_to(local_dir).as_posix()
+            files[relative] = {"size": path.stat().st_size, "sha256": sha256_file(path)}
+        attempt_dir = self._path(record.stage, record.key, "attempts", attempt)
+        for relative in files:
+            target = f"{attempt_dir}/{relative}"
+            self.fs.makedirs(target.rsplit("/", 1)[0], exist_ok=True)
+            self.fs.put_file(str(Path(local_dir) / relative), target)
+        for relative, info in files.items():
+            uploaded = self.fs.size(f"{attempt_dir}/{relative}")
+            if uploaded != info["size"]:
+                raise StoreError(f"upload of {relative} to {attempt_dir} is {uploaded} bytes, expected {info['size']}")
+        body = {
+            "schema": SCHEMA,
+            "stage": record.stage,
+            "key": record.key,
+            "cell": record.cell,
+            "generation": generation,
+            "attempt": attempt,
+            "files": files,
+            "preimage": record.preimage,
+            "parents": record.parents,
+            "metrics": record.metrics,
+            "timings": {"started": record.started, "finished": record.finished, "seconds": round(record.finished - record.started, 3)},
+            "provenance": provenance(),
+            "committed_at": time.time(),
+        }
+        raw = json.dumps(body, indent=2, sort_keys=True, default=str).encode("utf-8")
+        path = self._path(record.stage, record.key, f"{MANIFEST_PREFIX}{generation:04d}.json")
+        if self.create_exclusive(path, raw):
+            return Manifest(raw=raw, path=path), True
+        winner = self._read_manifest(path)
+        if winner is None:
+            raise StoreError(f"{path} exists but cannot be read")
+        return winner, False
+
+    def create_exclusive(self, path: str, data: bytes) -> bool:
+        """Create `path` with `data` atomically, only if absent. False when it already exists."""
+        if self.spec.is_local:
+            directory = Path(path).parent
+            directory.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=directory, prefix=".manifest-", delete=False) as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            try:
+                os.link(handle.name, path)
+                return True
+            except FileExistsError:
+                return False
+            finally:
+                os.unlink(handle.name)
+        try:
+            with self.fs.open(path, "xb") as handle:
+                handle.write(data)
+            return True
+        except FileExistsError:
+            return False
+
+    # ------------------------------------------------------------------ reads
+
+    def attempt_url(self, manifest: Manifest) -> str:
+        return self.url_of(self._path(manifest.stage, manifest.key, "attempts", manifest.attempt))
+
+    def materialize(self, manifest: Manifest, cache_root: Path | None = None) -> Path:
+        """A local folder with the artifact's files: the attempt itself for local stores, a cached copy otherwise."""
+        attempt_dir = self._path(manifest.stage, manifest.key, "attempts", manifest.attempt)
+        if self.spec.is_local:
+            return Path(attempt_dir)
+        cache_root = cache_root or Path(os.environ.get("SPARSEPIPE_CACHE", Path.home() / ".cache" / "sparsepipe"))
+        target = cache_root / manifest.digest
+        done = target / ".complete"
+        if done.exists():
+            return target
+        cache_root.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(dir=cache_root, prefix=".fetch-"))
+        for relative, info in manifest.files.items():
+            local = staging / relative
+            local.parent.mkdir(parents=True, exist_ok=True)
+            self.fs.get_file(f"{attempt_dir}/{relative}", str(local))
+            if sha256_file(local) != info["sha256"]:
+                raise StoreError(f"{relative} of {manifest.stage}/{manifest.key} does not match its manifest; run `sparsepipe verify`")
+        (staging / ".complete").write_text(manifest.digest)
+        try:
+            os.rename(staging, target)
+        except OSError:  # another process cached it first
+            pass
+        return target
+
+    def verify(self, manifest: Manifest) -> list[str]:
+        """Problems found by re-hashing every file of the artifact (empty when intact)."""
+        attempt_dir = self._path(manifest.stage, manifest.key, "attempts", manifest.attempt)
+        problems = []
+        for relative, info in manifest.files.items():
+            path = f"{attempt_dir}/{relative}"
+            try:
+                digest = hashlib.sha256()
+                with self.fs.open(path, "rb") as handle:
+                    while chunk := handle.read(HASH_CHUNK):
+                        digest.update(chunk)
+            except FileNotFoundError:
+                problems.append(f"{relative}: missing")
+                continue
+            if digest.hexdigest() != info["sha256"]:
+                problems.append(f"{relative}: sha256 {digest.hexdigest()[:12]}… does not match the manifest's {info['sha256'][:12]}…")
+        return problems
+
+    # --------------------------------------------------------------- progress
+
+    def progress_area(self, stage: str, key: str, generation: int) -> "StoreProgressArea":
+        return StoreProgressArea(self, self._path(stage, key, "progress", f"{generation:04d}"))
+
+    # --------------------------------------------------------------------- gc
+
+    def garbage(self, older_than_s: float = 0.0) -> list[str]:
+        """Attempt folders no manifest references, last touched more than `older_than_s` ago."""
+        referenced = {self._path(m.stage, m.key, "attempts", m.attempt) for m in self.iter_manifests()}
+        now = time.time()
+        orphans = []
+        for attempts_dir in self.fs.glob(self._path("*", "*", "attempts")):
+            for attempt in self.fs.ls(attempts_dir, detail=False):
+                if attempt in referenced:
+                    continue
+                if older_than_s > 0 and now - self._newest_mtime(attempt) < older_than_s:
+                    continue
+                orphans.append(attempt)
+        return sorted(orphans)
+
+    def _newest_mtime(self, folder: str) -> float:
+        newest = 0.0
+        for path in self.fs.find(folder):
+            info = self.fs.info(path)
+            stamp = info.get("mtime") or info.get("LastModified") or info.get("created")
+            if hasattr(stamp, "timestamp"):
+                stamp = stamp.timestamp()
+            newest = max(newest, float(stamp or 0.0))
+        return newest
+
+    def remove(self, path: str) -> None:
+        self.fs.rm(path, recursive=True)
+
+
+class StoreProgressArea:
+    """The ProgressArea of one cell, kept in the store so a run killed anywhere resumes."""
+
+    def __init__(self, store: Store, root: str):
+        self.store = store
+        self.root = root
+
+    def put(self, name: str, local_file: Path) -> None:
+        target = f"{self.root}/{name}"
+        self.store.fs.makedirs(target.rsplit("/", 1)[0], exist_ok=True)
+        if self.store.spec.is_local:
+            staging = f"{target}.{uuid.uuid4().hex}.tmp"
+            self.store.fs.put_file(str(local_file), staging)
+            os.replace(staging, target)
+        else:
+            self.store.fs.put_file(str(local_file), target)  # a single PUT replaces atomically
+
+    def get(self, name: str, local_file: Path) -> bool:
+        try:
+            self.store.fs.get_file(f"{self.root}/{name}", str(local_file))
+            return True
+        except FileNotFoundError:
+            return False
+
+    def exists(self, name: str) -> bool:
+        return self.store.fs.exists(f"{self.root}/{name}")
+
+    def list(self, prefix: str = "") -> list[str]:
+        try:
+            found = self.store.fs.find(self.root)
+        except FileNotFoundError:
+            return []
+        names = [p[len(self.root) + 1 :] for p in found]
+        return sorted(n for n in names if n.startswith(prefix) and not n.endswith(".tmp"))

@@ -1,0 +1,106 @@
+"""What a stage's worker function receives: local folders in, a local folder out.
+
+The pipeline builds a `WorkContext` for every unit of work (a stage, or one cell
+of a matrix stage) and hands it to the worker function.  Workers never see the
+store: inputs arrive as local folders, everything written under `out_dir`
+becomes the artifact, and `progress` keeps resumable state that survives a
+killed run (it lives in the store under the cell's key).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Protocol
+
+
+class ProgressArea(Protocol):
+    """Durable scratch space for one cell: checkpoints, tuner state, trial results."""
+
+    def put(self, name: str, local_file: Path) -> None:
+        """Store `local_file` under `name` (replacing an earlier version)."""
+
+    def get(self, name: str, local_file: Path) -> bool:
+        """Copy `name` to `local_file`; False when it was never stored."""
+
+    def exists(self, name: str) -> bool: ...
+
+    def list(self, prefix: str = "") -> list[str]: ...
+
+
+class LocalProgressArea:
+    """A ProgressArea on a local folder; used by tests and by local stores."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def put(self, name: str, local_file: Path) -> None:
+        target = self.root / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(target.name + ".tmp")
+        tmp.write_bytes(Path(local_file).read_bytes())
+        os.replace(tmp, target)
+
+    def get(self, name: str, local_file: Path) -> bool:
+        source = self.root / name
+        if not source.exists():
+            return False
+        Path(local_file).parent.mkdir(parents=True, exist_ok=True)
+        Path(local_file).write_bytes(source.read_bytes())
+        return True
+
+    def exists(self, name: str) -> bool:
+        return (self.root / name).exists()
+
+    def list(self, prefix: str = "") -> list[str]:
+        return sorted(
+            str(p.relative_to(self.root)) for p in self.root.rglob("*") if p.is_file() and str(p.relative_to(self.root)).startswith(prefix)
+        )
+
+
+def _ignore_event(event: dict[str, Any]) -> None:
+    return None
+
+
+@dataclass
+class WorkContext:
+    """Everything one unit of work may touch.
+
+    - `inputs[name]`: local folder holding the committed files of upstream `name`.
+    - `out_dir`: local folder; every file written here is committed as the artifact.
+    - `progress`: resumable state for this cell (see ProgressArea).
+    - `metrics`: filled by the worker; recorded in the MANIFEST (JSON-serialisable).
+    - `report(event)`: progress events for the controller's bars, e.g.
+      `{"completed": 120, "total": 1000, "description": "loss 3.21"}`.
+    - `num_threads`: CPUs this unit was given; torch is already limited to it.
+    - `device`: "cuda" when the unit was given a GPU, else "cpu".
+    - `submit`: runs a list of callables concurrently on the cluster (Ray tasks when
+      the pipeline runs on Ray, threads in tests) and returns their results in order;
+      each item is (function, args tuple, resources dict).
+    """
+
+    out_dir: Path
+    inputs: dict[str, Path] = field(default_factory=dict)
+    progress: ProgressArea | None = None
+    metrics: dict[str, Any] = field(default_factory=dict)
+    report: Callable[[dict[str, Any]], None] = _ignore_event
+    num_threads: int = 1
+    device: str = "cpu"
+    cell: str = ""
+    submit: Callable[..., list[Any]] | None = None
+
+    def input(self, name: str) -> Path:
+        try:
+            return self.inputs[name]
+        except KeyError:
+            raise KeyError(f"this stage has no input named {name!r}; it has {sorted(self.inputs)}") from None
+
+
+def local_context(out_dir: Path, inputs: dict[str, Path] | None = None, progress_dir: Path | None = None, **kwargs: Any) -> WorkContext:
+    """A WorkContext on plain folders, for tests and scripts that call a worker directly."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    progress = LocalProgressArea(progress_dir if progress_dir is not None else out_dir.parent / (out_dir.name + ".progress"))
+    return WorkContext(out_dir=out_dir, inputs={k: Path(v) for k, v in (inputs or {}).items()}, progress=progress, **kwargs)
