@@ -14,13 +14,17 @@ from ..workers.context import WorkContext
 
 
 def _tokenize_cells(config: PipelineConfig, upstream: dict[str, list[Cell]]) -> list[Cell]:
-    return [Cell("tokenize", "", config.tokenize.model_dump(mode="json"), resources=Resources(num_cpus=1))]
+    from ..workers.corpus import corpus_fingerprint
+
+    # The corpus is an input too: its fingerprint keys the cell, so edited files re-tokenize.
+    params = {**config.tokenize.model_dump(mode="json"), "corpus_fingerprint": corpus_fingerprint(config.tokenize.corpus.paths)}
+    return [Cell("tokenize", "", params, resources=Resources(num_cpus=1))]
 
 
 def run_tokenize_cell(ctx: WorkContext, params: dict[str, Any]) -> None:
     from ..workers.tokenize import run_tokenize
 
-    run_tokenize(ctx, TokenizeConfig.model_validate(params))
+    run_tokenize(ctx, TokenizeConfig.model_validate({k: v for k, v in params.items() if k != "corpus_fingerprint"}))
 
 
 TOKENIZE = Stage(

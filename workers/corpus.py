@@ -108,14 +108,26 @@ def _table_texts(path: str, column: str) -> Iterator[str | None]:
         yield from table.column(column).to_pylist()
 
 
-def iter_documents(paths: list[str], text_column: str, stats: CorpusStats) -> Iterator[Document]:
+def corpus_files(paths: list[str]) -> list[str]:
     if paths:
-        stats.searched = list(paths)
-        files = [f for spec in paths for f in _expand(spec)]
-    else:
-        stats.searched = [f"{stdlib_root()}/**/*.py (the standard library, without site-packages)"]
-        files = list(_stdlib_files())
-    for path in files:
+        return [f for spec in paths for f in _expand(spec)]
+    return list(_stdlib_files())
+
+
+def corpus_fingerprint(paths: list[str]) -> str:
+    """A cheap identity of the corpus (names, sizes, modification times or ETags): part of the tokenize key."""
+    digest = hashlib.sha256()
+    for path in corpus_files(paths):
+        fs, _, (local,) = fsspec.get_fs_token_paths(path)
+        info = fs.info(local)
+        stamp = info.get("mtime") or info.get("ETag") or info.get("LastModified") or ""
+        digest.update(f"{path}\0{info.get('size')}\0{stamp}\n".encode())
+    return digest.hexdigest()
+
+
+def iter_documents(paths: list[str], text_column: str, stats: CorpusStats) -> Iterator[Document]:
+    stats.searched = list(paths) or [f"{stdlib_root()}/**/*.py (the standard library, without site-packages)"]
+    for path in corpus_files(paths):
         stats.files += 1
         if path.endswith(TABLE_SUFFIXES):
             for number, text in enumerate(_table_texts(path, text_column)):

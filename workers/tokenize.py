@@ -13,6 +13,7 @@ import time
 from typing import Any
 
 import numpy as np
+import pyarrow.parquet as pq
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
 
 from ..pipeline.config import TokenizeConfig
@@ -92,11 +93,51 @@ def _run_serially(calls: list[tuple[Any, tuple, dict]]) -> list[Any]:
     return [function(*args) for function, args, _ in calls]
 
 
+def _tokenizer_for_run(ctx: WorkContext, train_documents: list[Document], params: TokenizeConfig) -> str:
+    """Train the tokenizer, or reuse the one a killed run already trained (its shards depend on it)."""
+    saved = ctx.out_dir / ".tokenizer.progress.json"
+    if ctx.progress is not None and ctx.progress.get(TOKENIZER_FILE, saved):
+        text = saved.read_text()
+        saved.unlink()
+        return text
+    tokenizer = train_tokenizer(sample_for_tokenizer(train_documents, params.tokenizer_train_bytes), params.vocab_size)
+    text = tokenizer.to_str()
+    if ctx.progress is not None:
+        saved.write_text(text)
+        ctx.progress.put(TOKENIZER_FILE, saved)
+        saved.unlink()
+    return text
+
+
+def _encode_all(ctx: WorkContext, units: list[tuple[str, str, list[str]]], tokenizer_json: str, n_ctx: int) -> int:
+    """Encode every shard in waves, keeping finished shards in the progress area; returns how many were resumed."""
+    submit = ctx.submit or _run_serially
+    todo = []
+    resumed = 0
+    for split, relative, texts in units:
+        target = ctx.out_dir / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if ctx.progress is not None and ctx.progress.get(relative, target):
+            resumed += 1
+        else:
+            todo.append((relative, texts))
+    wave = max(2, 2 * ctx.num_threads)
+    done = resumed
+    for start in range(0, len(todo), wave):
+        batch = todo[start : start + wave]
+        results = submit([(encode_shard, (tokenizer_json, texts, n_ctx), {"num_cpus": 1}) for _, texts in batch])
+        for (relative, _), rows in zip(batch, results):
+            write_shard(rows, str(ctx.out_dir / relative))
+            if ctx.progress is not None:
+                ctx.progress.put(relative, ctx.out_dir / relative)
+        done += len(batch)
+        ctx.report({"completed": done, "total": len(units), "description": f"encoded {done}/{len(units)} shards"})
+    return resumed
+
+
 def run_tokenize(ctx: WorkContext, params: TokenizeConfig) -> None:
     started = time.perf_counter()
     documents, stats, duplicates = load_documents(params.corpus.paths, params.corpus.text_column, params.corpus.max_documents)
-    ctx.report({"completed": 0, "total": 3, "description": f"{len(documents)} documents"})
-
     splits: dict[str, list[Document]] = {"train": [], "val": []}
     for document in documents:
         splits[split_of(document, params.val_fraction)].append(document)
@@ -109,28 +150,24 @@ def run_tokenize(ctx: WorkContext, params: TokenizeConfig) -> None:
         splits[donor].remove(moved)
         splits[receiver].append(moved)
 
-    tokenizer = train_tokenizer(sample_for_tokenizer(splits["train"], params.tokenizer_train_bytes), params.vocab_size)
-    tokenizer.save(str(ctx.out_dir / TOKENIZER_FILE))
-    tokenizer_json = tokenizer.to_str()
+    tokenizer_json = _tokenizer_for_run(ctx, splits["train"], params)
+    (ctx.out_dir / TOKENIZER_FILE).write_text(tokenizer_json)
     trained_at = time.perf_counter()
-    ctx.report({"completed": 1, "total": 3, "description": "tokenizer trained"})
 
-    calls, names = [], []
+    units = []
     for split, docs in splits.items():
         ordered = sorted(docs, key=lambda d: d.digest)
         for number, start in enumerate(range(0, len(ordered), params.documents_per_shard)):
             texts = [d.text for d in ordered[start : start + params.documents_per_shard]]
-            calls.append((encode_shard, (tokenizer_json, texts, params.n_ctx), {"num_cpus": 1}))
-            names.append((split, f"{split}/part-{number:05d}.parquet"))
-    submit = ctx.submit or _run_serially
-    results = submit(calls)
+            units.append((split, f"{split}/part-{number:05d}.parquet", texts))
+    ctx.report({"completed": 0, "total": len(units), "description": "encoding shards"})
+    resumed = _encode_all(ctx, units, tokenizer_json, params.n_ctx)
 
     index: dict[str, Any] = {"n_ctx": params.n_ctx, "vocab_size": params.vocab_size, "eot_id": params.vocab_size - 1, "splits": {"train": [], "val": []}}
-    for (split, relative), rows in zip(names, results):
-        write_shard(rows, str(ctx.out_dir / relative))
-        index["splits"][split].append({"file": relative, "rows": int(rows.shape[0]), "tokens": int(rows.shape[0] * params.n_ctx)})
+    for split, relative, _ in units:
+        rows = pq.ParquetFile(ctx.out_dir / relative).metadata.num_rows
+        index["splits"][split].append({"file": relative, "rows": rows, "tokens": rows * params.n_ctx})
     (ctx.out_dir / SHARDS_FILE).write_text(json.dumps(index, indent=2))
-    ctx.report({"completed": 3, "total": 3, "description": f"{len(names)} shards"})
 
     corpus_bytes = sum(len(d.text.encode("utf-8")) for d in documents)
     ctx.metrics.update(
@@ -145,7 +182,8 @@ def run_tokenize(ctx: WorkContext, params: TokenizeConfig) -> None:
             "corpus_bytes": corpus_bytes,
             "train_tokens": sum(s["tokens"] for s in index["splits"]["train"]),
             "val_tokens": sum(s["tokens"] for s in index["splits"]["val"]),
-            "shards": len(names),
+            "shards": len(units),
+            "shards_resumed": resumed,
             "vocab_size": params.vocab_size,
             "tokenizer_seconds": round(trained_at - started, 3),
             "encode_seconds": round(time.perf_counter() - trained_at, 3),

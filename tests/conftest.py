@@ -1,0 +1,55 @@
+"""Shared fixtures: a real S3-protocol server (moto's, as a subprocess on loopback) and a smoke tokenizer."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+
+import pytest
+
+S3_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1"}
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """An S3 server in its own process; yields the environment that points clients at it."""
+    env = {**os.environ, **S3_CREDENTIALS}
+    env.pop("AWS_PROFILE", None)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "sparsepipe.infra.s3_server", "--port", "0", "--bucket", "sparsepipe-test"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=env,
+    )
+    line = process.stdout.readline().strip()
+    if not line.startswith("export "):
+        process.kill()
+        pytest.fail(f"the S3 server did not start: {line!r}")
+    variables = dict(item.split("=", 1) for item in line.removeprefix("export ").split())
+    yield variables
+    process.terminate()
+    process.wait(timeout=10)
+
+
+@pytest.fixture
+def s3_env(s3_server, monkeypatch):
+    for name, value in s3_server.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    return s3_server
+
+
+@pytest.fixture
+def s3_url(s3_env):
+    """A fresh prefix in the test bucket, so tests never see each other's artifacts."""
+    return f"s3://sparsepipe-test/{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture(params=["local", "s3"])
+def store_url(request, tmp_path):
+    if request.param == "local":
+        return str(tmp_path / "store")
+    return request.getfixturevalue("s3_url")

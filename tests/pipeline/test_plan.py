@@ -1,0 +1,127 @@
+"""Planning: keys, HIT/RUN and the reason a cell must run."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import textwrap
+
+import pytest
+
+from sparsepipe.pipeline.config import resolve_config
+from sparsepipe.pipeline.dag import HIT, RUN, Cell, CellRef, Planner, Registry, Stage, code_fingerprint
+from sparsepipe.pipeline.execute import execute_unit
+from sparsepipe.pipeline.runner import Runner
+from sparsepipe.pipeline.store import StoreSpec
+
+STAGE_SOURCE = '''
+def run_source(ctx, params):
+    (ctx.out_dir / "value.txt").write_text(str(params["seed"]) + VERSION)
+
+def run_double(ctx, params):
+    value = (ctx.input("source") / "value.txt").read_text()
+    (ctx.out_dir / "double.txt").write_text(value * 2)
+
+VERSION = "a"
+'''
+
+
+@pytest.fixture
+def stage_module(tmp_path, monkeypatch):
+    """A real module on disk whose source the stages fingerprint."""
+    path = tmp_path / "plan_stages_demo.py"
+    path.write_text(textwrap.dedent(STAGE_SOURCE))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    sys.modules.pop("plan_stages_demo", None)
+    code_fingerprint.cache_clear()
+    yield path
+    sys.modules.pop("plan_stages_demo", None)
+    code_fingerprint.cache_clear()
+
+
+def _registry() -> Registry:
+    source = Stage(
+        name="source", version="1", deps=(), code=("plan_stages_demo",),
+        cells=lambda cfg, up: [Cell("source", "", {"seed": cfg.tune.seed})],
+        run="plan_stages_demo:run_source",
+    )
+    double = Stage(
+        name="double", version="1", deps=("source",), code=("plan_stages_demo",),
+        cells=lambda cfg, up: [Cell("double", f"v{i}", {"i": i}, inputs={"source": CellRef("source")}) for i in range(2)],
+        run="plan_stages_demo:run_double", matrix=True,
+    )
+    return Registry([source, double])
+
+
+def _run_in_process(registry, store, config, forced=frozenset(), stages=None):
+    """Execute a plan without Ray, cell by cell, as the runner's units would."""
+    planner = Planner(registry, store)
+    committed = {}
+    cells = registry.list_cells(config, registry.order)
+    for name in stages or registry.order:
+        for cell in cells[name]:
+            plan = planner.plan_cell(cell, committed, set(), set(forced))
+            if plan.status == RUN:
+                raw, path, _ = execute_unit(store.spec, Runner(registry, store, config)._request(plan, committed, False))
+                committed[cell.ref] = store.lookup(cell.stage, plan.key)
+            else:
+                committed[cell.ref] = plan.manifest
+
+
+def _plan(registry, store, config, forced=frozenset()):
+    return {(p.cell.stage, p.cell.cell): p for p in Planner(registry, store).plan(config, ["double"], set(forced))}
+
+
+def test_first_plan_runs_everything_then_hits(stage_module, tmp_path):
+    registry, store = _registry(), StoreSpec(str(tmp_path / "store")).open()
+    config = resolve_config("smoke", environ={})
+    plans = _plan(registry, store, config)
+    assert plans[("source", "")].status == RUN and plans[("source", "")].reason == "never built"
+    assert plans[("double", "v0")].status == RUN and "upstream source will run" in plans[("double", "v0")].reason
+    _run_in_process(registry, store, config)
+    assert all(p.status == HIT for p in _plan(registry, store, config).values())
+
+
+def test_param_change_names_the_param(stage_module, tmp_path):
+    registry, store = _registry(), StoreSpec(str(tmp_path / "store")).open()
+    _run_in_process(registry, store, resolve_config("smoke", environ={}))
+    changed = resolve_config("smoke", assignments=["tune.seed=7"], environ={})
+    plans = _plan(registry, store, changed)
+    assert plans[("source", "")].reason == "params changed: seed"
+    assert plans[("double", "v0")].status == RUN
+
+
+def test_code_change_is_detected(stage_module, tmp_path):
+    registry, store = _registry(), StoreSpec(str(tmp_path / "store")).open()
+    config = resolve_config("smoke", environ={})
+    _run_in_process(registry, store, config)
+    stage_module.write_text(stage_module.read_text().replace('VERSION = "a"', 'VERSION = "b"'))
+    code_fingerprint.cache_clear()
+    plans = _plan(registry, store, config)
+    assert plans[("source", "")].reason == "code changed"
+
+
+def test_upstream_change_and_force_make_downstream_rerun(stage_module, tmp_path):
+    registry, store = _registry(), StoreSpec(str(tmp_path / "store")).open()
+    config = resolve_config("smoke", environ={})
+    _run_in_process(registry, store, config)
+    before = {k: p.key for k, p in _plan(registry, store, config).items()}
+    forced = _plan(registry, store, config, forced={"source"})
+    assert forced[("source", "")].status == RUN and forced[("source", "")].reason == "--force (generation 1)"
+    _run_in_process(registry, store, config, forced={"source"})
+    after = _plan(registry, store, config)
+    assert after[("source", "")].key == before[("source", "")]  # same key, new generation
+    assert store.lookup("source", before[("source", "")]).generation == 1
+    assert after[("double", "v0")].key != before[("double", "v0")]  # parent digest changed
+    assert all(p.status == HIT for p in after.values())
+    assert store.lookup("double", before[("double", "v0")]) is not None  # old artifacts stay untouched
+
+
+def test_reason_names_the_changed_upstream(stage_module, tmp_path):
+    registry, store = _registry(), StoreSpec(str(tmp_path / "store")).open()
+    config = resolve_config("smoke", environ={})
+    _run_in_process(registry, store, config)
+    _run_in_process(registry, store, config, forced={"source"}, stages=["source"])
+    plans = _plan(registry, store, config)
+    assert plans[("source", "")].status == HIT
+    assert plans[("double", "v0")].status == RUN and plans[("double", "v0")].reason == "upstream source changed"
