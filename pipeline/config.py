@@ -44,7 +44,8 @@ class TokenizeConfig(StrictModel):
     n_ctx: int = Field(256, ge=8, description="Rows hold n_ctx + 1 tokens (inputs and shifted targets).")
     val_fraction: float = Field(0.02, gt=0, lt=0.5)
     tokenizer_train_bytes: int = Field(64_000_000, ge=10_000, description="Corpus bytes sampled to train the BPE.")
-    documents_per_shard: int = Field(2000, ge=1)
+    documents_per_shard: int = Field(2000, ge=1, description="A shard holds at most this many documents ...")
+    shard_bytes: int = Field(2_000_000, ge=1000, description="... or about this many bytes of text: the unit of parallel encoding and of resume.")
     seed: int = 0
 
 
@@ -221,6 +222,9 @@ class PruneConfig(StrictModel):
     calibration_steps: int = Field(16, ge=0)
     hyper: PruneHyperparams = Field(default_factory=PruneHyperparams)
     mean_cache_batches: int = Field(32, ge=1, description="Pretraining batches averaged for the mean-ablation cache.")
+    mean_cache_batch_size: int = Field(32, ge=1, description="Sequences per mean-cache batch (all their positions are averaged).")
+    train_pool_pairs: int = Field(2048, ge=1, description="Pairs generated from the task's train split; each step samples batch_pairs of them.")
+    curve_points: int = Field(12, ge=0, description="Log-spaced circuit sizes at which the loss-vs-size curve is evaluated; 0 skips it.")
     seed: int = 0
 
 

@@ -80,12 +80,24 @@ def _device(num_gpus: float) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def ray_submit(calls: list[tuple[Callable[..., Any], tuple, dict[str, Any]]]) -> list[Any]:
-    """Run (function, args, resources) calls as concurrent Ray tasks; results in order."""
+def ray_submit(calls: list[tuple[Callable[..., Any], tuple, dict[str, Any]]], on_result: Callable[[int, Any], None] | None = None) -> list[Any]:
+    """Run (function, args, resources) calls as concurrent Ray tasks; results in order.
+
+    `on_result(index, result)` is called as each one finishes, so a caller can save progress early.
+    """
     import ray
 
     refs = [ray.remote(function).options(**resources).remote(*args) for function, args, resources in calls]
-    return ray.get(refs)
+    index_of = {ref: number for number, ref in enumerate(refs)}
+    results: list[Any] = [None] * len(refs)
+    pending = list(refs)
+    while pending:
+        ready, pending = ray.wait(pending, num_returns=1)
+        number = index_of[ready[0]]
+        results[number] = ray.get(ready[0])
+        if on_result is not None:
+            on_result(number, results[number])
+    return results
 
 
 def execute_unit(spec: StoreSpec, request: UnitRequest, report: Callable[[dict[str, Any]], None] | None = None, submit: Callable[..., list[Any]] | None = None) -> tuple[bytes, str, bool]:

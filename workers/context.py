@@ -76,9 +76,10 @@ class WorkContext:
       `{"completed": 120, "total": 1000, "description": "loss 3.21"}`.
     - `num_threads`: CPUs this unit was given; torch is already limited to it.
     - `device`: "cuda" when the unit was given a GPU, else "cpu".
-    - `submit`: runs a list of callables concurrently on the cluster (Ray tasks when
-      the pipeline runs on Ray, threads in tests) and returns their results in order;
-      each item is (function, args tuple, resources dict).
+    - `submit(calls, on_result=None)`: runs (function, args, resources) calls
+      concurrently on the cluster (Ray tasks under the pipeline) and returns their
+      results in order, calling `on_result(index, result)` as each finishes.  None
+      outside the pipeline: use `run_calls`, which falls back to running them here.
     """
 
     out_dir: Path
@@ -96,6 +97,18 @@ class WorkContext:
             return self.inputs[name]
         except KeyError:
             raise KeyError(f"this stage has no input named {name!r}; it has {sorted(self.inputs)}") from None
+
+
+def run_calls(ctx: WorkContext, calls: list[tuple[Callable[..., Any], tuple, dict[str, Any]]], on_result: Callable[[int, Any], None] | None = None) -> list[Any]:
+    """Run calls through ctx.submit when the pipeline gave one, else one after another in this process."""
+    if ctx.submit is not None:
+        return ctx.submit(calls, on_result=on_result)
+    results = []
+    for number, (function, args, _) in enumerate(calls):
+        results.append(function(*args))
+        if on_result is not None:
+            on_result(number, results[-1])
+    return results
 
 
 def local_context(out_dir: Path, inputs: dict[str, Path] | None = None, progress_dir: Path | None = None, **kwargs: Any) -> WorkContext:

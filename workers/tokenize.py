@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
 
 from ..pipeline.config import TokenizeConfig
-from .context import WorkContext
+from .context import WorkContext, run_calls
 from .corpus import Document, load_documents
 from .data import SHARDS_FILE, pack_rows, write_shard
 
@@ -77,6 +77,19 @@ def sample_for_tokenizer(documents: list[Document], budget_bytes: int) -> list[s
     return texts
 
 
+def shard_texts(documents: list[Document], max_documents: int, max_bytes: int) -> list[list[str]]:
+    """Cut documents into shards of at most `max_documents` documents or about `max_bytes` bytes."""
+    shards: list[list[str]] = [[]]
+    size = 0
+    for document in documents:
+        if shards[-1] and (len(shards[-1]) >= max_documents or size >= max_bytes):
+            shards.append([])
+            size = 0
+        shards[-1].append(document.text)
+        size += len(document.text)
+    return shards
+
+
 def encode_shard(tokenizer_json: str, texts: list[str], n_ctx: int) -> np.ndarray:
     """One parallel unit: encode documents, join them with EOT, pack into rows."""
     tokenizer = Tokenizer.from_str(tokenizer_json)
@@ -87,10 +100,6 @@ def encode_shard(tokenizer_json: str, texts: list[str], n_ctx: int) -> np.ndarra
         pieces.append(np.asarray([eot], dtype=np.uint16))
     stream = np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.uint16)
     return pack_rows(stream, n_ctx)
-
-
-def _run_serially(calls: list[tuple[Any, tuple, dict]]) -> list[Any]:
-    return [function(*args) for function, args, _ in calls]
 
 
 def _tokenizer_for_run(ctx: WorkContext, train_documents: list[Document], params: TokenizeConfig) -> str:
@@ -111,27 +120,24 @@ def _tokenizer_for_run(ctx: WorkContext, train_documents: list[Document], params
 
 def _encode_all(ctx: WorkContext, units: list[tuple[str, str, list[str]]], tokenizer_json: str, n_ctx: int) -> int:
     """Encode every shard in waves, keeping finished shards in the progress area; returns how many were resumed."""
-    submit = ctx.submit or _run_serially
     todo = []
-    resumed = 0
     for split, relative, texts in units:
         target = ctx.out_dir / relative
         target.parent.mkdir(parents=True, exist_ok=True)
-        if ctx.progress is not None and ctx.progress.get(relative, target):
-            resumed += 1
-        else:
+        if ctx.progress is None or not ctx.progress.get(relative, target):
             todo.append((relative, texts))
-    wave = max(2, 2 * ctx.num_threads)
-    done = resumed
-    for start in range(0, len(todo), wave):
-        batch = todo[start : start + wave]
-        results = submit([(encode_shard, (tokenizer_json, texts, n_ctx), {"num_cpus": 1}) for _, texts in batch])
-        for (relative, _), rows in zip(batch, results):
-            write_shard(rows, str(ctx.out_dir / relative))
-            if ctx.progress is not None:
-                ctx.progress.put(relative, ctx.out_dir / relative)
-        done += len(batch)
-        ctx.report({"completed": done, "total": len(units), "description": f"encoded {done}/{len(units)} shards"})
+    resumed = len(units) - len(todo)
+    done = [resumed]
+
+    def save(number: int, rows: np.ndarray) -> None:
+        relative = todo[number][0]
+        write_shard(rows, str(ctx.out_dir / relative))
+        if ctx.progress is not None:
+            ctx.progress.put(relative, ctx.out_dir / relative)
+        done[0] += 1
+        ctx.report({"completed": done[0], "total": len(units), "description": f"encoded {done[0]}/{len(units)} shards"})
+
+    run_calls(ctx, [(encode_shard, (tokenizer_json, texts, n_ctx), {"num_cpus": 1}) for _, texts in todo], on_result=save)
     return resumed
 
 
@@ -154,12 +160,11 @@ def run_tokenize(ctx: WorkContext, params: TokenizeConfig) -> None:
     (ctx.out_dir / TOKENIZER_FILE).write_text(tokenizer_json)
     trained_at = time.perf_counter()
 
-    units = []
-    for split, docs in splits.items():
-        ordered = sorted(docs, key=lambda d: d.digest)
-        for number, start in enumerate(range(0, len(ordered), params.documents_per_shard)):
-            texts = [d.text for d in ordered[start : start + params.documents_per_shard]]
-            units.append((split, f"{split}/part-{number:05d}.parquet", texts))
+    units = [
+        (split, f"{split}/part-{number:05d}.parquet", texts)
+        for split, docs in splits.items()
+        for number, texts in enumerate(shard_texts(sorted(docs, key=lambda d: d.digest), params.documents_per_shard, params.shard_bytes))
+    ]
     ctx.report({"completed": 0, "total": len(units), "description": "encoding shards"})
     resumed = _encode_all(ctx, units, tokenizer_json, params.n_ctx)
 
