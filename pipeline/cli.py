@@ -148,8 +148,7 @@ def run(
     backend = _open_store(cfg)
     registry = _registry()
     if dry_run:
-        plans = Planner(registry, backend).plan(cfg, targets, forced)
-        _emit_plan(plans, as_json)
+        _emit_plan(_plan_or_exit(registry, backend, cfg, targets, forced), as_json)
         return
     from .progress import ProgressView
 
@@ -160,6 +159,8 @@ def run(
             report = runner.run(targets, forced, cluster, on_connect=lambda where: err.print(f"running on {where}"))
     except ClusterError as error:
         _fail(str(error), EXIT_CLUSTER)
+    except ConfigError as error:
+        _fail(str(error), EXIT_USAGE)
     except KeyboardInterrupt:
         err.print("[yellow]interrupted[/]: committed artifacts are kept; run the same command again to resume")
         raise typer.Exit(EXIT_INTERRUPTED)
@@ -176,6 +177,14 @@ def run(
     if failed:
         matrix_only = all(registry[o.plan.cell.stage].matrix for o in failed)
         raise typer.Exit(EXIT_PARTIAL if matrix_only else EXIT_FAILED)
+
+
+def _plan_or_exit(registry, backend: Store, cfg: PipelineConfig, targets: list[str], forced: set[str]) -> list[CellPlan]:
+    try:
+        return Planner(registry, backend).plan(cfg, targets, forced)
+    except ConfigError as error:  # e.g. --tasks naming no task
+        _fail(str(error), EXIT_USAGE)
+        raise
 
 
 def _emit_plan(plans: list[CellPlan], as_json: bool) -> None:
@@ -203,8 +212,7 @@ def plan(
     code, stage version, an upstream artifact, or `never built`.
     """
     cfg = _load(preset, config, _with_prune_selection(set_, tasks, checkpoints), store)
-    plans = Planner(_registry(), _open_store(cfg)).plan(cfg, _targets(target), _forced(force))
-    _emit_plan(plans, as_json)
+    _emit_plan(_plan_or_exit(_registry(), _open_store(cfg), cfg, _targets(target), _forced(force)), as_json)
 
 
 @app.command()

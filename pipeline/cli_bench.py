@@ -69,7 +69,7 @@ def _measure_tokenize(quick: bool) -> dict[str, Any]:
 
 def _measure_train(quick: bool) -> dict[str, Any]:
     from ..kernels.bench import bench_kernels
-    from ..workers.pretrain import bench_step_times
+    from ..workers.train_bench import bench_step_times
 
     return {"kernels": bench_kernels(quick=quick), "steps": bench_step_times(quick=quick)}
 

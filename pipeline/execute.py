@@ -43,6 +43,18 @@ class UnitRequest:
         return f"{self.stage}/{self.cell}" if self.cell else self.stage
 
 
+@dataclass(frozen=True)
+class StoreInput:
+    """An InputHandle: fetches a committed artifact on whichever node calls it (cached by digest)."""
+
+    spec: StoreSpec
+    manifest_raw: bytes
+    manifest_path: str
+
+    def local_path(self) -> Path:
+        return self.spec.open().materialize(Manifest(raw=self.manifest_raw, path=self.manifest_path))
+
+
 def resolve_function(reference: str) -> Callable[..., Any]:
     module_name, _, attribute = reference.partition(":")
     return getattr(importlib.import_module(module_name), attribute)
@@ -119,6 +131,7 @@ def execute_unit(spec: StoreSpec, request: UnitRequest, report: Callable[[dict[s
             device=_device(request.num_gpus),
             cell=request.cell,
             submit=submit,
+            handles={name: StoreInput(spec, raw, path) for name, (raw, path) in request.inputs.items()},
         )
         if report is not None:
             ctx.report = _throttled(report)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-_SMOKE_MODEL = {"n_layer": 1, "d_model": 32, "n_head": 2, "d_head": 8, "n_ctx": 64}
+_SMOKE_MODEL = {"n_layer": 1, "d_model": 32, "n_head": 2, "d_head": 8, "n_ctx": 128}
 _TINY_MODEL = {"n_layer": 2, "d_model": 128, "n_head": 8, "d_head": 16, "n_ctx": 128}
 _SMALL_MODEL = {"n_layer": 4, "d_model": 512, "n_head": 32, "d_head": 16, "n_ctx": 256}
 _PAPER_MODEL = {"n_layer": 8, "d_model": 2048, "n_head": 128, "d_head": 16, "n_ctx": 256}
@@ -25,13 +25,13 @@ def _dense(train: dict[str, Any]) -> dict[str, Any]:
 
 
 SMOKE: dict[str, Any] = {
-    "tokenize": {"vocab_size": 1024, "n_ctx": 64, "corpus": {"max_documents": 300}, "tokenizer_train_bytes": 2_000_000, "documents_per_shard": 100},
+    "tokenize": {"vocab_size": 1024, "n_ctx": 128, "corpus": {"max_documents": 300}, "tokenizer_train_bytes": 2_000_000, "documents_per_shard": 100},
     "pretrain": {
         "train": _train(_SMOKE_MODEL, steps=20, batch=8, eval_every=10, checkpoint_every=10, eval_batches=2, sparsity={"target_l0": 0.25}),
         "variants": [{"name": "smoke"}],
     },
     "dense": {"train": _dense(_train(_SMOKE_MODEL, steps=20, batch=8, eval_every=10, checkpoint_every=10, eval_batches=2))},
-    "prune": {"tasks": ["single_double_quote", "bracket_counting"], "steps": 10, "batch_pairs": 4, "eval_pairs": 16, "max_tokens": 64, "mean_cache_batches": 2},
+    "prune": {"tasks": ["single_double_quote", "bracket_counting"], "steps": 10, "batch_pairs": 4, "eval_pairs": 16, "max_tokens": 128, "mean_cache_batches": 2},
     "tune": {"iterations": 1, "trials_per_iteration": 2, "cpus_per_trial": 0.5},
 }
 

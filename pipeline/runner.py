@@ -159,6 +159,10 @@ class Runner:
             parents=parents,
         )
 
+    @staticmethod
+    def _in_flight_of(stage: str, in_flight: dict[Any, tuple[CellPlan, float, Any]]) -> int:
+        return sum(1 for plan, _, _ in in_flight.values() if plan.cell.stage == stage)
+
     def run(self, targets: list[str], forced: set[str], cluster: str | None, on_connect: Callable[[str], None] | None = None) -> RunReport:
         import ray
 
@@ -196,6 +200,8 @@ class Runner:
                             self.progress.finish(plan, ok=False)
                         continue
                     if not all(ref in committed for ref in cell.inputs.values()):
+                        continue
+                    if self.registry[cell.stage].matrix and self._in_flight_of(cell.stage, in_flight) >= self.config.execution.max_concurrent_cells:
                         continue
                     todo.remove(cell)
                     plan = self.planner.plan_cell(cell, committed, set(), forced)

@@ -1,16 +1,34 @@
 """The stage registry: what each stage runs, on which cells, with which inputs.
 
+Cells and their names:
+    tokenize                    one cell
+    pretrain                    one cell per model variant: "tiny", "l0_0.0156_afrac_0.25", ...
+    dense                       one cell (absent when dense.enabled is false)
+    mean_cache                  one cell per checkpoint: "pretrain/tiny", "dense"
+    prune                       one cell per checkpoint x task: "pretrain/tiny:bracket_counting"
+
 Each `run_*` adapter executes in the worker process: it validates the cell's
 params into the stage's config model and calls the worker function.
 """
 
 from __future__ import annotations
 
+from fnmatch import fnmatch
 from typing import Any
 
-from .config import PipelineConfig, TokenizeConfig
-from .dag import Cell, Registry, Resources, Stage
+from .config import ConfigError, PipelineConfig, PruneConfig, TokenizeConfig, TrainConfig
+from .dag import Cell, CellRef, Registry, Resources, Stage
 from ..workers.context import WorkContext
+
+MODEL_CODE = ("sparsepipe.workers.nn", "sparsepipe.kernels")
+TASK_CODE = ("sparsepipe.tasks",)
+# Fields of PruneConfig that shape the mean-ablation cache; the rest do not invalidate it.
+MEAN_CACHE_FIELDS = ("mean_cache_batches", "mean_cache_batch_size", "seed")
+# Fields of PruneConfig that only select cells.
+SELECTION_FIELDS = {"tasks", "checkpoints"}
+
+
+# ------------------------------------------------------------------ tokenize
 
 
 def _tokenize_cells(config: PipelineConfig, upstream: dict[str, list[Cell]]) -> list[Cell]:
@@ -27,6 +45,97 @@ def run_tokenize_cell(ctx: WorkContext, params: dict[str, Any]) -> None:
     run_tokenize(ctx, TokenizeConfig.model_validate({k: v for k, v in params.items() if k != "corpus_fingerprint"}))
 
 
+# ------------------------------------------------------------------ training
+
+
+def _trainer_resources(config: PipelineConfig) -> Resources:
+    return Resources(num_cpus=config.execution.cpus_per_trainer, num_gpus=config.execution.gpus_per_trainer, actor=True)
+
+
+def _pretrain_cells(config: PipelineConfig, upstream: dict[str, list[Cell]]) -> list[Cell]:
+    return [
+        Cell("pretrain", variant.name, config.pretrain.variant_train_config(variant).model_dump(mode="json"), {"tokens": CellRef("tokenize")}, _trainer_resources(config))
+        for variant in config.pretrain.variants
+    ]
+
+
+def _dense_cells(config: PipelineConfig, upstream: dict[str, list[Cell]]) -> list[Cell]:
+    if not config.dense.enabled:
+        return []
+    return [Cell("dense", "", config.dense.train.model_dump(mode="json"), {"tokens": CellRef("tokenize")}, _trainer_resources(config))]
+
+
+def run_train_cell(ctx: WorkContext, params: dict[str, Any]) -> None:
+    from ..workers.pretrain import run_pretrain
+
+    run_pretrain(ctx, TrainConfig.model_validate(params), tokens_input="tokens")
+
+
+# ------------------------------------------------------------------- pruning
+
+CHECKPOINT_STAGES = ("pretrain", "dense")
+
+
+def checkpoint_id(ref: CellRef) -> str:
+    return f"{ref.stage}/{ref.cell}" if ref.cell else ref.stage
+
+
+def _selected(patterns: list[str], names: list[str], what: str, hint: str) -> list[str]:
+    if "all" in patterns:
+        return names
+    chosen = []
+    for pattern in patterns:
+        matches = [n for n in names if fnmatch(n, pattern) or n.split("/")[0] == pattern]
+        if not matches:
+            raise ConfigError(f"{what} {pattern!r} matches nothing; {hint}: {', '.join(names) or '(none)'}")
+        chosen.extend(m for m in matches if m not in chosen)
+    return chosen
+
+
+def selected_checkpoints(config: PipelineConfig, upstream: dict[str, list[Cell]]) -> list[CellRef]:
+    refs = {checkpoint_id(c.ref): c.ref for stage in CHECKPOINT_STAGES for c in upstream.get(stage, [])}
+    return [refs[name] for name in _selected(config.prune.checkpoints, list(refs), "checkpoint", "the checkpoints of this config are")]
+
+
+def selected_tasks(config: PipelineConfig) -> list[str]:
+    from ..tasks.registry import task_names
+
+    return _selected(config.prune.tasks, task_names(), "task", "`sparsepipe tasks list` shows the tasks")
+
+
+def _mean_cache_cells(config: PipelineConfig, upstream: dict[str, list[Cell]]) -> list[Cell]:
+    params = {field: getattr(config.prune, field) for field in MEAN_CACHE_FIELDS}
+    return [
+        Cell("mean_cache", checkpoint_id(ref), params, {"checkpoint": ref, "tokens": CellRef("tokenize")}, Resources(num_cpus=1))
+        for ref in selected_checkpoints(config, upstream)
+    ]
+
+
+def run_mean_cache_cell(ctx: WorkContext, params: dict[str, Any]) -> None:
+    from ..workers.mean_cache import run_mean_cache
+
+    run_mean_cache(ctx, PruneConfig.model_validate(params))
+
+
+def _prune_cells(config: PipelineConfig, upstream: dict[str, list[Cell]]) -> list[Cell]:
+    tasks = selected_tasks(config)
+    prune = config.prune.model_dump(mode="json", exclude=SELECTION_FIELDS)
+    cells = []
+    for ref in selected_checkpoints(config, upstream):
+        inputs = {"checkpoint": ref, "tokens": CellRef("tokenize"), "mean_cache": CellRef("mean_cache", checkpoint_id(ref))}
+        for task in tasks:
+            cells.append(Cell("prune", f"{checkpoint_id(ref)}:{task}", {"task": task, "prune": prune}, inputs, Resources(num_cpus=1)))
+    return cells
+
+
+def run_prune_cell(ctx: WorkContext, params: dict[str, Any]) -> None:
+    from ..workers.prune import run_prune
+
+    run_prune(ctx, PruneConfig.model_validate(params["prune"]), params["task"])
+
+
+# ------------------------------------------------------------------ registry
+
 TOKENIZE = Stage(
     name="tokenize",
     version="1",
@@ -36,10 +145,50 @@ TOKENIZE = Stage(
     run="sparsepipe.pipeline.stages:run_tokenize_cell",
     description="corpus -> BPE tokenizer -> Arrow shards",
 )
+TRAIN_CODE = ("sparsepipe.workers.pretrain", "sparsepipe.workers.data", "sparsepipe.workers.bigram_baseline", "sparsepipe.workers.plots", *MODEL_CODE)
+PRETRAIN = Stage(
+    name="pretrain",
+    version="1",
+    deps=("tokenize",),
+    code=TRAIN_CODE,
+    cells=_pretrain_cells,
+    run="sparsepipe.pipeline.stages:run_train_cell",
+    description="weight-sparse models, one cell per variant",
+    matrix=True,
+)
+DENSE = Stage(
+    name="dense",
+    version="1",
+    deps=("tokenize",),
+    code=TRAIN_CODE,
+    cells=_dense_cells,
+    run="sparsepipe.pipeline.stages:run_train_cell",
+    description="the dense baseline (same loop, sparsity off)",
+)
+MEAN_CACHE = Stage(
+    name="mean_cache",
+    version="1",
+    deps=("tokenize", "pretrain", "dense"),
+    code=("sparsepipe.workers.mean_cache", "sparsepipe.workers.data", *MODEL_CODE),
+    cells=_mean_cache_cells,
+    run="sparsepipe.pipeline.stages:run_mean_cache_cell",
+    description="mean activations over the pretraining distribution, per checkpoint",
+    matrix=True,
+)
+PRUNE = Stage(
+    name="prune",
+    version="1",
+    deps=("tokenize", "pretrain", "dense", "mean_cache"),
+    code=("sparsepipe.workers.prune", "sparsepipe.workers.mean_cache", "sparsepipe.workers.plots", *MODEL_CODE, *TASK_CODE),
+    cells=_prune_cells,
+    run="sparsepipe.pipeline.stages:run_prune_cell",
+    description="each checkpoint x each task: the smallest circuit at the target loss",
+    matrix=True,
+)
 
 
 def build_registry() -> Registry:
-    return Registry([TOKENIZE])
+    return Registry([TOKENIZE, PRETRAIN, DENSE, MEAN_CACHE, PRUNE])
 
 
 REGISTRY = build_registry()

@@ -60,6 +60,20 @@ class LocalProgressArea:
         )
 
 
+class InputHandle(Protocol):
+    """A picklable reference to a committed input that any node can turn into a local folder."""
+
+    def local_path(self) -> Path: ...
+
+
+@dataclass(frozen=True)
+class LocalInput:
+    path: Path
+
+    def local_path(self) -> Path:
+        return self.path
+
+
 def _ignore_event(event: dict[str, Any]) -> None:
     return None
 
@@ -76,6 +90,7 @@ class WorkContext:
       `{"completed": 120, "total": 1000, "description": "loss 3.21"}`.
     - `num_threads`: CPUs this unit was given; torch is already limited to it.
     - `device`: "cuda" when the unit was given a GPU, else "cpu".
+    - `handle(name)`: a picklable InputHandle for units sent to other nodes.
     - `submit(calls, on_result=None)`: runs (function, args, resources) calls
       concurrently on the cluster (Ray tasks under the pipeline) and returns their
       results in order, calling `on_result(index, result)` as each finishes.  None
@@ -91,12 +106,17 @@ class WorkContext:
     device: str = "cpu"
     cell: str = ""
     submit: Callable[..., list[Any]] | None = None
+    handles: dict[str, InputHandle] = field(default_factory=dict)
 
     def input(self, name: str) -> Path:
         try:
             return self.inputs[name]
         except KeyError:
             raise KeyError(f"this stage has no input named {name!r}; it has {sorted(self.inputs)}") from None
+
+    def handle(self, name: str) -> InputHandle:
+        """For work sent to other nodes (ctx.submit): a reference that fetches the input where it runs."""
+        return self.handles.get(name) or LocalInput(self.input(name))
 
 
 def run_calls(ctx: WorkContext, calls: list[tuple[Callable[..., Any], tuple, dict[str, Any]]], on_result: Callable[[int, Any], None] | None = None) -> list[Any]:
