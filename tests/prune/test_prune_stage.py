@@ -1,0 +1,94 @@
+"""The mean-cache and prune stage workers on a saved tiny checkpoint and a tiny tokenize artifact."""
+
+from __future__ import annotations
+
+import json
+import sysconfig
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from sparsepipe.pipeline.config import ModelConfig, PruneConfig
+from sparsepipe.workers.context import local_context
+from sparsepipe.workers.data import ShardLoader, pack_rows, write_token_shards
+from sparsepipe.workers.mean_cache import MEANS_FILE, load_means, run_mean_cache
+from sparsepipe.workers.nn.gpt import GPT, load_checkpoint, node_locations, save_checkpoint
+from sparsepipe.workers.prune import run_prune
+from sparsepipe.workers.tokenize import TOKENIZER_FILE, train_tokenizer
+
+N_CTX = 128
+VOCAB = 1024
+TASK = "single_double_quote"
+PARAMS = PruneConfig(
+    steps=10, batch_pairs=8, eval_pairs=16, train_pool_pairs=32, max_tokens=N_CTX, mean_cache_batches=3, mean_cache_batch_size=4, curve_points=4
+)
+
+
+@pytest.fixture(scope="module")
+def tokens_dir(tmp_path_factory) -> Path:
+    """tokenizer.json (a BPE on some stdlib files, quote-closing lines included) + train/val shards."""
+    root = tmp_path_factory.mktemp("tokens")
+    texts = [path.read_text() for path in sorted(Path(sysconfig.get_paths()["stdlib"]).glob("*.py"))[:40]]
+    texts += ['print("done")\n' * 20, "print('done')\n" * 20]
+    tokenizer = train_tokenizer(texts, VOCAB)
+    tokenizer.save(str(root / TOKENIZER_FILE))
+    stream = np.array(tokenizer.encode("\n".join(texts[:5])).ids, dtype=np.uint16)
+    write_token_shards(pack_rows(stream, N_CTX)[:64], root, "train", VOCAB)
+    write_token_shards(pack_rows(stream, N_CTX)[64:80], root, "val", VOCAB)
+    return root
+
+
+@pytest.fixture(scope="module")
+def checkpoint_dir(tmp_path_factory) -> Path:
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("checkpoint")
+    save_checkpoint(GPT(ModelConfig(n_layer=1, d_model=32, n_head=2, d_head=8, n_ctx=N_CTX, vocab_size=VOCAB)), folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def mean_cache_dir(tmp_path_factory, tokens_dir, checkpoint_dir) -> Path:
+    out = tmp_path_factory.mktemp("mean_cache")
+    ctx = local_context(out, inputs={"checkpoint": checkpoint_dir, "tokens": tokens_dir})
+    run_mean_cache(ctx, PARAMS)
+    assert ctx.metrics["batches"] == 3 and ctx.metrics["tokens"] == 3 * 4 * N_CTX
+    return out
+
+
+def test_mean_cache_holds_the_mean_of_every_node_location(mean_cache_dir, tokens_dir, checkpoint_dir):
+    means = load_means(mean_cache_dir)
+    model = load_checkpoint(checkpoint_dir).eval()
+    assert {name: t.shape[0] for name, t in means.items()} == dict(node_locations(model.config))
+    loader = ShardLoader(tokens_dir, "train", PARAMS.mean_cache_batch_size, seed=PARAMS.seed)
+    batches = [loader.next_batch() for _ in range(PARAMS.mean_cache_batches)]
+    with torch.no_grad():
+        _, recorded = model(torch.cat(batches)[:, :-1], record=["0.mlp.post_act"])
+    assert torch.allclose(means["0.mlp.post_act"], recorded["0.mlp.post_act"].mean(dim=(0, 1)), atol=1e-6)
+    assert (mean_cache_dir / MEANS_FILE).exists()
+
+
+def test_prune_stage_writes_every_output(tmp_path, tokens_dir, checkpoint_dir, mean_cache_dir):
+    events = []
+    inputs = {"checkpoint": checkpoint_dir, "tokens": tokens_dir, "mean_cache": mean_cache_dir}
+    ctx = local_context(tmp_path / "out", inputs=inputs, report=events.append, cell="pretrain/tiny")
+    run_prune(ctx, PARAMS, TASK)
+
+    out = tmp_path / "out"
+    assert {p.name for p in out.iterdir()} >= {"circuit.json", "circuit.html", "result.json", "loss_vs_k.png"}
+    metrics = ctx.metrics
+    required = {"nodes", "edges", "target_loss", "circuit_loss", "calibrated_loss", "full_model_loss", "inverse_loss", "random_circuit_loss", "reached_target", "total_nodes"}
+    assert required <= set(metrics)
+    assert metrics["total_nodes"] == 32 + 3 * 16 + 32 + 32 + 128 + 32
+    result = json.loads((out / "result.json").read_text())
+    circuit = json.loads((out / "circuit.json").read_text())
+    assert circuit["task"] == TASK and circuit["cell"] == "pretrain/tiny" and circuit["checkpoint"] == str(checkpoint_dir)
+    assert circuit["counts"]["nodes"] == metrics["nodes"] == result["nodes"] == len(circuit["nodes"])
+    assert circuit["counts"]["edges"] == metrics["edges"] == sum(1 for e in circuit["edges"] if "weight" in e and e["kind"] != "write_unembed")
+    assert circuit["losses"]["circuit"] == metrics["circuit_loss"] and circuit["hyperparameters"] == PARAMS.hyper.model_dump()
+    assert set(circuit["token_text"].values()) == {'")\n', "')\n"}
+    assert (out / "circuit.html").read_text().startswith("<!doctype html>")
+    assert (out / "loss_vs_k.png").read_bytes()[:4] == b"\x89PNG"
+    steps = [e for e in events if e.get("total") == PARAMS.steps]
+    assert steps and steps[-1]["completed"] == PARAMS.steps

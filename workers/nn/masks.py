@@ -1,0 +1,126 @@
+"""Node masks over the one GPT forward: layout, Heaviside surrogate, masked interventions.
+
+A node is one channel at one node location (`gpt.node_locations`). Pruning
+gates every node: a kept node passes its activation, a deleted one is frozen
+at its ablation value (its mean over the pretraining distribution, or zero):
+
+    x  ->  x * m + ablation * (1 - m)        m in {0, 1}, per channel
+
+applied as `GPT.forward` interventions at the node-location hooks, i.e. after
+each location's AbsTopK, so the model code is never copied.
+
+All masks live in ONE flat vector with a slice per location ("node space").
+With `tie_qk` a layer's k channels share the mask entries of its q channels,
+so the learned parameter vector ("mask space") is shorter than node space;
+`NodeLayout.mask_index` maps every node to its mask entry.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import Tensor
+
+from sparsepipe.pipeline.config import ModelConfig
+
+from .gpt import node_locations
+
+
+class NodeLayout:
+    """Where each node location sits in the flat node vector and which mask entry gates each node."""
+
+    def __init__(self, config: ModelConfig, tie_qk: bool = False):
+        self.locations: list[tuple[str, int]] = node_locations(config)
+        self.tie_qk = tie_qk
+        self.node_slices: dict[str, slice] = {}
+        self.mask_slices: dict[str, slice] = {}  # only the locations that own mask entries
+        mask_index, node_offset, mask_offset = [], 0, 0
+        for name, width in self.locations:
+            self.node_slices[name] = slice(node_offset, node_offset + width)
+            node_offset += width
+            if tie_qk and name.endswith(".attn.k"):
+                shared = self.mask_slices[name.removesuffix("k") + "q"]
+                mask_index.append(torch.arange(shared.start, shared.stop))
+                continue
+            self.mask_slices[name] = slice(mask_offset, mask_offset + width)
+            mask_index.append(torch.arange(mask_offset, mask_offset + width))
+            mask_offset += width
+        self.n_nodes = node_offset
+        self.n_masks = mask_offset
+        self.mask_index = torch.cat(mask_index)
+        # Nodes gated by each mask entry: 2 for a tied q/k channel, else 1.
+        self.multiplicity = torch.bincount(self.mask_index, minlength=self.n_masks).float()
+
+    @property
+    def names(self) -> list[str]:
+        return [name for name, _ in self.locations]
+
+    def node_mask(self, mask: Tensor) -> Tensor:
+        """Mask space [n_masks] -> node space [n_nodes] (differentiable)."""
+        return mask if not self.tie_qk else mask[self.mask_index.to(mask.device)]
+
+    def split(self, flat: Tensor) -> dict[str, Tensor]:
+        """Node-space vector -> {hook name: [width] view}."""
+        return {name: flat[s] for name, s in self.node_slices.items()}
+
+    def flatten(self, per_location: dict[str, Tensor]) -> Tensor:
+        """{hook name: [width]} -> node-space vector, in layout order."""
+        missing = [name for name in self.names if name not in per_location]
+        if missing:
+            raise KeyError(f"no values for node locations {missing}")
+        wrong = [(name, per_location[name].numel(), width) for name, width in self.locations if per_location[name].numel() != width]
+        if wrong:
+            raise ValueError(f"wrong widths (location, got, expected): {wrong}")
+        return torch.cat([per_location[name].reshape(-1) for name in self.names])
+
+
+def ablation_values(layout: NodeLayout, means: dict[str, Tensor] | None, ablation: str) -> Tensor:
+    """What a deleted node is frozen at, in node space: its pretraining mean, or zero."""
+    if ablation == "zero":
+        return torch.zeros(layout.n_nodes)
+    if ablation != "mean":
+        raise ValueError(f"ablation must be 'mean' or 'zero', got {ablation!r}")
+    if means is None:
+        raise ValueError("mean ablation needs the mean cache (means per node location)")
+    return layout.flatten({name: mean.float().cpu() for name, mean in means.items()})
+
+
+def _gate(keep: Tensor, fill: Tensor) -> Callable[[Tensor], Tensor]:
+    def intervene(x: Tensor) -> Tensor:
+        return x * keep.to(x.dtype) + fill.to(x.dtype)
+
+    return intervene
+
+
+def mask_interventions(layout: NodeLayout, node_mask: Tensor, ablation: Tensor) -> dict[str, Callable[[Tensor], Tensor]]:
+    """GPT interventions that apply `x * m + ablation * (1 - m)` at every node location.
+
+    node_mask: [n_nodes] in {0, 1} (may carry a surrogate gradient); ablation: [n_nodes].
+    A kept node's activation passes bit-exactly: x * 1 + 0 == x.
+    """
+    fill = ablation * (1 - node_mask)
+    return {name: _gate(node_mask[s], fill[s]) for name, s in layout.node_slices.items()}
+
+
+class HeavisideSurrogate(torch.autograd.Function):
+    """Forward: 1 where tau > 0 else 0. Backward: the sigmoid's derivative at tau / temperature.
+
+    The sigmoid-derivative straight-through estimator of the paper's §2.2 / Appendix A.5.
+    """
+
+    @staticmethod
+    def forward(ctx, tau: Tensor, temperature: float) -> Tensor:
+        ctx.save_for_backward(tau)
+        ctx.temperature = temperature
+        return (tau > 0).to(tau.dtype)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor, None]:
+        (tau,) = ctx.saved_tensors
+        s = torch.sigmoid(tau / ctx.temperature)
+        return grad * s * (1 - s) / ctx.temperature, None
+
+
+def heaviside(tau: Tensor, temperature: float) -> Tensor:
+    return HeavisideSurrogate.apply(tau, temperature)
