@@ -1,0 +1,350 @@
+"""The weight-sparse GPT: one forward for training, bridges, pruning and reports.
+
+GPT-2-style decoder (Radford et al., 2019) with the changes of the paper's
+Appendix A.1 and the reference release (openai/circuit_sparsity `gpt.py`):
+pre-norm RMSNorm blocks, biased Linears, untied embedding / unembedding,
+exact GELU, d_head independent of d_model, an optional dense bigram logit
+table, optional attention sinks, no positional embeddings by default, and
+AbsTopK activation sparsity at the configured node locations.
+
+Weight sparsity is not represented here: weights are dense tensors holding
+zeros, kept sparse by `sparsity.WeightSparsifier` during training.
+
+Hook points (reference names; every one is captured after its top-k):
+
+    L.resid_in                                  [B, T, d_model]
+    L.attn.act_in                               [B, T, d_model]
+    L.attn.q / L.attn.k / L.attn.v              [B, T, n_head * d_head]
+    L.attn.resid_delta                          [B, T, d_model]
+    L.resid_mid                                 [B, T, d_model]
+    L.mlp.act_in                                [B, T, d_model]
+    L.mlp.post_act                              [B, T, d_mlp]
+    L.mlp.resid_delta                           [B, T, d_model]
+    final_resid (before the final norm)         [B, T, d_model]
+
+`model(tokens, record=..., interventions=...)` records and/or replaces the
+activation at any of them; an intervention's output is what the rest of the
+forward sees, and what gets recorded.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from pathlib import Path
+from typing import Callable, Literal, NamedTuple
+
+import torch
+import torch.nn.functional as F
+from pydantic import ValidationError
+from safetensors.torch import load_file, save_file
+from torch import Tensor, nn
+
+from sparsepipe.kernels import abstopk
+from sparsepipe.pipeline.config import ALL_NODE_LOCATIONS, ModelConfig
+
+# Config location name -> hook name within a layer.
+LOCATION_HOOKS: dict[str, str] = {
+    "attn_in": "attn.act_in",
+    "attn_q": "attn.q",
+    "attn_k": "attn.k",
+    "attn_v": "attn.v",
+    "attn_out": "attn.resid_delta",
+    "mlp_in": "mlp.act_in",
+    "mlp_neuron": "mlp.post_act",
+    "mlp_out": "mlp.resid_delta",
+}
+HOOK_LOCATIONS: dict[str, str] = {hook: location for location, hook in LOCATION_HOOKS.items()}
+FINAL_RESID = "final_resid"
+
+Intervention = Callable[[Tensor], Tensor]
+RecordSpec = set[str] | frozenset[str] | list[str] | tuple[str, ...] | str | re.Pattern | None
+
+
+def location_width(config: ModelConfig, location: str) -> int:
+    if location in ("attn_q", "attn_k", "attn_v"):
+        return config.n_head * config.d_head
+    if location == "mlp_neuron":
+        return config.mlp_width
+    return config.d_model
+
+
+def hook_name(layer: int, location: str) -> str:
+    """`hook_name(3, "mlp_neuron") == "3.mlp.post_act"`."""
+    return f"{layer}.{LOCATION_HOOKS[location]}"
+
+
+def parse_hook_name(name: str) -> tuple[int, str]:
+    """The inverse of `hook_name`: (layer, config location name)."""
+    layer, _, suffix = name.partition(".")
+    if not layer.isdigit() or suffix not in HOOK_LOCATIONS:
+        raise ValueError(f"{name!r} is not a node-location hook; those look like '0.attn.q' or '1.mlp.post_act'")
+    return int(layer), HOOK_LOCATIONS[suffix]
+
+
+def node_locations(config: ModelConfig) -> list[tuple[str, int]]:
+    """Every node location as (hook name, width), in forward order: what pruning masks."""
+    return [(hook_name(layer, loc), location_width(config, loc)) for layer in range(config.n_layer) for loc in ALL_NODE_LOCATIONS]
+
+
+def hook_names(config: ModelConfig) -> list[str]:
+    """All hook points, node locations and residual stream, in forward order."""
+    names = []
+    for layer in range(config.n_layer):
+        locations = [hook_name(layer, loc) for loc in ALL_NODE_LOCATIONS]
+        names += [f"{layer}.resid_in", *locations[:5], f"{layer}.resid_mid", *locations[5:]]
+    return names + [FINAL_RESID]
+
+
+def topk_sizes(config: ModelConfig) -> dict[str, int | None]:
+    """k of AbsTopK at each config location; None where the location is left dense."""
+    sizes: dict[str, int | None] = {}
+    for location in ALL_NODE_LOCATIONS:
+        width = location_width(config, location)
+        active = config.afrac is not None and location in config.afrac_locations
+        k = max(1, int(config.afrac * width)) if active else width
+        sizes[location] = k if k < width else None
+    return sizes
+
+
+class HookPoints:
+    """Records and replaces activations during one forward pass."""
+
+    def __init__(self, names: list[str], record: RecordSpec, interventions: dict[str, Intervention] | None):
+        known = set(names)
+        self.interventions = dict(interventions or {})
+        unknown = sorted(set(self.interventions) - known)
+        if unknown:
+            raise KeyError(f"no hook point named {unknown}; hook points look like {names[:3]} ... {names[-1]!r}")
+        if record is None:
+            self.record: frozenset[str] = frozenset()
+        elif isinstance(record, (str, re.Pattern)):
+            pattern = re.compile(record)
+            self.record = frozenset(n for n in names if pattern.fullmatch(n))
+        else:
+            self.record = frozenset(record)
+            unknown = sorted(self.record - known)
+            if unknown:
+                raise KeyError(f"cannot record {unknown}: no such hook point")
+        self.recorded: dict[str, Tensor] = {}
+
+    def __call__(self, name: str, x: Tensor) -> Tensor:
+        intervention = self.interventions.get(name)
+        if intervention is not None:
+            x = intervention(x)
+        if name in self.record:
+            self.recorded[name] = x
+        return x
+
+
+Hook = Callable[[str, Tensor], Tensor] | None
+
+
+class Attention(nn.Module):
+    def __init__(self, config: ModelConfig, topk: dict[str, int | None]):
+        super().__init__()
+        self.n_head, self.d_head = config.n_head, config.d_head
+        inner = config.n_head * config.d_head
+        self.c_attn = nn.Linear(config.d_model, 3 * inner)  # q, k, v in that order
+        self.c_proj = nn.Linear(inner, config.d_model)
+        self.topk = topk
+        # Attention sink (Xiao et al., 2023): a per-head logit for an always-visible zero key/value slot,
+        # i.e. exp(sink) is added to the softmax denominator.
+        self.sink = nn.Parameter(torch.zeros(config.n_head)) if config.attn_sink else None
+        if self.sink is not None:
+            causal = torch.full((config.n_ctx, config.n_ctx), float("-inf")).triu(1)
+            self.register_buffer("causal_bias", causal, persistent=False)
+
+    def forward(self, x: Tensor, hook: Hook, names: dict[str, str]) -> Tensor:
+        B, T, _ = x.shape
+        q, k, v = self.c_attn(x).chunk(3, dim=-1)
+        # AbsTopK runs over the concatenation of all heads, as in the reference.
+        q, k, v = (_sparsify(t, self.topk[loc], hook, names[loc]) for t, loc in ((q, "attn_q"), (k, "attn_k"), (v, "attn_v")))
+        q, k, v = (t.view(B, T, self.n_head, self.d_head).transpose(1, 2) for t in (q, k, v))  # (B, nh, T, dh)
+        if self.sink is None:
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        else:
+            empty = q.new_zeros(B, self.n_head, 1, self.d_head)
+            k, v = torch.cat([empty, k], dim=2), torch.cat([empty, v], dim=2)  # (B, nh, 1 + T, dh)
+            sink = self.sink.to(q.dtype).view(self.n_head, 1, 1).expand(self.n_head, T, 1)
+            bias = torch.cat([sink, self.causal_bias[:T, :T].to(q.dtype).expand(self.n_head, T, T)], dim=-1)
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
+        y = y.transpose(1, 2).reshape(B, T, self.n_head * self.d_head)
+        return _sparsify(self.c_proj(y), self.topk["attn_out"], hook, names["attn_out"])
+
+
+class MLP(nn.Module):
+    def __init__(self, config: ModelConfig, topk: dict[str, int | None]):
+        super().__init__()
+        self.c_fc = nn.Linear(config.d_model, config.mlp_width)
+        self.c_proj = nn.Linear(config.mlp_width, config.d_model)
+        self.act = nn.GELU() if config.activation == "gelu" else nn.ReLU()  # exact (erf) GELU
+        self.topk = topk
+
+    def forward(self, x: Tensor, hook: Hook, names: dict[str, str]) -> Tensor:
+        h = _sparsify(self.act(self.c_fc(x)), self.topk["mlp_neuron"], hook, names["mlp_neuron"])
+        return _sparsify(self.c_proj(h), self.topk["mlp_out"], hook, names["mlp_out"])
+
+
+class Block(nn.Module):
+    def __init__(self, config: ModelConfig, layer: int, topk: dict[str, int | None]):
+        super().__init__()
+        self.ln_1 = nn.RMSNorm(config.d_model, eps=config.norm_eps)
+        self.attn = Attention(config, topk)
+        self.ln_2 = nn.RMSNorm(config.d_model, eps=config.norm_eps)
+        self.mlp = MLP(config, topk)
+        self.topk = topk
+        self.names = {loc: hook_name(layer, loc) for loc in ALL_NODE_LOCATIONS}
+        self.names |= {"resid_in": f"{layer}.resid_in", "resid_mid": f"{layer}.resid_mid"}
+
+    def forward(self, x: Tensor, hook: Hook = None) -> Tensor:
+        if hook is not None:
+            x = hook(self.names["resid_in"], x)
+        x = x + self.attn(_sparsify(self.ln_1(x), self.topk["attn_in"], hook, self.names["attn_in"]), hook, self.names)
+        if hook is not None:
+            x = hook(self.names["resid_mid"], x)
+        return x + self.mlp(_sparsify(self.ln_2(x), self.topk["mlp_in"], hook, self.names["mlp_in"]), hook, self.names)
+
+
+def _sparsify(x: Tensor, k: int | None, hook: Hook, name: str) -> Tensor:
+    if k is not None:
+        x = abstopk(x, k)
+    return x if hook is None else hook(name, x)
+
+
+class ParamRole(NamedTuple):
+    """How weight sparsity treats a parameter.
+
+    kind: "matrix" (block weights, scheduled to target_l0), "embed" (token/position embedding
+    and unembedding), "bias", or "dense" (never sparsified: norms, sinks, the bigram table).
+    neuron_dim: for matrices, the axis whose entries are neurons / attention channels
+    (0: each row is one, 1: each column is one); the min-alive rule protects along it.
+    """
+
+    kind: Literal["matrix", "embed", "bias", "dense"]
+    neuron_dim: int | None = None
+
+
+class GPT(nn.Module):
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        if config.vocab_size is None:
+            raise ValueError("ModelConfig.vocab_size is None: set it from the tokenizer before building the model")
+        self.config = config
+        self.topk = topk_sizes(config)
+        self.wte = nn.Embedding(config.vocab_size, config.d_model)
+        self.wpe = nn.Embedding(config.n_ctx, config.d_model) if config.pos_emb == "learned" else None
+        self.blocks = nn.ModuleList(Block(config, layer, self.topk) for layer in range(config.n_layer))
+        self.ln_f = nn.RMSNorm(config.d_model, eps=config.norm_eps)
+        self.lm_head = nn.Linear(config.d_model, config.vocab_size, bias=False)
+        # Dense vocab x vocab table: row `bigram[token_t]` is added to the logits at position t (Appendix A.1).
+        self.bigram = nn.Parameter(torch.zeros(config.vocab_size, config.vocab_size)) if config.bigram_table else None
+        self.hook_names = hook_names(config)
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        std = self.config.init_std
+        for name, p in self.named_parameters():
+            if name.endswith("bias") or name.endswith("sink") or name == "bigram":
+                nn.init.zeros_(p)
+            elif name.startswith("ln") or ".ln_" in name:
+                nn.init.ones_(p)
+            elif name.endswith("c_proj.weight"):  # scaled residual-branch init (GPT-2)
+                nn.init.normal_(p, std=std / math.sqrt(2 * self.config.n_layer))
+            else:
+                nn.init.normal_(p, std=std)
+
+    def forward(
+        self,
+        tokens: Tensor,
+        record: RecordSpec = None,
+        interventions: dict[str, Intervention] | None = None,
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        """tokens [B, T] -> (logits [B, T, vocab], recorded activations by hook name).
+
+        `record`: a set of hook names, or a regex matched against the whole name.
+        `interventions[name](x)` replaces the activation at `name`.
+        """
+        hooks = HookPoints(self.hook_names, record, interventions) if (record is not None or interventions) else None
+        x = self.embed(tokens)
+        for block in self.blocks:
+            x = block(x, hooks)
+        if hooks is not None:
+            x = hooks(FINAL_RESID, x)
+        return self.unembed(x, tokens), (hooks.recorded if hooks is not None else {})
+
+    def embed(self, tokens: Tensor) -> Tensor:
+        """tokens [B, T] -> the residual stream entering layer 0 [B, T, d_model]."""
+        T = tokens.shape[1]
+        assert T <= self.config.n_ctx, f"sequence of {T} tokens is longer than n_ctx={self.config.n_ctx}"
+        x = self.wte(tokens)
+        if self.wpe is not None:
+            x = x + self.wpe(torch.arange(T, device=tokens.device))
+        return x
+
+    def unembed(self, final_resid: Tensor, tokens: Tensor) -> Tensor:
+        """The final residual stream [B, T, d_model] (and the tokens, for the bigram table) -> logits."""
+        logits = self.lm_head(self.ln_f(final_resid))
+        if self.bigram is not None:
+            logits = logits + self.bigram[tokens].to(logits.dtype)
+        return logits
+
+    def parameter_roles(self) -> dict[str, ParamRole]:
+        roles = {}
+        for name, p in self.named_parameters():
+            if name in ("wte.weight", "wpe.weight", "lm_head.weight"):
+                roles[name] = ParamRole("embed")
+            elif name.endswith(("c_attn.weight", "c_fc.weight")):
+                roles[name] = ParamRole("matrix", neuron_dim=0)  # rows are q/k/v channels / neurons
+            elif name.endswith("c_proj.weight"):
+                roles[name] = ParamRole("matrix", neuron_dim=1)  # columns are v channels / neurons
+            elif name.endswith(".bias"):
+                roles[name] = ParamRole("bias")
+            else:
+                roles[name] = ParamRole("dense")
+        return roles
+
+
+# ---------------------------------------------------------------------------- checkpoints
+
+WEIGHTS_FILE = "model.safetensors"
+CONFIG_FILE = "config.json"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint folder that does not match the model its config describes."""
+
+
+def save_checkpoint(model: GPT, folder: str | Path) -> None:
+    """Write `model.safetensors` and `config.json` (the full ModelConfig) into `folder`."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    state = {name: t.detach().cpu().contiguous() for name, t in model.state_dict().items()}
+    save_file(state, str(folder / WEIGHTS_FILE))
+    (folder / CONFIG_FILE).write_text(model.config.model_dump_json(indent=2))
+
+
+def load_checkpoint(folder: str | Path, device: str | torch.device = "cpu") -> GPT:
+    """Rebuild the model from `config.json` and load `model.safetensors` strictly."""
+    folder = Path(folder)
+    for file in (CONFIG_FILE, WEIGHTS_FILE):
+        if not (folder / file).exists():
+            raise CheckpointError(f"{folder} has no {file}: not a model checkpoint")
+    try:
+        config = ModelConfig.model_validate(json.loads((folder / CONFIG_FILE).read_text()))
+    except ValidationError as error:
+        raise CheckpointError(f"{folder / CONFIG_FILE} is not a valid ModelConfig:\n{error}") from None
+    model = GPT(config)
+    state = load_file(str(folder / WEIGHTS_FILE))
+    expected = model.state_dict()
+    missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
+    wrong_shape = sorted(n for n in set(state) & set(expected) if state[n].shape != expected[n].shape)
+    if missing or unexpected or wrong_shape:
+        raise CheckpointError(
+            f"{folder / WEIGHTS_FILE} does not match its config.json: missing {missing}, unexpected {unexpected}, "
+            f"wrong shape {[(n, tuple(state[n].shape), tuple(expected[n].shape)) for n in wrong_shape]}"
+        )
+    model.load_state_dict(state, strict=True)
+    return model.to(device)
+

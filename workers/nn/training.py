@@ -1,0 +1,129 @@
+"""One optimizer step of (weight-sparse) language-model training, shared by every trainer.
+
+Step order (paper §2.1, Appendix A.2): forward, cross-entropy, backward, limit
+the global gradient RMS, AdamW, then weight top-k to the scheduled L0.
+With sparsity off the same step trains the dense baseline.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from sparsepipe.pipeline.config import OptimConfig, TrainConfig
+
+from .gpt import GPT
+from .sparsity import L0Schedule, WeightSparsifier, learning_rate
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss or gradient became NaN/inf; nothing was updated at `step`."""
+
+    def __init__(self, step: int, reason: str, last_checkpoint: str | None = None):
+        self.step, self.reason, self.last_checkpoint = step, reason, last_checkpoint
+        where = f"the last good checkpoint is {last_checkpoint}" if last_checkpoint else "no checkpoint was saved before it"
+        super().__init__(f"training diverged at step {step}: {reason}; {where}. Lower optim.lr or check the data.")
+
+
+@dataclass
+class StepStats:
+    loss: float
+    lr: float
+    l0: float  # weight L0 after this step's top-k
+    grad_rms: float  # before clipping
+
+
+def next_token_loss(logits: Tensor, targets: Tensor) -> Tensor:
+    """Mean cross-entropy of logits [B, T, vocab] against targets [B, T], computed in float32."""
+    return F.cross_entropy(logits.float().flatten(0, 1), targets.flatten())
+
+
+def lm_loss(model: GPT, batch: Tensor) -> Tensor:
+    """Mean next-token loss of rows [B, n_ctx + 1]."""
+    logits, _ = model(batch[:, :-1])
+    return next_token_loss(logits, batch[:, 1:])
+
+
+def build_optimizer(model: GPT, optim: OptimConfig) -> torch.optim.AdamW:
+    """AdamW; weight decay on matrices and embeddings only (not biases, norms, sinks, bigram table).
+    With weight_decay_mode "after_topk" AdamW decays nothing and `Trainer` decays after the top-k."""
+    roles = model.parameter_roles()
+    decayed = [p for n, p in model.named_parameters() if roles[n].kind in ("matrix", "embed")]
+    other = [p for n, p in model.named_parameters() if roles[n].kind not in ("matrix", "embed")]
+    decay = optim.weight_decay if optim.weight_decay_mode == "adamw" else 0.0
+    groups = [{"params": decayed, "weight_decay": decay}, {"params": other, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=optim.lr, betas=(optim.beta1, optim.beta2), eps=optim.eps)
+
+
+def limit_grad_rms(params: list[torch.nn.Parameter], optim: OptimConfig) -> float:
+    """Global RMS of the gradients, before scaling them to at most (clip) or exactly (normalize) grad_clip_rms."""
+    grads = [p.grad for p in params if p.grad is not None]
+    numel = sum(g.numel() for g in grads)
+    rms = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads])) / math.sqrt(numel)
+    rms_value = rms.item()
+    if optim.grad_clip_rms is not None and math.isfinite(rms_value) and rms_value > 0:
+        scale = optim.grad_clip_rms / rms_value
+        if optim.grad_rms_mode == "normalize" or scale < 1.0:
+            for g in grads:
+                g.mul_(scale)
+    return rms_value
+
+
+class Trainer:
+    """Model, optimizer, sparsifier and step counter of one training run."""
+
+    def __init__(self, model: GPT, train: TrainConfig):
+        self.model, self.train = model, train
+        self.schedule = L0Schedule(train.sparsity, train.steps) if train.sparsity.enabled else None
+        self.sparsifier = WeightSparsifier(model, self.schedule) if self.schedule else None
+        self.optimizer = build_optimizer(model, train.optim)
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        self.decayed_after_topk = self.optimizer.param_groups[0]["params"] if train.optim.weight_decay_mode == "after_topk" else []
+        self.step = 0  # completed optimizer steps
+        device_type = next(model.parameters()).device.type
+        self.autocast = (
+            torch.autocast(device_type=device_type, dtype=torch.bfloat16) if train.dtype == "bfloat16" else contextlib.nullcontext()
+        )
+
+    def weight_l0(self) -> float:
+        return self.schedule.weight_l0(self.step) if self.schedule else 1.0
+
+    def train_step(self, batch: Tensor) -> StepStats:
+        l0 = self.weight_l0()
+        lr = learning_rate(self.step, self.train.steps, self.train.optim, l0)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        self.model.train()
+        self.optimizer.zero_grad(set_to_none=True)
+        with self.autocast:
+            loss = lm_loss(self.model, batch)
+        loss_value = loss.item()
+        if not math.isfinite(loss_value):
+            raise TrainingDiverged(self.step + 1, f"the training loss is {loss_value}")
+        loss.backward()
+        grad_rms = limit_grad_rms(self.params, self.train.optim)
+        if not math.isfinite(grad_rms):
+            raise TrainingDiverged(self.step + 1, f"the gradient RMS is {grad_rms}")
+        self.optimizer.step()
+        self.step += 1
+        if self.sparsifier is not None:
+            self.sparsifier.apply(self.step)
+        if self.decayed_after_topk:
+            with torch.no_grad():
+                for p in self.decayed_after_topk:
+                    p.mul_(1 - lr * self.train.optim.weight_decay)
+        return StepStats(loss=loss_value, lr=lr, l0=self.weight_l0(), grad_rms=grad_rms)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(), "step": self.step}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.step = state["step"]
