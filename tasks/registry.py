@@ -1,0 +1,65 @@
+"""The 20 tasks of the paper's Table 1, by name, in the table's order."""
+
+from __future__ import annotations
+
+from . import (
+    bracket_brace,
+    bracket_counting,
+    class_init,
+    else_elif,
+    enumerate_range,
+    final_kwarg,
+    for_while,
+    fstring_brace,
+    if_equals,
+    if_ternary,
+    indent_for,
+    lambda_func,
+    set_or_string,
+    set_or_string_fixedvarname,
+    single_double_quote,
+    var_if,
+    var_swap,
+    while_return_true,
+    with_as,
+    with_open,
+)
+from .base import Task
+from .errors import UnknownTaskError
+
+TASKS: dict[str, Task] = {
+    module.TASK.name: module.TASK
+    for module in (
+        single_double_quote,
+        final_kwarg,
+        set_or_string,
+        set_or_string_fixedvarname,
+        class_init,
+        with_as,
+        bracket_brace,
+        with_open,
+        bracket_counting,
+        for_while,
+        else_elif,
+        fstring_brace,
+        if_ternary,
+        var_swap,
+        indent_for,
+        lambda_func,
+        if_equals,
+        enumerate_range,
+        var_if,
+        while_return_true,
+    )
+}
+
+
+def task_names() -> list[str]:
+    return list(TASKS)
+
+
+def get_task(name: str) -> Task:
+    try:
+        return TASKS[name]
+    except KeyError:
+        raise UnknownTaskError(name, task_names()) from None

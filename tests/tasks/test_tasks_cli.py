@@ -1,0 +1,88 @@
+"""`sparsepipe tasks` commands through typer's CliRunner."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+from typer.testing import CliRunner
+
+from sparsepipe.pipeline import cli_tasks
+from sparsepipe.tasks import task_names
+
+runner = CliRunner()
+
+
+def test_list_prints_every_task_and_json():
+    result = runner.invoke(cli_tasks.app, ["list"])
+    assert result.exit_code == 0 and "bracket_counting" in result.output
+    rows = json.loads(runner.invoke(cli_tasks.app, ["list", "--json"]).output)
+    assert [r["name"] for r in rows] == task_names()
+
+
+def test_show_without_tokenizer_prints_raw_pairs():
+    result = runner.invoke(cli_tasks.app, ["show", "var_swap", "-n", "2", "--split", "val"])
+    assert result.exit_code == 0, result.output
+    assert result.output.count("prompt A") == 2 and result.output.count("prompt B") == 2
+
+
+def test_show_with_tokenizer_marks_candidates(tokenizer_path):
+    result = runner.invoke(cli_tasks.app, ["show", "bracket_counting", "-n", "1", "--tokenizer", str(tokenizer_path)])
+    assert result.exit_code == 0, result.output
+    assert "right ']'" in result.output and "wrong ']\\n'" in result.output
+
+
+def test_unknown_task_or_split_is_a_usage_error():
+    result = runner.invoke(cli_tasks.app, ["show", "bracket_countin"])
+    assert result.exit_code == 2 and "bracket_counting" in result.output
+    assert runner.invoke(cli_tasks.app, ["show", "var_swap", "--split", "dev"]).exit_code == 2
+
+
+def test_check_passes_with_the_stdlib_tokenizer(tokenizer_path):
+    args = ["check", "--tokenizer", str(tokenizer_path), "-t", "with_as,var_swap", "--n-pairs", "15", "--json"]
+    result = runner.invoke(cli_tasks.app, args)
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.output)
+    assert [r["task"] for r in rows] == ["with_as", "var_swap"] and all(r["ok"] for r in rows)
+
+
+def test_check_fails_with_exit_code_1_when_a_candidate_is_not_one_token(tmp_path):
+    from stdlib_bpe import train_stdlib_tokenizer
+
+    small = tmp_path / "tokenizer.json"
+    train_stdlib_tokenizer(vocab_size=300, budget_bytes=200_000).save(str(small))
+    result = runner.invoke(cli_tasks.app, ["check", "--tokenizer", str(small), "-t", "set_or_string", "--n-pairs", "5"])
+    assert result.exit_code == 1
+    assert "'.add'" in result.output
+
+
+def test_check_requires_an_existing_tokenizer(tmp_path):
+    result = runner.invoke(cli_tasks.app, ["check", "--tokenizer", str(tmp_path / "missing.json")])
+    assert result.exit_code == 2
+
+
+def test_eval_scores_a_checkpoint(tokenizer_path, tmp_path):
+    gpt = pytest.importorskip("sparsepipe.workers.nn.gpt")
+    from sparsepipe.pipeline.config import ModelConfig
+
+    model = gpt.GPT(ModelConfig(n_layer=1, d_model=16, n_head=2, d_head=8, n_ctx=64, vocab_size=2048))
+    gpt.save_checkpoint(model, tmp_path / "model")
+    args = ["eval", "--checkpoint", str(tmp_path / "model"), "--tokenizer", str(tokenizer_path)]
+    result = runner.invoke(cli_tasks.app, args + ["-t", "if_equals", "-t", "var_if", "--n-pairs", "4", "--json"])
+    assert result.exit_code == 0, result.output
+    scores = json.loads(result.output)
+    assert [s["task"] for s in scores] == ["if_equals", "var_if"]
+    assert all(math.isfinite(s["loss"]) and 0 <= s["accuracy"] <= 1 for s in scores)
+
+
+def test_eval_table_through_the_documented_loader(tokenizer_path, monkeypatch):
+    import torch
+
+    monkeypatch.setattr(cli_tasks, "load_model", lambda path: lambda tokens: torch.zeros(*tokens.shape, 2048))
+    result = runner.invoke(
+        cli_tasks.app,
+        ["eval", "--checkpoint", "x", "--tokenizer", str(tokenizer_path), "-t", "for_while", "--n-pairs", "2"],
+    )
+    assert result.exit_code == 0, result.output
+    assert f"{math.log(2):.3f}" in result.output  # equal logits: two-way loss ln 2
