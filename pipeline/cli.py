@@ -17,6 +17,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from .cli_bench import app as bench_app
+from .cli_tasks import app as tasks_app
 from .config import ConfigError, PipelineConfig, resolve_config
 from .dag import RUN, CellPlan, Planner
 from .store import Store, StoreError, StoreSpec
@@ -38,6 +40,8 @@ app = typer.Typer(
 )
 config_app = typer.Typer(no_args_is_help=True, help="Inspect the resolved configuration.")
 app.add_typer(config_app, name="config")
+app.add_typer(tasks_app, name="tasks")
+app.add_typer(bench_app, name="bench")
 
 err = Console(stderr=True)
 out = Console()
@@ -310,23 +314,6 @@ def config_show(preset: PresetOpt = None, config: ConfigOpt = None, set_: SetOpt
         import yaml
 
         out.print(yaml.safe_dump(data, sort_keys=False), highlight=False, markup=False)
-
-
-def _mount_optional_apps() -> None:
-    """Sub-apps owned by other modules; mounted when present."""
-    from importlib import import_module
-
-    for module_name, command in (("cli_tasks", "tasks"), ("cli_bench", "bench")):
-        try:
-            module = import_module(f"{__package__}.{module_name}")
-        except ModuleNotFoundError as error:
-            if error.name != f"{__package__}.{module_name}":
-                raise
-            continue
-        app.add_typer(module.app, name=command)
-
-
-_mount_optional_apps()
 
 
 def main() -> None:
