@@ -90,3 +90,19 @@ def test_loader_resumes_at_the_exact_position(tmp_path):
     epoch = ShardLoader(tmp_path, "train", batch_size=10, seed=1)
     seen = np.concatenate([epoch.next_batch().numpy() for _ in range(5)])
     assert sorted(map(tuple, seen)) == sorted(map(tuple, rows.astype(np.int64)))
+
+
+def test_batches_mix_shards_within_a_window(tmp_path):
+    from sparsepipe.workers.data import SHARDS_FILE, write_shard
+
+    files = []
+    for shard in range(4):
+        rows = np.full((50, 9), shard, dtype=np.uint16)
+        write_shard(rows, str(tmp_path / f"train/part-{shard:05d}.parquet"))
+        files.append({"file": f"train/part-{shard:05d}.parquet", "rows": 50, "tokens": 400})
+    (tmp_path / SHARDS_FILE).write_text(json.dumps({"n_ctx": 8, "vocab_size": 10, "eot_id": 9, "splits": {"train": files}}))
+    loader = ShardLoader(tmp_path, "train", batch_size=16, seed=0, window=2)
+    first = loader.next_batch()
+    assert len(set(first[:, 0].tolist())) == 2  # one window = two shards, interleaved
+    seen = np.concatenate([first.numpy()] + [loader.next_batch().numpy() for _ in range(11)])[:200]
+    assert sorted(set(seen[:, 0].tolist())) == [0, 1, 2, 3] and len(seen) == 200
