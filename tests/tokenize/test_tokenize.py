@@ -104,5 +104,5 @@ def test_batches_mix_shards_within_a_window(tmp_path):
     loader = ShardLoader(tmp_path, "train", batch_size=16, seed=0, window=2)
     first = loader.next_batch()
     assert len(set(first[:, 0].tolist())) == 2  # one window = two shards, interleaved
-    seen = np.concatenate([first.numpy()] + [loader.next_batch().numpy() for _ in range(11)])[:200]
+    seen = np.concatenate([first.numpy()] + [loader.next_batch().numpy() for _ in range(12)])[:200]
     assert sorted(set(seen[:, 0].tolist())) == [0, 1, 2, 3] and len(seen) == 200
