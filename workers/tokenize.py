@@ -19,7 +19,7 @@ from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, train
 from ..pipeline.config import TokenizeConfig
 from .context import WorkContext, run_calls
 from .corpus import Document, load_documents
-from .data import SHARDS_FILE, pack_rows, write_shard
+from .shards import SHARDS_FILE, pack_rows, write_shard
 
 EOT = "<|endoftext|>"
 TOKENIZER_FILE = "tokenizer.json"

@@ -1,0 +1,59 @@
+"""The artifacts a prune cell reads, built small: a tokenize artifact, a model checkpoint, a mean cache.
+
+The tokenizer is a real BPE on some standard-library files plus lines that close strings,
+so the real task single_double_quote encodes under it. Shared by the prune and tune tests
+(tune imports this file by path: see tests/tune/tune_toys.py).
+"""
+
+from __future__ import annotations
+
+import sysconfig
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from sparsepipe.pipeline.config import ModelConfig, PruneConfig
+from sparsepipe.workers.context import local_context
+from sparsepipe.workers.shards import pack_rows, write_token_shards
+from sparsepipe.workers.mean_cache import run_mean_cache
+from sparsepipe.workers.nn.gpt import GPT, save_checkpoint
+from sparsepipe.workers.tokenize import TOKENIZER_FILE, train_tokenizer
+
+N_CTX = 128
+VOCAB = 1024
+TASK = "single_double_quote"
+
+
+def model_config() -> ModelConfig:
+    return ModelConfig(n_layer=1, d_model=32, n_head=2, d_head=8, n_ctx=N_CTX, vocab_size=VOCAB)
+
+
+def write_tokens(root: Path) -> Path:
+    """tokenizer.json + 64 train and 16 val rows of N_CTX + 1 tokens."""
+    root.mkdir(parents=True, exist_ok=True)
+    texts = [path.read_text() for path in sorted(Path(sysconfig.get_paths()["stdlib"]).glob("*.py"))[:40]]
+    texts += ['print("done")\n' * 20, "print('done')\n" * 20]
+    tokenizer = train_tokenizer(texts, VOCAB)
+    tokenizer.save(str(root / TOKENIZER_FILE))
+    stream = np.array(tokenizer.encode("\n".join(texts[:5])).ids, dtype=np.uint16)
+    write_token_shards(pack_rows(stream, N_CTX)[:64], root, "train", VOCAB)
+    write_token_shards(pack_rows(stream, N_CTX)[64:80], root, "val", VOCAB)
+    return root
+
+
+def write_checkpoint(folder: Path, model: GPT | None = None) -> Path:
+    """`model`, or a random one of model_config() (seed 0)."""
+    if model is None:
+        torch.manual_seed(0)
+        model = GPT(model_config())
+    save_checkpoint(model, folder)
+    return folder
+
+
+def write_mean_cache(out: Path, tokens: Path, checkpoint: Path, params: PruneConfig) -> dict[str, Any]:
+    """Runs the mean-cache stage worker into `out`; returns its metrics."""
+    ctx = local_context(out, inputs={"checkpoint": checkpoint, "tokens": tokens})
+    run_mean_cache(ctx, params)
+    return ctx.metrics
