@@ -251,3 +251,14 @@ def test_checkpoint_config_with_unknown_keys_is_refused(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({**config, "pfrac": 0.125}))
     with pytest.raises(CheckpointError, match="pfrac"):
         load_checkpoint(tmp_path)
+
+
+def test_logits_at_positions_equal_the_full_logits_there():
+    torch.manual_seed(0)
+    model = GPT(ModelConfig(n_layer=1, d_model=32, n_head=2, d_head=8, n_ctx=16, vocab_size=50)).eval()
+    tokens = torch.randint(0, 50, (3, 12))
+    positions = torch.tensor([11, 0, 5])
+    full, _ = model(tokens)
+    picked, _ = model(tokens, positions=positions)
+    assert picked.shape == (3, 50)
+    assert torch.allclose(picked, full[torch.arange(3), positions], atol=1e-6)

@@ -260,11 +260,14 @@ class GPT(nn.Module):
         tokens: Tensor,
         record: RecordSpec = None,
         interventions: dict[str, Intervention] | None = None,
+        positions: Tensor | None = None,
     ) -> tuple[Tensor, dict[str, Tensor]]:
         """tokens [B, T] -> (logits [B, T, vocab], recorded activations by hook name).
 
         `record`: a set of hook names, or a regex matched against the whole name.
         `interventions[name](x)` replaces the activation at `name`.
+        `positions` [B]: unembed only there and return logits [B, vocab]; tasks read one
+        position per row, and the unembedding is most of a small model's forward.
         """
         hooks = HookPoints(self.hook_names, record, interventions) if (record is not None or interventions) else None
         x = self.embed(tokens)
@@ -272,6 +275,9 @@ class GPT(nn.Module):
             x = block(x, hooks)
         if hooks is not None:
             x = hooks(FINAL_RESID, x)
+        if positions is not None:
+            rows = torch.arange(tokens.shape[0], device=tokens.device)
+            x, tokens = x[rows, positions], tokens[rows, positions]
         return self.unembed(x, tokens), (hooks.recorded if hooks is not None else {})
 
     def embed(self, tokens: Tensor) -> Tensor:
