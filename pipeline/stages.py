@@ -6,6 +6,7 @@ Cells and their names:
     dense                       one cell (absent when dense.enabled is false)
     mean_cache                  one cell per checkpoint: "pretrain/tiny", "dense"
     prune                       one cell per checkpoint x task: "pretrain/tiny:bracket_counting"
+                                (a CARBS tuning loop when tune.enabled, see workers/tune.py)
 
 Each `run_*` adapter executes in the worker process: it validates the cell's
 params into the stage's config model and calls the worker function.
@@ -16,7 +17,7 @@ from __future__ import annotations
 from fnmatch import fnmatch
 from typing import Any
 
-from .config import ConfigError, PipelineConfig, PruneConfig, TokenizeConfig, TrainConfig
+from .config import ConfigError, PipelineConfig, PruneConfig, TokenizeConfig, TrainConfig, TuneConfig
 from .dag import Cell, CellRef, Registry, Resources, Stage
 from ..workers.context import WorkContext
 
@@ -117,21 +118,36 @@ def run_mean_cache_cell(ctx: WorkContext, params: dict[str, Any]) -> None:
     run_mean_cache(ctx, PruneConfig.model_validate(params))
 
 
+# A tuned cell only orchestrates: its trials are Ray tasks that ask for their own CPUs and GPUs.
+TUNED_CELL_CPUS = 0.25
+
+
 def _prune_cells(config: PipelineConfig, upstream: dict[str, list[Cell]]) -> list[Cell]:
     tasks = selected_tasks(config)
-    prune = config.prune.model_dump(mode="json", exclude=SELECTION_FIELDS)
+    settings: dict[str, Any] = {"prune": config.prune.model_dump(mode="json", exclude=SELECTION_FIELDS)}
+    resources = Resources(num_cpus=1)
+    if config.tune.enabled:
+        settings["tune"] = config.tune.model_dump(mode="json")
+        resources = Resources(num_cpus=TUNED_CELL_CPUS)
     cells = []
     for ref in selected_checkpoints(config, upstream):
         inputs = {"checkpoint": ref, "tokens": CellRef("tokenize"), "mean_cache": CellRef("mean_cache", checkpoint_id(ref))}
         for task in tasks:
-            cells.append(Cell("prune", f"{checkpoint_id(ref)}:{task}", {"task": task, "prune": prune}, inputs, Resources(num_cpus=1)))
+            cells.append(Cell("prune", f"{checkpoint_id(ref)}:{task}", {"task": task, **settings}, inputs, resources))
     return cells
 
 
 def run_prune_cell(ctx: WorkContext, params: dict[str, Any]) -> None:
-    from ..workers.prune import run_prune
+    """A cell with "tune" params runs the CARBS loop; otherwise one trial with the fixed hyperparameters."""
+    prune = PruneConfig.model_validate(params["prune"])
+    if "tune" in params:
+        from ..workers.tune import run_tuning
 
-    run_prune(ctx, PruneConfig.model_validate(params["prune"]), params["task"])
+        run_tuning(ctx, prune, TuneConfig.model_validate(params["tune"]), params["task"])
+    else:
+        from ..workers.prune import run_prune
+
+        run_prune(ctx, prune, params["task"])
 
 
 # ------------------------------------------------------------------ registry
@@ -140,12 +156,12 @@ TOKENIZE = Stage(
     name="tokenize",
     version="1",
     deps=(),
-    code=("sparsepipe.workers.tokenize", "sparsepipe.workers.corpus", "sparsepipe.workers.data"),
+    code=("sparsepipe.workers.tokenize", "sparsepipe.workers.corpus", "sparsepipe.workers.shards"),
     cells=_tokenize_cells,
     run="sparsepipe.pipeline.stages:run_tokenize_cell",
     description="corpus -> BPE tokenizer -> Arrow shards",
 )
-TRAIN_CODE = ("sparsepipe.workers.pretrain", "sparsepipe.workers.data", "sparsepipe.workers.bigram_baseline", "sparsepipe.workers.plots", *MODEL_CODE)
+TRAIN_CODE = ("sparsepipe.workers.pretrain", "sparsepipe.workers.data", "sparsepipe.workers.shards", "sparsepipe.workers.bigram_baseline", "sparsepipe.workers.plots", *MODEL_CODE)
 PRETRAIN = Stage(
     name="pretrain",
     version="1",
@@ -169,20 +185,30 @@ MEAN_CACHE = Stage(
     name="mean_cache",
     version="1",
     deps=("tokenize", "pretrain", "dense"),
-    code=("sparsepipe.workers.mean_cache", "sparsepipe.workers.data", *MODEL_CODE),
+    code=("sparsepipe.workers.mean_cache", "sparsepipe.workers.data", "sparsepipe.workers.shards", *MODEL_CODE),
     cells=_mean_cache_cells,
     run="sparsepipe.pipeline.stages:run_mean_cache_cell",
     description="mean activations over the pretraining distribution, per checkpoint",
     matrix=True,
 )
+TUNE_CODE = (
+    "sparsepipe.workers.tune",
+    "sparsepipe.workers.tune_trial",
+    "sparsepipe.workers.tune_report",
+    "sparsepipe.workers.carbs",
+    "sparsepipe.workers.carbs_space",
+    "sparsepipe.workers.carbs_gp",
+    "sparsepipe.workers.carbs_pareto",
+    "sparsepipe.workers.carbs_surrogate",
+)
 PRUNE = Stage(
     name="prune",
     version="1",
     deps=("tokenize", "pretrain", "dense", "mean_cache"),
-    code=("sparsepipe.workers.prune", "sparsepipe.workers.mean_cache", "sparsepipe.workers.plots", *MODEL_CODE, *TASK_CODE),
+    code=("sparsepipe.workers.prune", "sparsepipe.workers.mean_cache", "sparsepipe.workers.plots", *TUNE_CODE, *MODEL_CODE, *TASK_CODE),
     cells=_prune_cells,
     run="sparsepipe.pipeline.stages:run_prune_cell",
-    description="each checkpoint x each task: the smallest circuit at the target loss",
+    description="each checkpoint x each task: the smallest circuit at the target loss (CARBS-tuned when tune.enabled)",
     matrix=True,
 )
 

@@ -21,8 +21,9 @@ One trial (`run_trial`, pure: tensors in, a JSON-able `TrialResult` out):
    the same number of nodes at every location.
 
 `run_prune` is the stage worker: load checkpoint, tokenizer, means and task
-data; run one trial with `params.hyper`; write circuit.json, circuit.html,
-result.json and loss_vs_k.png.
+data (`load_prune_inputs`); run one trial with `params.hyper`; write
+circuit.json, circuit.html, result.json and loss_vs_k.png
+(`write_prune_outputs`, shared with the CARBS-tuned cell of `tune.py`).
 """
 
 from __future__ import annotations
@@ -300,6 +301,10 @@ class TrialResult:
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> TrialResult:
+        return cls(**data)
+
 
 def run_trial(
     model: GPT,
@@ -433,19 +438,29 @@ def plot_loss_vs_size(result: TrialResult, path: Path) -> None:
     fig.savefig(path, dpi=110)
 
 
-def run_prune(ctx: WorkContext, params: PruneConfig, task: str) -> None:
-    """Prune one checkpoint on one task with the fixed hyperparameters `params.hyper`."""
-    torch.set_num_threads(ctx.num_threads)
-    checkpoint = ctx.input("checkpoint")
-    model = load_checkpoint(checkpoint, device=ctx.device).eval().requires_grad_(False)
-    means = load_means(ctx.input("mean_cache")) if params.ablation == "mean" else None
-    max_tokens = min(params.max_tokens, model.config.n_ctx)
-    tokenizer = load_tokenizer(ctx.input("tokens"))
-    task_data = load_task_data(task, tokenizer, params, max_tokens)
+@dataclass
+class PruneInputs:
+    """What trials of one (checkpoint, task) cell share, loaded once."""
 
-    result = run_trial(model, means, task_data, params.hyper, params, params.seed, task=task, progress=ctx.report)
-    ctx.report({"completed": params.steps, "total": params.steps, "description": f"{result.nodes} nodes, {result.edges} edges"})
+    checkpoint: Path
+    model: GPT
+    means: dict[str, Tensor] | None
+    tokenizer: Tokenizer
+    task_data: TaskData
 
+
+def load_prune_inputs(checkpoint: Path, mean_cache: Path | None, tokens: Path, task: str, params: PruneConfig, device: str = "cpu") -> PruneInputs:
+    """Model, means (None for zero ablation), tokenizer and task data; `mean_cache` is only read for mean ablation."""
+    model = load_checkpoint(checkpoint, device=device).eval().requires_grad_(False)
+    means = load_means(mean_cache) if params.ablation == "mean" else None
+    tokenizer = load_tokenizer(tokens)
+    task_data = load_task_data(task, tokenizer, params, min(params.max_tokens, model.config.n_ctx))
+    return PruneInputs(Path(checkpoint), model, means, tokenizer, task_data)
+
+
+def write_prune_outputs(ctx: WorkContext, inputs: PruneInputs, params: PruneConfig, result: TrialResult) -> None:
+    """The artifact of one trial's circuit: circuit.json, circuit.html, result.json, loss_vs_k.png and ctx.metrics."""
+    model, means, task_data = inputs.model, inputs.means, inputs.task_data
     layout = NodeLayout(model.config, tie_qk=params.tie_qk_masks)
     ablated_to = layout.split(ablation_values(layout, means, params.ablation))
     circuit = build_circuit(model, {name: torch.tensor(idx, dtype=torch.long) for name, idx in result.kept.items()}, task_data.eval.candidates)
@@ -453,9 +468,9 @@ def run_prune(ctx: WorkContext, params: PruneConfig, task: str) -> None:
     circuit_data = circuit_to_json(
         circuit,
         ablation=ablated_to,
-        task=task,
+        task=result.task,
         cell=ctx.cell,
-        checkpoint=str(checkpoint),
+        checkpoint=str(inputs.checkpoint),
         model=model.config.model_dump(mode="json"),
         losses={
             "target": result.target_loss,
@@ -469,10 +484,10 @@ def run_prune(ctx: WorkContext, params: PruneConfig, task: str) -> None:
         calibration={"logit_scale": result.logit_scale, "logit_bias": result.logit_bias},
         hyperparameters=result.hyper,
         settings=params.model_dump(mode="json", exclude={"hyper", "tasks", "checkpoints"}),
-        token_text={str(i): tokenizer.decode([i]) for i in candidate_ids},
+        token_text={str(i): inputs.tokenizer.decode([i]) for i in candidate_ids},
     )
     out = Path(ctx.out_dir)
-    (out / RESULT_FILE).write_text(json.dumps({"cell": ctx.cell, "checkpoint": str(checkpoint), **result.to_json()}, indent=1))
+    (out / RESULT_FILE).write_text(json.dumps({"cell": ctx.cell, "checkpoint": str(inputs.checkpoint), **result.to_json()}, indent=1))
     (out / CIRCUIT_FILE).write_text(json.dumps(circuit_data, indent=1))
     (out / CIRCUIT_PAGE).write_text(render_circuit_html(circuit_data))
     plot_loss_vs_size(result, out / CURVE_PLOT)
@@ -492,3 +507,13 @@ def run_prune(ctx: WorkContext, params: PruneConfig, task: str) -> None:
             "seconds": result.timings["total_s"],
         }
     )
+
+
+def run_prune(ctx: WorkContext, params: PruneConfig, task: str) -> None:
+    """Prune one checkpoint on one task with the fixed hyperparameters `params.hyper`."""
+    torch.set_num_threads(ctx.num_threads)
+    mean_cache = ctx.input("mean_cache") if params.ablation == "mean" else None
+    inputs = load_prune_inputs(ctx.input("checkpoint"), mean_cache, ctx.input("tokens"), task, params, ctx.device)
+    result = run_trial(inputs.model, inputs.means, inputs.task_data, params.hyper, params, params.seed, task=task, progress=ctx.report)
+    ctx.report({"completed": params.steps, "total": params.steps, "description": f"{result.nodes} nodes, {result.edges} edges"})
+    write_prune_outputs(ctx, inputs, params, result)

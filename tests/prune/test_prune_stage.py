@@ -3,24 +3,20 @@
 from __future__ import annotations
 
 import json
-import sysconfig
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
-from sparsepipe.pipeline.config import ModelConfig, PruneConfig
+from sparsepipe.pipeline.config import PruneConfig
 from sparsepipe.workers.context import local_context
-from sparsepipe.workers.data import ShardLoader, pack_rows, write_token_shards
-from sparsepipe.workers.mean_cache import MEANS_FILE, load_means, run_mean_cache
-from sparsepipe.workers.nn.gpt import GPT, load_checkpoint, node_locations, save_checkpoint
+from sparsepipe.workers.data import ShardLoader
+from sparsepipe.workers.mean_cache import MEANS_FILE, load_means
+from sparsepipe.workers.nn.gpt import load_checkpoint, node_locations
 from sparsepipe.workers.prune import run_prune
-from sparsepipe.workers.tokenize import TOKENIZER_FILE, train_tokenizer
 
-N_CTX = 128
-VOCAB = 1024
-TASK = "single_double_quote"
+from stage_inputs import N_CTX, TASK, write_checkpoint, write_mean_cache, write_tokens
+
 PARAMS = PruneConfig(
     steps=10, batch_pairs=8, eval_pairs=16, train_pool_pairs=32, max_tokens=N_CTX, mean_cache_batches=3, mean_cache_batch_size=4, curve_points=4
 )
@@ -28,32 +24,19 @@ PARAMS = PruneConfig(
 
 @pytest.fixture(scope="module")
 def tokens_dir(tmp_path_factory) -> Path:
-    """tokenizer.json (a BPE on some stdlib files, quote-closing lines included) + train/val shards."""
-    root = tmp_path_factory.mktemp("tokens")
-    texts = [path.read_text() for path in sorted(Path(sysconfig.get_paths()["stdlib"]).glob("*.py"))[:40]]
-    texts += ['print("done")\n' * 20, "print('done')\n" * 20]
-    tokenizer = train_tokenizer(texts, VOCAB)
-    tokenizer.save(str(root / TOKENIZER_FILE))
-    stream = np.array(tokenizer.encode("\n".join(texts[:5])).ids, dtype=np.uint16)
-    write_token_shards(pack_rows(stream, N_CTX)[:64], root, "train", VOCAB)
-    write_token_shards(pack_rows(stream, N_CTX)[64:80], root, "val", VOCAB)
-    return root
+    return write_tokens(tmp_path_factory.mktemp("tokens"))
 
 
 @pytest.fixture(scope="module")
 def checkpoint_dir(tmp_path_factory) -> Path:
-    torch.manual_seed(0)
-    folder = tmp_path_factory.mktemp("checkpoint")
-    save_checkpoint(GPT(ModelConfig(n_layer=1, d_model=32, n_head=2, d_head=8, n_ctx=N_CTX, vocab_size=VOCAB)), folder)
-    return folder
+    return write_checkpoint(tmp_path_factory.mktemp("checkpoint"))
 
 
 @pytest.fixture(scope="module")
 def mean_cache_dir(tmp_path_factory, tokens_dir, checkpoint_dir) -> Path:
     out = tmp_path_factory.mktemp("mean_cache")
-    ctx = local_context(out, inputs={"checkpoint": checkpoint_dir, "tokens": tokens_dir})
-    run_mean_cache(ctx, PARAMS)
-    assert ctx.metrics["batches"] == 3 and ctx.metrics["tokens"] == 3 * 4 * N_CTX
+    metrics = write_mean_cache(out, tokens_dir, checkpoint_dir, PARAMS)
+    assert metrics["batches"] == 3 and metrics["tokens"] == 3 * 4 * N_CTX
     return out
 
 
