@@ -7,6 +7,7 @@ Cells and their names:
     mean_cache                  one cell per checkpoint: "pretrain/tiny", "dense"
     prune                       one cell per checkpoint x task: "pretrain/tiny:bracket_counting"
                                 (a CARBS tuning loop when tune.enabled, see workers/tune.py)
+    report                      one cell over every prune cell
 
 Each `run_*` adapter executes in the worker process: it validates the cell's
 params into the stage's config model and calls the worker function.
@@ -150,6 +151,22 @@ def run_prune_cell(ctx: WorkContext, params: dict[str, Any]) -> None:
         run_prune(ctx, prune, params["task"])
 
 
+# -------------------------------------------------------------------- report
+
+
+def _report_cells(config: PipelineConfig, upstream: dict[str, list[Cell]]) -> list[Cell]:
+    pruned = upstream.get("prune", [])
+    if not config.report.enabled or not pruned:
+        return []
+    return [Cell("report", "", {}, {cell.cell: cell.ref for cell in pruned}, Resources(num_cpus=1))]
+
+
+def run_report_cell(ctx: WorkContext, params: dict[str, Any]) -> None:
+    from ..workers.report import run_report
+
+    run_report(ctx)
+
+
 # ------------------------------------------------------------------ registry
 
 TOKENIZE = Stage(
@@ -213,8 +230,19 @@ PRUNE = Stage(
 )
 
 
+REPORT = Stage(
+    name="report",
+    version="1",
+    deps=("prune",),
+    code=("sparsepipe.workers.report",),
+    cells=_report_cells,
+    run="sparsepipe.pipeline.stages:run_report_cell",
+    description="every circuit in one table, figure and browsable index",
+)
+
+
 def build_registry() -> Registry:
-    return Registry([TOKENIZE, PRETRAIN, DENSE, MEAN_CACHE, PRUNE])
+    return Registry([TOKENIZE, PRETRAIN, DENSE, MEAN_CACHE, PRUNE, REPORT])
 
 
 REGISTRY = build_registry()

@@ -98,7 +98,7 @@ class MaskedModel:
     def gap(self, batch: TaskBatch, node_mask: Tensor | None) -> Tensor:
         """Candidate logit gaps [2N]; node_mask None runs the unmasked model."""
         interventions = None if node_mask is None else mask_interventions(self.layout, node_mask, self.ablation)
-        logits, _ = self.model(batch.tokens, interventions=interventions)
+        logits, _ = self.model(batch.tokens, interventions=interventions, positions=batch.eval_pos)
         return candidate_gap(logits, batch)
 
     @torch.no_grad()
