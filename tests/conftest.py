@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -53,3 +54,14 @@ def store_url(request, tmp_path):
     if request.param == "local":
         return str(tmp_path / "store")
     return request.getfixturevalue("s3_url")
+
+
+@pytest.fixture
+def sparsepipe():
+    """Run the real `sparsepipe` command in a subprocess: sparsepipe(*args, cwd=..., env=..., timeout=...)."""
+
+    def run(*args: str, cwd: Path, env: dict | None = None, timeout: float = 400) -> subprocess.CompletedProcess:
+        command = [sys.executable, "-m", "sparsepipe.pipeline", *args]
+        return subprocess.run(command, cwd=cwd, env={**os.environ, **(env or {})}, capture_output=True, text=True, timeout=timeout)
+
+    return run

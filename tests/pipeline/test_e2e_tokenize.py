@@ -17,16 +17,12 @@ pytestmark = pytest.mark.slow
 SPARSEPIPE = [sys.executable, "-m", "sparsepipe.pipeline"]
 
 
-def sparsepipe(*args: str, cwd: Path, env: dict | None = None, timeout: float = 240) -> subprocess.CompletedProcess:
-    return subprocess.run([*SPARSEPIPE, *args], cwd=cwd, env={**os.environ, **(env or {})}, capture_output=True, text=True, timeout=timeout)
-
-
 def _cells(result: subprocess.CompletedProcess) -> dict:
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads(result.stdout)
 
 
-def test_run_twice_second_is_all_hit_without_ray(tmp_path):
+def test_run_twice_second_is_all_hit_without_ray(sparsepipe, tmp_path):
     first = _cells(sparsepipe("run", "tokenize", "--preset", "smoke", "--json", cwd=tmp_path))
     assert first["ray_started"] and [c["status"] for c in first["cells"]] == ["RUN"]
     metrics = first["cells"][0]["metrics"]
@@ -41,7 +37,7 @@ def test_run_twice_second_is_all_hit_without_ray(tmp_path):
     assert verify.returncode == 0 and "0 corrupt" in verify.stderr
 
 
-def test_run_against_s3_store(tmp_path, s3_env, s3_url):
+def test_run_against_s3_store(sparsepipe, tmp_path, s3_env, s3_url):
     first = _cells(sparsepipe("run", "tokenize", "--preset", "smoke", "--store", s3_url, "--json", cwd=tmp_path, env=s3_env))
     assert first["ray_started"] and first["ok"]
     second = _cells(sparsepipe("run", "tokenize", "--preset", "smoke", "--store", s3_url, "--json", cwd=tmp_path, env=s3_env))
@@ -50,7 +46,7 @@ def test_run_against_s3_store(tmp_path, s3_env, s3_url):
     assert json.loads(verify.stdout)["corrupt"] == 0
 
 
-def test_cluster_mode_on_a_two_node_ray_cluster(tmp_path):
+def test_cluster_mode_on_a_two_node_ray_cluster(sparsepipe, tmp_path):
     from ray.cluster_utils import Cluster
 
     cluster = Cluster(initialize_head=True, connect=False, head_node_args={"num_cpus": 1, "object_store_memory": 100 * 1024 * 1024, "include_dashboard": False})
@@ -64,7 +60,7 @@ def test_cluster_mode_on_a_two_node_ray_cluster(tmp_path):
         cluster.shutdown()
 
 
-def test_killed_driver_resumes_without_redoing_committed_work(tmp_path):
+def test_killed_driver_resumes_without_redoing_committed_work(sparsepipe, tmp_path):
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     for number in range(60):  # big enough documents that encoding takes a while

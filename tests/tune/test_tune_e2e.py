@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
@@ -14,22 +10,17 @@ from sparsepipe.tasks import task_names
 
 pytestmark = pytest.mark.slow
 
-SPARSEPIPE = [sys.executable, "-m", "sparsepipe.pipeline"]
 CELL_FILES = {"circuit.json", "circuit.html", "result.json", "loss_vs_k.png", "trials.jsonl", "tuning.png"}
 
 
-def sparsepipe(*args: str, cwd: Path, timeout: float = 400) -> subprocess.CompletedProcess:
-    return subprocess.run([*SPARSEPIPE, *args], cwd=cwd, env=dict(os.environ), capture_output=True, text=True, timeout=timeout)
-
-
-def test_batch_pruning_lists_every_task_of_every_checkpoint(tmp_path):
+def test_batch_pruning_lists_every_task_of_every_checkpoint(sparsepipe, tmp_path):
     result = sparsepipe("plan", "prune", "--preset", "smoke", "--tasks", "all", "--checkpoints", "all", "--json", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     cells = [c["cell"] for c in json.loads(result.stdout)["cells"] if c["stage"] == "prune"]
     assert sorted(cells) == sorted(f"{checkpoint}:{task}" for checkpoint in ("pretrain/smoke", "dense") for task in task_names())
 
 
-def test_batch_pruning_of_every_task_end_to_end(tmp_path):
+def test_batch_pruning_of_every_task_end_to_end(sparsepipe, tmp_path):
     # The dense checkpoint is left out to halve the run; the selection of both is checked above.
     result = sparsepipe("run", "prune", "--preset", "smoke", "--tasks", "all", "--set", "dense.enabled=false", "--json", cwd=tmp_path)
     report = json.loads(result.stdout)

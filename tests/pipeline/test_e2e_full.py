@@ -1,0 +1,37 @@
+"""The whole pipeline through the CLI on the smoke preset: every stage, its manifest metrics, then all HIT."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+TRAIN_METRICS = {"final_val_loss", "bigram_val_loss", "target_l0", "l0_by_param", "dead_neurons", "tokens_seen"}
+PRUNE_METRICS = {"nodes", "edges", "target_loss", "circuit_loss", "full_model_loss", "inverse_loss", "random_circuit_loss", "reached_target"}
+
+
+def test_run_full_smoke_with_fixed_pruning_hyperparameters(sparsepipe, tmp_path):
+    result = sparsepipe("run", "full", "--preset", "smoke", "--set", "tune.enabled=false", "--json", cwd=tmp_path, timeout=600)
+    assert result.returncode == 0, result.stderr[-4000:]
+    cells = {(c["stage"], c["cell"]): c for c in json.loads(result.stdout)["cells"]}
+    assert {stage for stage, _ in cells} == {"tokenize", "pretrain", "dense", "mean_cache", "prune", "report"}
+    for key in (("pretrain", "smoke"), ("dense", "")):
+        assert TRAIN_METRICS <= set(cells[key]["metrics"]), key
+    assert cells[("pretrain", "smoke")]["metrics"]["target_l0"] == 0.25
+    assert cells[("dense", "")]["metrics"]["l0_by_param"]["blocks.0.mlp.c_fc.weight"] == 1.0
+    sparse_fc = cells[("pretrain", "smoke")]["metrics"]["l0_by_param"]["blocks.0.mlp.c_fc.weight"]
+    assert sparse_fc == pytest.approx(0.25, abs=0.01)
+    prune_cells = [c for (stage, _), c in cells.items() if stage == "prune"]
+    assert len(prune_cells) == 4  # 2 checkpoints x 2 smoke tasks
+    for cell in prune_cells:
+        assert PRUNE_METRICS <= set(cell["metrics"]), cell["cell"]
+    report_dir = next((tmp_path / "artifacts" / "report").glob("*/attempts/*"))
+    assert {"index.html", "summary.json", "summary.md", "edges_by_task.png"} <= {p.name for p in report_dir.iterdir()}
+    assert len(list((report_dir / "circuits").iterdir())) == 4
+
+    again = sparsepipe("run", "full", "--preset", "smoke", "--set", "tune.enabled=false", "--json", cwd=tmp_path)
+    report = json.loads(again.stdout)
+    assert again.returncode == 0 and not report["ray_started"]
+    assert {c["status"] for c in report["cells"]} == {"HIT"}
