@@ -65,3 +65,14 @@ def sparsepipe():
         return subprocess.run(command, cwd=cwd, env={**os.environ, **(env or {})}, capture_output=True, text=True, timeout=timeout)
 
     return run
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Tests that time or compare CPU work run torch on one thread (and restore it after)."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

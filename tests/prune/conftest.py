@@ -7,17 +7,13 @@ import torch
 
 from sparsepipe.workers.mean_cache import node_means
 from sparsepipe.workers.nn.gpt import GPT
-from sparsepipe.workers.prune import candidate_gap, two_way_loss
 
-from pruning_toys import key_task, random_rows, tiny_config
+from pruning_toys import fit_two_way, key_task, random_rows, tiny_config
 
 
 @pytest.fixture(autouse=True)
-def _one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _one_thread(one_torch_thread):
     yield
-    torch.set_num_threads(previous)
 
 
 @pytest.fixture
@@ -31,17 +27,7 @@ def trained_model() -> GPT:
     """A one-layer model that solves the key task (two-way loss well under 0.05)."""
     torch.manual_seed(0)
     model = GPT(tiny_config())
-    train = key_task(256, seed=0)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
-    g = torch.Generator().manual_seed(0)
-    for _ in range(60):
-        batch = train.select(torch.randint(train.n_pairs, (32,), generator=g))
-        logits, _ = model(batch.tokens)
-        loss = two_way_loss(candidate_gap(logits, batch), batch.correct)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    return model.eval().requires_grad_(False)
+    return fit_two_way(model, key_task(256, seed=0), steps=60, batch_pairs=32)
 
 
 @pytest.fixture(scope="session")

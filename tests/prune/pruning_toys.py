@@ -43,3 +43,19 @@ def key_task(n_pairs: int, seed: int) -> TaskBatch:
 def random_rows(n_rows: int, seed: int, n_ctx: int = 16) -> torch.Tensor:
     """Pretraining-like rows [n_rows, n_ctx + 1] for the mean cache."""
     return torch.randint(0, VOCAB, (n_rows, n_ctx + 1), generator=torch.Generator().manual_seed(seed))
+
+
+def fit_two_way(model, train: TaskBatch, steps: int, batch_pairs: int):
+    """Train a model on a task's two-way loss with Adam (lr 1e-2), so pruning finds real circuits."""
+    from sparsepipe.workers.prune import candidate_gap, two_way_loss
+
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(steps):
+        batch = train.select(torch.randint(train.n_pairs, (batch_pairs,), generator=generator))
+        logits, _ = model(batch.tokens)
+        loss = two_way_loss(candidate_gap(logits, batch), batch.correct)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return model.eval().requires_grad_(False)

@@ -15,7 +15,6 @@ import torch
 from sparsepipe.pipeline.config import PruneConfig
 from sparsepipe.tasks import load_task, load_tokenizer
 from sparsepipe.workers.nn.gpt import GPT
-from sparsepipe.workers.prune import candidate_gap, two_way_loss
 
 
 def _import_by_path(path: Path) -> ModuleType:
@@ -30,6 +29,7 @@ def _import_by_path(path: Path) -> ModuleType:
 
 
 stage_inputs = _import_by_path(Path(__file__).parents[1] / "prune" / "stage_inputs.py")
+pruning_toys = _import_by_path(Path(__file__).parents[1] / "prune" / "pruning_toys.py")
 TASK = stage_inputs.TASK
 
 # Trials of about a second on one core. The paper's target, 0.15, is just above the trained toy's
@@ -50,16 +50,7 @@ SETTINGS = PruneConfig(
 def train_on_task(model: GPT, tokenizer_dir: Path, task: str, steps: int) -> GPT:
     """Fit the model to the task's two-way loss, so that pruning it finds circuits of varied size."""
     train = load_task(task, load_tokenizer(tokenizer_dir), "train", 256, seed=0, max_tokens=model.config.n_ctx)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
-    generator = torch.Generator().manual_seed(0)
-    for _ in range(steps):
-        batch = train.select(torch.randint(train.n_pairs, (16,), generator=generator))
-        logits, _ = model(batch.tokens)
-        loss = two_way_loss(candidate_gap(logits, batch), batch.correct)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    return model.eval().requires_grad_(False)
+    return pruning_toys.fit_two_way(model, train, steps, batch_pairs=16)
 
 
 def write_cell_inputs(root: Path) -> dict[str, Path]:
