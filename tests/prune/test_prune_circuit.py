@@ -108,3 +108,12 @@ def test_json_and_html_export(tmp_path):
     assert "0.attn.act_in:1" in page and "w=0.5" in page
     svg = page[page.index("<svg") : page.index("</svg>") + len("</svg>")]
     ElementTree.fromstring(svg)  # well-formed: browsers render it as SVG
+
+
+def test_circuit_page_draws_at_most_the_strongest_edges():
+    model, kept = hand_built()
+    data = json.loads(json.dumps(circuit_to_json(build_circuit(model, kept, candidate_tokens=torch.tensor([0, 4])))))
+    drawn = render_circuit_html(data).count("<line")
+    page = render_circuit_html(data, max_edges=2)
+    assert page.count("<line") == 2 < drawn and f"Showing the 2 strongest of {drawn} links" in page
+    assert "w=1.1" in page and "w=0.5" not in page  # the strongest links are kept, weak ones dropped

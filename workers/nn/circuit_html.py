@@ -103,8 +103,17 @@ def _node_svg(node_id: str, x: float, y: float, ablation: dict[str, float], toke
     return f'<circle id="{html.escape(node_id)}" cx="{x}" cy="{y}" r="5" fill="{fill}"><title>{html.escape(tip)}</title></circle>{label}'
 
 
-def render_circuit_html(data: dict[str, Any]) -> str:
-    """A page for `circuit.circuit_to_json(...)` output."""
+MAX_DRAWN_EDGES = 4000  # past this a page is tens of MB and unreadable; circuit.json keeps every edge
+
+
+def _strongest(edges: list[dict[str, Any]], limit: int) -> list[dict[str, Any]]:
+    if len(edges) <= limit:
+        return edges
+    return sorted(edges, key=lambda e: -abs(e["weight"]) if e.get("weight") is not None else 0.0)[:limit]
+
+
+def render_circuit_html(data: dict[str, Any], max_edges: int = MAX_DRAWN_EDGES) -> str:
+    """A page for `circuit.circuit_to_json(...)` output (drawing at most `max_edges` of the strongest edges)."""
     positions = _positions(data)
     columns = _columns(data)
     weights = [abs(e["weight"]) for e in data["edges"] if e.get("weight") is not None]
@@ -116,7 +125,10 @@ def render_circuit_html(data: dict[str, Any]) -> str:
         f'<text class="column" x="{LEFT + c * COLUMN_GAP}" y="{20 + 14 * (c % 2)}" text-anchor="middle">{html.escape(column)}</text>'
         for c, column in enumerate(columns)
     )
-    edges = "".join(_edge_svg(e, positions, max_weight) for e in data["edges"] if e["source"] in positions and e["target"] in positions)
+    drawable = [e for e in data["edges"] if e["source"] in positions and e["target"] in positions]
+    shown = _strongest(drawable, max_edges)
+    edges = "".join(_edge_svg(e, positions, max_weight) for e in shown)
+    omitted = f"<p><b>Showing the {len(shown)} strongest of {len(drawable)} links</b>; circuit.json lists them all.</p>" if len(shown) < len(drawable) else ""
     nodes = "".join(_node_svg(node_id, x, y, ablation, data.get("token_text", {})) for node_id, (x, y) in positions.items())
     title = f"circuit: {data.get('task', '?')} on {data.get('cell') or data.get('checkpoint', '?')}"
     tables = _table("size", data["counts"])
@@ -127,7 +139,7 @@ def render_circuit_html(data: dict[str, Any]) -> str:
         f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title><style>{STYLE}</style></head><body>"
         f"<h2>{html.escape(title)}</h2>{tables}"
         f"<p>Solid: weight edges (blue +, red −). Dashed grey: residual-stream links. Dotted purple: q/k channel pairs. "
-        f"Hover a node to highlight its links.</p>"
+        f"Hover a node to highlight its links.</p>{omitted}"
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}">{headers}{edges}{nodes}</svg>'
         f"<script>{SCRIPT}</script></body></html>"
     )
