@@ -223,9 +223,10 @@ def plan(
 def status(store: StoreOpt = None, as_json: JsonOpt = False) -> None:
     """List committed artifacts: stage, cell, key, generation, size and headline metrics."""
     cfg = _load(None, None, [], store)
-    manifests = list(_open_store(cfg).iter_manifests())
+    backend = _open_store(cfg)
+    manifests = list(backend.iter_manifests())
     if as_json:
-        print(json.dumps({"store": cfg.store, "artifacts": [_manifest_json(m) for m in manifests]}, indent=2))
+        print(json.dumps({"store": cfg.store, "artifacts": [_manifest_json(m, backend.attempt_url(m)) for m in manifests]}, indent=2))
         return
     table = Table(title=f"artifacts in {cfg.store}")
     for column in ("stage", "cell", "key", "gen", "size", "metrics"):
@@ -234,10 +235,15 @@ def status(store: StoreOpt = None, as_json: JsonOpt = False) -> None:
         metrics = ", ".join(f"{k}={_short(v)}" for k, v in list(manifest.metrics.items())[:4] if not isinstance(v, (dict, list)))
         table.add_row(manifest.stage, manifest.cell or "-", manifest.key[:12], str(manifest.generation), _size(manifest.size), metrics)
     out.print(table)
+    reports = [m for m in manifests if m.stage == "report"]
+    if reports:
+        newest = max(reports, key=lambda m: m.data.get("committed_at", 0))
+        out.print(f"report: {backend.attempt_url(newest)}/index.html", soft_wrap=True, highlight=False)
 
 
-def _manifest_json(manifest) -> dict[str, Any]:
+def _manifest_json(manifest, path: str) -> dict[str, Any]:
     return {
+        "path": path,
         "stage": manifest.stage,
         "cell": manifest.cell,
         "key": manifest.key,
