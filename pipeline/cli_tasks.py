@@ -25,8 +25,9 @@ app = typer.Typer(
         "loss is the cross-entropy of the right candidate under the two-way softmax over both candidates.\n\n"
         "  sparsepipe tasks list\n"
         "  sparsepipe tasks show bracket_counting -n 2\n"
-        "  sparsepipe tasks check --tokenizer artifacts/tokenize/<key>/tokenizer.json\n"
-        "  sparsepipe tasks eval --checkpoint <model folder> --tokenizer <tokenizer.json>"
+        "  sparsepipe tasks check --tokenizer <tokenize artifact folder>\n"
+        "  sparsepipe tasks eval --checkpoint <pretrain artifact folder> --tokenizer <tokenize artifact folder>\n\n"
+        "Artifact folders are the `path` entries of `sparsepipe status --json`."
     ),
 )
 out = Console()
