@@ -176,8 +176,7 @@ def run(
         hits = sum(1 for o in report.outcomes if o.plan.status != RUN)
         err.print(f"{ran} cells ran, {hits} were cached (HIT), {len(failed)} failed, in {time.time() - started:.1f}s; store {cfg.store}")
     for outcome in failed:
-        label = f"{outcome.plan.cell.stage}/{outcome.plan.cell.cell}".rstrip("/")
-        err.print(f"[red]failed[/] {label}: {outcome.error or outcome.skipped_because}")
+        err.print(f"[red]failed[/] {outcome.plan.cell.ref}: {outcome.error or outcome.skipped_because}")
     if failed:
         matrix_only = all(registry[o.plan.cell.stage].matrix for o in failed)
         raise typer.Exit(EXIT_PARTIAL if matrix_only else EXIT_FAILED)

@@ -114,13 +114,6 @@ class Registry:
             add(target)
         return [name for name in self.order if name in needed]
 
-    def downstream(self, name: str) -> set[str]:
-        found: set[str] = set()
-        for other in self.order:
-            if name in self.stages[other].deps or found.intersection(self.stages[other].deps):
-                found.add(other)
-        return found
-
     def list_cells(self, config: PipelineConfig, stages: list[str]) -> dict[str, list[Cell]]:
         cells: dict[str, list[Cell]] = {}
         for name in stages:

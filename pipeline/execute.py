@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..workers.context import WorkContext
+from .dag import CellRef
 from .store import CommitRecord, Manifest, StoreSpec
 
 REPORT_INTERVAL_S = 0.25
@@ -40,7 +41,7 @@ class UnitRequest:
 
     @property
     def label(self) -> str:
-        return f"{self.stage}/{self.cell}" if self.cell else self.stage
+        return str(CellRef(self.stage, self.cell))
 
 
 @dataclass(frozen=True)

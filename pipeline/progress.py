@@ -10,10 +10,6 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from .dag import HIT, CellPlan
 
 
-def _label(plan: CellPlan) -> str:
-    return f"{plan.cell.stage}/{plan.cell.cell}" if plan.cell.cell else plan.cell.stage
-
-
 class ProgressView:
     def __init__(self, console: Console | None = None):
         self.console = console or Console(stderr=True)
@@ -45,7 +41,7 @@ class ProgressView:
             self.stage_tasks[stage] = self.bars.add_task(f"[bold]{stage}[/] cells", total=total, completed=done)
 
     def begin(self, plan: CellPlan) -> None:
-        label = _label(plan)
+        label = str(plan.cell.ref)
         self.cell_tasks[label] = self.bars.add_task(f"  {label}: {plan.reason}", total=None)
 
     def update(self, events: dict[str, dict[str, Any]]) -> None:
@@ -62,7 +58,7 @@ class ProgressView:
             )
 
     def finish(self, plan: CellPlan, ok: bool, error: str | None = None) -> None:
-        label = _label(plan)
+        label = str(plan.cell.ref)
         task = self.cell_tasks.pop(label, None)
         if task is not None:
             self.bars.remove_task(task)

@@ -78,10 +78,6 @@ def run_train_cell(ctx: WorkContext, params: dict[str, Any]) -> None:
 CHECKPOINT_STAGES = ("pretrain", "dense")
 
 
-def checkpoint_id(ref: CellRef) -> str:
-    return f"{ref.stage}/{ref.cell}" if ref.cell else ref.stage
-
-
 def _selected(patterns: list[str], names: list[str], what: str, hint: str) -> list[str]:
     if "all" in patterns:
         return names
@@ -95,7 +91,7 @@ def _selected(patterns: list[str], names: list[str], what: str, hint: str) -> li
 
 
 def selected_checkpoints(config: PipelineConfig, upstream: dict[str, list[Cell]]) -> list[CellRef]:
-    refs = {checkpoint_id(c.ref): c.ref for stage in CHECKPOINT_STAGES for c in upstream.get(stage, [])}
+    refs = {str(c.ref): c.ref for stage in CHECKPOINT_STAGES for c in upstream.get(stage, [])}
     return [refs[name] for name in _selected(config.prune.checkpoints, list(refs), "checkpoint", "the checkpoints of this config are")]
 
 
@@ -108,7 +104,7 @@ def selected_tasks(config: PipelineConfig) -> list[str]:
 def _mean_cache_cells(config: PipelineConfig, upstream: dict[str, list[Cell]]) -> list[Cell]:
     params = {field: getattr(config.prune, field) for field in MEAN_CACHE_FIELDS}
     return [
-        Cell("mean_cache", checkpoint_id(ref), params, {"checkpoint": ref, "tokens": CellRef("tokenize")}, Resources(num_cpus=1))
+        Cell("mean_cache", str(ref), params, {"checkpoint": ref, "tokens": CellRef("tokenize")}, Resources(num_cpus=1))
         for ref in selected_checkpoints(config, upstream)
     ]
 
@@ -132,9 +128,9 @@ def _prune_cells(config: PipelineConfig, upstream: dict[str, list[Cell]]) -> lis
         resources = Resources(num_cpus=TUNED_CELL_CPUS)
     cells = []
     for ref in selected_checkpoints(config, upstream):
-        inputs = {"checkpoint": ref, "tokens": CellRef("tokenize"), "mean_cache": CellRef("mean_cache", checkpoint_id(ref))}
+        inputs = {"checkpoint": ref, "tokens": CellRef("tokenize"), "mean_cache": CellRef("mean_cache", str(ref))}
         for task in tasks:
-            cells.append(Cell("prune", f"{checkpoint_id(ref)}:{task}", {"task": task, **settings}, inputs, resources))
+            cells.append(Cell("prune", f"{str(ref)}:{task}", {"task": task, **settings}, inputs, resources))
     return cells
 
 
