@@ -24,7 +24,13 @@ def _train(model: dict[str, Any], steps: int, batch: int, eval_every: int, check
 
 
 def _dense(train: dict[str, Any]) -> dict[str, Any]:
-    return {**train, "sparsity": {"enabled": False}, "optim": {**train.get("optim", {}), "lr_l0_scaling": False}}
+    # A real dense baseline: no weight sparsity and no AbsTopK (afrac None), as the reference's dense models.
+    return {
+        **train,
+        "model": {**train["model"], "afrac": None},
+        "sparsity": {"enabled": False},
+        "optim": {**train.get("optim", {}), "lr_l0_scaling": False},
+    }
 
 
 SMOKE: dict[str, Any] = {
