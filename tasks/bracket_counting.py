@@ -1,21 +1,25 @@
-"""bracket_counting: close one bracket or two, depending on the nesting depth.
+"""bracket_counting: close one bracket or two, depending on whether the open list is nested.
 
-    grid = [[1, 2], [3, 4], [5, 6        ->  ]    (then "]\n")   (prompt A, depth 2)
-    grid = [[1, 2], [3, 4]]
-    point = [5, 6                         ->  ]\n               (prompt B, depth 1)
+    values = [[1, 2, 3        ->  ]    (then "]\n")   (prompt A, depth 2)
+    values = [1, 2, 3         ->  ]\n               (prompt B, depth 1)
+
+As in the paper (section 3.2.2): the prompts differ only in whether the last
+list opened inside another, i.e. in one open-bracket token (`[[` vs `[`), and
+nothing else in the prompt tells the depth apart.  (An earlier "grid" variant,
+a closed nested list before a flat one, put the same open-bracket tokens in
+both prompts; the paper's circuit, an open-bracket detector averaged over the
+context, cannot separate those, so it is no longer part of this task.)
 
 The reference's candidates are the fused tokens `]]\n` / `]\n`.  A 2048-token
-BPE trained on the standard library has `]\n` but no `]]\n` (nested lists
-are rare there): `]]\n` is `]` + `]\n`, so the depth-2 candidate is its first
-token `]`, which in real code appears almost only before another `]` (a
-non-final row ends with the fused `],`; paper Appendix A.7).  Rows vary in
-number and length, which is what dilutes the circuit's averaged depth signal
-(paper Figure 8).
+BPE trained on real code has `]\n` but no `]]\n` (nested lists are rare
+there): `]]\n` is `]` + `]\n`, so the depth-2 candidate is its first token
+`]`, which in real code appears almost only before another `]` (a non-final
+row ends with the fused `],`; paper Appendix A.7).  The list's length varies,
+which is what dilutes the circuit's averaged depth signal (paper Figure 8).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Callable
 
 from .base import PromptPair, Task
@@ -54,20 +58,7 @@ ELEMENTS: dict[str, Callable[[PairContext], str]] = {
 }
 
 
-@dataclass(frozen=True)
-class Variant:
-    grid: bool  # rows before the last one (A) / a finished grid before a new flat list (B)
-    element: str
-
-
-TEMPLATES: Templates[Variant] = Templates(
-    "bracket_counting",
-    [
-        Template(f"{shape}/{element}", Variant(shape == "grid", element))
-        for shape in ("single_row", "grid")
-        for element in ELEMENTS
-    ],
-)
+TEMPLATES: Templates[str] = Templates("bracket_counting", [Template(element, element) for element in ELEMENTS])
 
 
 def _row(ctx: PairContext, element: str, low: int, high: int) -> str:
@@ -75,26 +66,21 @@ def _row(ctx: PairContext, element: str, low: int, high: int) -> str:
 
 
 def generate(ctx: PairContext) -> PromptPair:
-    variant = ctx.template(TEMPLATES)
+    element = ctx.template(TEMPLATES)
     scope = open_scope(ctx)
     pad = " " * scope.indent
-    name, other = ctx.names(2, VARIABLES)
-    last = _row(ctx, variant.element, 1, 12)
-    if variant.grid:
-        rows = ", ".join(f"[{_row(ctx, variant.element, 1, 6)}]" for _ in range(ctx.randint(1, 6)))
-        depth_two = f"{pad}{name} = [{rows}, [{last}"
-        depth_one = f"{pad}{name} = [{rows}]\n{pad}{other} = [{last}"
-    else:
-        depth_two = f"{pad}{name} = [[{last}"
-        depth_one = f"{pad}{name} = [{last}"
+    name = ctx.name(VARIABLES)
+    last = _row(ctx, element, 1, 12)
+    depth_two = f"{pad}{name} = [[{last}"
+    depth_one = f"{pad}{name} = [{last}"
     prompt_a, prompt_b = fit_in_scope(ctx, scope, depth_two, depth_one)
     return PromptPair(prompt_a, prompt_b, "]", "]\n", "]]\n", "]\n")
 
 
 TASK = Task(
     name="bracket_counting",
-    description="At the end of a list's last element, close two brackets (`]`, then `]\\n`) inside a nested list, one (`]\\n`) in a flat one.",
+    description="At the end of a list's last element, close two brackets (`]`, then `]\\n`) if the list opened inside another (`[[`), one (`]\\n`) if not.",
     generate=generate,
     templates=TEMPLATES,
-    max_diff_pretokens=4,
+    max_diff_pretokens=1,
 )
