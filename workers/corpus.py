@@ -1,8 +1,8 @@
 """Finding the documents of a corpus: Python files, folders, globs, .jsonl and .parquet tables.
 
 The default corpus is the `.py` files of the running interpreter's standard
-library (real Python code, on every machine, no network), without the
-third-party packages installed beside it.
+library and of its environment's site-packages (real Python code, on every
+machine, no network); `idioms.py` adds generated simple-idiom programs.
 """
 
 from __future__ import annotations
@@ -108,10 +108,25 @@ def _table_texts(path: str, column: str) -> Iterator[str | None]:
         yield from table.column(column).to_pylist()
 
 
+def site_packages_roots() -> list[Path]:
+    """The running environment's site-packages folders (a venv's own, when run from one)."""
+    paths = sysconfig.get_paths()
+    return sorted({Path(paths[key]) for key in ("purelib", "platlib") if Path(paths[key]).is_dir()})
+
+
+def _site_packages_files() -> Iterator[str]:
+    seen: set[Path] = set()
+    for root in site_packages_roots():
+        for path in sorted(root.rglob("*.py")):
+            if path not in seen and path.is_file():
+                seen.add(path)
+                yield str(path)
+
+
 def corpus_files(paths: list[str]) -> list[str]:
     if paths:
         return [f for spec in paths for f in _expand(spec)]
-    return list(_stdlib_files())
+    return list(_stdlib_files()) + list(_site_packages_files())
 
 
 def corpus_fingerprint(paths: list[str]) -> str:
@@ -126,7 +141,7 @@ def corpus_fingerprint(paths: list[str]) -> str:
 
 
 def iter_documents(paths: list[str], text_column: str, stats: CorpusStats) -> Iterator[Document]:
-    stats.searched = list(paths) or [f"{stdlib_root()}/**/*.py (the standard library, without site-packages)"]
+    stats.searched = list(paths) or [f"{stdlib_root()}/**/*.py (the standard library)"] + [f"{root}/**/*.py" for root in site_packages_roots()]
     for path in corpus_files(paths):
         stats.files += 1
         if path.endswith(TABLE_SUFFIXES):

@@ -18,6 +18,7 @@ from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, train
 
 from ..pipeline.config import TokenizeConfig
 from .context import WorkContext, run_calls
+from . import generated
 from .corpus import Document, load_documents
 from .shards import SHARDS_FILE, pack_rows, write_shard
 
@@ -102,14 +103,14 @@ def encode_shard(tokenizer_json: str, texts: list[str], n_ctx: int) -> np.ndarra
     return pack_rows(stream, n_ctx)
 
 
-def _tokenizer_for_run(ctx: WorkContext, train_documents: list[Document], params: TokenizeConfig) -> str:
+def _tokenizer_for_run(ctx: WorkContext, train_documents: list[Document], params: TokenizeConfig, extra_texts: list[str] = ()) -> str:
     """Train the tokenizer, or reuse the one a killed run already trained (its shards depend on it)."""
     saved = ctx.out_dir / ".tokenizer.progress.json"
     if ctx.progress is not None and ctx.progress.get(TOKENIZER_FILE, saved):
         text = saved.read_text()
         saved.unlink()
         return text
-    tokenizer = train_tokenizer(sample_for_tokenizer(train_documents, params.tokenizer_train_bytes), params.vocab_size)
+    tokenizer = train_tokenizer(sample_for_tokenizer(train_documents, params.tokenizer_train_bytes) + list(extra_texts), params.vocab_size)
     text = tokenizer.to_str()
     if ctx.progress is not None:
         saved.write_text(text)
@@ -143,11 +144,17 @@ def _encode_all(ctx: WorkContext, units: list[tuple[str, str, list[str]]], token
 
 def run_tokenize(ctx: WorkContext, params: TokenizeConfig) -> None:
     started = time.perf_counter()
-    documents, stats, duplicates = load_documents(params.corpus.paths, params.corpus.text_column, params.corpus.max_documents)
+    if params.generated.weight < 1:
+        documents, stats, duplicates = load_documents(params.corpus.paths, params.corpus.text_column, params.corpus.max_documents)
+        available = len(documents)
+        documents = generated.sample_real(documents, generated.real_budget(params))
+    else:
+        documents, stats, duplicates, available = [], None, 0, 0
+    gen_plan = generated.plan(params, sum(len(d.text.encode("utf-8")) for d in documents))
     splits: dict[str, list[Document]] = {"train": [], "val": []}
     for document in documents:
         splits[split_of(document, params.val_fraction)].append(document)
-    if not splits["val"] or not splits["train"]:
+    if documents and (not splits["val"] or not splits["train"]):
         # Tiny corpora: move the document with the smallest hash so both splits exist.
         donor, receiver = ("train", "val") if not splits["val"] else ("val", "train")
         if len(splits[donor]) < 2:
@@ -156,7 +163,10 @@ def run_tokenize(ctx: WorkContext, params: TokenizeConfig) -> None:
         splits[donor].remove(moved)
         splits[receiver].append(moved)
 
-    tokenizer_json = _tokenizer_for_run(ctx, splits["train"], params)
+    # The BPE learns from real code only: its merges are what the tasks' identifiers are measured against
+    # (a vocabulary shaped by the generator's word pools left no held-out task name one token).
+    gen_texts = [] if splits["train"] else generated.tokenizer_sample(params, gen_plan, params.tokenizer_train_bytes)
+    tokenizer_json = _tokenizer_for_run(ctx, splits["train"], params, gen_texts)
     (ctx.out_dir / TOKENIZER_FILE).write_text(tokenizer_json)
     trained_at = time.perf_counter()
 
@@ -167,6 +177,8 @@ def run_tokenize(ctx: WorkContext, params: TokenizeConfig) -> None:
     ]
     ctx.report({"completed": 0, "total": len(units), "description": "encoding shards"})
     resumed = _encode_all(ctx, units, tokenizer_json, params.n_ctx)
+    gen = generated.generate_all(ctx, params, gen_plan, tokenizer_json)
+    units += [(split, name, []) for pair in gen_plan.shard_names for split, name in zip(("train", "val"), pair)]
 
     index: dict[str, Any] = {"n_ctx": params.n_ctx, "vocab_size": params.vocab_size, "eot_id": params.vocab_size - 1, "splits": {"train": [], "val": []}}
     for split, relative, _ in units:
@@ -181,10 +193,16 @@ def run_tokenize(ctx: WorkContext, params: TokenizeConfig) -> None:
             "train_documents": len(splits["train"]),
             "val_documents": len(splits["val"]),
             "duplicates_removed": duplicates,
-            "skipped_files": stats.skipped_files,
-            "skipped_binary": stats.skipped_binary,
-            "skipped_non_utf8": stats.skipped_non_utf8,
+            "skipped_files": stats.skipped_files if stats else 0,
+            "skipped_binary": stats.skipped_binary if stats else 0,
+            "skipped_non_utf8": stats.skipped_non_utf8 if stats else 0,
+            "real_documents_available": available,
             "corpus_bytes": corpus_bytes,
+            "generated_documents": gen["documents"],
+            "generated_train_documents": gen["train_documents"],
+            "generated_bytes": gen["bytes"],
+            "generated_units_resumed": gen["units_resumed"],
+            "generated_fraction": round(gen["bytes"] / max(1, gen["bytes"] + corpus_bytes), 4),
             "train_tokens": sum(s["tokens"] for s in index["splits"]["train"]),
             "val_tokens": sum(s["tokens"] for s in index["splits"]["val"]),
             "shards": len(units),
