@@ -59,11 +59,15 @@ def plan(params: TokenizeConfig, real_bytes: int) -> GeneratedPlan:
 
 
 def sample_real(documents: list, budget_bytes: int | None) -> list:
-    """A deterministic sample (by content hash) of whole real documents up to the byte budget, in corpus order."""
+    """A deterministic sample (by salted content hash) of whole real documents up to the byte budget, in corpus order.
+
+    The salt matters: the train/val split also goes by the content hash, and a sample of the smallest
+    hashes would be the validation documents.
+    """
     if budget_bytes is None:
         return documents
     keep, used = set(), 0
-    for document in sorted(documents, key=lambda d: d.digest):
+    for document in sorted(documents, key=lambda d: hashlib.sha256(f"sample:{d.digest}".encode()).hexdigest()):
         if used >= budget_bytes:
             break
         keep.add(document.digest)

@@ -80,6 +80,17 @@ def test_max_bytes_samples_the_real_corpus(tmp_path):
     assert ctx.metrics["corpus_bytes"] + ctx.metrics["generated_bytes"] < 40_000 * 1.2
 
 
+def test_the_sample_is_not_the_validation_split():
+    from sparsepipe.workers.corpus import Document
+    from sparsepipe.workers.generated import sample_real
+    from sparsepipe.workers.tokenize import split_of
+
+    documents = [Document(f"d{i}", f"x = {i}\n" * 20) for i in range(2000)]
+    sample = sample_real(documents, 20 * 1000 * 7)
+    val = sum(split_of(d, 0.02) == "val" for d in sample)
+    assert 0 < len(sample) < len(documents) and val < 0.1 * len(sample)
+
+
 @pytest.mark.parametrize(
     "assignment, named",
     [
