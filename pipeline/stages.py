@@ -36,14 +36,15 @@ SELECTION_FIELDS = {"tasks", "checkpoints"}
 def _tokenize_cells(config: PipelineConfig, upstream: dict[str, list[Cell]]) -> list[Cell]:
     from ..workers.corpus import corpus_files, corpus_fingerprint
 
-    if config.tokenize.generated.weight < 1 and not corpus_files(config.tokenize.corpus.paths):
+    files = corpus_files(config.tokenize.corpus.paths)
+    if config.tokenize.generated.weight < 1 and not files:
         raise ConfigError(
             f"tokenize.corpus.paths: the corpus is empty (no file found in {config.tokenize.corpus.paths or 'the standard library and site-packages'}); "
             "point it at Python files or set tokenize.generated.weight=1 with tokenize.corpus.max_bytes"
         )
 
     # The corpus is an input too: its fingerprint keys the cell, so edited files re-tokenize.
-    params = {**config.tokenize.model_dump(mode="json"), "corpus_fingerprint": corpus_fingerprint(config.tokenize.corpus.paths)}
+    params = {**config.tokenize.model_dump(mode="json"), "corpus_fingerprint": corpus_fingerprint(config.tokenize.corpus.paths, files)}
     return [Cell("tokenize", "", params, resources=Resources(num_cpus=1))]
 
 
