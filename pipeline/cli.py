@@ -75,9 +75,9 @@ def _open_store(config: PipelineConfig) -> Store:
 
 
 def _registry():
-    from .stages import REGISTRY
+    from .dag import default_registry
 
-    return REGISTRY
+    return default_registry()
 
 
 def _targets(target: str) -> list[str]:

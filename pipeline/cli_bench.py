@@ -57,7 +57,7 @@ def _emit(name: str, measure: Callable[[], dict[str, Any]], as_json: bool, out: 
 def _measure_tokenize(quick: bool) -> dict[str, Any]:
     import ray
 
-    from ..workers.tokenize_bench import bench_tokenize
+    from ..workers.tokenize.bench import bench_tokenize
     from .execute import ray_submit
 
     ray.init(address="local", include_dashboard=False, log_to_driver=False, configure_logging=False)
@@ -69,13 +69,13 @@ def _measure_tokenize(quick: bool) -> dict[str, Any]:
 
 def _measure_train(quick: bool) -> dict[str, Any]:
     from ..kernels.bench import bench_kernels
-    from ..workers.train_bench import bench_step_times
+    from ..workers.train.bench import bench_step_times
 
     return {"kernels": bench_kernels(quick=quick), "steps": bench_step_times(quick=quick)}
 
 
 def _measure_carbs(quick: bool) -> dict[str, Any]:
-    from ..workers.carbs_bench import run_carbs_benchmark
+    from ..workers.carbs.bench import run_carbs_benchmark
 
     return run_carbs_benchmark(quick=quick)
 

@@ -1,7 +1,8 @@
 """Stages, cells, cache keys and plans.
 
-A stage declares its dependencies, a version, the code it runs (fingerprinted
-into every key) and a function that lists its cells from the config.  A cell is
+A stage (`workers/stage.py`) declares its dependencies, a version, the function
+its cells run (whose import closure is fingerprinted into every key, see
+`fingerprint.py`) and a function that lists its cells from the config.  A cell is
 one unit of work: a single-cell stage has the cell "", a matrix stage one cell
 per model variant or per (checkpoint, task).  Every cell has its own key:
 
@@ -14,61 +15,18 @@ changed param, code or upstream artifact gives a new key (a Merkle chain).
 from __future__ import annotations
 
 import hashlib
-import importlib.util
+from dataclasses import dataclass
 from importlib import metadata
-from dataclasses import dataclass, field
-from functools import lru_cache
-from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
+from ..workers.stage import Cell, CellLister, CellRef, Resources, Stage
 from .config import PipelineConfig
+from .fingerprint import code_fingerprint
 from .store import Manifest, Store, canonical_json
 
+__all__ = ["Cell", "CellLister", "CellRef", "Resources", "Stage", "Registry", "Planner", "CellPlan", "HIT", "RUN", "code_fingerprint"]
+
 KEY_SCHEMA = 1
-
-
-@dataclass(frozen=True)
-class Resources:
-    num_cpus: float = 1.0
-    num_gpus: float = 0.0
-    actor: bool = False  # stateful trainers run in an actor, stateless units as tasks
-
-
-@dataclass(frozen=True)
-class CellRef:
-    stage: str
-    cell: str = ""
-
-    def __str__(self) -> str:
-        return f"{self.stage}/{self.cell}" if self.cell else self.stage
-
-
-@dataclass
-class Cell:
-    stage: str
-    cell: str
-    params: dict[str, Any]
-    inputs: dict[str, CellRef] = field(default_factory=dict)
-    resources: Resources = field(default_factory=Resources)
-
-    @property
-    def ref(self) -> CellRef:
-        return CellRef(self.stage, self.cell)
-
-
-CellLister = Callable[[PipelineConfig, dict[str, list[Cell]]], list[Cell]]
-
-
-@dataclass(frozen=True)
-class Stage:
-    name: str
-    version: str
-    deps: tuple[str, ...]
-    code: tuple[str, ...]  # modules or packages whose source is fingerprinted
-    cells: CellLister
-    run: str  # "module:function" called as function(ctx, params_dict) in the worker process
-    description: str = ""
-    matrix: bool = False
 
 
 class Registry:
@@ -121,27 +79,14 @@ class Registry:
         return cells
 
 
+def default_registry() -> Registry:
+    """The registered stages (`workers/registry.py`)."""
+    from ..workers.registry import STAGES
+
+    return Registry(list(STAGES))
+
+
 # --------------------------------------------------------------------- keys
-
-
-def _module_files(name: str) -> list[Path]:
-    spec = importlib.util.find_spec(name)
-    if spec is None or spec.origin is None:
-        raise ValueError(f"cannot fingerprint module {name!r}: not importable")
-    origin = Path(spec.origin)
-    if spec.submodule_search_locations:  # a package: every module below it
-        return sorted(Path(origin).parent.rglob("*.py"))
-    return [origin]
-
-
-@lru_cache(maxsize=None)
-def code_fingerprint(modules: tuple[str, ...]) -> str:
-    digest = hashlib.sha256()
-    for module in modules:
-        for path in _module_files(module):
-            digest.update(path.name.encode())
-            digest.update(path.read_bytes())
-    return digest.hexdigest()
 
 
 def environment_facts() -> dict[str, str]:
@@ -155,7 +100,7 @@ def preimage(stage: Stage, cell: Cell, input_digests: dict[str, str]) -> dict[st
         "stage": stage.name,
         "version": stage.version,
         "cell": cell.cell,
-        "code": code_fingerprint(stage.code),
+        "code": code_fingerprint(stage.run.partition(":")[0]),
         "params": cell.params,
         "inputs": dict(sorted(input_digests.items())),
         "env": environment_facts(),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import (
+from .definitions import (
     bracket_brace,
     bracket_counting,
     class_init,

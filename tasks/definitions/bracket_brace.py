@@ -11,12 +11,12 @@ tokens are the candidates; keys are plain words so nothing else fuses.
 
 from __future__ import annotations
 
-from .base import PromptPair, Task
-from .codegen import function_name, literal, var
-from .context import PairContext
-from .identifiers import VARIABLES
-from .scaffold import FUNCTION_SCOPES, ALL_SCOPES, fit_in_scope, open_scope
-from .splits import Template, Templates
+from ..base import PromptPair, Task
+from ..codegen import function_name, literal, var
+from ..context import PairContext
+from ..identifiers import VARIABLES
+from ..scaffold import FUNCTION_SCOPES, ALL_SCOPES, fit_in_scope, open_scope
+from ..splits import Template, Templates
 
 # The line up to the key ("{open}" is the bracket that differs, "{q}" the quote), and the
 # brackets that close what encloses the differing one.

@@ -18,11 +18,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from .base import PromptPair, Task
-from .context import PairContext
-from .identifiers import SHORT_NAMES, VARIABLES
-from .scaffold import fit_in_scope, open_scope
-from .splits import Template, Templates
+from ..base import PromptPair, Task
+from ..context import PairContext
+from ..identifiers import SHORT_NAMES, VARIABLES
+from ..scaffold import fit_in_scope, open_scope
+from ..splits import Template, Templates
 
 
 def _ints(ctx: PairContext) -> str:

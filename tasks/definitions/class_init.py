@@ -14,12 +14,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .base import PromptPair, Task
-from .codegen import INDENT, class_name, docstring, literal
-from .context import PairContext
-from .filler import Filler
-from .identifiers import VARIABLES
-from .splits import Template, Templates
+from ..base import PromptPair, Task
+from ..codegen import INDENT, class_name, docstring, literal
+from ..context import PairContext
+from ..filler import Filler, fit
+from ..identifiers import VARIABLES
+from ..splits import Template, Templates
 
 TYPES = ("int", "str", "float", "bool", "list", "dict")
 
@@ -76,7 +76,7 @@ def generate(ctx: PairContext) -> PromptPair:
         before = fill.module() + header + fill.members(INDENT) + init
         return before + f"{body}self.{target_a} =", before + f"{body}self.{target_b} ="
 
-    prompt_a, prompt_b = ctx.fit(render)
+    prompt_a, prompt_b = fit(ctx, render)
     return PromptPair(prompt_a, prompt_b, f" {target_a}", f" {target_b}", f" {target_a}\n", f" {target_b}\n")
 
 

@@ -15,12 +15,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from .base import PromptPair, Task
-from .codegen import INDENT, condition, function_name, literal, var
-from .context import PairContext
-from .identifiers import VARIABLES
-from .scaffold import FUNCTION_SCOPES, ALL_SCOPES, fit_in_scope, open_scope
-from .splits import Template, Templates
+from ..base import PromptPair, Task
+from ..codegen import INDENT, condition, function_name, literal, var
+from ..context import PairContext
+from ..identifiers import VARIABLES
+from ..scaffold import FUNCTION_SCOPES, ALL_SCOPES, fit_in_scope, open_scope
+from ..splits import Template, Templates
 
 
 def _assignment(ctx: PairContext) -> str:

@@ -10,12 +10,12 @@ generation time; ` range` is one token.
 
 from __future__ import annotations
 
-from .base import PromptPair, Task
-from .codegen import INDENT, condition, literal, var
-from .context import PairContext
-from .identifiers import SHORT_NAMES, VARIABLES
-from .scaffold import fit_in_scope, open_scope
-from .splits import Template, Templates
+from ..base import PromptPair, Task
+from ..codegen import INDENT, condition, literal, var
+from ..context import PairContext
+from ..identifiers import SHORT_NAMES, VARIABLES
+from ..scaffold import fit_in_scope, open_scope
+from ..splits import Template, Templates
 
 # The lines up to the loop's start "{loop}" (at "{pad}", "{inner}" one level deeper), and what
 # closes the loop header.

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .base import PromptPair, Task
-from .codegen import INDENT, class_name, function_name, var
-from .context import PairContext
-from .filler import Filler
-from .identifiers import VARIABLES
-from .splits import Template, Templates
+from ..base import PromptPair, Task
+from ..codegen import INDENT, class_name, function_name, var
+from ..context import PairContext
+from ..filler import Filler, fit
+from ..identifiers import VARIABLES
+from ..splits import Template, Templates
 
 DEFAULTS = ("None", "None", "0", "1", "True", "False", '""', "''", "()", "1.0", '"utf-8"', "-1")
 
@@ -67,7 +67,7 @@ def generate(ctx: PairContext) -> PromptPair:
         line = _indented(f"{signature.prefix} {name}(", indent)
         return before + line + head_a, before + line + head_b
 
-    prompt_a, prompt_b = ctx.fit(render)
+    prompt_a, prompt_b = fit(ctx, render)
     return PromptPair(prompt_a, prompt_b, "=None", "):\n", "=None):\n", "):\n")
 
 

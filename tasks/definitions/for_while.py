@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .base import PromptPair, Task
-from .codegen import INDENT, condition, literal, var
-from .prose import message
-from .context import PairContext
-from .identifiers import VARIABLES
-from .scaffold import fit_in_scope, open_scope
-from .splits import Template, Templates
+from ..base import PromptPair, Task
+from ..codegen import INDENT, condition, literal, var
+from ..prose import message
+from ..context import PairContext
+from ..identifiers import VARIABLES
+from ..scaffold import fit_in_scope, open_scope
+from ..splits import Template, Templates
 
 
 @dataclass(frozen=True)

@@ -9,12 +9,12 @@ closing quote fused with the comma (`",` / `',`), the token real code has there.
 
 from __future__ import annotations
 
-from .base import PromptPair, Task
-from .prose import message
-from .context import PairContext
-from .identifiers import VARIABLES
-from .scaffold import fit_in_scope, open_scope
-from .splits import Template, Templates
+from ..base import PromptPair, Task
+from ..prose import message
+from ..context import PairContext
+from ..identifiers import VARIABLES
+from ..scaffold import fit_in_scope, open_scope
+from ..splits import Template, Templates
 
 TEMPLATES: Templates[str] = Templates(
     "fstring_brace",

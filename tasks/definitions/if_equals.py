@@ -8,12 +8,12 @@ The prompts differ only in the keyword before the name.
 
 from __future__ import annotations
 
-from .base import PromptPair, Task
-from .codegen import INDENT, condition, label, literal, number, var
-from .context import PairContext
-from .identifiers import VARIABLES
-from .scaffold import FUNCTION_SCOPES, ALL_SCOPES, fit_in_scope, open_scope
-from .splits import Template, Templates
+from ..base import PromptPair, Task
+from ..codegen import INDENT, condition, label, literal, number, var
+from ..context import PairContext
+from ..identifiers import VARIABLES
+from ..scaffold import FUNCTION_SCOPES, ALL_SCOPES, fit_in_scope, open_scope
+from ..splits import Template, Templates
 
 # The keyword before the name in prompt A, and whether its line ends with a colon.
 TEMPLATES: Templates[tuple[str, bool]] = Templates(

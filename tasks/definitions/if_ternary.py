@@ -6,12 +6,12 @@ limit = 5 if count > 10   ->   else      (prompt B)
 
 from __future__ import annotations
 
-from .base import PromptPair, Task
-from .codegen import INDENT, condition, function_name, literal, number, var
-from .context import PairContext
-from .identifiers import VARIABLES
-from .scaffold import FUNCTION_SCOPES, ALL_SCOPES, fit_in_scope, open_scope
-from .splits import Template, Templates
+from ..base import PromptPair, Task
+from ..codegen import INDENT, condition, function_name, literal, number, var
+from ..context import PairContext
+from ..identifiers import VARIABLES
+from ..scaffold import FUNCTION_SCOPES, ALL_SCOPES, fit_in_scope, open_scope
+from ..splits import Template, Templates
 
 # What comes before `if` in the conditional expression, and what closes its line.
 TEMPLATES: Templates[tuple[str, str]] = Templates(

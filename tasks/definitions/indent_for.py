@@ -12,12 +12,12 @@ one space shorter than the indentation (see `codegen.indentation_token`).
 
 from __future__ import annotations
 
-from .base import PromptPair, Task
-from .codegen import INDENT, condition, indentation_token, literal, short, var
-from .context import PairContext
-from .identifiers import VARIABLES
-from .scaffold import fit_in_scope, open_scope
-from .splits import Template, Templates
+from ..base import PromptPair, Task
+from ..codegen import INDENT, condition, indentation_token, literal, short, var
+from ..context import PairContext
+from ..identifiers import VARIABLES
+from ..scaffold import fit_in_scope, open_scope
+from ..splits import Template, Templates
 
 # The block before the loop: its lines at "{pad}", its body at "{inner}".
 TEMPLATES: Templates[str] = Templates(

@@ -11,12 +11,12 @@ fused `():\n`.
 
 from __future__ import annotations
 
-from .base import PromptPair, Task
-from .codegen import INDENT, function_name, literal, var
-from .context import PairContext
-from .identifiers import VARIABLES
-from .scaffold import FUNCTION_SCOPES, ALL_SCOPES, fit_in_scope, open_scope
-from .splits import Template, Templates
+from ..base import PromptPair, Task
+from ..codegen import INDENT, function_name, literal, var
+from ..context import PairContext
+from ..identifiers import VARIABLES
+from ..scaffold import FUNCTION_SCOPES, ALL_SCOPES, fit_in_scope, open_scope
+from ..splits import Template, Templates
 
 # The code before `lambda`, and what closes the lambda's line.
 TEMPLATES: Templates[tuple[str, str]] = Templates(

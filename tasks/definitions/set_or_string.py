@@ -14,13 +14,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .base import PromptPair, Task
-from .codegen import INDENT, condition, label, short, var
-from .context import PairContext
-from .filler import Filler
-from .identifiers import VARIABLES
-from .scaffold import open_scope
-from .splits import Template, Templates
+from ..base import PromptPair, Task
+from ..codegen import INDENT, condition, label, short, var
+from ..context import PairContext
+from ..filler import Filler, fit
+from ..identifiers import VARIABLES
+from ..scaffold import open_scope
+from ..splits import Template, Templates
 
 
 @dataclass(frozen=True)
@@ -86,7 +86,7 @@ def make_generator(fixed_name: str | None):
 
             return layout(init_a), layout(init_b)
 
-        prompt_a, prompt_b = ctx.fit(render)
+        prompt_a, prompt_b = fit(ctx, render)
         return PromptPair(prompt_a, prompt_b, ".add", " +=", f".add({value})\n", f" += {value}\n")
 
     return generate

@@ -6,7 +6,7 @@ changes; other names (and a possible second variable) still vary.
 
 from __future__ import annotations
 
-from .base import Task
+from ..base import Task
 from .set_or_string import TEMPLATES, make_generator
 
 FIXED_NAME = "current"

@@ -6,12 +6,12 @@ done = True          ->  \n       (prompt B)
 
 from __future__ import annotations
 
-from .base import PromptPair, Task
-from .codegen import INDENT, condition, function_name, literal, var
-from .context import PairContext
-from .identifiers import VARIABLES
-from .scaffold import fit_in_scope, open_scope
-from .splits import Template, Templates
+from ..base import PromptPair, Task
+from ..codegen import INDENT, condition, function_name, literal, var
+from ..context import PairContext
+from ..identifiers import VARIABLES
+from ..scaffold import fit_in_scope, open_scope
+from ..splits import Template, Templates
 
 # The keyword of prompt A's condition and the constant compared / assigned.
 TEMPLATES: Templates[tuple[str, str]] = Templates(

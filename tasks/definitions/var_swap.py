@@ -12,12 +12,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .base import PromptPair, Task
-from .codegen import INDENT, literal, number
-from .context import PairContext
-from .identifiers import VARIABLES
-from .scaffold import fit_in_scope, open_scope
-from .splits import Template, Templates
+from ..base import PromptPair, Task
+from ..codegen import INDENT, literal, number
+from ..context import PairContext
+from ..identifiers import VARIABLES
+from ..scaffold import fit_in_scope, open_scope
+from ..splits import Template, Templates
 
 
 @dataclass(frozen=True)

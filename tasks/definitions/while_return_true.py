@@ -13,12 +13,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .base import PromptPair, Task
-from .codegen import INDENT, condition, function_name, indentation_token, literal, short, var
-from .context import PairContext
-from .identifiers import VARIABLES
-from .scaffold import FUNCTION_SCOPES, fit_in_scope, open_scope
-from .splits import Template, Templates
+from ..base import PromptPair, Task
+from ..codegen import INDENT, condition, function_name, indentation_token, literal, short, var
+from ..context import PairContext
+from ..identifiers import VARIABLES
+from ..scaffold import FUNCTION_SCOPES, fit_in_scope, open_scope
+from ..splits import Template, Templates
 
 
 @dataclass(frozen=True)

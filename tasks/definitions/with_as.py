@@ -10,12 +10,12 @@ earlier: `)` (the line goes on, with ` as`) against `)\n` (the line ends).
 
 from __future__ import annotations
 
-from .base import PromptPair, Task
-from .codegen import var
-from .context import PairContext
-from .identifiers import VARIABLES
-from .scaffold import fit_in_scope, open_scope
-from .splits import Template, Templates
+from ..base import PromptPair, Task
+from ..codegen import var
+from ..context import PairContext
+from ..identifiers import VARIABLES
+from ..scaffold import fit_in_scope, open_scope
+from ..splits import Template, Templates
 
 TEMPLATES: Templates[str] = Templates(
     "with_as",

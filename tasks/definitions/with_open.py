@@ -9,11 +9,11 @@ load/save, ...), so the prompts differ only in the prefix.
 
 from __future__ import annotations
 
-from .base import PromptPair, Task
-from .context import PairContext
-from .identifiers import FILE_STEMS, READ_WRITE_PREFIXES
-from .scaffold import fit_in_scope, open_scope
-from .splits import Template, Templates
+from ..base import PromptPair, Task
+from ..context import PairContext
+from ..identifiers import FILE_STEMS, READ_WRITE_PREFIXES
+from ..scaffold import fit_in_scope, open_scope
+from ..splits import Template, Templates
 
 TEMPLATES: Templates[str] = Templates(
     "with_open",

@@ -9,7 +9,7 @@ import statistics
 import numpy as np
 import pytest
 
-from sparsepipe.workers.carbs_bench import (
+from sparsepipe.workers.carbs.bench import (
     best_output,
     bump_problem,
     failing_lr_problem,

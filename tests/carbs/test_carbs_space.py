@@ -5,8 +5,8 @@ import math
 import numpy as np
 import pytest
 
-from sparsepipe.workers.carbs import LinearSpace, LogitSpace, LogSpace, Param, pruning_search_space
-from sparsepipe.workers.carbs_space import SearchSpace, space_from_dict
+from sparsepipe.workers.carbs.tuner import LinearSpace, LogitSpace, LogSpace, Param, pruning_search_space
+from sparsepipe.workers.carbs.space import SearchSpace, space_from_dict
 
 
 @pytest.mark.parametrize(

@@ -6,8 +6,8 @@ import math
 import numpy as np
 import pytest
 
-from sparsepipe.workers.carbs import Carbs, CarbsConfig, LinearSpace, LogitSpace, LogSpace, ObservationInput, Param, pruning_search_space
-from sparsepipe.workers.carbs_bench import readme_problem
+from sparsepipe.workers.carbs.tuner import Carbs, CarbsConfig, LinearSpace, LogitSpace, LogSpace, ObservationInput, Param, pruning_search_space
+from sparsepipe.workers.carbs.bench import readme_problem
 
 PARAMS = [
     Param("lr", LogSpace(scale=0.5, min=1e-5, max=1e-1), 1e-3),

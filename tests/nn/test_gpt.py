@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
-from sparsepipe.pipeline.config import ALL_NODE_LOCATIONS, ModelConfig
+from sparsepipe.workers.nn.config import ALL_NODE_LOCATIONS, ModelConfig
 from sparsepipe.workers.nn.gpt import (
     FINAL_RESID,
     GPT,

@@ -8,7 +8,7 @@ import pytest
 import torch
 from pydantic import ValidationError
 
-from sparsepipe.pipeline.config import ModelConfig, OptimConfig, SparsityConfig, TrainConfig
+from sparsepipe.workers.nn.config import ModelConfig, OptimConfig, SparsityConfig, TrainConfig
 from sparsepipe.workers.nn.gpt import GPT
 from sparsepipe.workers.nn.sparsity import L0Schedule, WeightSparsifier, keep_count, learning_rate, nonzero_fractions
 from sparsepipe.workers.nn.training import Trainer, build_optimizer, limit_grad_rms

@@ -8,7 +8,8 @@ import textwrap
 import pytest
 
 from sparsepipe.pipeline.config import resolve_config
-from sparsepipe.pipeline.dag import HIT, RUN, Cell, CellRef, Planner, Registry, Stage, code_fingerprint
+from sparsepipe.pipeline.dag import HIT, RUN, Cell, CellRef, Planner, Registry, Stage
+from sparsepipe.pipeline.fingerprint import clear_cache as clear_fingerprint_cache
 from sparsepipe.pipeline.execute import execute_unit
 from sparsepipe.pipeline.runner import Runner
 from sparsepipe.pipeline.store import StoreSpec
@@ -32,20 +33,20 @@ def stage_module(tmp_path, monkeypatch):
     path.write_text(textwrap.dedent(STAGE_SOURCE))
     monkeypatch.syspath_prepend(str(tmp_path))
     sys.modules.pop("plan_stages_demo", None)
-    code_fingerprint.cache_clear()
+    clear_fingerprint_cache()
     yield path
     sys.modules.pop("plan_stages_demo", None)
-    code_fingerprint.cache_clear()
+    clear_fingerprint_cache()
 
 
 def _registry() -> Registry:
     source = Stage(
-        name="source", version="1", deps=(), code=("plan_stages_demo",),
+        name="source", version="1", deps=(),
         cells=lambda cfg, up: [Cell("source", "", {"seed": cfg.tune.seed})],
         run="plan_stages_demo:run_source",
     )
     double = Stage(
-        name="double", version="1", deps=("source",), code=("plan_stages_demo",),
+        name="double", version="1", deps=("source",),
         cells=lambda cfg, up: [Cell("double", f"v{i}", {"i": i}, inputs={"source": CellRef("source")}) for i in range(2)],
         run="plan_stages_demo:run_double", matrix=True,
     )
@@ -95,7 +96,7 @@ def test_code_change_is_detected(stage_module, tmp_path):
     config = resolve_config("smoke", environ={})
     _run_in_process(registry, store, config)
     stage_module.write_text(stage_module.read_text().replace('VERSION = "a"', 'VERSION = "b"'))
-    code_fingerprint.cache_clear()
+    clear_fingerprint_cache()
     plans = _plan(registry, store, config)
     assert plans[("source", "")].reason == "code changed"
 

@@ -7,9 +7,9 @@ from xml.etree import ElementTree
 
 import torch
 
-from sparsepipe.pipeline.config import ModelConfig
+from sparsepipe.workers.nn.config import ModelConfig
 from sparsepipe.workers.nn.circuit import build_circuit, circuit_to_json, kept_indices
-from sparsepipe.workers.nn.circuit_html import render_circuit_html
+from sparsepipe.workers.prune.circuit_page import render_circuit_html
 from sparsepipe.workers.nn.gpt import GPT
 from sparsepipe.workers.nn.masks import NodeLayout
 

@@ -7,9 +7,9 @@ import math
 import torch
 
 from sparsepipe.tasks import task_loss
-from sparsepipe.pipeline.config import PruneConfig, PruneHyperparams
+from sparsepipe.workers.prune.config import PruneConfig, PruneHyperparams
 from sparsepipe.workers.nn.masks import NodeLayout, ablation_values
-from sparsepipe.workers.prune import (
+from sparsepipe.workers.prune.trial import (
     Calibration,
     MaskedModel,
     Ranking,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from sparsepipe.workers.mean_cache import node_means
+from sparsepipe.workers.mean_cache.worker import node_means
 from sparsepipe.workers.nn.gpt import GPT, node_locations
 from sparsepipe.workers.nn.masks import NodeLayout, ablation_values, heaviside, mask_interventions
 

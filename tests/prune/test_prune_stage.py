@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from sparsepipe.pipeline.config import PruneConfig
+from sparsepipe.workers.prune.config import PruneConfig
 from sparsepipe.workers.context import local_context
-from sparsepipe.workers.data import ShardLoader
-from sparsepipe.workers.mean_cache import MEANS_FILE, load_means
+from sparsepipe.workers.train.loader import ShardLoader
+from sparsepipe.workers.mean_cache.worker import MEANS_FILE, load_means
 from sparsepipe.workers.nn.gpt import load_checkpoint, node_locations
-from sparsepipe.workers.prune import run_prune
+from sparsepipe.workers.prune.trial import run_prune
 
 from stage_inputs import N_CTX, TASK, write_checkpoint, write_mean_cache, write_tokens
 

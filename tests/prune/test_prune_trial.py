@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from sparsepipe.pipeline.config import PruneConfig, PruneHyperparams
-from sparsepipe.workers.prune import TaskData, run_trial
+from sparsepipe.workers.prune.config import PruneConfig, PruneHyperparams
+from sparsepipe.workers.prune.trial import TaskData, run_trial
 
 from pruning_toys import key_task
 

@@ -8,7 +8,7 @@ import math
 import pytest
 
 from sparsepipe.workers.context import local_context
-from sparsepipe.workers.report import run_report
+from sparsepipe.workers.report.worker import run_report
 
 
 def _prune_output(folder, edges, reached, task):

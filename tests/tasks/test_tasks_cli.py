@@ -64,7 +64,7 @@ def test_check_requires_an_existing_tokenizer(tmp_path):
 
 def test_eval_scores_a_checkpoint(tokenizer_path, tmp_path):
     gpt = pytest.importorskip("sparsepipe.workers.nn.gpt")
-    from sparsepipe.pipeline.config import ModelConfig
+    from sparsepipe.workers.nn.config import ModelConfig
 
     model = gpt.GPT(ModelConfig(n_layer=1, d_model=16, n_head=2, d_head=8, n_ctx=64, vocab_size=2048))
     gpt.save_checkpoint(model, tmp_path / "model")

@@ -7,12 +7,12 @@ import json
 import numpy as np
 import pytest
 
-from sparsepipe.pipeline.config import TokenizeConfig
+from sparsepipe.workers.tokenize.config import TokenizeConfig
 from sparsepipe.workers.context import local_context
-from sparsepipe.workers.corpus import CorpusError, load_documents
-from sparsepipe.workers.data import ShardLoader
-from sparsepipe.workers.shards import pack_rows, write_token_shards
-from sparsepipe.workers.tokenize import EOT, load_tokenizer, run_tokenize
+from sparsepipe.workers.tokenize.corpus import CorpusError, load_documents
+from sparsepipe.workers.train.loader import ShardLoader
+from sparsepipe.workers.tokenize.shards import pack_rows, write_token_shards
+from sparsepipe.workers.tokenize.worker import EOT, load_tokenizer, run_tokenize
 
 
 def _params(paths, **overrides) -> TokenizeConfig:
@@ -94,7 +94,7 @@ def test_loader_resumes_at_the_exact_position(tmp_path):
 
 
 def test_batches_mix_shards_within_a_window(tmp_path):
-    from sparsepipe.workers.shards import SHARDS_FILE, write_shard
+    from sparsepipe.workers.tokenize.shards import SHARDS_FILE, write_shard
 
     files = []
     for shard in range(4):

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from tiny_run import VOCAB, topic_rows
 
-from sparsepipe.workers.shards import write_token_shards
+from sparsepipe.workers.tokenize.shards import write_token_shards
 
 
 @pytest.fixture(scope="session")

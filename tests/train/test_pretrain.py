@@ -10,12 +10,13 @@ import torch
 from tiny_run import N_CTX, VOCAB, tiny_train_config
 from safetensors.torch import load_file
 
-from sparsepipe.pipeline.config import DenseConfig, ModelConfig, OptimConfig, SparsityConfig
+from sparsepipe.workers.nn.config import ModelConfig, OptimConfig, SparsityConfig
+from sparsepipe.workers.train.config import DenseConfig
 from sparsepipe.workers.context import local_context
-from sparsepipe.workers.data import ShardLoader
+from sparsepipe.workers.train.loader import ShardLoader
 from sparsepipe.workers.nn.gpt import GPT, load_checkpoint
 from sparsepipe.workers.nn.sparsity import keep_count
-from sparsepipe.workers.pretrain import CHECKPOINT, TrainingDiverged, evaluate, run_pretrain
+from sparsepipe.workers.train.worker import CHECKPOINT, TrainingDiverged, evaluate, run_pretrain
 
 REQUIRED_METRICS = {"final_val_loss", "bigram_val_loss", "target_l0", "l0_by_param", "dead_neurons", "tokens_seen", "steps", "train_seconds"}
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sparsepipe.workers.train_bench import bench_step_times
+from sparsepipe.workers.train.bench import bench_step_times
 
 
 def test_quick_bench_reports_both_step_times():

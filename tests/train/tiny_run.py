@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sparsepipe.pipeline.config import ModelConfig, OptimConfig, SparsityConfig, TrainConfig
+from sparsepipe.workers.nn.config import ModelConfig, OptimConfig, SparsityConfig, TrainConfig
 
 VOCAB = 16
 N_CTX = 32

@@ -1,6 +1,6 @@
 """Benchmark of the CARBS tuner: suggest() latency, and best value reached vs random search.
 
-    python -m sparsepipe.workers.carbs_bench [--quick] [--seeds N] [--out results.json]
+    python -m sparsepipe.workers.carbs.bench [--quick] [--seeds N] [--out results.json]
 
 Toy problems (from the reference notes on CARBS, reference/carbs.md section 4):
 - readme: the upstream README demo, minimise (log10 lr + 3)^2 * 512 / epochs + U(0, 0.1) with
@@ -27,7 +27,7 @@ from typing import Any, Callable
 import numpy as np
 import scipy
 
-from sparsepipe.workers.carbs import Carbs, CarbsConfig, LinearSpace, LogitSpace, LogSpace, ObservationInput, Param, pruning_search_space
+from .tuner import Carbs, CarbsConfig, LinearSpace, LogitSpace, LogSpace, ObservationInput, Param, pruning_search_space
 
 # (output, cost, is_failure) for user params; the generator supplies the noise.
 Evaluate = Callable[[dict[str, Any], np.random.Generator], tuple[float, float, bool]]

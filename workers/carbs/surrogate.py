@@ -1,6 +1,6 @@
 """The surrogate models CARBS scores candidates with: output, cost and failure GPs, and the acquisition terms.
 
-All three GPs work in basic coordinates (see carbs_space) on transformed targets:
+All three GPs work in basic coordinates (see space.py) on transformed targets:
 - output: normal scores of the outputs (a rank-based quantile transform; higher is better), so
   outliers and the output's units do not matter;
 - cost: log(cost) mapped linearly onto [-1, 1] over the observed range;
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import erfcx, log_ndtr, ndtri
 
-from sparsepipe.workers.carbs_gp import GaussianProcess, fit_kernel_params
+from .gp import GaussianProcess, fit_kernel_params
 
 
 class NormalScores:

@@ -30,9 +30,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from sparsepipe.workers.carbs_gp import single_threaded_blas
-from sparsepipe.workers.carbs_pareto import ObservationGroup, group_observations, pareto_groups, same_point
-from sparsepipe.workers.carbs_space import (
+from .gp import single_threaded_blas
+from .pareto import ObservationGroup, group_observations, pareto_groups, same_point
+from .space import (
     LinearSpace,
     LogitSpace,
     LogSpace,
@@ -41,7 +41,7 @@ from sparsepipe.workers.carbs_space import (
     SearchSpace,
     pruning_search_space,
 )
-from sparsepipe.workers.carbs_surrogate import Surrogate, log_expected_improvement
+from .surrogate import Surrogate, log_expected_improvement
 
 __all__ = [
     "Carbs", "CarbsConfig", "LinearSpace", "LogSpace", "LogitSpace", "ObservationInput", "Param", "RealSpace",
@@ -62,7 +62,7 @@ class CarbsConfig:
     num_random_samples: int = 4
     """Successful runs to collect by random search around the search centres before the model takes over."""
     initial_search_radius: float = 0.3
-    """Std of the search distribution around the centre and Pareto points, in basic units (see carbs_space)."""
+    """Std of the search distribution around the centre and Pareto points, in basic units (see space.py)."""
     exploration_bias: float = 1.0
     """Margin, in output normal-score units, by which expected improvement asks a candidate to beat the front."""
     num_candidates_per_dim: int = 100
@@ -74,7 +74,7 @@ class CarbsConfig:
     min_pareto_cost_fraction: float = 0.2
     """Runs cheaper than this quantile of all costs compete for the front's first (cheapest) slot only."""
     conservative_pareto: bool = True
-    """Search around repeated Pareto groups in preference to single lucky runs (see carbs_pareto)."""
+    """Search around repeated Pareto groups in preference to single lucky runs (see pareto.py)."""
     clamp_pareto_value_to_random_cost: bool = True
     """Score each suggestion against the front at a random cost too, which pushes search to the expensive end."""
     min_success_probability_ratio: float = 0.5
@@ -82,7 +82,7 @@ class CarbsConfig:
 
     Failures never reach the output model, so a failing region keeps the large expected improvement
     of unexplored space, which a small P(success) factor alone does not outweigh.  Measured on
-    carbs_bench.failing_lr_problem (5 seeds, 48 sequential runs after the random phase): 10-40% of
+    bench.failing_lr_problem (5 seeds, 48 sequential runs after the random phase): 10-40% of
     suggestions failed with 0, 6-17% with 0.5; with an optimum on the failure boundary, 70% vs 30%."""
     outstanding_suggestion_estimator: str = "thompson"
     """Fantasy results for suggestions still running: "thompson" (joint posterior sample) or "mean"."""

@@ -19,11 +19,11 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
-from sparsepipe.pipeline.config import PruneConfig
+from ..prune.config import PruneConfig
 
-from .context import WorkContext
-from .data import ShardLoader
-from .nn.gpt import GPT, load_checkpoint, node_locations
+from ..context import WorkContext
+from ..train.loader import ShardLoader
+from ..nn.gpt import GPT, load_checkpoint, node_locations
 
 MEANS_FILE = "means.safetensors"
 

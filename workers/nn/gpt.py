@@ -41,20 +41,11 @@ from pydantic import ValidationError
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
-from sparsepipe.kernels import abstopk
-from sparsepipe.pipeline.config import ALL_NODE_LOCATIONS, ModelConfig
+from ...kernels import abstopk
+from .config import ALL_NODE_LOCATIONS, NODE_LOCATIONS, ModelConfig
 
-# Config location name -> hook name within a layer.
-LOCATION_HOOKS: dict[str, str] = {
-    "attn_in": "attn.act_in",
-    "attn_q": "attn.q",
-    "attn_k": "attn.k",
-    "attn_v": "attn.v",
-    "attn_out": "attn.resid_delta",
-    "mlp_in": "mlp.act_in",
-    "mlp_neuron": "mlp.post_act",
-    "mlp_out": "mlp.resid_delta",
-}
+# Config location name -> hook name within a layer (defined once, in nn/config.py).
+LOCATION_HOOKS: dict[str, str] = NODE_LOCATIONS
 HOOK_LOCATIONS: dict[str, str] = {hook: location for location, hook in LOCATION_HOOKS.items()}
 FINAL_RESID = "final_resid"
 

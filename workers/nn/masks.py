@@ -22,7 +22,7 @@ from typing import Callable
 import torch
 from torch import Tensor
 
-from sparsepipe.pipeline.config import ModelConfig
+from .config import ModelConfig
 
 from .gpt import node_locations
 

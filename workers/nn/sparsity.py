@@ -17,8 +17,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from sparsepipe.kernels import row_topk_mask, weight_topk_mask
-from sparsepipe.pipeline.config import OptimConfig, SparsityConfig
+from ...kernels import row_topk_mask, weight_topk_mask
+from .config import OptimConfig, SparsityConfig
 
 from .gpt import GPT
 

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from sparsepipe.pipeline.config import OptimConfig, TrainConfig
+from .config import OptimConfig, TrainConfig
 
 from .gpt import GPT
 from .sparsity import L0Schedule, WeightSparsifier, learning_rate

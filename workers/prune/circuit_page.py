@@ -14,7 +14,7 @@ import html
 import json
 from typing import Any
 
-from .circuit import EMBED, UNEMBED, WEIGHT_EDGE_KINDS
+from ..nn.circuit import EMBED, UNEMBED, WEIGHT_EDGE_KINDS
 
 COLUMN_GAP, ROW_GAP, TOP, LEFT = 118, 16, 70, 60
 STYLE = """

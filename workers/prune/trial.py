@@ -41,15 +41,15 @@ import torch.nn.functional as F
 from tokenizers import Tokenizer
 from torch import Tensor
 
-from sparsepipe.pipeline.config import PruneConfig, PruneHyperparams
-from sparsepipe.tasks import TaskBatch, candidate_logits, load_task, load_tokenizer
+from .config import PruneConfig, PruneHyperparams
+from ...tasks import TaskBatch, candidate_logits, load_task, load_tokenizer
 
-from .context import WorkContext
-from .mean_cache import load_means
-from .nn.circuit import build_circuit, circuit_to_json, kept_indices
-from .nn.circuit_html import render_circuit_html
-from .nn.gpt import GPT, load_checkpoint
-from .nn.masks import NodeLayout, ablation_values, heaviside, mask_interventions
+from ..context import WorkContext
+from ..mean_cache.worker import load_means
+from ..nn.circuit import build_circuit, circuit_to_json, kept_indices
+from .circuit_page import render_circuit_html
+from ..nn.gpt import GPT, load_checkpoint
+from ..nn.masks import NodeLayout, ablation_values, heaviside, mask_interventions
 
 ProgressFn = Callable[[dict[str, Any]], None]
 

@@ -27,13 +27,13 @@ from typing import Any
 
 import torch
 
-from sparsepipe.pipeline.config import PruneConfig, TuneConfig
+from .config import PruneConfig, TuneConfig
 
-from .carbs import Carbs, CarbsConfig, ObservationInput, pruning_search_space
-from .context import ProgressArea, WorkContext, run_calls
-from .prune import write_prune_outputs
-from .tune_report import TRIALS_FILE, TUNING_PLOT, best_trial, plot_tuning, tuning_metrics, write_trials
-from .tune_trial import TrialAssignment, TrialInputs, TrialRecord, cached_prune_inputs, run_tuning_trial, schedulable_gpus
+from ..carbs.tuner import Carbs, CarbsConfig, ObservationInput, pruning_search_space
+from ..context import ProgressArea, WorkContext, run_calls
+from .trial import write_prune_outputs
+from .tuning_report import TRIALS_FILE, TUNING_PLOT, best_trial, plot_tuning, tuning_metrics, write_trials
+from .tuning_trial import TrialAssignment, TrialInputs, TrialRecord, cached_prune_inputs, run_tuning_trial, schedulable_gpus
 
 STATE_FILE = "tuning.json"
 TRIALS_PREFIX = "trials/"

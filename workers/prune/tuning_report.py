@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .tune_trial import TrialRecord
+from .tuning_trial import TrialRecord
 
 TRIALS_FILE, TUNING_PLOT = "trials.jsonl", "tuning.png"
 

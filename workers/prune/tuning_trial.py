@@ -18,10 +18,10 @@ from typing import Any
 
 import torch
 
-from sparsepipe.pipeline.config import PruneConfig, PruneHyperparams
+from .config import PruneConfig, PruneHyperparams
 
-from .context import InputHandle
-from .prune import PruneInputs, TrialResult, load_prune_inputs, run_trial
+from ..context import InputHandle
+from .trial import PruneInputs, TrialResult, load_prune_inputs, run_trial
 
 
 @dataclass(frozen=True)

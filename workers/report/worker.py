@@ -15,7 +15,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from .context import WorkContext
+from ..context import WorkContext
 
 RESULT_FILE = "result.json"
 CIRCUIT_PAGE = "circuit.html"

@@ -8,10 +8,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..pipeline.config import TokenizeConfig
-from .context import local_context
+from .config import TokenizeConfig
+from ..context import local_context
 from .corpus import load_documents
-from .tokenize import encode_shard, run_tokenize, sample_for_tokenizer, train_tokenizer
+from .worker import encode_shard, run_tokenize, sample_for_tokenizer, train_tokenizer
 
 
 def bench_tokenize(max_documents: int | None = None, submit: Any = None, num_threads: int | None = None) -> dict[str, Any]:

@@ -16,8 +16,8 @@ import numpy as np
 import pyarrow.parquet as pq
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
 
-from ..pipeline.config import TokenizeConfig
-from .context import WorkContext, run_calls
+from .config import TokenizeConfig
+from ..context import WorkContext, run_calls
 from .corpus import Document, load_documents
 from .shards import SHARDS_FILE, pack_rows, write_shard
 

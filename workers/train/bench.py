@@ -19,10 +19,10 @@ from typing import Any
 
 import torch
 
-from sparsepipe.pipeline.config import ModelConfig, SparsityConfig, TrainConfig
+from ..nn.config import ModelConfig, SparsityConfig, TrainConfig
 
-from .nn.gpt import GPT
-from .nn.training import Trainer
+from ..nn.gpt import GPT
+from ..nn.training import Trainer
 
 # (model, batch size, vocab): the tiny preset's shape on the CPU, the small preset's on a GPU.
 SHAPES: dict[str, tuple[dict[str, int], int, int]] = {

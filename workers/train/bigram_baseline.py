@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .shards import ShardIndex, read_shard
+from ..tokenize.shards import ShardIndex, read_shard
 
 PRIOR_WEIGHT = 1.0
 

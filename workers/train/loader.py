@@ -8,7 +8,7 @@ from typing import Iterator
 import numpy as np
 import torch
 
-from .shards import ShardIndex, read_shard
+from ..tokenize.shards import ShardIndex, read_shard
 
 
 class ShardLoader:

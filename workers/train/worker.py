@@ -24,15 +24,15 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from sparsepipe.pipeline.config import TrainConfig
+from ..nn.config import TrainConfig
 
 from .bigram_baseline import bigram_loss, train_bigram_log_probs
-from .context import WorkContext
-from .data import ShardLoader
-from .nn.gpt import GPT, save_checkpoint
-from .nn.sparsity import nonzero_fractions
-from .nn.training import StepStats, Trainer, TrainingDiverged, next_token_loss
-from .plots import plot_training_curves
+from ..context import WorkContext
+from .loader import ShardLoader
+from ..nn.gpt import GPT, save_checkpoint
+from ..nn.sparsity import nonzero_fractions
+from ..nn.training import StepStats, Trainer, TrainingDiverged, next_token_loss
+from ..plots import plot_training_curves
 
 __all__ = ["run_pretrain", "TrainingDiverged", "CHECKPOINT"]
 

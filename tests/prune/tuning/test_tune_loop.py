@@ -6,12 +6,14 @@ import json
 
 import pytest
 
-from sparsepipe.pipeline.config import PruneHyperparams, TuneConfig, resolve_config
-from sparsepipe.pipeline.stages import REGISTRY, TUNED_CELL_CPUS, run_prune_cell
+from sparsepipe.pipeline.config import resolve_config
+from sparsepipe.workers.prune.config import PruneHyperparams, TuneConfig
+from sparsepipe.pipeline.dag import default_registry
+from sparsepipe.workers.prune.stage import TUNED_CELL_CPUS, run_prune_cell
 from sparsepipe.workers.context import local_context
-from sparsepipe.workers.tune import STATE_FILE, TrialsFailedError, run_tuning
-from sparsepipe.workers.tune_report import best_trial
-from sparsepipe.workers.tune_trial import TrialRecord
+from sparsepipe.workers.prune.tuning import STATE_FILE, TrialsFailedError, run_tuning
+from sparsepipe.workers.prune.tuning_report import best_trial
+from sparsepipe.workers.prune.tuning_trial import TrialRecord
 
 from tune_toys import SETTINGS, TASK
 
@@ -115,9 +117,10 @@ def test_best_trial_prefers_reaching_the_target_then_fewer_edges_then_lower_loss
 def test_prune_cells_carry_the_tune_config_only_when_tuning():
     tuned = resolve_config("smoke", assignments=["prune.checkpoints=[\"pretrain\"]", "tune.iterations=3"])
     fixed = resolve_config("smoke", assignments=["prune.checkpoints=[\"pretrain\"]", "tune.enabled=false"])
-    stages = REGISTRY.closure(["prune"])
-    tuned_cells = REGISTRY.list_cells(tuned, stages)["prune"]
-    fixed_cells = REGISTRY.list_cells(fixed, stages)["prune"]
+    registry = default_registry()
+    stages = registry.closure(["prune"])
+    tuned_cells = registry.list_cells(tuned, stages)["prune"]
+    fixed_cells = registry.list_cells(fixed, stages)["prune"]
     assert [c.cell for c in tuned_cells] == [c.cell for c in fixed_cells] == [f"pretrain/smoke:{t}" for t in tuned.prune.tasks]
     assert all(c.params["tune"] == tuned.tune.model_dump(mode="json") and c.resources.num_cpus == TUNED_CELL_CPUS for c in tuned_cells)
     assert all("tune" not in c.params and c.resources.num_cpus == 1 for c in fixed_cells)
@@ -133,7 +136,7 @@ def _raise_on_odd_seeds(real_run_trial):
 
 
 def test_a_trial_that_raises_is_a_failed_trial(cell_inputs, tmp_path, monkeypatch):
-    import sparsepipe.workers.tune_trial as tune_trial
+    import sparsepipe.workers.prune.tuning_trial as tune_trial
 
     monkeypatch.setattr(tune_trial, "run_trial", _raise_on_odd_seeds(tune_trial.run_trial))
     ctx = local_context(tmp_path / "out", inputs=cell_inputs)
@@ -145,7 +148,7 @@ def test_a_trial_that_raises_is_a_failed_trial(cell_inputs, tmp_path, monkeypatc
 
 
 def test_an_iteration_whose_every_trial_raises_stops_the_cell(cell_inputs, tmp_path, monkeypatch):
-    import sparsepipe.workers.tune_trial as tune_trial
+    import sparsepipe.workers.prune.tuning_trial as tune_trial
 
     def broken(*args, **kwargs):
         raise RuntimeError("no kernel for this device")

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from sparsepipe.pipeline.config import PruneConfig, TuneConfig
+from sparsepipe.workers.prune.config import PruneConfig, TuneConfig
 from sparsepipe.pipeline.execute import ray_submit
-from sparsepipe.pipeline.stages import TUNED_CELL_CPUS, run_prune_cell
+from sparsepipe.workers.prune.stage import TUNED_CELL_CPUS, run_prune_cell
 from sparsepipe.workers.context import local_context
 
 from tune_toys import SETTINGS, TASK

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from sparsepipe.pipeline.config import TuneConfig
-from sparsepipe.pipeline.stages import run_prune_cell
+from sparsepipe.workers.prune.config import TuneConfig
+from sparsepipe.workers.prune.stage import run_prune_cell
 from sparsepipe.workers.context import local_context
-from sparsepipe.workers.tune import STATE_FILE, TRIALS_PREFIX
+from sparsepipe.workers.prune.tuning import STATE_FILE, TRIALS_PREFIX
 
 from tune_toys import SETTINGS, TASK
 

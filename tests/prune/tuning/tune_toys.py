@@ -12,7 +12,7 @@ from types import ModuleType
 
 import torch
 
-from sparsepipe.pipeline.config import PruneConfig
+from sparsepipe.workers.prune.config import PruneConfig
 from sparsepipe.tasks import load_task, load_tokenizer
 from sparsepipe.workers.nn.gpt import GPT
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from sparsepipe.pipeline.stages import run_prune_cell
+from sparsepipe.workers.prune.stage import run_prune_cell
 from sparsepipe.workers.context import local_context
 
 
