@@ -8,14 +8,18 @@ per model variant or per (checkpoint, task).  Every cell has its own key:
 
     key = sha256(canonical JSON of {schema, stage, version, cell, code, params, inputs, env})
 
-where `inputs` maps each input to the digest of the upstream MANIFEST, so a
-changed param, code or upstream artifact gives a new key (a Merkle chain).
+where `inputs` maps each input to the upstream artifact's content identity (its
+key, generation and file digests; `content_identity`), so a changed param, code
+or upstream artifact gives a new key (a Merkle chain), while the volatile
+fields of a MANIFEST (commit time, timings, pid, attempt) do not enter it: the
+same code and data give the same keys in any store.
 """
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from fnmatch import fnmatch
 from importlib import metadata
 from typing import Any
 
@@ -26,7 +30,7 @@ from .store import Manifest, Store, canonical_json
 
 __all__ = ["Cell", "CellLister", "CellRef", "Resources", "Stage", "Registry", "Planner", "CellPlan", "HIT", "RUN", "code_fingerprint"]
 
-KEY_SCHEMA = 1
+KEY_SCHEMA = 2  # 2: upstreams enter by content identity, code by import closure
 
 
 class Registry:
@@ -87,6 +91,15 @@ def default_registry() -> Registry:
 
 
 # --------------------------------------------------------------------- keys
+
+
+def content_identity(manifest: Manifest, records: tuple[str, ...] = ()) -> str:
+    """What a downstream key hashes for an upstream artifact: its key, generation and file digests.
+
+    Files matching `records` (the producing stage's run records) are left out.
+    """
+    files = {path: info["sha256"] for path, info in sorted(manifest.files.items()) if not any(fnmatch(path, glob) for glob in records)}
+    return hashlib.sha256(canonical_json({"key": manifest.key, "generation": manifest.generation, "files": files})).hexdigest()
 
 
 def environment_facts() -> dict[str, str]:
@@ -189,7 +202,7 @@ class Planner:
             blocked = ", ".join(str(cell.inputs[n]) for n in pending)
             why = "will run" if any(cell.inputs[n] in running for n in pending) else "is not built"
             return CellPlan(cell, RUN, f"upstream {blocked} {why}")
-        digests = {name: committed[ref].digest for name, ref in cell.inputs.items()}
+        digests = {name: content_identity(committed[ref], self.registry[ref.stage].records) for name, ref in cell.inputs.items()}
         pre = preimage(stage, cell, digests)
         key = cache_key(pre)
         manifest = self.store.lookup(cell.stage, key)

@@ -71,6 +71,9 @@ class Stage:
     key's code fingerprint covers every project module that module imports, directly or not.
     `config` maps the top-level config sections this stage owns to their models, in the order they are
     shown; `presets` maps a preset name to this stage's partial values for those sections.
+    `records` are globs of output files that record how a run went (timings, hosts) rather than what it
+    computed; they are committed like any file but left out of the artifact's content identity, which
+    downstream keys hash.
     """
 
     name: str
@@ -82,3 +85,4 @@ class Stage:
     matrix: bool = False
     config: dict[str, type[StrictModel]] = field(default_factory=dict)
     presets: dict[str, dict[str, Any]] = field(default_factory=dict)
+    records: tuple[str, ...] = ()

@@ -16,7 +16,9 @@ from sparsepipe.pipeline.store import StoreSpec
 
 STAGE_SOURCE = '''
 def run_source(ctx, params):
+    import time
     (ctx.out_dir / "value.txt").write_text(str(params["seed"]) + VERSION)
+    (ctx.out_dir / "timing.txt").write_text(repr(time.time()))  # a run record: differs on every run
 
 def run_double(ctx, params):
     value = (ctx.input("source") / "value.txt").read_text()
@@ -43,7 +45,7 @@ def _registry() -> Registry:
     source = Stage(
         name="source", version="1", deps=(),
         cells=lambda cfg, up: [Cell("source", "", {"seed": cfg.tune.seed})],
-        run="plan_stages_demo:run_source",
+        run="plan_stages_demo:run_source", records=("timing.txt",),
     )
     double = Stage(
         name="double", version="1", deps=("source",),
@@ -125,3 +127,29 @@ def test_reason_names_the_changed_upstream(stage_module, tmp_path):
     plans = _plan(registry, store, config)
     assert plans[("source", "")].status == HIT
     assert plans[("double", "v0")].status == RUN and plans[("double", "v0")].reason == "upstream source changed"
+
+
+def test_same_code_and_data_give_the_same_keys_in_any_store(stage_module, tmp_path):
+    """Upstreams enter a key by content identity: commit time, attempt, pid and run records do not matter."""
+    registry, config = _registry(), resolve_config("smoke", environ={})
+    keys = []
+    for name in ("a", "b"):
+        store = StoreSpec(str(tmp_path / name)).open()
+        _run_in_process(registry, store, config)
+        plans = _plan(registry, store, config)
+        assert all(p.status == HIT for p in plans.values())
+        keys.append({k: p.key for k, p in plans.items()})
+    assert keys[0] == keys[1]
+
+
+def test_a_changed_output_file_changes_downstream_keys(stage_module, tmp_path):
+    """The same upstream key with different file content (a nondeterministic stage) is a different input."""
+    from sparsepipe.pipeline.dag import content_identity
+    from sparsepipe.pipeline.store import Manifest
+
+    manifest = Manifest(raw=b'{"key": "k", "generation": 0, "files": {"value.txt": {"sha256": "aa", "size": 1}, "timing.txt": {"sha256": "bb", "size": 1}}}', path="x")
+    other = Manifest(raw=manifest.raw.replace(b'"aa"', b'"cc"'), path="y")
+    timing = Manifest(raw=manifest.raw.replace(b'"bb"', b'"dd"') + b" ", path="z")
+    assert content_identity(manifest) != content_identity(other)
+    assert content_identity(manifest, ("timing.txt",)) == content_identity(timing, ("timing.txt",))
+    assert content_identity(manifest) != content_identity(timing)

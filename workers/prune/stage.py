@@ -64,4 +64,5 @@ PRUNE = Stage(
     matrix=True,
     config={"prune": PruneConfig, "tune": TuneConfig},
     presets=PRESETS,
+    records=("trials.jsonl",),  # each trial's start, end, host and node
 )

@@ -465,12 +465,15 @@ def write_prune_outputs(ctx: WorkContext, inputs: PruneInputs, params: PruneConf
     ablated_to = layout.split(ablation_values(layout, means, params.ablation))
     circuit = build_circuit(model, {name: torch.tensor(idx, dtype=torch.long) for name, idx in result.kept.items()}, task_data.eval.candidates)
     candidate_ids = torch.unique(task_data.eval.candidates).tolist()
+    # The checkpoint by name ("pretrain/tiny"), not by the folder it was fetched to, which differs per store and
+    # per run: artifacts hold only what they computed, so the same inputs give the same files (and keys) anywhere.
+    checkpoint = ctx.cell.rpartition(":")[0] or str(inputs.checkpoint)
     circuit_data = circuit_to_json(
         circuit,
         ablation=ablated_to,
         task=result.task,
         cell=ctx.cell,
-        checkpoint=str(inputs.checkpoint),
+        checkpoint=checkpoint,
         model=model.config.model_dump(mode="json"),
         losses={
             "target": result.target_loss,
@@ -487,7 +490,9 @@ def write_prune_outputs(ctx: WorkContext, inputs: PruneInputs, params: PruneConf
         token_text={str(i): inputs.tokenizer.decode([i]) for i in candidate_ids},
     )
     out = Path(ctx.out_dir)
-    (out / RESULT_FILE).write_text(json.dumps({"cell": ctx.cell, "checkpoint": str(inputs.checkpoint), **result.to_json()}, indent=1))
+    # Timings go to the manifest's metrics, not into the artifact (they differ on every run).
+    computed = {name: value for name, value in result.to_json().items() if name != "timings"}
+    (out / RESULT_FILE).write_text(json.dumps({"cell": ctx.cell, "checkpoint": checkpoint, **computed}, indent=1))
     (out / CIRCUIT_FILE).write_text(json.dumps(circuit_data, indent=1))
     (out / CIRCUIT_PAGE).write_text(render_circuit_html(circuit_data))
     plot_loss_vs_size(result, out / CURVE_PLOT)
@@ -505,6 +510,7 @@ def write_prune_outputs(ctx: WorkContext, inputs: PruneInputs, params: PruneConf
             "inverse_loss": result.inverse_loss,
             "random_circuit_loss": result.random_circuit_loss,
             "seconds": result.timings["total_s"],
+            "timings": result.timings,
         }
     )
 
