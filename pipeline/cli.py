@@ -14,16 +14,15 @@ from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from .cli_bench import app as bench_app
 from .cli_tasks import app as tasks_app
 from .config import ConfigError, PipelineConfig, resolve_config
+from .console import EXIT_CLUSTER, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_PARTIAL, EXIT_STORE, EXIT_USAGE, err, out
+from .console import fail as _fail
 from .dag import RUN, CellPlan, Planner
 from .store import Store, StoreError, StoreSpec
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_PARTIAL, EXIT_STORE, EXIT_CLUSTER, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 5, 130
 
 app = typer.Typer(
     name="sparsepipe",
@@ -43,19 +42,11 @@ app.add_typer(config_app, name="config")
 app.add_typer(tasks_app, name="tasks")
 app.add_typer(bench_app, name="bench")
 
-err = Console(stderr=True)
-out = Console()
-
 PresetOpt = Annotated[Optional[str], typer.Option("--preset", "-p", help="smoke (CI, seconds), tiny (default: a laptop, minutes), small (one GPU / a CPU night), paper (the paper's settings).")]
 ConfigOpt = Annotated[Optional[Path], typer.Option("--config", "-c", help="A YAML or TOML file laid over the preset.")]
 SetOpt = Annotated[Optional[list[str]], typer.Option("--set", "-s", help="Override one key, highest priority: --set pretrain.train.steps=200 (repeatable).")]
 StoreOpt = Annotated[Optional[str], typer.Option("--store", help="Artifact store: a folder (default ./artifacts or $SPARSEPIPE_STORE) or s3://bucket/prefix (endpoint from AWS_ENDPOINT_URL or s3.endpoint_url).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output on stdout (progress and logs stay on stderr).")]
-
-
-def _fail(message: str, code: int) -> None:
-    err.print(f"[red]error:[/] {message}")
-    raise typer.Exit(code)
 
 
 def _load(preset: str | None, config: Path | None, assignments: list[str] | None, store: str | None) -> PipelineConfig:

@@ -11,9 +11,11 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 from rich.text import Text
+
+from .console import EXIT_FAILED, EXIT_USAGE, err, out
+from .console import fail as _fail
 
 app = typer.Typer(
     name="tasks",
@@ -30,9 +32,6 @@ app = typer.Typer(
         "Artifact folders are the `path` entries of `sparsepipe status --json`."
     ),
 )
-out = Console()
-err = Console(stderr=True)
-EXIT_FAILED, EXIT_USAGE = 1, 2
 
 TokenizerOption = Annotated[
     Path, typer.Option("--tokenizer", help="tokenizer.json written by the tokenize stage (or its folder).")
@@ -45,11 +44,6 @@ SeedOption = Annotated[int, typer.Option(help="Generator seed: the same seed giv
 MaxTokensOption = Annotated[
     int, typer.Option(help="Context budget: [<|endoftext|>] + prompt + candidate fit in this many tokens (>= 48).")
 ]
-
-
-def _fail(message: str, code: int) -> None:
-    err.print(f"[red]error:[/] {message}")
-    raise typer.Exit(code)
 
 
 def _task(name: str):
