@@ -299,6 +299,39 @@ def gc(
         err.print(f"{verb} {len(orphans)} unreferenced attempt(s)")
 
 
+@app.command()
+def dag(as_json: JsonOpt = False) -> None:
+    """Print the stage graph: each stage, what it reads from, and what it does (as `dvc dag`)."""
+    registry = _registry()
+    stages = [registry[name] for name in registry.order]
+    if as_json:
+        data = {
+            "stages": [
+                {"name": s.name, "deps": list(s.deps), "version": s.version, "matrix": s.matrix, "config": list(s.config), "run": s.run, "description": s.description}
+                for s in stages
+            ],
+            "edges": [[dep, s.name] for s in stages for dep in s.deps],
+        }
+        print(json.dumps(data, indent=2))
+        return
+    print(render_dag(registry))
+
+
+def render_dag(registry) -> str:
+    """The graph as text: one line per stage in dependency order, with a box-drawn arrow from each upstream."""
+    width = max(len(name) for name in registry.order)
+    lines = []
+    for name in registry.order:
+        stage = registry[name]
+        kind = "per cell" if stage.matrix else "one cell"
+        lines.append(f"{name:<{width}}  [{kind}]  {stage.description}")
+        for number, dep in enumerate(stage.deps):
+            corner = "└" if number == len(stage.deps) - 1 else "├"
+            lines.append(f"{'':<{width}}  {corner}── {dep}")
+    edges = [f"{dep} -> {name}" for name in registry.order for dep in registry[name].deps]
+    return "\n".join(["stages, upstream first (each lists what it reads from):", "", *lines, "", "edges:", *(f"  {e}" for e in edges)])
+
+
 @config_app.command("show")
 def config_show(preset: PresetOpt = None, config: ConfigOpt = None, set_: SetOpt = None, store: StoreOpt = None, as_json: JsonOpt = False) -> None:
     """Print the resolved configuration (preset < config file < SPARSEPIPE_* environment < --set)."""

@@ -95,3 +95,23 @@ def test_unreachable_store_exits_4(monkeypatch):
     monkeypatch.setenv("SPARSEPIPE_S3__ENDPOINT_URL", "http://127.0.0.1:9")
     result = runner.invoke(app, ["status", "--store", "s3://nobucket/p"])
     assert result.exit_code == 4 and "cannot reach the store" in result.output
+
+
+def test_dag_prints_every_stage_and_edge():
+    result = runner.invoke(app, ["dag"])
+    assert result.exit_code == 0, result.output
+    for stage in ("tokenize", "pretrain", "dense", "mean_cache", "prune", "report"):
+        assert stage in result.output
+    assert "tokenize -> pretrain" in result.output and "prune -> report" in result.output
+
+
+def test_dag_json_lists_stages_in_dependency_order():
+    result = runner.invoke(app, ["dag", "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    order = [stage["name"] for stage in data["stages"]]
+    assert order == ["tokenize", "pretrain", "dense", "mean_cache", "prune", "report"]
+    for upstream, downstream in data["edges"]:
+        assert order.index(upstream) < order.index(downstream)
+    assert ["mean_cache", "prune"] in data["edges"]
+    assert next(s for s in data["stages"] if s["name"] == "prune")["config"] == ["prune", "tune"]
