@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import platform
 import time
 from pathlib import Path
 from typing import Annotated, Any, Callable, Optional
@@ -28,14 +27,9 @@ QuickOpt = Annotated[bool, typer.Option("--quick", help="Small shapes and budget
 
 
 def _device_name() -> str:
-    import torch
+    from ..kernels.device import device_name
 
-    if torch.cuda.is_available():
-        return torch.cuda.get_device_name(0)
-    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []:
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
+    return device_name()
 
 
 def _emit(name: str, measure: Callable[[], dict[str, Any]], as_json: bool, out: Path | None) -> dict[str, Any]:

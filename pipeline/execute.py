@@ -87,10 +87,10 @@ def _limit_threads(num_cpus: float) -> int:
 
 def _device(num_gpus: float) -> str:
     if num_gpus <= 0:
-        return "cpu"
-    import torch
+        return "cpu"  # without importing torch
+    from ..kernels.device import pick_device
 
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    return pick_device(num_gpus)
 
 
 def ray_submit(calls: list[tuple[Callable[..., Any], tuple, dict[str, Any]]], on_result: Callable[[int, Any], None] | None = None) -> list[Any]:

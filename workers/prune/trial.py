@@ -50,6 +50,7 @@ from ..nn.circuit import build_circuit, circuit_to_json, kept_indices
 from .circuit_page import render_circuit_html
 from ..nn.gpt import GPT, load_checkpoint
 from ..nn.masks import NodeLayout, ablation_values, heaviside, mask_interventions
+from ..nn.sparsity import warmup_decay_lr
 
 ProgressFn = Callable[[dict[str, Any]], None]
 
@@ -110,11 +111,8 @@ class MaskedModel:
 
 
 def lr_at(step: int, steps: int, lr: float, warmup_frac: float) -> float:
-    """Linear warmup over warmup_frac of the steps, then linear decay to 0."""
-    warmup = int(round(warmup_frac * steps))
-    if step < warmup:
-        return lr * (step + 1) / warmup
-    return lr * max(0.0, (steps - step) / max(1, steps - warmup))
+    """Linear warmup over warmup_frac of the steps (rounded), then linear decay to 0."""
+    return warmup_decay_lr(lr, step, steps, int(round(warmup_frac * steps)))
 
 
 def init_tau(n_masks: int, hyper: PruneHyperparams, generator: torch.Generator) -> Tensor:

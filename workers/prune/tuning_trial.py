@@ -20,6 +20,7 @@ import torch
 
 from .config import PruneConfig, PruneHyperparams
 
+from ...kernels.device import pick_device
 from ..context import InputHandle
 from .trial import PruneInputs, TrialResult, load_prune_inputs, run_trial
 
@@ -123,7 +124,7 @@ def run_tuning_trial(inputs: TrialInputs, assignment: TrialAssignment) -> TrialR
     """Prune with the assignment's hyperparameters. A trial that raises becomes a failed record, so
     one bad corner of the search space cannot stop the cell; the loop raises when a whole iteration does."""
     torch.set_num_threads(max(1, int(inputs.cpus)))
-    device = "cuda" if inputs.gpus > 0 and torch.cuda.is_available() else "cpu"
+    device = pick_device(inputs.gpus)
     loading = time.time()
     mean_cache = None if inputs.mean_cache is None else inputs.mean_cache.local_path()
     loaded = cached_prune_inputs(inputs.checkpoint.local_path(), mean_cache, inputs.tokens.local_path(), inputs.task, inputs.settings, device)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import time
 from typing import Any
@@ -21,6 +20,7 @@ import torch
 
 from ..nn.config import ModelConfig, SparsityConfig, TrainConfig
 
+from ...kernels.device import device_name, pick_device
 from ..nn.gpt import GPT
 from ..nn.training import Trainer
 
@@ -55,7 +55,7 @@ def _trainer(model: ModelConfig, sparse: bool, batch_size: int, steps: int, devi
 def bench_step_times(device: str = "auto", quick: bool = False) -> dict[str, Any]:
     """Mean seconds per training step, sparse vs dense, on the same model shape and batches."""
     if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+        device = pick_device()
     dev = torch.device(device)
     torch.set_flush_denormal(True)  # as run_pretrain does
     shape_name = dev.type + ("-quick" if quick else "")
@@ -86,7 +86,7 @@ def bench_step_times(device: str = "auto", quick: bool = False) -> dict[str, Any
         "sparse_over_dense": sparse_s / dense_s,
         # The ratio of the fastest rounds: least disturbed by other load on a shared machine.
         "sparse_over_dense_best_round": min(times["sparse"]) / min(times["dense"]),
-        "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"cpu ({platform.processor() or platform.machine()})",
+        "device": device_name(dev) if dev.type == "cuda" else f"cpu ({device_name(dev)})",
         "threads": torch.get_num_threads(),
         "shape": {**shape, "batch_size": batch_size, "vocab_size": vocab, "target_l0": TARGET_L0, "afrac": model.afrac},
         "steps_timed": rounds * steps_per_round,
