@@ -28,7 +28,7 @@ import uuid
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, BinaryIO, Iterator
 
 import fsspec
 
@@ -41,12 +41,17 @@ class StoreError(RuntimeError):
     """The store cannot be reached or holds something it should not."""
 
 
-def sha256_file(path: Path) -> str:
+def sha256_stream(handle: BinaryIO) -> str:
+    """sha256 of everything left in an open binary file (local or fsspec), read in chunks."""
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(HASH_CHUNK):
-            digest.update(chunk)
+    while chunk := handle.read(HASH_CHUNK):
+        digest.update(chunk)
     return digest.hexdigest()
+
+
+def sha256_file(path: Path) -> str:
+    with open(path, "rb") as handle:
+        return sha256_stream(handle)
 
 
 def canonical_json(value: Any) -> bytes:
@@ -339,15 +344,13 @@ class Store:
         for relative, info in manifest.files.items():
             path = f"{attempt_dir}/{relative}"
             try:
-                digest = hashlib.sha256()
                 with self.fs.open(path, "rb") as handle:
-                    while chunk := handle.read(HASH_CHUNK):
-                        digest.update(chunk)
+                    actual = sha256_stream(handle)
             except FileNotFoundError:
                 problems.append(f"{relative}: missing")
                 continue
-            if digest.hexdigest() != info["sha256"]:
-                problems.append(f"{relative}: sha256 {digest.hexdigest()[:12]}… does not match the manifest's {info['sha256'][:12]}…")
+            if actual != info["sha256"]:
+                problems.append(f"{relative}: sha256 {actual[:12]}… does not match the manifest's {info['sha256'][:12]}…")
         return problems
 
     # --------------------------------------------------------------- progress
