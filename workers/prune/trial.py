@@ -412,11 +412,9 @@ def load_task_data(task: str, tokenizer: Tokenizer, params: PruneConfig, max_tok
 
 def plot_loss_vs_size(result: TrialResult, path: Path) -> None:
     """Eval loss of the top-k circuits along the ranking (the curve behind the paper's Fig. 2)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+    from ..plots import GRID_ALPHA, LEGEND_FONTSIZE, new_figure, save
 
-    fig = Figure(figsize=(7, 4.5), constrained_layout=True)
-    FigureCanvasAgg(fig)
+    fig = new_figure(7, 4.5)
     ax = fig.subplots()
     curve = [row for row in result.loss_vs_k if row["nodes"] > 0]
     ax.plot([row["nodes"] for row in curve], [row["loss"] for row in curve], "o-", ms=3, label="top-k circuit (eval)")
@@ -431,9 +429,9 @@ def plot_loss_vs_size(result: TrialResult, path: Path) -> None:
     ax.set_xlabel("nodes kept")
     ax.set_ylabel("two-way task loss")
     ax.set_title(f"{result.task}: loss vs circuit size" + ("" if result.reached_target else " (target not reached)"))
-    ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=8)
-    fig.savefig(path, dpi=110)
+    ax.grid(alpha=GRID_ALPHA, which="both")
+    ax.legend(fontsize=LEGEND_FONTSIZE)
+    save(fig, path)
 
 
 @dataclass

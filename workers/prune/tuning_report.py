@@ -79,12 +79,11 @@ def write_trials(records: list[TrialRecord], path: Path) -> None:
 
 def plot_tuning(records: list[TrialRecord], iterations: int, task: str, path: Path) -> None:
     """Every trial's circuit size by iteration (x: missed the target) under the best size so far."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
 
-    fig = Figure(figsize=(7, 4.5), constrained_layout=True)
-    FigureCanvasAgg(fig)
+    from ..plots import GRID_ALPHA, LEGEND_FONTSIZE, new_figure, save
+
+    fig = new_figure(7, 4.5)
     ax = fig.subplots()
     reached = [r for r in records if r.reached_target]
     missed = [r for r in records if r.result is not None and not r.reached_target]
@@ -100,6 +99,6 @@ def plot_tuning(records: list[TrialRecord], iterations: int, task: str, path: Pa
     ax.set_xlim(0.5, iterations + 0.5)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_title(f"{task}: CARBS tuning, {len(records)} trials")
-    ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=8)
-    fig.savefig(path, dpi=110)
+    ax.grid(alpha=GRID_ALPHA, which="both")
+    ax.legend(fontsize=LEGEND_FONTSIZE)
+    save(fig, path)

@@ -62,15 +62,13 @@ def markdown_table(rows: list[dict[str, Any]], headline: dict[str, dict[str, Any
 
 
 def plot_edges_by_task(rows: list[dict[str, Any]], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from ..plots import LEGEND_FONTSIZE, new_figure, save
 
     tasks = sorted({r["task"] for r in rows})
     checkpoints = sorted({r["checkpoint"] for r in rows})
     width = 0.8 / max(1, len(checkpoints))
-    figure, axis = plt.subplots(figsize=(max(6, 0.5 * len(tasks) * max(1, len(checkpoints))), 4.5))
+    figure = new_figure(max(6, 0.5 * len(tasks) * max(1, len(checkpoints))), 4.5)
+    axis = figure.subplots()
     for number, checkpoint in enumerate(checkpoints):
         lookup = {r["task"]: r for r in rows if r["checkpoint"] == checkpoint}
         xs = [i + number * width for i, task in enumerate(tasks) if task in lookup]
@@ -84,10 +82,8 @@ def plot_edges_by_task(rows: list[dict[str, Any]], path: Path) -> None:
     axis.set_xticklabels(tasks, rotation=60, ha="right", fontsize=8)
     axis.set_ylabel("circuit edges")
     axis.set_title("Circuit size per task (hatched: target loss not reached)")
-    axis.legend(fontsize=8)
-    figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
+    axis.legend(fontsize=LEGEND_FONTSIZE)
+    save(figure, path)
 
 
 def page_name(checkpoint: str, task: str) -> str:

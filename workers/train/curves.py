@@ -1,18 +1,16 @@
-"""PNG figures of training runs (matplotlib's Agg canvas, no pyplot global state)."""
+"""The training-curves figure of a pretrain or dense run (style: workers/plots.py)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
+from ..plots import GRID_ALPHA, new_figure, save
 
 
 def plot_training_curves(history: list[dict[str, Any]], bigram_val_loss: float | None, path: Path) -> None:
     """Loss vs step (train, val, bigram baseline) above the weight-L0 and lr schedules."""
-    fig = Figure(figsize=(8, 6.5), constrained_layout=True)
-    FigureCanvasAgg(fig)
+    fig = new_figure(8, 6.5)
     loss_ax, l0_ax = fig.subplots(2, 1, sharex=True, height_ratios=[2, 1])
 
     steps = [row["step"] for row in history]
@@ -24,7 +22,7 @@ def plot_training_curves(history: list[dict[str, Any]], bigram_val_loss: float |
         loss_ax.axhline(bigram_val_loss, color="grey", ls="--", label=f"bigram baseline (val) {bigram_val_loss:.3f}")
     loss_ax.set_ylabel("cross-entropy (nats)")
     loss_ax.legend()
-    loss_ax.grid(alpha=0.3)
+    loss_ax.grid(alpha=GRID_ALPHA)
 
     l0_ax.plot(steps, [row["l0"] for row in history], color="tab:green", label="weight L0")
     l0_ax.set_yscale("log")
@@ -35,4 +33,4 @@ def plot_training_curves(history: list[dict[str, Any]], bigram_val_loss: float |
     lr_ax.set_ylabel("lr")
     l0_ax.legend(loc="upper right")
     lr_ax.legend(loc="center right")
-    fig.savefig(path, dpi=110)
+    save(fig, path)

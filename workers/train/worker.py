@@ -32,7 +32,7 @@ from .loader import ShardLoader
 from ..nn.gpt import GPT, save_checkpoint
 from ..nn.sparsity import nonzero_fractions
 from ..nn.training import StepStats, Trainer, TrainingDiverged, next_token_loss
-from ..plots import plot_training_curves
+from .curves import plot_training_curves
 
 __all__ = ["run_pretrain", "TrainingDiverged", "CHECKPOINT"]
 
