@@ -28,8 +28,8 @@ def _import_by_path(path: Path) -> ModuleType:
     return module
 
 
-stage_inputs = _import_by_path(Path(__file__).parents[1] / "prune" / "stage_inputs.py")
-pruning_toys = _import_by_path(Path(__file__).parents[1] / "prune" / "pruning_toys.py")
+stage_inputs = _import_by_path(Path(__file__).parents[1] / "stage_inputs.py")
+pruning_toys = _import_by_path(Path(__file__).parents[1] / "pruning_toys.py")
 TASK = stage_inputs.TASK
 
 # Trials of about a second on one core. The paper's target, 0.15, is just above the trained toy's
