@@ -108,9 +108,7 @@ def bench_kernels(device: str = "auto", repeats: int = 7, quick: bool = False, s
 
         return step
 
-    train_ours, train_base = _time_pair(
-        forward_backward(abstopk), forward_backward(abstopk_baseline), repeats, device
-    )
+    train_ours, train_base = _time_pair(forward_backward(abstopk), forward_backward(abstopk_baseline), repeats, device)
 
     w = (0.02 * torch.randn(shapes["weight"], generator=generator)).to(device)
     weight_k = w.numel() // shapes["weight_keep_every"]

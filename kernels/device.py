@@ -9,7 +9,7 @@ import torch
 
 
 def pick_device(num_gpus: float | None = None) -> str:
-    """"cuda" when CUDA is available and GPUs were given (None: any number), else "cpu"."""
+    """ "cuda" when CUDA is available and GPUs were given (None: any number), else "cpu"."""
     if num_gpus is not None and num_gpus <= 0:
         return "cpu"
     return "cuda" if torch.cuda.is_available() else "cpu"

@@ -15,15 +15,20 @@ from .store import git_commit
 app = typer.Typer(
     no_args_is_help=True,
     help=(
-        "Measure throughput and speed-ups. Every ratio compares two implementations on the same inputs in the same run, "
-        "so a noisy shared machine moves both sides. Results are JSON (--json on stdout, --out to a file), with the device named."
+        "Measure throughput and speed-ups. Every ratio compares two implementations on the same inputs in the "
+        "same run, "
+        "so a noisy shared machine moves both sides. Results are JSON (--json on stdout, --out to a file), with "
+        "the device named."
     ),
 )
 err = Console(stderr=True)
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")]
 OutOpt = Annotated[Optional[Path], typer.Option("--out", help="Also write the JSON result to this file.")]
-QuickOpt = Annotated[bool, typer.Option("--quick", help="Small shapes and budgets: seconds, for smoke tests; the numbers are not targets.")]
+QuickOpt = Annotated[
+    bool,
+    typer.Option("--quick", help="Small shapes and budgets: seconds, for smoke tests; the numbers are not targets."),
+]
 
 
 def _device_name() -> str:
@@ -35,7 +40,13 @@ def _device_name() -> str:
 def _emit(name: str, measure: Callable[[], dict[str, Any]], as_json: bool, out: Path | None) -> dict[str, Any]:
     err.print(f"benchmark {name} ...")
     started = time.time()
-    result = {"benchmark": name, "device": _device_name(), "git_commit": git_commit(), "started_at": started, **measure()}
+    result = {
+        "benchmark": name,
+        "device": _device_name(),
+        "git_commit": git_commit(),
+        "started_at": started,
+        **measure(),
+    }
     result["wall_seconds"] = round(time.time() - started, 3)
     text = json.dumps(result, indent=2)
     if out is not None:
@@ -56,7 +67,9 @@ def _measure_tokenize(quick: bool) -> dict[str, Any]:
 
     ray.init(address="local", include_dashboard=False, log_to_driver=False, configure_logging=False)
     try:
-        return bench_tokenize(max_documents=200 if quick else None, submit=ray_submit, num_threads=int(ray.cluster_resources()["CPU"]))
+        return bench_tokenize(
+            max_documents=200 if quick else None, submit=ray_submit, num_threads=int(ray.cluster_resources()["CPU"])
+        )
     finally:
         ray.shutdown()
 

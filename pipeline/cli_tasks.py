@@ -123,10 +123,9 @@ def show(
 
     Whitespace in candidates is made visible: a space as ·, a newline as ⏎.
     """
+    from sparsepipe.tasks import TaskError
     from sparsepipe.tasks.dataset import prompt_budget
     from sparsepipe.tasks.tokenization import ApproximateMeasure, TokenizerMeasure
-
-    from sparsepipe.tasks import TaskError
 
     task, split_name = _task(name), _split(split)
     measure = TokenizerMeasure(_tokenizer(tokenizer)) if tokenizer else ApproximateMeasure()

@@ -28,7 +28,19 @@ from .config import PipelineConfig
 from .fingerprint import code_fingerprint
 from .store import Manifest, Store, canonical_json
 
-__all__ = ["Cell", "CellLister", "CellRef", "Resources", "Stage", "Registry", "Planner", "CellPlan", "HIT", "RUN", "code_fingerprint"]
+__all__ = [
+    "Cell",
+    "CellLister",
+    "CellRef",
+    "Resources",
+    "Stage",
+    "Registry",
+    "Planner",
+    "CellPlan",
+    "HIT",
+    "RUN",
+    "code_fingerprint",
+]
 
 KEY_SCHEMA = 2  # 2: upstreams enter by content identity, code by import closure
 
@@ -98,8 +110,14 @@ def content_identity(manifest: Manifest, records: tuple[str, ...] = ()) -> str:
 
     Files matching `records` (the producing stage's run records) are left out.
     """
-    files = {path: info["sha256"] for path, info in sorted(manifest.files.items()) if not any(fnmatch(path, glob) for glob in records)}
-    return hashlib.sha256(canonical_json({"key": manifest.key, "generation": manifest.generation, "files": files})).hexdigest()
+    files = {
+        path: info["sha256"]
+        for path, info in sorted(manifest.files.items())
+        if not any(fnmatch(path, glob) for glob in records)
+    }
+    return hashlib.sha256(
+        canonical_json({"key": manifest.key, "generation": manifest.generation, "files": files})
+    ).hexdigest()
 
 
 def environment_facts() -> dict[str, str]:
@@ -146,7 +164,9 @@ class CellPlan:
             "status": self.status,
             "reason": self.reason,
             "key": self.key,
-            "generation": self.generation if self.status == RUN else (self.manifest.generation if self.manifest else None),
+            "generation": self.generation
+            if self.status == RUN
+            else (self.manifest.generation if self.manifest else None),
         }
 
 
@@ -195,14 +215,19 @@ class Planner:
         matches = [m for m in self._history[stage] if m.cell == cell]
         return matches[-1] if matches else None
 
-    def plan_cell(self, cell: Cell, committed: dict[CellRef, Manifest], running: set[CellRef], forced: set[str]) -> CellPlan:
+    def plan_cell(
+        self, cell: Cell, committed: dict[CellRef, Manifest], running: set[CellRef], forced: set[str]
+    ) -> CellPlan:
         stage = self.registry[cell.stage]
         pending = [name for name, ref in cell.inputs.items() if ref not in committed]
         if pending:
             blocked = ", ".join(str(cell.inputs[n]) for n in pending)
             why = "will run" if any(cell.inputs[n] in running for n in pending) else "is not built"
             return CellPlan(cell, RUN, f"upstream {blocked} {why}")
-        digests = {name: content_identity(committed[ref], self.registry[ref.stage].records) for name, ref in cell.inputs.items()}
+        digests = {
+            name: content_identity(committed[ref], self.registry[ref.stage].records)
+            for name, ref in cell.inputs.items()
+        }
         pre = preimage(stage, cell, digests)
         key = cache_key(pre)
         manifest = self.store.lookup(cell.stage, key)
@@ -210,7 +235,9 @@ class Planner:
             generation = 0 if manifest is None else manifest.generation + 1
             return CellPlan(cell, RUN, f"--force (generation {generation})", key, pre, manifest, generation)
         if manifest is not None:
-            return CellPlan(cell, HIT, f"committed generation {manifest.generation}", key, pre, manifest, manifest.generation)
+            return CellPlan(
+                cell, HIT, f"committed generation {manifest.generation}", key, pre, manifest, manifest.generation
+            )
         previous = self._previous(cell.stage, cell.cell)
         reason = "never built" if previous is None else explain_change(previous.data["preimage"], pre)
         return CellPlan(cell, RUN, reason, key, pre, None, 0)

@@ -26,6 +26,8 @@ def collect_presets(stages: Iterable[Stage]) -> dict[str, dict[str, Any]]:
             target = presets.setdefault(name, {})
             for section, values in sections.items():
                 if section in target:
-                    raise ValueError(f"preset {name!r}: section {section!r} is contributed twice (again by stage {stage.name!r})")
+                    raise ValueError(
+                        f"preset {name!r}: section {section!r} is contributed twice (again by stage {stage.name!r})"
+                    )
                 target[section] = values
     return presets

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .base import Task
 from .definitions import (
     bracket_brace,
     bracket_counting,
@@ -24,7 +25,6 @@ from .definitions import (
     with_as,
     with_open,
 )
-from .base import Task
 from .errors import UnknownTaskError
 
 TASKS: dict[str, Task] = {

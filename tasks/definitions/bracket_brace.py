@@ -15,7 +15,7 @@ from ..base import PromptPair, Task
 from ..codegen import function_name, literal, var
 from ..context import PairContext
 from ..identifiers import VARIABLES
-from ..scaffold import FUNCTION_SCOPES, ALL_SCOPES, fit_in_scope, open_scope
+from ..scaffold import ALL_SCOPES, FUNCTION_SCOPES, fit_in_scope, open_scope
 from ..splits import Template, Templates
 
 # The line up to the key ("{open}" is the bracket that differs, "{q}" the quote), and the

@@ -93,7 +93,10 @@ def generate(ctx: PairContext) -> PromptPair:
 
 TASK = Task(
     name="bracket_counting",
-    description="At the end of a list's last element, close two brackets (`]`, then `]\\n`) inside a nested list, one (`]\\n`) in a flat one.",
+    description=(
+        "At the end of a list's last element, close two brackets (`]`, then `]\\n`) inside a nested "
+        "list, one (`]\\n`) in a flat one."
+    ),
     generate=generate,
     templates=TEMPLATES,
     max_diff_pretokens=4,

@@ -73,7 +73,10 @@ def generate(ctx: PairContext) -> PromptPair:
 
 TASK = Task(
     name="final_kwarg",
-    description="Give the last parameter a default (`=None`) when the one before it has a default, else close the signature (`):\\n`).",
+    description=(
+        "Give the last parameter a default (`=None`) when the one before it has a default, else close "
+        "the signature (`):\\n`)."
+    ),
     generate=generate,
     templates=TEMPLATES,
     max_diff_pretokens=5,

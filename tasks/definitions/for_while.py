@@ -10,9 +10,9 @@ from dataclasses import dataclass
 
 from ..base import PromptPair, Task
 from ..codegen import INDENT, condition, literal, var
-from ..prose import message
 from ..context import PairContext
 from ..identifiers import VARIABLES
+from ..prose import message
 from ..scaffold import fit_in_scope, open_scope
 from ..splits import Template, Templates
 

@@ -10,9 +10,9 @@ closing quote fused with the comma (`",` / `',`), the token real code has there.
 from __future__ import annotations
 
 from ..base import PromptPair, Task
-from ..prose import message
 from ..context import PairContext
 from ..identifiers import VARIABLES
+from ..prose import message
 from ..scaffold import fit_in_scope, open_scope
 from ..splits import Template, Templates
 
@@ -43,7 +43,9 @@ def generate(ctx: PairContext) -> PromptPair:
 
 TASK = Task(
     name="fstring_brace",
-    description='Insert a value (` {`) into an f-string; close a plain string and pass the value as an argument (`",`).',
+    description=(
+        'Insert a value (` {`) into an f-string; close a plain string and pass the value as an argument (`",`).'
+    ),
     generate=generate,
     templates=TEMPLATES,
     max_diff_pretokens=2,

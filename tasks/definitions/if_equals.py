@@ -12,7 +12,7 @@ from ..base import PromptPair, Task
 from ..codegen import INDENT, condition, label, literal, number, var
 from ..context import PairContext
 from ..identifiers import VARIABLES
-from ..scaffold import FUNCTION_SCOPES, ALL_SCOPES, fit_in_scope, open_scope
+from ..scaffold import ALL_SCOPES, FUNCTION_SCOPES, fit_in_scope, open_scope
 from ..splits import Template, Templates
 
 # The keyword before the name in prompt A, and whether its line ends with a colon.

@@ -10,7 +10,7 @@ from ..base import PromptPair, Task
 from ..codegen import INDENT, condition, function_name, literal, number, var
 from ..context import PairContext
 from ..identifiers import VARIABLES
-from ..scaffold import FUNCTION_SCOPES, ALL_SCOPES, fit_in_scope, open_scope
+from ..scaffold import ALL_SCOPES, FUNCTION_SCOPES, fit_in_scope, open_scope
 from ..splits import Template, Templates
 
 # What comes before `if` in the conditional expression, and what closes its line.

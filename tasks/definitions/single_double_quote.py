@@ -12,8 +12,8 @@ closed strings of both kinds, so the model has to find the open one.
 from __future__ import annotations
 
 from ..base import PromptPair, Task
-from ..prose import message
 from ..context import PairContext
+from ..prose import message
 from ..scaffold import fit_in_scope, open_scope
 from ..splits import Template, Templates
 

@@ -45,7 +45,10 @@ def generate(ctx: PairContext) -> PromptPair:
 
 TASK = Task(
     name="with_open",
-    description="Open for reading (`r`) a file whose name says input/source/load, for writing (`w`) one that says output/target/save.",
+    description=(
+        "Open for reading (`r`) a file whose name says input/source/load, for writing (`w`) one that "
+        "says output/target/save."
+    ),
     generate=generate,
     templates=TEMPLATES,
     max_diff_pretokens=1,

@@ -25,9 +25,7 @@ def interpreter_results() -> list[dict]:
     python_path = [str(CASES_SCRIPT.parent), os.environ.get("PYTHONPATH", "")]  # for kernel_oracles
     env = {**os.environ, "TRITON_INTERPRET": "1", "PYTHONPATH": os.pathsep.join(filter(None, python_path))}
     env.pop("SPARSEPIPE_KERNELS", None)
-    run = subprocess.run(
-        [sys.executable, str(CASES_SCRIPT)], env=env, capture_output=True, text=True, timeout=300
-    )
+    run = subprocess.run([sys.executable, str(CASES_SCRIPT)], env=env, capture_output=True, text=True, timeout=300)
     results = [json.loads(line) for line in run.stdout.splitlines() if line.startswith("{")]
     if run.returncode != 0 or not results:
         pytest.fail(f"interpreter run failed (exit {run.returncode}):\n{run.stderr[-4000:]}")

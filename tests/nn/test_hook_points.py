@@ -44,12 +44,16 @@ def test_state_dict_has_no_hook_point_entries(model):
 def test_a_plain_forward_hook_records_and_replaces(model, tokens):
     _, recorded = model(tokens, record={"0.mlp.post_act"})
     seen = {}
-    handle = model.hook_points["0.mlp.post_act"].register_forward_hook(lambda module, inputs, out: seen.setdefault("x", out))
+    handle = model.hook_points["0.mlp.post_act"].register_forward_hook(
+        lambda module, inputs, out: seen.setdefault("x", out)
+    )
     model(tokens)
     handle.remove()
     assert torch.equal(seen["x"], recorded["0.mlp.post_act"])
 
-    zeroed = model.hook_points["1.mlp.resid_delta"].register_forward_hook(lambda module, inputs, out: torch.zeros_like(out))
+    zeroed = model.hook_points["1.mlp.resid_delta"].register_forward_hook(
+        lambda module, inputs, out: torch.zeros_like(out)
+    )
     try:
         replaced, _ = model(tokens)
     finally:

@@ -136,7 +136,13 @@ def test_min_alive_beyond_the_budget_is_an_error():
 
 
 def train_config(**overrides) -> TrainConfig:
-    base = dict(model=MODEL, sparsity=SparsityConfig(target_l0=0.2, anneal_end_frac=0.5), optim=OptimConfig(lr=1e-2), steps=12, batch_size=4)
+    base = dict(
+        model=MODEL,
+        sparsity=SparsityConfig(target_l0=0.2, anneal_end_frac=0.5),
+        optim=OptimConfig(lr=1e-2),
+        steps=12,
+        batch_size=4,
+    )
     return TrainConfig(**{**base, **overrides})
 
 

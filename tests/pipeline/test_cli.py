@@ -36,7 +36,10 @@ def test_config_show_json_resolves_sources(monkeypatch, tmp_path):
     config_file = tmp_path / "c.yaml"
     config_file.write_text("prune:\n  target_loss: 0.3\n  steps: 5\n")
     monkeypatch.setenv("SPARSEPIPE_PRUNE__STEPS", "7")
-    result = runner.invoke(app, ["config", "show", "--preset", "smoke", "--config", str(config_file), "--set", "tune.iterations=4", "--json"])
+    result = runner.invoke(
+        app,
+        ["config", "show", "--preset", "smoke", "--config", str(config_file), "--set", "tune.iterations=4", "--json"],
+    )
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert data["prune"]["target_loss"] == 0.3  # file over preset
@@ -83,7 +86,9 @@ def test_dead_cluster_address_is_a_clear_error(tmp_path):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    result = runner.invoke(app, ["run", "tokenize", "--preset", "smoke", "--store", str(tmp_path / "s"), "--cluster", f"127.0.0.1:{port}"])
+    result = runner.invoke(
+        app, ["run", "tokenize", "--preset", "smoke", "--store", str(tmp_path / "s"), "--cluster", f"127.0.0.1:{port}"]
+    )
     assert result.exit_code == 5
     assert "no Ray cluster answers" in result.output and "ray start --head" in result.output
 

@@ -18,7 +18,15 @@ def _keys(result) -> dict[tuple[str, str], str]:
 
 
 def test_two_clean_runs_local_and_s3_give_identical_keys(sparsepipe, tmp_path, s3_url, s3_env):
-    local = _keys(sparsepipe("run", "full", "--preset", "smoke", "--store", str(tmp_path / "store"), "--json", cwd=tmp_path, timeout=900))
-    remote = _keys(sparsepipe("run", "full", "--preset", "smoke", "--store", s3_url, "--json", cwd=tmp_path, env=s3_env, timeout=900))
+    local = _keys(
+        sparsepipe(
+            "run", "full", "--preset", "smoke", "--store", str(tmp_path / "store"), "--json", cwd=tmp_path, timeout=900
+        )
+    )
+    remote = _keys(
+        sparsepipe(
+            "run", "full", "--preset", "smoke", "--store", s3_url, "--json", cwd=tmp_path, env=s3_env, timeout=900
+        )
+    )
     assert {stage for stage, _ in local} == {"tokenize", "pretrain", "dense", "mean_cache", "prune", "report"}
     assert local == remote

@@ -25,7 +25,9 @@ def sources(tmp_path) -> dict[str, Path]:
 
 
 def _fingerprints(roots: dict[str, Path]) -> dict[str, str]:
-    return {name: code_fingerprint(stage.run.partition(":")[0], roots) for name, stage in default_registry().stages.items()}
+    return {
+        name: code_fingerprint(stage.run.partition(":")[0], roots) for name, stage in default_registry().stages.items()
+    }
 
 
 def _touch(path: Path) -> None:
@@ -39,7 +41,9 @@ def _changed(before: dict[str, str], after: dict[str, str]) -> set[str]:
 def test_copy_fingerprints_like_the_checkout(sources):
     """The copy hashes the same bytes as the installed package, so the edits below are all that changes."""
     registry = default_registry()
-    assert _fingerprints(sources) == {name: code_fingerprint(s.run.partition(":")[0]) for name, s in registry.stages.items()}
+    assert _fingerprints(sources) == {
+        name: code_fingerprint(s.run.partition(":")[0]) for name, s in registry.stages.items()
+    }
 
 
 def test_worker_context_is_in_every_stage(sources):
@@ -49,7 +53,8 @@ def test_worker_context_is_in_every_stage(sources):
 
 
 def test_node_location_list_reaches_every_model_stage(sources):
-    """nn/config.py holds NODE_LOCATIONS, which the model slices by position: every stage that runs the model sees it."""
+    """nn/config.py holds NODE_LOCATIONS, which the model slices by position: every stage that runs the model
+    sees it."""
     before = _fingerprints(sources)
     _touch(sources["workers"] / "nn" / "config.py")
     assert _changed(before, _fingerprints(sources)) == {"pretrain", "dense", "mean_cache", "prune"}

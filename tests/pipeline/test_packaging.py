@@ -16,7 +16,9 @@ def test_every_package_folder_is_listed():
         for init in (ROOT / folder).rglob("__init__.py"):
             relative = init.parent.relative_to(ROOT / folder)
             on_disk.add(".".join([package, *relative.parts]))
-    assert listed == on_disk, f"missing from pyproject: {sorted(on_disk - listed)}; listed but absent: {sorted(listed - on_disk)}"
+    assert listed == on_disk, (
+        f"missing from pyproject: {sorted(on_disk - listed)}; listed but absent: {sorted(listed - on_disk)}"
+    )
 
 
 def test_no_module_folder_without_init():

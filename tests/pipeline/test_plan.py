@@ -9,12 +9,12 @@ import pytest
 
 from sparsepipe.pipeline.config import resolve_config
 from sparsepipe.pipeline.dag import HIT, RUN, Cell, CellRef, Planner, Registry, Stage
-from sparsepipe.pipeline.fingerprint import clear_cache as clear_fingerprint_cache
 from sparsepipe.pipeline.execute import execute_unit
+from sparsepipe.pipeline.fingerprint import clear_cache as clear_fingerprint_cache
 from sparsepipe.pipeline.runner import Runner
 from sparsepipe.pipeline.store import StoreSpec
 
-STAGE_SOURCE = '''
+STAGE_SOURCE = """
 def run_source(ctx, params):
     import time
     (ctx.out_dir / "value.txt").write_text(str(params["seed"]) + VERSION)
@@ -25,7 +25,7 @@ def run_double(ctx, params):
     (ctx.out_dir / "double.txt").write_text(value * 2)
 
 VERSION = "a"
-'''
+"""
 
 
 @pytest.fixture
@@ -43,14 +43,22 @@ def stage_module(tmp_path, monkeypatch):
 
 def _registry() -> Registry:
     source = Stage(
-        name="source", version="1", deps=(),
+        name="source",
+        version="1",
+        deps=(),
         cells=lambda cfg, up: [Cell("source", "", {"seed": cfg.tune.seed})],
-        run="plan_stages_demo:run_source", records=("timing.txt",),
+        run="plan_stages_demo:run_source",
+        records=("timing.txt",),
     )
     double = Stage(
-        name="double", version="1", deps=("source",),
-        cells=lambda cfg, up: [Cell("double", f"v{i}", {"i": i}, inputs={"source": CellRef("source")}) for i in range(2)],
-        run="plan_stages_demo:run_double", matrix=True,
+        name="double",
+        version="1",
+        deps=("source",),
+        cells=lambda cfg, up: [
+            Cell("double", f"v{i}", {"i": i}, inputs={"source": CellRef("source")}) for i in range(2)
+        ],
+        run="plan_stages_demo:run_double",
+        matrix=True,
     )
     return Registry([source, double])
 
@@ -64,7 +72,9 @@ def _run_in_process(registry, store, config, forced=frozenset(), stages=None):
         for cell in cells[name]:
             plan = planner.plan_cell(cell, committed, set(), set(forced))
             if plan.status == RUN:
-                raw, path, _ = execute_unit(store.spec, Runner(registry, store, config)._request(plan, committed, False))
+                raw, path, _ = execute_unit(
+                    store.spec, Runner(registry, store, config)._request(plan, committed, False)
+                )
                 committed[cell.ref] = store.lookup(cell.stage, plan.key)
             else:
                 committed[cell.ref] = plan.manifest
@@ -147,7 +157,13 @@ def test_a_changed_output_file_changes_downstream_keys(stage_module, tmp_path):
     from sparsepipe.pipeline.dag import content_identity
     from sparsepipe.pipeline.store import Manifest
 
-    manifest = Manifest(raw=b'{"key": "k", "generation": 0, "files": {"value.txt": {"sha256": "aa", "size": 1}, "timing.txt": {"sha256": "bb", "size": 1}}}', path="x")
+    manifest = Manifest(
+        raw=(
+            b'{"key": "k", "generation": 0, "files": {"value.txt": {"sha256": "aa", "size": 1}, "timing.txt": '
+            b'{"sha256": "bb", "size": 1}}}'
+        ),
+        path="x",
+    )
     other = Manifest(raw=manifest.raw.replace(b'"aa"', b'"cc"'), path="y")
     timing = Manifest(raw=manifest.raw.replace(b'"bb"', b'"dd"') + b" ", path="z")
     assert content_identity(manifest) != content_identity(other)

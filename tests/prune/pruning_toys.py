@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import torch
 
-from sparsepipe.workers.nn.config import ModelConfig
 from sparsepipe.tasks import PromptPair, TaskBatch
+from sparsepipe.workers.nn.config import ModelConfig
 
 VOCAB = 16
 KEYS = (2, 3)  # the token that decides the answer; candidates are tokens 0 and 1

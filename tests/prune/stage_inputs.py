@@ -14,12 +14,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from sparsepipe.workers.nn.config import ModelConfig
-from sparsepipe.workers.prune.config import PruneConfig
 from sparsepipe.workers.context import local_context
-from sparsepipe.workers.tokenize.shards import pack_rows, write_token_shards
 from sparsepipe.workers.mean_cache.worker import run_mean_cache
+from sparsepipe.workers.nn.config import ModelConfig
 from sparsepipe.workers.nn.gpt import GPT, save_checkpoint
+from sparsepipe.workers.prune.config import PruneConfig
+from sparsepipe.workers.tokenize.shards import pack_rows, write_token_shards
 from sparsepipe.workers.tokenize.worker import TOKENIZER_FILE, train_tokenizer
 
 N_CTX = 128

@@ -5,8 +5,13 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from sparsepipe.workers.train.bigram_baseline import bigram_log_probs, bigram_loss, count_bigrams, train_bigram_log_probs
 from sparsepipe.workers.tokenize.shards import write_token_shards
+from sparsepipe.workers.train.bigram_baseline import (
+    bigram_log_probs,
+    bigram_loss,
+    count_bigrams,
+    train_bigram_log_probs,
+)
 
 
 def test_counts_every_transition_of_every_row():

@@ -7,22 +7,33 @@ from pathlib import Path
 
 import pytest
 import torch
-from tiny_run import N_CTX, VOCAB, tiny_train_config
 from safetensors.torch import load_file
+from tiny_run import N_CTX, VOCAB, tiny_train_config
 
-from sparsepipe.workers.nn.config import ModelConfig, OptimConfig, SparsityConfig
-from sparsepipe.workers.train.config import DenseConfig
 from sparsepipe.workers.context import local_context
-from sparsepipe.workers.train.loader import ShardLoader
+from sparsepipe.workers.nn.config import ModelConfig, OptimConfig, SparsityConfig
 from sparsepipe.workers.nn.gpt import GPT, load_checkpoint
 from sparsepipe.workers.nn.sparsity import keep_count
+from sparsepipe.workers.train.config import DenseConfig
+from sparsepipe.workers.train.loader import ShardLoader
 from sparsepipe.workers.train.worker import CHECKPOINT, TrainingDiverged, evaluate, run_pretrain
 
-REQUIRED_METRICS = {"final_val_loss", "bigram_val_loss", "target_l0", "l0_by_param", "dead_neurons", "tokens_seen", "steps", "train_seconds"}
+REQUIRED_METRICS = {
+    "final_val_loss",
+    "bigram_val_loss",
+    "target_l0",
+    "l0_by_param",
+    "dead_neurons",
+    "tokens_seen",
+    "steps",
+    "train_seconds",
+}
 
 
 def context(tmp_path: Path, tokens_dir: Path, name: str, **kwargs):
-    return local_context(tmp_path / name, inputs={"tokenize": tokens_dir}, progress_dir=tmp_path / f"{name}.progress", **kwargs)
+    return local_context(
+        tmp_path / name, inputs={"tokenize": tokens_dir}, progress_dir=tmp_path / f"{name}.progress", **kwargs
+    )
 
 
 def test_outputs_metrics_and_final_sparsity(tmp_path, tokens_dir):
@@ -32,7 +43,13 @@ def test_outputs_metrics_and_final_sparsity(tmp_path, tokens_dir):
     run_pretrain(ctx, train)
 
     out = ctx.out_dir
-    assert {p.name for p in out.iterdir()} >= {"model.safetensors", "config.json", "train_config.json", "metrics.jsonl", "curves.png"}
+    assert {p.name for p in out.iterdir()} >= {
+        "model.safetensors",
+        "config.json",
+        "train_config.json",
+        "metrics.jsonl",
+        "curves.png",
+    }
     assert REQUIRED_METRICS <= set(ctx.metrics)
     assert ctx.metrics["steps"] == 20 and ctx.metrics["tokens_seen"] == 20 * 8 * N_CTX
     assert ctx.metrics["target_l0"] == 0.25 and ctx.metrics["bigram_val_loss"] > 0
@@ -81,11 +98,16 @@ def test_killed_run_resumes_to_exactly_the_uninterrupted_weights(tmp_path, token
     resumed.out_dir.mkdir()
     run_pretrain(resumed, train)
 
-    expected, actual = load_file(str(straight.out_dir / "model.safetensors")), load_file(str(resumed.out_dir / "model.safetensors"))
+    expected, actual = (
+        load_file(str(straight.out_dir / "model.safetensors")),
+        load_file(str(resumed.out_dir / "model.safetensors")),
+    )
     assert expected.keys() == actual.keys()
     for name in expected:
         assert torch.equal(expected[name], actual[name]), name
-    assert (straight.out_dir / "metrics.jsonl").read_text().splitlines() == (resumed.out_dir / "metrics.jsonl").read_text().splitlines()
+    assert (straight.out_dir / "metrics.jsonl").read_text().splitlines() == (
+        resumed.out_dir / "metrics.jsonl"
+    ).read_text().splitlines()
     assert resumed.metrics["tokens_seen"] == straight.metrics["tokens_seen"]
 
 
@@ -100,7 +122,9 @@ def test_resume_with_a_different_config_is_refused(tmp_path, tokens_dir):
 def test_nan_loss_fails_with_the_step_and_the_last_good_checkpoint(tmp_path, tokens_dir):
     ctx = context(tmp_path, tokens_dir, "run")
     train = tiny_train_config(steps=20, checkpoint_every=1, optim=OptimConfig(lr=1e30, warmup_frac=0.0))
-    with pytest.raises(TrainingDiverged, match=r"diverged at step \d+: .*(nan|inf).*last good checkpoint is step \d+") as error:
+    with pytest.raises(
+        TrainingDiverged, match=r"diverged at step \d+: .*(nan|inf).*last good checkpoint is step \d+"
+    ) as error:
         run_pretrain(ctx, train)
     assert error.value.step >= 2
     assert ctx.progress.exists(CHECKPOINT)
@@ -110,14 +134,20 @@ def test_nan_loss_fails_with_the_step_and_the_last_good_checkpoint(tmp_path, tok
 
 
 def test_n_ctx_must_match_the_shards(tmp_path, tokens_dir):
-    train = tiny_train_config().model_copy(update={"model": ModelConfig(n_layer=1, d_model=32, n_head=2, d_head=8, n_ctx=64)})
+    train = tiny_train_config().model_copy(
+        update={"model": ModelConfig(n_layer=1, d_model=32, n_head=2, d_head=8, n_ctx=64)}
+    )
     with pytest.raises(ValueError, match=f"n_ctx=64 .* n_ctx={N_CTX}"):
         run_pretrain(context(tmp_path, tokens_dir, "run"), train)
 
 
 def test_dense_stage_config_trains_a_dense_model(tmp_path, tokens_dir):
     ctx = context(tmp_path, tokens_dir, "dense")
-    dense = DenseConfig(train=tiny_train_config(steps=10, sparsity=SparsityConfig(enabled=False), optim=OptimConfig(lr_l0_scaling=False)))
+    dense = DenseConfig(
+        train=tiny_train_config(
+            steps=10, sparsity=SparsityConfig(enabled=False), optim=OptimConfig(lr_l0_scaling=False)
+        )
+    )
     run_pretrain(ctx, dense.train)
     assert ctx.metrics["target_l0"] == 1.0
     assert ctx.metrics["l0_by_param"]["blocks.0.mlp.c_fc.weight"] == 1.0

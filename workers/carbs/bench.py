@@ -74,7 +74,10 @@ def failing_lr_problem() -> ToyProblem:
             return float("nan"), 1.0, True
         return float((np.log10(p["lr"]) + 2.3) ** 2 + 0.01 * rng.standard_normal() + (p["wd"] - 0.1) ** 2), 1.0, False
 
-    params = [Param("lr", LogSpace(scale=0.5, min=1e-6, max=1.0), 1e-3), Param("wd", LinearSpace(min=0.0, max=1.0), 0.1)]
+    params = [
+        Param("lr", LogSpace(scale=0.5, min=1e-6, max=1.0), 1e-3),
+        Param("wd", LinearSpace(min=0.0, max=1.0), 0.1),
+    ]
     return ToyProblem("failing_lr", params, evaluate, better_direction_sign=-1)
 
 
@@ -114,10 +117,14 @@ def compare_with_random_search(problem: ToyProblem, budget: int, seeds: int) -> 
         carbs_best.append(best_output([o.output for o in tuner.observations], problem.better_direction_sign))
         random_best.append(best_output(run_random_search(problem, budget, seed), problem.better_direction_sign))
     return {
-        "budget": budget, "direction": "maximise" if problem.better_direction_sign > 0 else "minimise",
-        "carbs_mean": statistics.fmean(carbs_best), "random_mean": statistics.fmean(random_best),
-        "carbs_median": statistics.median(carbs_best), "random_median": statistics.median(random_best),
-        "carbs_per_seed": carbs_best, "random_per_seed": random_best,
+        "budget": budget,
+        "direction": "maximise" if problem.better_direction_sign > 0 else "minimise",
+        "carbs_mean": statistics.fmean(carbs_best),
+        "random_mean": statistics.fmean(random_best),
+        "carbs_median": statistics.median(carbs_best),
+        "random_median": statistics.median(random_best),
+        "carbs_per_seed": carbs_best,
+        "random_per_seed": random_best,
     }
 
 
@@ -158,8 +165,16 @@ def measure_suggest_latency(num_observations: int, repeats: int, outstanding: in
 
 def machine_info() -> dict[str, Any]:
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return {"cpu_count": os.cpu_count(), "usable_cpus": usable, "load_average_1min": os.getloadavg()[0], "platform": platform.platform(),
-            "processor": platform.processor(), "python": platform.python_version(), "numpy": np.__version__, "scipy": scipy.__version__}
+    return {
+        "cpu_count": os.cpu_count(),
+        "usable_cpus": usable,
+        "load_average_1min": os.getloadavg()[0],
+        "platform": platform.platform(),
+        "processor": platform.processor(),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "scipy": scipy.__version__,
+    }
 
 
 def run_carbs_benchmark(quick: bool = False, seeds: int = 5) -> dict[str, Any]:
@@ -167,13 +182,21 @@ def run_carbs_benchmark(quick: bool = False, seeds: int = 5) -> dict[str, Any]:
     seeds = min(seeds, 2) if quick else seeds
     repeats = 3 if quick else 7
     latency = {
-        str(n): {"sequential": measure_suggest_latency(n, repeats, outstanding=0),
-                 "with_7_outstanding": measure_suggest_latency(n, repeats, outstanding=7)}
+        str(n): {
+            "sequential": measure_suggest_latency(n, repeats, outstanding=0),
+            "with_7_outstanding": measure_suggest_latency(n, repeats, outstanding=7),
+        }
         for n in (32, 128, 256)
     }
     problems = [(readme_problem(), 24 if quick else 48), (bump_problem(), 48 if quick else 96)]
     quality = {problem.name: compare_with_random_search(problem, budget, seeds) for problem, budget in problems}
-    return {"machine": machine_info(), "seeds": seeds, "quick": quick, "suggest_latency_median": latency, "toy_problems": quality}
+    return {
+        "machine": machine_info(),
+        "seeds": seeds,
+        "quick": quick,
+        "suggest_latency_median": latency,
+        "toy_problems": quality,
+    }
 
 
 def main() -> None:

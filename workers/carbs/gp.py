@@ -68,7 +68,11 @@ def _prior_arrays(dim: int) -> tuple[np.ndarray, np.ndarray, list[tuple[float, f
     priors = [LENGTHSCALE_PRIOR] * dim + [MATERN_VARIANCE_PRIOR, LINEAR_VARIANCE_PRIOR, NOISE_VARIANCE_PRIOR]
     mean = np.log([median for median, _ in priors])
     std = np.array([log_std for _, log_std in priors])
-    bounds = [LOG_LENGTHSCALE_BOUNDS] * dim + [LOG_MATERN_VARIANCE_BOUNDS, LOG_LINEAR_VARIANCE_BOUNDS, LOG_NOISE_VARIANCE_BOUNDS]
+    bounds = [LOG_LENGTHSCALE_BOUNDS] * dim + [
+        LOG_MATERN_VARIANCE_BOUNDS,
+        LOG_LINEAR_VARIANCE_BOUNDS,
+        LOG_NOISE_VARIANCE_BOUNDS,
+    ]
     return mean, std, bounds
 
 
@@ -88,8 +92,14 @@ def _cross_kernel(a: np.ndarray, b: np.ndarray, params: KernelParams, center: np
     return matern + params.linear_variance * (a - center) @ (b - center).T
 
 
-def _negative_log_posterior(log_vector: np.ndarray, sq_diff: np.ndarray, gram: np.ndarray, y: np.ndarray,
-                            prior_mean: np.ndarray, prior_std: np.ndarray) -> tuple[float, np.ndarray]:
+def _negative_log_posterior(
+    log_vector: np.ndarray,
+    sq_diff: np.ndarray,
+    gram: np.ndarray,
+    y: np.ndarray,
+    prior_mean: np.ndarray,
+    prior_std: np.ndarray,
+) -> tuple[float, np.ndarray]:
     """-(log marginal likelihood + log prior) and its gradient in log space.
 
     sq_diff: (d, n*n) per-dimension squared input differences; gram: (n, n) linear-kernel Gram matrix.
@@ -130,8 +140,13 @@ def fit_kernel_params(x: np.ndarray, y: np.ndarray, max_points: int = 128, max_i
     sq_diff = ((x.T[:, :, None] - x.T[:, None, :]) ** 2).reshape(x.shape[1], -1)  # (d, n*n)
     prior_mean, prior_std, bounds = _prior_arrays(x.shape[1])
     result = minimize(
-        _negative_log_posterior, prior_mean.copy(), args=(sq_diff, centred @ centred.T, y, prior_mean, prior_std),
-        jac=True, method="L-BFGS-B", bounds=bounds, options={"maxiter": max_iterations},
+        _negative_log_posterior,
+        prior_mean.copy(),
+        args=(sq_diff, centred @ centred.T, y, prior_mean, prior_std),
+        jac=True,
+        method="L-BFGS-B",
+        bounds=bounds,
+        options={"maxiter": max_iterations},
     )
     log_vector = result.x if np.all(np.isfinite(result.x)) else prior_mean
     return KernelParams(log_vector)
@@ -162,7 +177,9 @@ class GaussianProcess:
         cross = _cross_kernel(x_query, self.x, self.params, self.center)  # (m, n)
         mean = cross @ self._alpha
         v = solve_triangular(self._chol, cross.T, lower=True, check_finite=False)  # (n, m)
-        prior_var = self.params.matern_variance + self.params.linear_variance * np.sum((x_query - self.center) ** 2, axis=1)
+        prior_var = self.params.matern_variance + self.params.linear_variance * np.sum(
+            (x_query - self.center) ** 2, axis=1
+        )
         var = np.maximum(prior_var - np.sum(v * v, axis=0), 1e-12)
         return self.y_mean + self.y_std * mean, self.y_std**2 * var
 

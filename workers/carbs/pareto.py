@@ -53,7 +53,9 @@ def group_observations(points: np.ndarray, outputs: np.ndarray, costs: np.ndarra
     return groups
 
 
-def pareto_groups(groups: list[ObservationGroup], min_cost_fraction: float, conservative: bool) -> list[ObservationGroup]:
+def pareto_groups(
+    groups: list[ObservationGroup], min_cost_fraction: float, conservative: bool
+) -> list[ObservationGroup]:
     """The Pareto front over (cost, output), cheapest first.
 
     Everything cheaper than the `min_cost_fraction` quantile of individual costs competes for the

@@ -81,7 +81,10 @@ class LinearSpace(RealSpace):
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.is_integer and self.scale < 3:
-            warnings.warn(f"integer LinearSpace with scale {self.scale} < 3: neighbouring integers may be out of reach of one search step")
+            warnings.warn(
+                f"integer LinearSpace with scale {self.scale} < 3: neighbouring integers may be out of reach of "
+                "one search step"
+            )
 
     def _user_to_basic(self, values: np.ndarray) -> np.ndarray:
         return values / self.scale
@@ -147,7 +150,10 @@ class Param:
         low, high = self.space.basic_bounds()
         center = float(self.space.to_basic(self.search_center))
         if not low < center < high:
-            raise ValueError(f"search_center {self.search_center} of {self.name!r} is outside its bounds ({self.space.min}, {self.space.max})")
+            raise ValueError(
+                f"search_center {self.search_center} of {self.name!r} is outside its bounds ({self.space.min}, "
+                f"{self.space.max})"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "space": self.space.to_dict(), "search_center": self.search_center}
@@ -231,4 +237,3 @@ def pruning_search_space(centers: dict[str, float] | None = None) -> list[Param]
     if unknown:
         raise ValueError(f"unknown pruning hyperparameters {unknown}; known: {sorted(PRUNING_SPACES)}")
     return [Param(name, space, centers.get(name, default)) for name, (space, default) in PRUNING_SPACES.items()]
-

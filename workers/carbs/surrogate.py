@@ -52,7 +52,9 @@ class LogCostScale:
         return np.exp(self.low + (np.asarray(scaled) + 1.0) / 2.0 * (self.high - self.low))
 
 
-def log_expected_improvement(mean: np.ndarray, std: np.ndarray, reference: np.ndarray, exploration_bias: float) -> np.ndarray:
+def log_expected_improvement(
+    mean: np.ndarray, std: np.ndarray, reference: np.ndarray, exploration_bias: float
+) -> np.ndarray:
     """log EI of beating `reference` by `exploration_bias`, stable far into the tail.
 
     EI = std * (phi(z) + z Phi(z)) = std * phi(z) * (1 + z Phi(z)/phi(z)), z = (mean - reference - bias)/std,
@@ -75,8 +77,15 @@ class Predictions:
 class Surrogate:
     """Output, cost and failure models fitted to one snapshot of the observations."""
 
-    def __init__(self, points: np.ndarray, outputs: np.ndarray, costs: np.ndarray, is_failure: np.ndarray,
-                 max_fit_points: int, max_fit_iterations: int):
+    def __init__(
+        self,
+        points: np.ndarray,
+        outputs: np.ndarray,
+        costs: np.ndarray,
+        is_failure: np.ndarray,
+        max_fit_points: int,
+        max_fit_iterations: int,
+    ):
         """points (n, d) in chronological order; outputs higher-is-better; outputs and costs of failures are ignored."""
         success = ~is_failure
         x, outputs, costs = points[success], outputs[success], costs[success]

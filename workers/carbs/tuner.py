@@ -44,8 +44,16 @@ from .space import (
 from .surrogate import Surrogate, log_expected_improvement
 
 __all__ = [
-    "Carbs", "CarbsConfig", "LinearSpace", "LogSpace", "LogitSpace", "ObservationInput", "Param", "RealSpace",
-    "Suggestion", "pruning_search_space",
+    "Carbs",
+    "CarbsConfig",
+    "LinearSpace",
+    "LogSpace",
+    "LogitSpace",
+    "ObservationInput",
+    "Param",
+    "RealSpace",
+    "Suggestion",
+    "pruning_search_space",
 ]
 
 STATE_FORMAT = "sparsepipe.carbs/1"
@@ -98,10 +106,16 @@ class CarbsConfig:
             (self.initial_search_radius > 0, "initial_search_radius must be > 0"),
             (self.num_candidates_per_dim >= 1, "num_candidates_per_dim must be >= 1"),
             (self.resample_frequency >= 0, "resample_frequency must be >= 0 (0 turns resampling off)"),
-            (self.max_suggestion_cost is None or self.max_suggestion_cost > 0, "max_suggestion_cost must be > 0 or None"),
+            (
+                self.max_suggestion_cost is None or self.max_suggestion_cost > 0,
+                "max_suggestion_cost must be > 0 or None",
+            ),
             (0 <= self.min_pareto_cost_fraction <= 1, "min_pareto_cost_fraction must lie in [0, 1]"),
             (0 <= self.min_success_probability_ratio <= 1, "min_success_probability_ratio must lie in [0, 1]"),
-            (self.outstanding_suggestion_estimator in ("thompson", "mean"), 'outstanding_suggestion_estimator must be "thompson" or "mean"'),
+            (
+                self.outstanding_suggestion_estimator in ("thompson", "mean"),
+                'outstanding_suggestion_estimator must be "thompson" or "mean"',
+            ),
             (self.gp_max_fit_points >= 2, "gp_max_fit_points must be >= 2"),
             (self.gp_max_fit_iterations >= 1, "gp_max_fit_iterations must be >= 1"),
         ]
@@ -139,8 +153,13 @@ class Observation:
 
     def to_dict(self) -> dict[str, Any]:
         # JSON has no NaN: a failure's output (and a missing cost) is stored as None.
-        return {"suggestion_id": self.suggestion_id, "point": self.point.tolist(), "output": None if self.is_failure else self.output,
-                "cost": self.cost if math.isfinite(self.cost) else None, "is_failure": self.is_failure}
+        return {
+            "suggestion_id": self.suggestion_id,
+            "point": self.point.tolist(),
+            "output": None if self.is_failure else self.output,
+            "cost": self.cost if math.isfinite(self.cost) else None,
+            "is_failure": self.is_failure,
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Observation:
@@ -194,13 +213,17 @@ class Carbs:
     def observe(self, observation: ObservationInput) -> None:
         """Record the result of an outstanding suggestion."""
         if observation.suggestion_id not in self.outstanding:
-            raise KeyError(f"no outstanding suggestion {observation.suggestion_id!r}; outstanding: {sorted(self.outstanding)}")
+            raise KeyError(
+                f"no outstanding suggestion {observation.suggestion_id!r}; outstanding: {sorted(self.outstanding)}"
+            )
         is_failure = bool(observation.is_failure) or not math.isfinite(observation.output)
         if not is_failure and not (math.isfinite(observation.cost) and observation.cost > 0):
             raise ValueError(f"cost of a successful run must be finite and > 0, got {observation.cost}")
         point = self.outstanding.pop(observation.suggestion_id)
         output = math.nan if is_failure else float(observation.output)
-        self.observations.append(Observation(observation.suggestion_id, point, output, float(observation.cost), is_failure))
+        self.observations.append(
+            Observation(observation.suggestion_id, point, output, float(observation.cost), is_failure)
+        )
 
     def forget(self, suggestion_id: str) -> None:
         """Drop an outstanding suggestion that will never be observed (e.g. its run was lost)."""
@@ -218,15 +241,22 @@ class Carbs:
         if not successes:
             return None
         best = max(successes, key=lambda o: o.output * self.config.better_direction_sign)
-        return {"suggestion_id": best.suggestion_id, "params": self.space.to_user(best.point), "output": best.output, "cost": best.cost}
+        return {
+            "suggestion_id": best.suggestion_id,
+            "params": self.space.to_user(best.point),
+            "output": best.output,
+            "cost": best.cost,
+        }
 
     def pareto_front(self) -> list[dict[str, Any]]:
         """The (conservative) Pareto groups, cheapest first: params, mean output, mean cost, number of runs."""
         if self.num_successes == 0:
             return []
         sign = self.config.better_direction_sign
-        return [{"params": self.space.to_user(g.point), "output": g.output * sign, "cost": g.cost, "runs": g.size}
-                for g in self._pareto_front(self.config.conservative_pareto)]
+        return [
+            {"params": self.space.to_user(g.point), "output": g.output * sign, "cost": g.cost, "runs": g.size}
+            for g in self._pareto_front(self.config.conservative_pareto)
+        ]
 
     # --- suggestion strategies ---------------------------------------------------------------------
 
@@ -258,7 +288,9 @@ class Carbs:
         points, log_density = [], []
         found, draws = 0, 2 * count
         for _ in range(MAX_SAMPLING_ROUNDS):
-            raw = origins[self.rng.integers(len(origins), size=draws)] + radius * self.rng.standard_normal((draws, self.space.dim))
+            raw = origins[self.rng.integers(len(origins), size=draws)] + radius * self.rng.standard_normal(
+                (draws, self.space.dim)
+            )
             nearest_sq = np.min(np.sum((raw[:, None, :] - origins[None, :, :]) ** 2, axis=-1), axis=1)
             rounded = self.space.round(raw)
             valid = self.space.contains(rounded)
@@ -298,7 +330,9 @@ class Carbs:
             surrogate.add_outstanding(self._outstanding_points(), config.outstanding_suggestion_estimator, self.rng)
 
         front = self._pareto_front(config.conservative_pareto)
-        candidates, log_density = self._sample_around(np.stack([g.point for g in front]), config.num_candidates_per_dim * self.space.dim)
+        candidates, log_density = self._sample_around(
+            np.stack([g.point for g in front]), config.num_candidates_per_dim * self.space.dim
+        )
         predicted = surrogate.predict(candidates)
 
         # The front as a piecewise-linear curve from scaled cost to output score, flat beyond its ends.
@@ -312,7 +346,9 @@ class Carbs:
             target_cost = self.rng.uniform(front_costs[0], high)
             reference = np.maximum(reference, np.interp(target_cost, front_costs, front_scores))
 
-        log_ei = log_expected_improvement(predicted.output_score, predicted.output_score_std, reference, config.exploration_bias)
+        log_ei = log_expected_improvement(
+            predicted.output_score, predicted.output_score_std, reference, config.exploration_bias
+        )
         best = self._best_candidate(log_ei + log_density, predicted.log_success_probability, predicted.cost)
         sign = config.better_direction_sign
         predictions = {

@@ -19,11 +19,10 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
-from ..prune.config import PruneConfig
-
 from ..context import WorkContext
-from ..train.loader import ShardLoader
 from ..nn.gpt import GPT, load_checkpoint, node_locations
+from ..prune.config import PruneConfig
+from ..train.loader import ShardLoader
 
 MEANS_FILE = "means.safetensors"
 
@@ -62,7 +61,9 @@ def run_mean_cache(ctx: WorkContext, params: PruneConfig) -> None:
     model = load_checkpoint(ctx.input("checkpoint"), device=ctx.device).eval().requires_grad_(False)
     loader = ShardLoader(ctx.input("tokens"), "train", params.mean_cache_batch_size, seed=params.seed)
     if loader.n_ctx > model.config.n_ctx:
-        raise ValueError(f"token rows hold n_ctx={loader.n_ctx} tokens, more than the model's n_ctx={model.config.n_ctx}")
+        raise ValueError(
+            f"token rows hold n_ctx={loader.n_ctx} tokens, more than the model's n_ctx={model.config.n_ctx}"
+        )
 
     def batches() -> Iterable[Tensor]:
         for i in range(params.mean_cache_batches):
@@ -71,7 +72,9 @@ def run_mean_cache(ctx: WorkContext, params: PruneConfig) -> None:
 
     means = node_means(model, batches())
     save_means(means, ctx.out_dir)
-    ctx.report({"completed": params.mean_cache_batches, "total": params.mean_cache_batches, "description": "mean activations"})
+    ctx.report(
+        {"completed": params.mean_cache_batches, "total": params.mean_cache_batches, "description": "mean activations"}
+    )
     ctx.metrics.update(
         {
             "batches": params.mean_cache_batches,

@@ -39,7 +39,9 @@ class ModelConfig(StrictModel):
     bigram_table: bool = True
     attn_sink: bool = True
     pos_emb: Literal["none", "learned"] = "none"
-    afrac: float | None = Field(0.25, gt=0, le=1, description="AbsTopK keeps afrac of each node location; None disables.")
+    afrac: float | None = Field(
+        0.25, gt=0, le=1, description="AbsTopK keeps afrac of each node location; None disables."
+    )
     afrac_locations: list[NodeLocation] = Field(default_factory=lambda: list(ALL_NODE_LOCATIONS))
     activation: Literal["gelu", "relu"] = "gelu"
     norm_eps: float = 1e-6
@@ -55,13 +57,27 @@ class ModelConfig(StrictModel):
 
 class SparsityConfig(StrictModel):
     enabled: bool = True
-    target_l0: float = Field(1 / 64, gt=0, le=1, description="Nonzero fraction of every weight matrix at the end of annealing.")
-    embed_l0: float | None = Field(None, gt=0, le=1, description="Nonzero fraction of embedding/unembedding; None: same as target_l0 * 4.")
-    bias_l0: float | None = Field(None, gt=0, le=1, description="Nonzero fraction of biases; None: same as the embedding fraction (paper: all biases sparse); 1 keeps them dense (reference code).")
+    target_l0: float = Field(
+        1 / 64, gt=0, le=1, description="Nonzero fraction of every weight matrix at the end of annealing."
+    )
+    embed_l0: float | None = Field(
+        None, gt=0, le=1, description="Nonzero fraction of embedding/unembedding; None: same as target_l0 * 4."
+    )
+    bias_l0: float | None = Field(
+        None,
+        gt=0,
+        le=1,
+        description=(
+            "Nonzero fraction of biases; None: same as the embedding fraction (paper: all biases "
+            "sparse); 1 keeps them dense (reference code)."
+        ),
+    )
     anneal_start_frac: float = Field(0.0, ge=0, lt=1)
     anneal_end_frac: float = Field(0.5, gt=0, le=1, description="L0 reaches its target at this fraction of training.")
     anneal: Literal["linear", "exp"] = "linear"
-    min_alive_per_neuron: int = Field(4, ge=0, description="Nonzero weights kept per neuron / attention channel, along the neuron axis.")
+    min_alive_per_neuron: int = Field(
+        4, ge=0, description="Nonzero weights kept per neuron / attention channel, along the neuron axis."
+    )
 
     @model_validator(mode="after")
     def _ordered(self) -> "SparsityConfig":
@@ -78,12 +94,22 @@ class OptimConfig(StrictModel):
     weight_decay: float = Field(0.1, ge=0)
     warmup_frac: float = Field(0.01, ge=0, lt=1)
     lr_l0_scaling: bool = Field(True, description="Multiply lr by 1/sqrt(current L0 fraction) (the paper's sharkfin).")
-    grad_clip_rms: float | None = Field(1.0, gt=0, description="Clip the global gradient RMS to this value; None disables.")
+    grad_clip_rms: float | None = Field(
+        1.0, gt=0, description="Clip the global gradient RMS to this value; None disables."
+    )
     grad_rms_mode: Literal["clip", "normalize"] = Field(
-        "clip", description="clip: scale gradients down when their RMS exceeds grad_clip_rms (paper); normalize: always scale to it (reference code)."
+        "clip",
+        description=(
+            "clip: scale gradients down when their RMS exceeds grad_clip_rms (paper); normalize: always "
+            "scale to it (reference code)."
+        ),
     )
     weight_decay_mode: Literal["adamw", "after_topk"] = Field(
-        "adamw", description="adamw: decoupled AdamW decay (paper); after_topk: Adam, then p -= lr*wd*p after the weight top-k (reference code)."
+        "adamw",
+        description=(
+            "adamw: decoupled AdamW decay (paper); after_topk: Adam, then p -= lr*wd*p after the weight "
+            "top-k (reference code)."
+        ),
     )
 
 

@@ -80,7 +80,11 @@ def parse_hook_name(name: str) -> tuple[int, str]:
 
 def node_locations(config: ModelConfig) -> list[tuple[str, int]]:
     """Every node location as (hook name, width), in forward order: what pruning masks."""
-    return [(hook_name(layer, loc), location_width(config, loc)) for layer in range(config.n_layer) for loc in ALL_NODE_LOCATIONS]
+    return [
+        (hook_name(layer, loc), location_width(config, loc))
+        for layer in range(config.n_layer)
+        for loc in ALL_NODE_LOCATIONS
+    ]
 
 
 def hook_names(config: ModelConfig) -> list[str]:
@@ -181,7 +185,9 @@ class Attention(nn.Module):
         self.c_proj = nn.Linear(inner, config.d_model)
         self.topk = topk
         self.hook_act_in = HookPoint(hook_name(layer, "attn_in"))  # [B, T, d_model]; applied by Block
-        self.hook_q, self.hook_k, self.hook_v = (HookPoint(hook_name(layer, loc)) for loc in ("attn_q", "attn_k", "attn_v"))  # [B, T, nh * dh]
+        self.hook_q, self.hook_k, self.hook_v = (
+            HookPoint(hook_name(layer, loc)) for loc in ("attn_q", "attn_k", "attn_v")
+        )  # [B, T, nh * dh]
         self.hook_resid_delta = HookPoint(hook_name(layer, "attn_out"))  # [B, T, d_model]
         # Attention sink (Xiao et al., 2023): a per-head logit for an always-visible zero key/value slot,
         # i.e. exp(sink) is added to the softmax denominator.
@@ -194,7 +200,10 @@ class Attention(nn.Module):
         B, T, _ = x.shape
         q, k, v = self.c_attn(x).chunk(3, dim=-1)
         # AbsTopK runs over the concatenation of all heads, as in the reference.
-        q, k, v = (point(_sparsify(t, self.topk[loc])) for t, loc, point in ((q, "attn_q", self.hook_q), (k, "attn_k", self.hook_k), (v, "attn_v", self.hook_v)))
+        q, k, v = (
+            point(_sparsify(t, self.topk[loc]))
+            for t, loc, point in ((q, "attn_q", self.hook_q), (k, "attn_k", self.hook_k), (v, "attn_v", self.hook_v))
+        )
         q, k, v = (t.view(B, T, self.n_head, self.d_head).transpose(1, 2) for t in (q, k, v))  # (B, nh, T, dh)
         if self.sink is None:
             y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
@@ -278,7 +287,9 @@ class GPT(nn.Module):
         # Built once (TransformerLens's setup()): reference name -> hook point, in forward order.
         self.hook_names = hook_names(config)
         points = {m.name: m for m in self.modules() if isinstance(m, HookPoint)}
-        assert set(points) == set(self.hook_names), f"hook points {sorted(set(points) ^ set(self.hook_names))} do not match hook_names"
+        assert set(points) == set(self.hook_names), (
+            f"hook points {sorted(set(points) ^ set(self.hook_names))} do not match hook_names"
+        )
         self.hook_points: dict[str, HookPoint] = {name: points[name] for name in self.hook_names}
 
     def _init_weights(self) -> None:
@@ -390,4 +401,3 @@ def load_checkpoint(folder: str | Path, device: str | torch.device = "cpu") -> G
         )
     model.load_state_dict(state, strict=True)
     return model.to(device)
-

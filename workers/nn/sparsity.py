@@ -19,7 +19,6 @@ from torch import nn
 
 from ...kernels import row_topk_mask, weight_topk_mask
 from .config import OptimConfig, SparsityConfig
-
 from .gpt import GPT
 
 

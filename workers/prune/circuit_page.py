@@ -37,7 +37,8 @@ svg.querySelectorAll('circle').forEach(node => {
       l.classList.add(on ? 'hot' : 'dim');
     });
   });
-  node.addEventListener('mouseleave', () => svg.querySelectorAll('line').forEach(l => l.classList.remove('hot', 'dim')));
+  node.addEventListener('mouseleave',
+    () => svg.querySelectorAll('line').forEach(l => l.classList.remove('hot', 'dim')));
 });
 """
 
@@ -93,14 +94,16 @@ def _edge_svg(edge: dict[str, Any], positions: dict[str, tuple[float, float]], m
 
 def _node_svg(node_id: str, x: float, y: float, ablation: dict[str, float], token_text: dict[str, str]) -> str:
     location, _, index = node_id.rpartition(":")
-    tip = {EMBED: f"embedding, residual channel {index}", UNEMBED: f"unembedding, token {index} {token_text.get(index, '')!r}"}.get(
-        location, f"{location} #{index}"
-    )
+    tip = {
+        EMBED: f"embedding, residual channel {index}",
+        UNEMBED: f"unembedding, token {index} {token_text.get(index, '')!r}",
+    }.get(location, f"{location} #{index}")
     if node_id in ablation:
         tip += f"\nablated to {ablation[node_id]:.4g}"
     fill = {EMBED: "#2c3e50", UNEMBED: "#2c3e50"}.get(location, "#e67e22" if ".attn." in location else "#16a085")
     label = f'<text x="{x + 7}" y="{y + 4}" font-size="9" fill="#666">{html.escape(index)}</text>'
-    return f'<circle id="{html.escape(node_id)}" cx="{x}" cy="{y}" r="5" fill="{fill}"><title>{html.escape(tip)}</title></circle>{label}'
+    circle = f'<circle id="{html.escape(node_id)}" cx="{x}" cy="{y}" r="5" fill="{fill}">'
+    return f"{circle}<title>{html.escape(tip)}</title></circle>{label}"
 
 
 MAX_DRAWN_EDGES = 4000  # past this a page is tens of MB and unreadable; circuit.json keeps every edge
@@ -119,26 +122,39 @@ def render_circuit_html(data: dict[str, Any], max_edges: int = MAX_DRAWN_EDGES) 
     weights = [abs(e["weight"]) for e in data["edges"] if e.get("weight") is not None]
     max_weight = max(weights, default=1.0) or 1.0
     ablation = {node["id"]: node["ablation_value"] for node in data["nodes"] if "ablation_value" in node}
-    height = TOP + ROW_GAP * max(1, max((sum(1 for p in positions if p.rpartition(":")[0] == c) for c in columns), default=1)) + 20
+    height = (
+        TOP
+        + ROW_GAP * max(1, max((sum(1 for p in positions if p.rpartition(":")[0] == c) for c in columns), default=1))
+        + 20
+    )
     width = LEFT + COLUMN_GAP * len(columns)
     headers = "".join(
-        f'<text class="column" x="{LEFT + c * COLUMN_GAP}" y="{20 + 14 * (c % 2)}" text-anchor="middle">{html.escape(column)}</text>'
+        f'<text class="column" x="{LEFT + c * COLUMN_GAP}" y="{20 + 14 * (c % 2)}" '
+        f'text-anchor="middle">{html.escape(column)}</text>'
         for c, column in enumerate(columns)
     )
     drawable = [e for e in data["edges"] if e["source"] in positions and e["target"] in positions]
     shown = _strongest(drawable, max_edges)
     edges = "".join(_edge_svg(e, positions, max_weight) for e in shown)
-    omitted = f"<p><b>Showing the {len(shown)} strongest of {len(drawable)} links</b>; circuit.json lists them all.</p>" if len(shown) < len(drawable) else ""
-    nodes = "".join(_node_svg(node_id, x, y, ablation, data.get("token_text", {})) for node_id, (x, y) in positions.items())
+    omitted = (
+        f"<p><b>Showing the {len(shown)} strongest of {len(drawable)} links</b>; circuit.json lists them all.</p>"
+        if len(shown) < len(drawable)
+        else ""
+    )
+    nodes = "".join(
+        _node_svg(node_id, x, y, ablation, data.get("token_text", {})) for node_id, (x, y) in positions.items()
+    )
     title = f"circuit: {data.get('task', '?')} on {data.get('cell') or data.get('checkpoint', '?')}"
     tables = _table("size", data["counts"])
     for key in ("losses", "calibration", "hyperparameters"):
         if isinstance(data.get(key), dict):
             tables += _table(key, data[key])
     return (
-        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title><style>{STYLE}</style></head><body>"
+        "<!doctype html><html><head><meta "
+        f"charset='utf-8'><title>{html.escape(title)}</title><style>{STYLE}</style></head><body>"
         f"<h2>{html.escape(title)}</h2>{tables}"
-        f"<p>Solid: weight edges (blue +, red −). Dashed grey: residual-stream links. Dotted purple: q/k channel pairs. "
+        "<p>Solid: weight edges (blue +, red −). Dashed grey: residual-stream links. Dotted purple: q/k channel "
+        "pairs. "
         f"Hover a node to highlight its links.</p>{omitted}"
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}">{headers}{edges}{nodes}</svg>'
         f"<script>{SCRIPT}</script></body></html>"

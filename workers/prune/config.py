@@ -26,7 +26,10 @@ class PruneConfig(StrictModel):
     tasks: list[str] = Field(default_factory=lambda: ["all"], description="Task names or globs; 'all' for every task.")
     checkpoints: list[str] = Field(
         default_factory=lambda: ["all"],
-        description="Which models to prune: 'all', stage names (pretrain, dense, bridges) or globs over cell names (pretrain/base).",
+        description=(
+            "Which models to prune: 'all', stage names (pretrain, dense, bridges) or globs over cell "
+            "names (pretrain/base)."
+        ),
     )
     target_loss: float = Field(0.15, gt=0)
     steps: int = Field(2000, ge=1)
@@ -39,9 +42,15 @@ class PruneConfig(StrictModel):
     calibration_steps: int = Field(16, ge=0)
     hyper: PruneHyperparams = Field(default_factory=PruneHyperparams)
     mean_cache_batches: int = Field(32, ge=1, description="Pretraining batches averaged for the mean-ablation cache.")
-    mean_cache_batch_size: int = Field(32, ge=1, description="Sequences per mean-cache batch (all their positions are averaged).")
-    train_pool_pairs: int = Field(2048, ge=1, description="Pairs generated from the task's train split; each step samples batch_pairs of them.")
-    curve_points: int = Field(12, ge=0, description="Log-spaced circuit sizes at which the loss-vs-size curve is evaluated; 0 skips it.")
+    mean_cache_batch_size: int = Field(
+        32, ge=1, description="Sequences per mean-cache batch (all their positions are averaged)."
+    )
+    train_pool_pairs: int = Field(
+        2048, ge=1, description="Pairs generated from the task's train split; each step samples batch_pairs of them."
+    )
+    curve_points: int = Field(
+        12, ge=0, description="Log-spaced circuit sizes at which the loss-vs-size curve is evaluated; 0 skips it."
+    )
     seed: int = 0
 
 
@@ -57,7 +66,14 @@ class TuneConfig(StrictModel):
 
 PRESETS: dict[str, dict[str, Any]] = {
     "smoke": {
-        "prune": {"tasks": ["single_double_quote", "bracket_counting"], "steps": 10, "batch_pairs": 4, "eval_pairs": 16, "max_tokens": 128, "mean_cache_batches": 2},
+        "prune": {
+            "tasks": ["single_double_quote", "bracket_counting"],
+            "steps": 10,
+            "batch_pairs": 4,
+            "eval_pairs": 16,
+            "max_tokens": 128,
+            "mean_cache_batches": 2,
+        },
         "tune": {"iterations": 1, "trials_per_iteration": 2, "cpus_per_trial": 0.5},
     },
     "tiny": {

@@ -1,4 +1,5 @@
-"""Which checkpoints the prune settings select (`prune.checkpoints`), and the pattern matching shared with `prune.tasks`."""
+"""Which checkpoints the prune settings select (`prune.checkpoints`), and the pattern matching shared with
+`prune.tasks`."""
 
 from __future__ import annotations
 
@@ -24,4 +25,7 @@ def select(patterns: list[str], names: list[str], what: str, hint: str) -> list[
 
 def selected_checkpoints(config: Any, upstream: dict[str, list[Cell]]) -> list[CellRef]:
     refs = {str(c.ref): c.ref for stage in CHECKPOINT_STAGES for c in upstream.get(stage, [])}
-    return [refs[name] for name in select(config.prune.checkpoints, list(refs), "checkpoint", "the checkpoints of this config are")]
+    return [
+        refs[name]
+        for name in select(config.prune.checkpoints, list(refs), "checkpoint", "the checkpoints of this config are")
+    ]

@@ -41,16 +41,15 @@ import torch.nn.functional as F
 from tokenizers import Tokenizer
 from torch import Tensor
 
-from .config import PruneConfig, PruneHyperparams
 from ...tasks import TaskBatch, candidate_logits, load_task, load_tokenizer
-
 from ..context import WorkContext
 from ..mean_cache.worker import load_means
 from ..nn.circuit import build_circuit, circuit_to_json, kept_indices
-from .circuit_page import render_circuit_html
 from ..nn.gpt import GPT, load_checkpoint
 from ..nn.masks import NodeLayout, ablation_values, heaviside, mask_interventions
 from ..nn.sparsity import warmup_decay_lr
+from .circuit_page import render_circuit_html
+from .config import PruneConfig, PruneHyperparams
 
 ProgressFn = Callable[[dict[str, Any]], None]
 
@@ -64,7 +63,10 @@ class TaskData:
 
 
 def chunks(batch: TaskBatch, pairs_per_chunk: int) -> list[TaskBatch]:
-    return [batch.select(range(s, min(s + pairs_per_chunk, batch.n_pairs))) for s in range(0, batch.n_pairs, pairs_per_chunk)]
+    return [
+        batch.select(range(s, min(s + pairs_per_chunk, batch.n_pairs)))
+        for s in range(0, batch.n_pairs, pairs_per_chunk)
+    ]
 
 
 def candidate_gap(logits: Tensor, batch: TaskBatch) -> Tensor:
@@ -155,7 +157,13 @@ def train_masks(
             row = {"step": step, "task_loss": float(task_loss.detach()), "nodes": float(nodes.detach()), "lr": lr}
             history.append(row)
             if progress is not None:
-                progress({"completed": step + 1, "total": settings.steps, "description": f"masks: loss {row['task_loss']:.3f}, {int(row['nodes'])} nodes"})
+                progress(
+                    {
+                        "completed": step + 1,
+                        "total": settings.steps,
+                        "description": f"masks: loss {row['task_loss']:.3f}, {int(row['nodes'])} nodes",
+                    }
+                )
     return tau.detach(), history
 
 
@@ -379,7 +387,9 @@ def run_trial(
         circuit_loss=float(two_way_loss(circuit_gaps, evaluation.correct)),
         calibrated_loss=float(two_way_loss(circuit_gaps, evaluation.correct, calibration.scale, calibration.shift)),
         calibration_train_loss_before=float(two_way_loss(train_gaps, calibration_correct)),
-        calibration_train_loss_after=float(two_way_loss(train_gaps, calibration_correct, calibration.scale, calibration.shift)),
+        calibration_train_loss_after=float(
+            two_way_loss(train_gaps, calibration_correct, calibration.scale, calibration.shift)
+        ),
         logit_scale=calibration.scale,
         logit_bias=calibration.shift,
         full_model_loss=float(full_loss),
@@ -419,11 +429,20 @@ def plot_loss_vs_size(result: TrialResult, path: Path) -> None:
     curve = [row for row in result.loss_vs_k if row["nodes"] > 0]
     ax.plot([row["nodes"] for row in curve], [row["loss"] for row in curve], "o-", ms=3, label="top-k circuit (eval)")
     probes = [row for row in result.bisection if row["nodes"] > 0]
-    ax.plot([row["nodes"] for row in probes], [row["loss"] for row in probes], "x", color="black", label="bisection probes")
+    ax.plot(
+        [row["nodes"] for row in probes], [row["loss"] for row in probes], "x", color="black", label="bisection probes"
+    )
     ax.axhline(result.target_loss, color="grey", ls="--", label=f"target {result.target_loss:g}")
     ax.axhline(result.full_model_loss, color="tab:green", ls=":", label=f"full model {result.full_model_loss:.3g}")
     if result.nodes > 0:
-        ax.plot([result.nodes], [result.circuit_loss], "*", ms=14, color="tab:red", label=f"circuit: {result.nodes} nodes, {result.edges} edges")
+        ax.plot(
+            [result.nodes],
+            [result.circuit_loss],
+            "*",
+            ms=14,
+            color="tab:red",
+            label=f"circuit: {result.nodes} nodes, {result.edges} edges",
+        )
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("nodes kept")
@@ -445,7 +464,9 @@ class PruneInputs:
     task_data: TaskData
 
 
-def load_prune_inputs(checkpoint: Path, mean_cache: Path | None, tokens: Path, task: str, params: PruneConfig, device: str = "cpu") -> PruneInputs:
+def load_prune_inputs(
+    checkpoint: Path, mean_cache: Path | None, tokens: Path, task: str, params: PruneConfig, device: str = "cpu"
+) -> PruneInputs:
     """Model, means (None for zero ablation), tokenizer and task data; `mean_cache` is only read for mean ablation."""
     model = load_checkpoint(checkpoint, device=device).eval().requires_grad_(False)
     means = load_means(mean_cache) if params.ablation == "mean" else None
@@ -459,7 +480,11 @@ def write_prune_outputs(ctx: WorkContext, inputs: PruneInputs, params: PruneConf
     model, means, task_data = inputs.model, inputs.means, inputs.task_data
     layout = NodeLayout(model.config, tie_qk=params.tie_qk_masks)
     ablated_to = layout.split(ablation_values(layout, means, params.ablation))
-    circuit = build_circuit(model, {name: torch.tensor(idx, dtype=torch.long) for name, idx in result.kept.items()}, task_data.eval.candidates)
+    circuit = build_circuit(
+        model,
+        {name: torch.tensor(idx, dtype=torch.long) for name, idx in result.kept.items()},
+        task_data.eval.candidates,
+    )
     candidate_ids = torch.unique(task_data.eval.candidates).tolist()
     # The checkpoint by name ("pretrain/tiny"), not by the folder it was fetched to, which differs per store and
     # per run: artifacts hold only what they computed, so the same inputs give the same files (and keys) anywhere.
@@ -516,6 +541,10 @@ def run_prune(ctx: WorkContext, params: PruneConfig, task: str) -> None:
     torch.set_num_threads(ctx.num_threads)
     mean_cache = ctx.input("mean_cache") if params.ablation == "mean" else None
     inputs = load_prune_inputs(ctx.input("checkpoint"), mean_cache, ctx.input("tokens"), task, params, ctx.device)
-    result = run_trial(inputs.model, inputs.means, inputs.task_data, params.hyper, params, params.seed, task=task, progress=ctx.report)
-    ctx.report({"completed": params.steps, "total": params.steps, "description": f"{result.nodes} nodes, {result.edges} edges"})
+    result = run_trial(
+        inputs.model, inputs.means, inputs.task_data, params.hyper, params, params.seed, task=task, progress=ctx.report
+    )
+    ctx.report(
+        {"completed": params.steps, "total": params.steps, "description": f"{result.nodes} nodes, {result.edges} edges"}
+    )
     write_prune_outputs(ctx, inputs, params, result)

@@ -27,13 +27,19 @@ from typing import Any
 
 import torch
 
-from .config import PruneConfig, TuneConfig
-
 from ..carbs.tuner import Carbs, CarbsConfig, ObservationInput, pruning_search_space
 from ..context import ProgressArea, WorkContext, run_calls
+from .config import PruneConfig, TuneConfig
 from .trial import write_prune_outputs
 from .tuning_report import TRIALS_FILE, TUNING_PLOT, best_trial, plot_tuning, tuning_metrics, write_trials
-from .tuning_trial import TrialAssignment, TrialInputs, TrialRecord, cached_prune_inputs, run_tuning_trial, schedulable_gpus
+from .tuning_trial import (
+    TrialAssignment,
+    TrialInputs,
+    TrialRecord,
+    cached_prune_inputs,
+    run_tuning_trial,
+    schedulable_gpus,
+)
 
 STATE_FILE = "tuning.json"
 TRIALS_PREFIX = "trials/"
@@ -76,14 +82,19 @@ class TuningProgress:
         return json.loads(local.read_text())
 
     def save_state(self, tuner: Carbs, completed_iterations: int) -> None:
-        self._put(STATE_FILE, {"format": STATE_FORMAT, "completed_iterations": completed_iterations, "carbs": tuner.state_dict()})
+        self._put(
+            STATE_FILE,
+            {"format": STATE_FORMAT, "completed_iterations": completed_iterations, "carbs": tuner.state_dict()},
+        )
 
     def load_state(self) -> tuple[Carbs, int] | None:
         state = self._get(STATE_FILE)
         if state is None:
             return None
         if state.get("format") != STATE_FORMAT:
-            raise ValueError(f"{STATE_FILE} in the progress area has format {state.get('format')!r}, expected {STATE_FORMAT!r}")
+            raise ValueError(
+                f"{STATE_FILE} in the progress area has format {state.get('format')!r}, expected {STATE_FORMAT!r}"
+            )
         return Carbs.from_state_dict(state["carbs"]), state["completed_iterations"]
 
     def save_trial(self, record: TrialRecord) -> None:
@@ -102,7 +113,10 @@ def next_batch(tuner: Carbs, count: int, iteration: int, seed: int) -> list[Tria
         for _ in range(count):
             tuner.suggest(f"{tuner.suggestion_count:04d}")
     # Trial seeds differ so that a repeated Pareto point measures noise rather than repeating a run.
-    return [TrialAssignment(trial_id, iteration, seed + int(trial_id), hyper) for trial_id, hyper in tuner.outstanding_params().items()]
+    return [
+        TrialAssignment(trial_id, iteration, seed + int(trial_id), hyper)
+        for trial_id, hyper in tuner.outstanding_params().items()
+    ]
 
 
 def _description(iteration: int, iterations: int, records: dict[str, TrialRecord]) -> str:
@@ -115,8 +129,16 @@ def run_tuning(ctx: WorkContext, params: PruneConfig, tune: TuneConfig, task: st
     """Tune the pruning hyperparameters of one cell with CARBS and keep the best circuit."""
     torch.set_num_threads(ctx.num_threads)
     uses_means = params.ablation == "mean"
-    # Loaded here first so that unusable inputs fail the cell before any trial runs; the best circuit is written from them.
-    local = cached_prune_inputs(ctx.input("checkpoint"), ctx.input("mean_cache") if uses_means else None, ctx.input("tokens"), task, params, ctx.device)
+    # Loaded here first so that unusable inputs fail the cell before any trial runs;
+    # the best circuit is written from them.
+    local = cached_prune_inputs(
+        ctx.input("checkpoint"),
+        ctx.input("mean_cache") if uses_means else None,
+        ctx.input("tokens"),
+        task,
+        params,
+        ctx.device,
+    )
     inputs = TrialInputs(
         checkpoint=ctx.handle("checkpoint"),
         mean_cache=ctx.handle("mean_cache") if uses_means else None,
@@ -138,21 +160,37 @@ def run_tuning(ctx: WorkContext, params: PruneConfig, tune: TuneConfig, task: st
             records[record.id] = record
             progress.save_trial(record)
 
-        ctx.report({"completed": completed, "total": tune.iterations, "description": _description(completed, tune.iterations, records)})
+        ctx.report(
+            {
+                "completed": completed,
+                "total": tune.iterations,
+                "description": _description(completed, tune.iterations, records),
+            }
+        )
         while completed < tune.iterations:
             iteration = completed + 1
             batch = next_batch(tuner, tune.trials_per_iteration, iteration, params.seed)
-            progress.save_state(tuner, completed)  # the batch is outstanding in it: a restart re-runs what did not finish
+            progress.save_state(
+                tuner, completed
+            )  # the batch is outstanding in it: a restart re-runs what did not finish
             todo = [(run_tuning_trial, (inputs, a), resources) for a in batch if a.id not in records]
             run_calls(ctx, todo, on_result=finished)
             done = [records[a.id] for a in batch]
             if all(r.error is not None for r in done):
-                raise TrialsFailedError(f"every trial of iteration {iteration} raised, e.g. trial {done[0].id}: {done[0].error}")
+                raise TrialsFailedError(
+                    f"every trial of iteration {iteration} raised, e.g. trial {done[0].id}: {done[0].error}"
+                )
             for record in done:
                 tuner.observe(observation(record))
             completed = iteration
             progress.save_state(tuner, completed)
-            ctx.report({"completed": completed, "total": tune.iterations, "description": _description(completed, tune.iterations, records)})
+            ctx.report(
+                {
+                    "completed": completed,
+                    "total": tune.iterations,
+                    "description": _description(completed, tune.iterations, records),
+                }
+            )
 
     trials = list(records.values())
     best = best_trial(trials)

@@ -87,12 +87,18 @@ def plot_tuning(records: list[TrialRecord], iterations: int, task: str, path: Pa
     ax = fig.subplots()
     reached = [r for r in records if r.reached_target]
     missed = [r for r in records if r.result is not None and not r.reached_target]
-    ax.plot([r.iteration for r in reached], [r.edges for r in reached], "o", ms=4, alpha=0.7, label="trial reached target")
-    ax.plot([r.iteration for r in missed], [r.edges for r in missed], "x", ms=5, color="grey", label="trial missed target")
+    ax.plot(
+        [r.iteration for r in reached], [r.edges for r in reached], "o", ms=4, alpha=0.7, label="trial reached target"
+    )
+    ax.plot(
+        [r.iteration for r in missed], [r.edges for r in missed], "x", ms=5, color="grey", label="trial missed target"
+    )
     best = best_edges_so_far(records, iterations)
     steps = [(i + 1, edges) for i, edges in enumerate(best) if edges is not None]
     if steps:
-        ax.step([i for i, _ in steps], [edges for _, edges in steps], where="post", color="tab:red", label="best so far")
+        ax.step(
+            [i for i, _ in steps], [edges for _, edges in steps], where="post", color="tab:red", label="best so far"
+        )
     ax.set_yscale("symlog", linthresh=1)  # an empty circuit has 0 edges
     ax.set_xlabel("CARBS iteration")
     ax.set_ylabel("circuit edges")

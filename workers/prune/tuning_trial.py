@@ -18,10 +18,9 @@ from typing import Any
 
 import torch
 
-from .config import PruneConfig, PruneHyperparams
-
 from ...kernels.device import pick_device
 from ..context import InputHandle
+from .config import PruneConfig, PruneHyperparams
 from .trial import PruneInputs, TrialResult, load_prune_inputs, run_trial
 
 
@@ -91,14 +90,27 @@ class TrialRecord:
 
 
 @lru_cache(maxsize=2)
-def _load_cached(checkpoint: str, mean_cache: str | None, tokens: str, task: str, settings_json: str, device: str) -> PruneInputs:
+def _load_cached(
+    checkpoint: str, mean_cache: str | None, tokens: str, task: str, settings_json: str, device: str
+) -> PruneInputs:
     settings = PruneConfig.model_validate_json(settings_json)
-    return load_prune_inputs(Path(checkpoint), None if mean_cache is None else Path(mean_cache), Path(tokens), task, settings, device)
+    return load_prune_inputs(
+        Path(checkpoint), None if mean_cache is None else Path(mean_cache), Path(tokens), task, settings, device
+    )
 
 
-def cached_prune_inputs(checkpoint: Path, mean_cache: Path | None, tokens: Path, task: str, settings: PruneConfig, device: str) -> PruneInputs:
+def cached_prune_inputs(
+    checkpoint: Path, mean_cache: Path | None, tokens: Path, task: str, settings: PruneConfig, device: str
+) -> PruneInputs:
     """load_prune_inputs, remembered per process by input paths, task, settings and device."""
-    return _load_cached(str(checkpoint), None if mean_cache is None else str(mean_cache), str(tokens), task, settings.model_dump_json(), device)
+    return _load_cached(
+        str(checkpoint),
+        None if mean_cache is None else str(mean_cache),
+        str(tokens),
+        task,
+        settings.model_dump_json(),
+        device,
+    )
 
 
 def _running_ray() -> ModuleType | None:
@@ -127,12 +139,16 @@ def run_tuning_trial(inputs: TrialInputs, assignment: TrialAssignment) -> TrialR
     device = pick_device(inputs.gpus)
     loading = time.time()
     mean_cache = None if inputs.mean_cache is None else inputs.mean_cache.local_path()
-    loaded = cached_prune_inputs(inputs.checkpoint.local_path(), mean_cache, inputs.tokens.local_path(), inputs.task, inputs.settings, device)
+    loaded = cached_prune_inputs(
+        inputs.checkpoint.local_path(), mean_cache, inputs.tokens.local_path(), inputs.task, inputs.settings, device
+    )
     start = time.time()
     result, error = None, None
     try:
         hyper = PruneHyperparams.model_validate(assignment.hyper)
-        result = run_trial(loaded.model, loaded.means, loaded.task_data, hyper, inputs.settings, assignment.seed, task=inputs.task).to_json()
+        result = run_trial(
+            loaded.model, loaded.means, loaded.task_data, hyper, inputs.settings, assignment.seed, task=inputs.task
+        ).to_json()
     except Exception as exc:  # recorded as a failed trial, see the docstring
         error = f"{type(exc).__name__}: {exc}"
     return TrialRecord(

@@ -27,7 +27,13 @@ def summarize(inputs: dict[str, Path]) -> list[dict[str, Any]]:
     for name, folder in sorted(inputs.items()):
         checkpoint, _, task = name.rpartition(":")
         result = json.loads((folder / RESULT_FILE).read_text())
-        row = {"checkpoint": checkpoint, "task": task, "nodes": result["nodes"], "edges": result["edges"], "reached_target": result["reached_target"]}
+        row = {
+            "checkpoint": checkpoint,
+            "task": task,
+            "nodes": result["nodes"],
+            "edges": result["edges"],
+            "reached_target": result["reached_target"],
+        }
         row.update({key: result.get(key) for key in ("total_nodes", "target_loss", *LOSS_KEYS)})
         rows.append(row)
     return rows
@@ -54,10 +60,15 @@ def markdown_table(rows: list[dict[str, Any]], headline: dict[str, dict[str, Any
     lines = ["| checkpoint | tasks | reached target | geomean edges |", "|---|---|---|---|"]
     for checkpoint, info in headline.items():
         lines.append(f"| {checkpoint} | {info['tasks']} | {info['reached_target']} | {_geomean_text(info)} |")
-    lines += ["", "| checkpoint | task | nodes | edges | reached | circuit loss | full model | inverse | random circuit |", "|---|---|---|---|---|---|---|---|---|"]
+    lines += [
+        "",
+        "| checkpoint | task | nodes | edges | reached | circuit loss | full model | inverse | random circuit |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
         losses = " | ".join(f"{r[k]:.3f}" if isinstance(r[k], (int, float)) else "–" for k in LOSS_KEYS)
-        lines.append(f"| {r['checkpoint']} | {r['task']} | {r['nodes']} | {r['edges']} | {'yes' if r['reached_target'] else 'no'} | {losses} |")
+        reached = "yes" if r["reached_target"] else "no"
+        lines.append(f"| {r['checkpoint']} | {r['task']} | {r['nodes']} | {r['edges']} | {reached} | {losses} |")
     return "\n".join(lines) + "\n"
 
 
@@ -92,7 +103,8 @@ def page_name(checkpoint: str, task: str) -> str:
 
 def index_html(rows: list[dict[str, Any]], headline: dict[str, dict[str, Any]]) -> str:
     head = "".join(
-        f"<tr><td>{html.escape(c)}</td><td>{i['tasks']}</td><td>{i['reached_target']}</td><td>{_geomean_text(i)}</td></tr>" for c, i in headline.items()
+        f"<tr><td>{html.escape(c)}</td><td>{i['tasks']}</td><td>{i['reached_target']}</td><td>{_geomean_text(i)}</td></tr>"
+        for c, i in headline.items()
     )
     body = "".join(
         f"<tr class='{'ok' if r['reached_target'] else 'miss'}'><td>{html.escape(r['checkpoint'])}</td>"
@@ -106,16 +118,20 @@ def index_html(rows: list[dict[str, Any]], headline: dict[str, dict[str, Any]]) 
 <style>body{{font-family:system-ui,sans-serif;margin:2em}}table{{border-collapse:collapse;margin-bottom:2em}}
 td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}td:first-child,td:nth-child(2){{text-align:left}}
 tr.miss{{color:#999}}</style></head><body>
-<h1>Circuits</h1><p>Edges are nonzero weights between two kept nodes; the headline is their geometric mean over tasks that reached the target loss.</p>
+<h1>Circuits</h1><p>Edges are nonzero weights between two kept nodes; the headline is their geometric mean
+over tasks that reached the target loss.</p>
 <table><tr><th>checkpoint</th><th>tasks</th><th>reached target</th><th>geomean edges</th></tr>{head}</table>
 <img src="edges_by_task.png" alt="circuit size per task">
-<table><tr><th>checkpoint</th><th>task</th><th>nodes</th><th>edges</th><th>reached</th><th>circuit loss</th><th>full model</th><th>inverse</th><th>random circuit</th></tr>{body}</table>
+<table><tr><th>checkpoint</th><th>task</th><th>nodes</th><th>edges</th><th>reached</th>
+<th>circuit loss</th><th>full model</th><th>inverse</th><th>random circuit</th></tr>{body}</table>
 </body></html>"""
 
 
 def run_report(ctx: WorkContext) -> None:
     if not ctx.inputs:
-        raise ValueError("the report has no pruned circuits to summarize; run the prune stage with at least one task and checkpoint")
+        raise ValueError(
+            "the report has no pruned circuits to summarize; run the prune stage with at least one task and checkpoint"
+        )
     rows = summarize(ctx.inputs)
     headline = geometric_mean_edges(rows)
     out = ctx.out_dir
@@ -127,4 +143,10 @@ def run_report(ctx: WorkContext) -> None:
     (out / "summary.md").write_text(markdown_table(rows, headline))
     plot_edges_by_task(rows, out / "edges_by_task.png")
     (out / "index.html").write_text(index_html(rows, headline))
-    ctx.metrics.update({"cells": len(rows), "geomean_edges": {c: i["geomean_edges"] for c, i in headline.items()}, "reached_target": sum(r["reached_target"] for r in rows)})
+    ctx.metrics.update(
+        {
+            "cells": len(rows),
+            "geomean_edges": {c: i["geomean_edges"] for c, i in headline.items()},
+            "reached_target": sum(r["reached_target"] for r in rows),
+        }
+    )

@@ -1,4 +1,5 @@
-"""`sparsepipe bench tokenize`: the stage's encoding throughput against a single-process HF tokenizers run, side by side."""
+"""`sparsepipe bench tokenize`: the stage's encoding throughput against a single-process HF tokenizers run, side
+by side."""
 
 from __future__ import annotations
 
@@ -8,13 +9,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .config import TokenizeConfig
 from ..context import local_context
+from .config import TokenizeConfig
 from .corpus import load_documents
 from .worker import encode_shard, run_tokenize, sample_for_tokenizer, train_tokenizer
 
 
-def bench_tokenize(max_documents: int | None = None, submit: Any = None, num_threads: int | None = None) -> dict[str, Any]:
+def bench_tokenize(
+    max_documents: int | None = None, submit: Any = None, num_threads: int | None = None
+) -> dict[str, Any]:
     """Encode the default corpus twice on the same files: one process, then the stage's parallel units."""
     params = TokenizeConfig.model_validate({"corpus": {"max_documents": max_documents}})
     documents, _, _ = load_documents([], max_documents=max_documents)
@@ -37,7 +40,11 @@ def bench_tokenize(max_documents: int | None = None, submit: Any = None, num_thr
         "corpus_mb": round(corpus_mb, 3),
         "documents": len(texts),
         "cpus": os.cpu_count(),
-        "baseline_single_process": {"seconds": round(baseline_s, 3), "mb_per_s": round(corpus_mb / baseline_s, 3), "tokens_per_s": round(tokens / baseline_s)},
+        "baseline_single_process": {
+            "seconds": round(baseline_s, 3),
+            "mb_per_s": round(corpus_mb / baseline_s, 3),
+            "tokens_per_s": round(tokens / baseline_s),
+        },
         "stage": {
             "encode_seconds": stage_encode_s,
             "tokenizer_seconds": stage["tokenizer_seconds"],

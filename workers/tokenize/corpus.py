@@ -104,7 +104,9 @@ def _table_texts(path: str, column: str) -> Iterator[str | None]:
         with fsspec.open(path, "rb") as handle:
             table = pq.read_table(handle)
         if column not in table.column_names:
-            raise CorpusError(f"{path} has no column {column!r} (columns: {table.column_names}); set tokenize.corpus.text_column")
+            raise CorpusError(
+                f"{path} has no column {column!r} (columns: {table.column_names}); set tokenize.corpus.text_column"
+            )
         yield from table.column(column).to_pylist()
 
 
@@ -143,7 +145,9 @@ def iter_documents(paths: list[str], text_column: str, stats: CorpusStats) -> It
             yield Document(path, text)
 
 
-def load_documents(paths: list[str], text_column: str = "text", max_documents: int | None = None) -> tuple[list[Document], CorpusStats, int]:
+def load_documents(
+    paths: list[str], text_column: str = "text", max_documents: int | None = None
+) -> tuple[list[Document], CorpusStats, int]:
     """Unique documents in a deterministic order, the scan statistics, and the number of duplicates dropped."""
     stats = CorpusStats()
     seen: set[str] = set()

@@ -56,15 +56,25 @@ def read_shard(path: str) -> np.ndarray:
     return column.flatten().to_numpy(zero_copy_only=False).reshape(-1, width)
 
 
-def write_token_shards(rows: np.ndarray, root: str | Path, split: str, vocab_size: int, eot_id: int | None = None) -> None:
+def write_token_shards(
+    rows: np.ndarray, root: str | Path, split: str, vocab_size: int, eot_id: int | None = None
+) -> None:
     """Write one split of rows as a single shard and (re)write shards.json; for tests and small tools."""
     root = Path(root)
     relative = f"{split}/part-00000.parquet"
     write_shard(rows, str(root / relative))
     index_path = root / SHARDS_FILE
     index = json.loads(index_path.read_text()) if index_path.exists() else {"splits": {}}
-    index.update({"n_ctx": int(rows.shape[1] - 1), "vocab_size": int(vocab_size), "eot_id": int(vocab_size - 1 if eot_id is None else eot_id)})
-    index["splits"][split] = [{"file": relative, "rows": int(rows.shape[0]), "tokens": int(rows.shape[0] * (rows.shape[1] - 1))}]
+    index.update(
+        {
+            "n_ctx": int(rows.shape[1] - 1),
+            "vocab_size": int(vocab_size),
+            "eot_id": int(vocab_size - 1 if eot_id is None else eot_id),
+        }
+    )
+    index["splits"][split] = [
+        {"file": relative, "rows": int(rows.shape[0]), "tokens": int(rows.shape[0] * (rows.shape[1] - 1))}
+    ]
     index_path.write_text(json.dumps(index, indent=2))
 
 
@@ -83,8 +93,12 @@ class ShardIndex:
             with fsspec.open(f"{root}/{SHARDS_FILE}", "rt") as handle:
                 data = json.load(handle)
         except FileNotFoundError:
-            raise FileNotFoundError(f"{root} holds no {SHARDS_FILE}: it is not a tokenize artifact (run `sparsepipe run tokenize`)") from None
-        return cls(root=root, n_ctx=data["n_ctx"], vocab_size=data["vocab_size"], eot_id=data["eot_id"], splits=data["splits"])
+            raise FileNotFoundError(
+                f"{root} holds no {SHARDS_FILE}: it is not a tokenize artifact (run `sparsepipe run tokenize`)"
+            ) from None
+        return cls(
+            root=root, n_ctx=data["n_ctx"], vocab_size=data["vocab_size"], eot_id=data["eot_id"], splits=data["splits"]
+        )
 
     def shards(self, split: str) -> list[dict[str, Any]]:
         if not self.splits.get(split):

@@ -13,7 +13,10 @@ def tokenize_cells(config: Any, upstream: dict[str, list[Cell]]) -> list[Cell]:
     from .corpus import corpus_fingerprint
 
     # The corpus is an input too: its fingerprint keys the cell, so edited files re-tokenize.
-    params = {**config.tokenize.model_dump(mode="json"), "corpus_fingerprint": corpus_fingerprint(config.tokenize.corpus.paths)}
+    params = {
+        **config.tokenize.model_dump(mode="json"),
+        "corpus_fingerprint": corpus_fingerprint(config.tokenize.corpus.paths),
+    }
     return [Cell("tokenize", "", params, resources=Resources(num_cpus=1))]
 
 

@@ -16,8 +16,8 @@ import numpy as np
 import pyarrow.parquet as pq
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
 
-from .config import TokenizeConfig
 from ..context import WorkContext, run_calls
+from .config import TokenizeConfig
 from .corpus import Document, load_documents
 from .shards import SHARDS_FILE, pack_rows, write_shard
 
@@ -137,13 +137,17 @@ def _encode_all(ctx: WorkContext, units: list[tuple[str, str, list[str]]], token
         done[0] += 1
         ctx.report({"completed": done[0], "total": len(units), "description": f"encoded {done[0]}/{len(units)} shards"})
 
-    run_calls(ctx, [(encode_shard, (tokenizer_json, texts, n_ctx), {"num_cpus": 1}) for _, texts in todo], on_result=save)
+    run_calls(
+        ctx, [(encode_shard, (tokenizer_json, texts, n_ctx), {"num_cpus": 1}) for _, texts in todo], on_result=save
+    )
     return resumed
 
 
 def run_tokenize(ctx: WorkContext, params: TokenizeConfig) -> None:
     started = time.perf_counter()
-    documents, stats, duplicates = load_documents(params.corpus.paths, params.corpus.text_column, params.corpus.max_documents)
+    documents, stats, duplicates = load_documents(
+        params.corpus.paths, params.corpus.text_column, params.corpus.max_documents
+    )
     splits: dict[str, list[Document]] = {"train": [], "val": []}
     for document in documents:
         splits[split_of(document, params.val_fraction)].append(document)
@@ -151,7 +155,9 @@ def run_tokenize(ctx: WorkContext, params: TokenizeConfig) -> None:
         # Tiny corpora: move the document with the smallest hash so both splits exist.
         donor, receiver = ("train", "val") if not splits["val"] else ("val", "train")
         if len(splits[donor]) < 2:
-            raise ValueError(f"the corpus has {len(documents)} unique document(s); at least 2 are needed for a train/val split")
+            raise ValueError(
+                f"the corpus has {len(documents)} unique document(s); at least 2 are needed for a train/val split"
+            )
         moved = min(splits[donor], key=lambda d: d.digest)
         splits[donor].remove(moved)
         splits[receiver].append(moved)
@@ -163,12 +169,19 @@ def run_tokenize(ctx: WorkContext, params: TokenizeConfig) -> None:
     units = [
         (split, f"{split}/part-{number:05d}.parquet", texts)
         for split, docs in splits.items()
-        for number, texts in enumerate(shard_texts(sorted(docs, key=lambda d: d.digest), params.documents_per_shard, params.shard_bytes))
+        for number, texts in enumerate(
+            shard_texts(sorted(docs, key=lambda d: d.digest), params.documents_per_shard, params.shard_bytes)
+        )
     ]
     ctx.report({"completed": 0, "total": len(units), "description": "encoding shards"})
     resumed = _encode_all(ctx, units, tokenizer_json, params.n_ctx)
 
-    index: dict[str, Any] = {"n_ctx": params.n_ctx, "vocab_size": params.vocab_size, "eot_id": params.vocab_size - 1, "splits": {"train": [], "val": []}}
+    index: dict[str, Any] = {
+        "n_ctx": params.n_ctx,
+        "vocab_size": params.vocab_size,
+        "eot_id": params.vocab_size - 1,
+        "splits": {"train": [], "val": []},
+    }
     for split, relative, _ in units:
         rows = pq.ParquetFile(ctx.out_dir / relative).metadata.num_rows
         index["splits"][split].append({"file": relative, "rows": rows, "tokens": rows * params.n_ctx})

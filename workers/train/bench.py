@@ -18,9 +18,8 @@ from typing import Any
 
 import torch
 
-from ..nn.config import ModelConfig, SparsityConfig, TrainConfig
-
 from ...kernels.device import device_name, pick_device
+from ..nn.config import ModelConfig, SparsityConfig, TrainConfig
 from ..nn.gpt import GPT
 from ..nn.training import Trainer
 
@@ -63,8 +62,13 @@ def bench_step_times(device: str = "auto", quick: bool = False) -> dict[str, Any
     model = ModelConfig(**shape, vocab_size=vocab)
     warmup, rounds, steps_per_round = (2, 3, 2) if quick else (3, 10, 3)
     total = 2 * (warmup + rounds * steps_per_round) + 2
-    trainers = {"sparse": _trainer(model, True, batch_size, total, dev), "dense": _trainer(model, False, batch_size, total, dev)}
-    batches = torch.randint(0, vocab, (steps_per_round, batch_size, model.n_ctx + 1), generator=torch.Generator().manual_seed(0)).to(dev)
+    trainers = {
+        "sparse": _trainer(model, True, batch_size, total, dev),
+        "dense": _trainer(model, False, batch_size, total, dev),
+    }
+    batches = torch.randint(
+        0, vocab, (steps_per_round, batch_size, model.n_ctx + 1), generator=torch.Generator().manual_seed(0)
+    ).to(dev)
 
     for trainer in trainers.values():
         for i in range(warmup):

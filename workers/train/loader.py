@@ -51,12 +51,20 @@ class ShardLoader:
         return -(-len(self.shards) // self.window)
 
     def state_dict(self) -> dict[str, int]:
-        return {"epoch": self.epoch, "window_pos": self.window_pos, "row_pos": self.row_pos, "seed": self.seed, "window": self.window}
+        return {
+            "epoch": self.epoch,
+            "window_pos": self.window_pos,
+            "row_pos": self.row_pos,
+            "seed": self.seed,
+            "window": self.window,
+        }
 
     def load_state_dict(self, state: dict[str, int]) -> None:
         for name in ("seed", "window"):
             if state.get(name, getattr(self, name)) != getattr(self, name):
-                raise ValueError(f"loader state was saved with {name} {state[name]}, this loader uses {getattr(self, name)}")
+                raise ValueError(
+                    f"loader state was saved with {name} {state[name]}, this loader uses {getattr(self, name)}"
+                )
         self.epoch, self.window_pos, self.row_pos = state["epoch"], state["window_pos"], state["row_pos"]
 
     def _rows(self, epoch: int, window_pos: int) -> np.ndarray:

@@ -16,7 +16,13 @@ def _trainer_resources(config: Any) -> Resources:
 
 def pretrain_cells(config: Any, upstream: dict[str, list[Cell]]) -> list[Cell]:
     return [
-        Cell("pretrain", variant.name, config.pretrain.variant_train_config(variant).model_dump(mode="json"), {"tokens": CellRef("tokenize")}, _trainer_resources(config))
+        Cell(
+            "pretrain",
+            variant.name,
+            config.pretrain.variant_train_config(variant).model_dump(mode="json"),
+            {"tokens": CellRef("tokenize")},
+            _trainer_resources(config),
+        )
         for variant in config.pretrain.variants
     ]
 
@@ -24,7 +30,15 @@ def pretrain_cells(config: Any, upstream: dict[str, list[Cell]]) -> list[Cell]:
 def dense_cells(config: Any, upstream: dict[str, list[Cell]]) -> list[Cell]:
     if not config.dense.enabled:
         return []
-    return [Cell("dense", "", config.dense.train.model_dump(mode="json"), {"tokens": CellRef("tokenize")}, _trainer_resources(config))]
+    return [
+        Cell(
+            "dense",
+            "",
+            config.dense.train.model_dump(mode="json"),
+            {"tokens": CellRef("tokenize")},
+            _trainer_resources(config),
+        )
+    ]
 
 
 def run_train_cell(ctx: WorkContext, params: dict[str, Any]) -> None:

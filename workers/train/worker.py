@@ -24,15 +24,14 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..nn.config import TrainConfig
-
-from .bigram_baseline import bigram_loss, train_bigram_log_probs
 from ..context import WorkContext
-from .loader import ShardLoader
+from ..nn.config import TrainConfig
 from ..nn.gpt import GPT, save_checkpoint
 from ..nn.sparsity import nonzero_fractions
 from ..nn.training import StepStats, Trainer, TrainingDiverged, next_token_loss
+from .bigram_baseline import bigram_loss, train_bigram_log_probs
 from .curves import plot_training_curves
+from .loader import ShardLoader
 
 __all__ = ["run_pretrain", "TrainingDiverged", "CHECKPOINT"]
 
@@ -64,7 +63,9 @@ class EvalResult:
 def evaluate(model: GPT, batches: Iterable[Tensor]) -> EvalResult:
     model.eval()
     neuron_hooks = [f"{layer}.mlp.post_act" for layer in range(model.config.n_layer)]
-    active = torch.zeros(len(neuron_hooks), model.config.mlp_width, dtype=torch.bool, device=next(model.parameters()).device)
+    active = torch.zeros(
+        len(neuron_hooks), model.config.mlp_width, dtype=torch.bool, device=next(model.parameters()).device
+    )
     total, tokens = 0.0, 0
     for batch in batches:
         logits, recorded = model(batch[:, :-1], record=neuron_hooks)
@@ -149,7 +150,9 @@ def load_train_state(ctx: WorkContext, train: TrainConfig, trainer: Trainer, loa
             return None
         state = torch.load(path, map_location=next(trainer.model.parameters()).device, weights_only=True)
     if state["train_config"] != train.model_dump(mode="json"):
-        raise ValueError(f"the checkpoint {CHECKPOINT!r} in this cell's progress was saved with a different training config")
+        raise ValueError(
+            f"the checkpoint {CHECKPOINT!r} in this cell's progress was saved with a different training config"
+        )
     trainer.load_state_dict(state["trainer"])
     loader.load_state_dict(state["loader"])
     _set_rng_state(state["rng"])
@@ -168,14 +171,22 @@ def run_pretrain(ctx: WorkContext, train: TrainConfig, tokens_input: str = "toke
     loader = ShardLoader(tokens_root, "train", train.batch_size, seed=train.seed)
     train = resolve_train_config(train, loader)
     device = torch.device(ctx.device)
-    val_batches = [b.to(device) for b in ShardLoader(tokens_root, "val", train.batch_size).iter_eval(train.eval_batches)]
+    val_batches = [
+        b.to(device) for b in ShardLoader(tokens_root, "val", train.batch_size).iter_eval(train.eval_batches)
+    ]
 
     torch.manual_seed(train.seed)
     trainer = Trainer(GPT(train.model).to(device), train)
     log = load_train_state(ctx, train, trainer, loader) or RunLog()
     last_checkpoint = checkpoint_label(trainer.step) if trainer.step else None
 
-    ctx.report({"completed": trainer.step, "total": train.steps, "description": f"resumed at step {trainer.step}" if trainer.step else "starting"})
+    ctx.report(
+        {
+            "completed": trainer.step,
+            "total": train.steps,
+            "description": f"resumed at step {trainer.step}" if trainer.step else "starting",
+        }
+    )
     log_every = max(1, train.steps // 1000)
     report_every = max(1, train.steps // 100)
     final_eval = None
@@ -187,9 +198,17 @@ def run_pretrain(ctx: WorkContext, train: TrainConfig, tokens_input: str = "toke
         except TrainingDiverged as error:
             raise TrainingDiverged(error.step, error.reason, last_checkpoint) from None
         step = trainer.step
-        evaluation = evaluate(trainer.model, val_batches) if step % train.eval_every == 0 or step == train.steps else None
+        evaluation = (
+            evaluate(trainer.model, val_batches) if step % train.eval_every == 0 or step == train.steps else None
+        )
         val_loss = evaluation.loss if evaluation else None
-        log.add(step, stats, batch[:, 1:].numel(), write_row=evaluation is not None or step % log_every == 0, val_loss=val_loss)
+        log.add(
+            step,
+            stats,
+            batch[:, 1:].numel(),
+            write_row=evaluation is not None or step % log_every == 0,
+            val_loss=val_loss,
+        )
         log.train_seconds += time.perf_counter() - started
         if ctx.progress is not None and step % train.checkpoint_every == 0 and step < train.steps:
             if not all(torch.isfinite(p).all() for p in trainer.model.parameters()):
@@ -204,7 +223,13 @@ def run_pretrain(ctx: WorkContext, train: TrainConfig, tokens_input: str = "toke
 
 
 def write_outputs(
-    ctx: WorkContext, train: TrainConfig, model: GPT, final: EvalResult, log: RunLog, tokens_root: Path, val_batches: list[Tensor]
+    ctx: WorkContext,
+    train: TrainConfig,
+    model: GPT,
+    final: EvalResult,
+    log: RunLog,
+    tokens_root: Path,
+    val_batches: list[Tensor],
 ) -> None:
     bigram_val_loss = bigram_loss(train_bigram_log_probs(tokens_root).to(val_batches[0].device), val_batches)
     out = Path(ctx.out_dir)

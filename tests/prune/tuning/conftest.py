@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from tune_toys import write_cell_inputs
 
 

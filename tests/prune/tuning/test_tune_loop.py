@@ -5,17 +5,16 @@ from __future__ import annotations
 import json
 
 import pytest
+from tune_toys import SETTINGS, TASK
 
 from sparsepipe.pipeline.config import resolve_config
-from sparsepipe.workers.prune.config import PruneHyperparams, TuneConfig
 from sparsepipe.pipeline.dag import default_registry
-from sparsepipe.workers.prune.stage import TUNED_CELL_CPUS, run_prune_cell
 from sparsepipe.workers.context import local_context
+from sparsepipe.workers.prune.config import PruneHyperparams, TuneConfig
+from sparsepipe.workers.prune.stage import TUNED_CELL_CPUS, run_prune_cell
 from sparsepipe.workers.prune.tuning import STATE_FILE, TrialsFailedError, run_tuning
 from sparsepipe.workers.prune.tuning_report import best_trial
 from sparsepipe.workers.prune.tuning_trial import TrialRecord
-
-from tune_toys import SETTINGS, TASK
 
 TUNE = TuneConfig(iterations=3, trials_per_iteration=3, cpus_per_trial=1)
 
@@ -37,7 +36,9 @@ def test_every_trial_of_every_iteration_is_observed(tuned):
     assert state["completed_iterations"] == TUNE.iterations
     assert len(carbs["observations"]) == TUNE.iterations * TUNE.trials_per_iteration and not carbs["outstanding"]
     log = ctx.metrics["trial_log"]
-    assert [entry["iteration"] for entry in log] == [i for i in range(1, TUNE.iterations + 1) for _ in range(TUNE.trials_per_iteration)]
+    assert [entry["iteration"] for entry in log] == [
+        i for i in range(1, TUNE.iterations + 1) for _ in range(TUNE.trials_per_iteration)
+    ]
     observed = {o["suggestion_id"]: o for o in carbs["observations"]}
     for entry in log:  # output = edges when the target was reached, a failure otherwise
         assert observed[entry["id"]]["is_failure"] == (not entry["reached_target"])
@@ -66,7 +67,14 @@ def test_the_artifact_is_the_smallest_circuit_that_reached_the_target(tuned):
     assert metrics["iterations"] == TUNE.iterations and metrics["failed_trials"] == len(log) - len(reached)
     assert metrics["trials_resumed"] == 0
 
-    assert {p.name for p in out.iterdir()} == {"circuit.json", "circuit.html", "result.json", "loss_vs_k.png", "trials.jsonl", "tuning.png"}
+    assert {p.name for p in out.iterdir()} == {
+        "circuit.json",
+        "circuit.html",
+        "result.json",
+        "loss_vs_k.png",
+        "trials.jsonl",
+        "tuning.png",
+    }
     result = json.loads((out / "result.json").read_text())
     circuit = json.loads((out / "circuit.json").read_text())
     trials = [json.loads(line) for line in (out / "trials.jsonl").read_text().splitlines()]
@@ -96,7 +104,9 @@ def test_progress_reports_each_iteration(tuned):
 def test_a_finished_cell_run_again_resumes_every_trial(tuned, cell_inputs, tmp_path):
     ctx, _ = tuned
     again = local_context(tmp_path / "out", inputs=cell_inputs, progress_dir=ctx.progress.root)
-    run_prune_cell(again, {"task": TASK, "prune": SETTINGS.model_dump(mode="json"), "tune": TUNE.model_dump(mode="json")})
+    run_prune_cell(
+        again, {"task": TASK, "prune": SETTINGS.model_dump(mode="json"), "tune": TUNE.model_dump(mode="json")}
+    )
     assert again.metrics["trials_resumed"] == again.metrics["trials"] == len(ctx.metrics["trial_log"])
     assert again.metrics["trial_log"] == ctx.metrics["trial_log"] and again.metrics["edges"] == ctx.metrics["edges"]
 
@@ -107,7 +117,12 @@ def _record(trial_id: str, edges: int, loss: float, reached: bool) -> TrialRecor
 
 
 def test_best_trial_prefers_reaching_the_target_then_fewer_edges_then_lower_loss():
-    records = [_record("a", 50, 0.10, True), _record("b", 10, 0.14, True), _record("c", 1, 0.5, False), _record("d", 10, 0.12, True)]
+    records = [
+        _record("a", 50, 0.10, True),
+        _record("b", 10, 0.14, True),
+        _record("c", 1, 0.5, False),
+        _record("d", 10, 0.12, True),
+    ]
     assert best_trial(records).id == "d"
     assert best_trial([_record("a", 5, 0.4, False), _record("b", 9, 0.3, False)]).id == "b"
     errored = TrialRecord("e", 1, 0, {}, 0.0, 1.0, 0.0, "host", "", None, "RuntimeError: boom")
@@ -115,14 +130,21 @@ def test_best_trial_prefers_reaching_the_target_then_fewer_edges_then_lower_loss
 
 
 def test_prune_cells_carry_the_tune_config_only_when_tuning():
-    tuned = resolve_config("smoke", assignments=["prune.checkpoints=[\"pretrain\"]", "tune.iterations=3"])
-    fixed = resolve_config("smoke", assignments=["prune.checkpoints=[\"pretrain\"]", "tune.enabled=false"])
+    tuned = resolve_config("smoke", assignments=['prune.checkpoints=["pretrain"]', "tune.iterations=3"])
+    fixed = resolve_config("smoke", assignments=['prune.checkpoints=["pretrain"]', "tune.enabled=false"])
     registry = default_registry()
     stages = registry.closure(["prune"])
     tuned_cells = registry.list_cells(tuned, stages)["prune"]
     fixed_cells = registry.list_cells(fixed, stages)["prune"]
-    assert [c.cell for c in tuned_cells] == [c.cell for c in fixed_cells] == [f"pretrain/smoke:{t}" for t in tuned.prune.tasks]
-    assert all(c.params["tune"] == tuned.tune.model_dump(mode="json") and c.resources.num_cpus == TUNED_CELL_CPUS for c in tuned_cells)
+    assert (
+        [c.cell for c in tuned_cells]
+        == [c.cell for c in fixed_cells]
+        == [f"pretrain/smoke:{t}" for t in tuned.prune.tasks]
+    )
+    assert all(
+        c.params["tune"] == tuned.tune.model_dump(mode="json") and c.resources.num_cpus == TUNED_CELL_CPUS
+        for c in tuned_cells
+    )
     assert all("tune" not in c.params and c.resources.num_cpus == 1 for c in fixed_cells)
 
 

@@ -11,13 +11,12 @@ import time
 from pathlib import Path
 
 import pytest
+from tune_toys import SETTINGS, TASK
 
+from sparsepipe.workers.context import local_context
 from sparsepipe.workers.prune.config import TuneConfig
 from sparsepipe.workers.prune.stage import run_prune_cell
-from sparsepipe.workers.context import local_context
 from sparsepipe.workers.prune.tuning import STATE_FILE, TRIALS_PREFIX
-
-from tune_toys import SETTINGS, TASK
 
 pytestmark = pytest.mark.slow
 
@@ -40,8 +39,22 @@ def test_killed_driver_resumes_without_repeating_finished_trials(cell_inputs, tm
     progress = tmp_path / "progress"
     params = {"task": TASK, "prune": SETTINGS.model_dump(mode="json"), "tune": TUNE.model_dump(mode="json")}
     spec = tmp_path / "spec.json"
-    spec.write_text(json.dumps({"inputs": {k: str(v) for k, v in cell_inputs.items()}, "out": str(tmp_path / "killed"), "progress": str(progress), "params": params}))
-    driver = subprocess.Popen([sys.executable, str(DRIVER), str(spec)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    spec.write_text(
+        json.dumps(
+            {
+                "inputs": {k: str(v) for k, v in cell_inputs.items()},
+                "out": str(tmp_path / "killed"),
+                "progress": str(progress),
+                "params": params,
+            }
+        )
+    )
+    driver = subprocess.Popen(
+        [sys.executable, str(DRIVER), str(spec)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
     deadline = time.time() + 120
     while time.time() < deadline and driver.poll() is None and _completed_iterations(progress) < 1:
         time.sleep(0.01)

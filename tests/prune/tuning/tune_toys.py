@@ -12,9 +12,9 @@ from types import ModuleType
 
 import torch
 
-from sparsepipe.workers.prune.config import PruneConfig
 from sparsepipe.tasks import load_task, load_tokenizer
 from sparsepipe.workers.nn.gpt import GPT
+from sparsepipe.workers.prune.config import PruneConfig
 
 
 def _import_by_path(path: Path) -> ModuleType:

@@ -12,14 +12,16 @@ from pathlib import Path
 
 import torch
 
-from sparsepipe.workers.prune.stage import run_prune_cell
 from sparsepipe.workers.context import local_context
+from sparsepipe.workers.prune.stage import run_prune_cell
 
 
 def main(spec_file: str) -> None:
     spec = json.loads(Path(spec_file).read_text())
     torch.set_num_threads(1)
-    ctx = local_context(Path(spec["out"]), inputs={k: Path(v) for k, v in spec["inputs"].items()}, progress_dir=Path(spec["progress"]))
+    ctx = local_context(
+        Path(spec["out"]), inputs={k: Path(v) for k, v in spec["inputs"].items()}, progress_dir=Path(spec["progress"])
+    )
     run_prune_cell(ctx, spec["params"])
 
 
