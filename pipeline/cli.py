@@ -26,6 +26,11 @@ from .console import (
     EXIT_PARTIAL,
     EXIT_STORE,
     EXIT_USAGE,
+    ConfigOpt,
+    JsonOpt,
+    PresetOpt,
+    SetOpt,
+    StoreOpt,
     err,
     out,
 )
@@ -51,38 +56,6 @@ config_app = typer.Typer(no_args_is_help=True, help="Inspect the resolved config
 app.add_typer(config_app, name="config")
 app.add_typer(tasks_app, name="tasks")
 app.add_typer(bench_app, name="bench")
-
-PresetOpt = Annotated[
-    Optional[str],
-    typer.Option(
-        "--preset",
-        "-p",
-        help=(
-            "smoke (CI, seconds), tiny (default: a laptop, minutes), small (one GPU / a CPU night), paper (the "
-            "paper's settings)."
-        ),
-    ),
-]
-ConfigOpt = Annotated[Optional[Path], typer.Option("--config", "-c", help="A YAML or TOML file laid over the preset.")]
-SetOpt = Annotated[
-    Optional[list[str]],
-    typer.Option(
-        "--set", "-s", help="Override one key, highest priority: --set pretrain.train.steps=200 (repeatable)."
-    ),
-]
-StoreOpt = Annotated[
-    Optional[str],
-    typer.Option(
-        "--store",
-        help=(
-            "Artifact store: a folder (default ./artifacts or $SPARSEPIPE_STORE) or s3://bucket/prefix "
-            "(endpoint from AWS_ENDPOINT_URL or s3.endpoint_url)."
-        ),
-    ),
-]
-JsonOpt = Annotated[
-    bool, typer.Option("--json", help="Machine-readable output on stdout (progress and logs stay on stderr).")
-]
 
 
 def _load(preset: str | None, config: Path | None, assignments: list[str] | None, store: str | None) -> PipelineConfig:

@@ -7,7 +7,8 @@ cluster answers; 130 interrupted.
 
 from __future__ import annotations
 
-from typing import NoReturn
+from pathlib import Path
+from typing import Annotated, NoReturn, Optional
 
 import typer
 from rich.console import Console
@@ -22,3 +23,37 @@ def fail(message: str, code: int) -> NoReturn:
     """Print `error: message` on stderr and exit with `code`."""
     err.print(f"[red]error:[/] {message}")
     raise typer.Exit(code)
+
+
+# Options every command that resolves a config takes.
+PresetOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--preset",
+        "-p",
+        help=(
+            "smoke (CI, seconds), tiny (default: a laptop, minutes), small (one GPU / a CPU night), paper (the "
+            "paper's settings)."
+        ),
+    ),
+]
+ConfigOpt = Annotated[Optional[Path], typer.Option("--config", "-c", help="A YAML or TOML file laid over the preset.")]
+SetOpt = Annotated[
+    Optional[list[str]],
+    typer.Option(
+        "--set", "-s", help="Override one key, highest priority: --set pretrain.train.steps=200 (repeatable)."
+    ),
+]
+StoreOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--store",
+        help=(
+            "Artifact store: a folder (default ./artifacts or $SPARSEPIPE_STORE) or s3://bucket/prefix "
+            "(endpoint from AWS_ENDPOINT_URL or s3.endpoint_url)."
+        ),
+    ),
+]
+JsonOpt = Annotated[
+    bool, typer.Option("--json", help="Machine-readable output on stdout (progress and logs stay on stderr).")
+]

@@ -74,6 +74,8 @@ class Stage:
     `records` are globs of output files that record how a run went (timings, hosts) rather than what it
     computed; they are committed like any file but left out of the artifact's content identity, which
     downstream keys hash.
+    `provides` names the kinds of artifact tools look up by kind ("tokenizer", "checkpoint"), e.g.
+    `sparsepipe tasks eval`, which evaluates every committed checkpoint.
     """
 
     name: str
@@ -86,3 +88,4 @@ class Stage:
     config: dict[str, type[StrictModel]] = field(default_factory=dict)
     presets: dict[str, dict[str, Any]] = field(default_factory=dict)
     records: tuple[str, ...] = ()
+    provides: tuple[str, ...] = ()

@@ -35,4 +35,5 @@ TOKENIZE = Stage(
     description="corpus -> BPE tokenizer -> Arrow shards",
     config={"tokenize": TokenizeConfig},
     presets=PRESETS,
+    provides=("tokenizer",),
 )

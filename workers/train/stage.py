@@ -57,6 +57,7 @@ PRETRAIN = Stage(
     matrix=True,
     config={"pretrain": PretrainConfig},
     presets=PRETRAIN_PRESETS,
+    provides=("checkpoint",),
 )
 DENSE = Stage(
     name="dense",
@@ -68,4 +69,5 @@ DENSE = Stage(
     # The bridges section waits here for the bridges stage, which will own it.
     config={"dense": DenseConfig, "bridges": BridgesConfig},
     presets=DENSE_PRESETS,
+    provides=("checkpoint",),
 )
