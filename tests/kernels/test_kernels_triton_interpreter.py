@@ -17,7 +17,8 @@ from sparsepipe.kernels.dispatch import triton_installed
 
 CASES_SCRIPT = Path(__file__).with_name("triton_interpreter_cases.py")
 
-pytestmark = pytest.mark.skipif(not triton_installed(), reason="triton is not installed")
+# The Triton interpreter emulates every program instance in Python: correct, and about half a minute.
+pytestmark = [pytest.mark.skipif(not triton_installed(), reason="triton is not installed"), pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")

@@ -19,6 +19,11 @@ from sparsepipe.workers.prune.tuning_trial import TrialRecord
 TUNE = TuneConfig(iterations=3, trials_per_iteration=3, cpus_per_trial=1)
 
 
+# Tests that run the tuning loop train a model for their inputs first: the full suite runs them,
+# the inner loop (-m "not slow") does not.
+SLOW = pytest.mark.slow
+
+
 @pytest.fixture(scope="module")
 def tuned(cell_inputs, tmp_path_factory):
     """A tuned cell run through the stage adapter: (ctx, progress events)."""
@@ -29,6 +34,7 @@ def tuned(cell_inputs, tmp_path_factory):
     return ctx, events
 
 
+@SLOW
 def test_every_trial_of_every_iteration_is_observed(tuned):
     ctx, _ = tuned
     state = json.loads((ctx.progress.root / STATE_FILE).read_text())
@@ -47,6 +53,7 @@ def test_every_trial_of_every_iteration_is_observed(tuned):
         assert observed[entry["id"]]["cost"] == pytest.approx(entry["end"] - entry["start"], abs=0.02)
 
 
+@SLOW
 def test_search_starts_from_the_table_2_centres(tuned):
     ctx, _ = tuned
     carbs = json.loads((ctx.progress.root / STATE_FILE).read_text())["carbs"]
@@ -54,6 +61,7 @@ def test_search_starts_from_the_table_2_centres(tuned):
     assert carbs["config"]["better_direction_sign"] == -1
 
 
+@SLOW
 def test_the_artifact_is_the_smallest_circuit_that_reached_the_target(tuned):
     ctx, _ = tuned
     out, metrics = ctx.out_dir, ctx.metrics
@@ -85,6 +93,7 @@ def test_the_artifact_is_the_smallest_circuit_that_reached_the_target(tuned):
     assert (out / "tuning.png").read_bytes()[:4] == b"\x89PNG"
 
 
+@SLOW
 def test_trial_log_names_where_and_when_each_trial_ran(tuned):
     ctx, _ = tuned
     for entry in ctx.metrics["trial_log"]:
@@ -94,6 +103,7 @@ def test_trial_log_names_where_and_when_each_trial_ran(tuned):
     assert len(json.dumps(ctx.metrics["trial_log"])) < 600 * len(ctx.metrics["trial_log"])
 
 
+@SLOW
 def test_progress_reports_each_iteration(tuned):
     _, events = tuned
     assert [e["completed"] for e in events] == list(range(TUNE.iterations + 1))
@@ -101,6 +111,7 @@ def test_progress_reports_each_iteration(tuned):
     assert events[-1]["description"].startswith(f"iter {TUNE.iterations}/{TUNE.iterations} best ")
 
 
+@SLOW
 def test_a_finished_cell_run_again_resumes_every_trial(tuned, cell_inputs, tmp_path):
     ctx, _ = tuned
     again = local_context(tmp_path / "out", inputs=cell_inputs, progress_dir=ctx.progress.root)
@@ -157,6 +168,7 @@ def _raise_on_odd_seeds(real_run_trial):
     return run_trial
 
 
+@SLOW
 def test_a_trial_that_raises_is_a_failed_trial(cell_inputs, tmp_path, monkeypatch):
     import sparsepipe.workers.prune.tuning_trial as tune_trial
 
@@ -169,6 +181,7 @@ def test_a_trial_that_raises_is_a_failed_trial(cell_inputs, tmp_path, monkeypatc
     assert ctx.metrics["best_trial"] != raised[0]["id"]
 
 
+@SLOW
 def test_an_iteration_whose_every_trial_raises_stops_the_cell(cell_inputs, tmp_path, monkeypatch):
     import sparsepipe.workers.prune.tuning_trial as tune_trial
 
