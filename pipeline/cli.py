@@ -112,11 +112,12 @@ def _print_plan(plans: list[CellPlan]) -> None:
 def _with_prune_selection(
     assignments: list[str] | None, tasks: list[str] | None, checkpoints: list[str] | None
 ) -> list[str]:
+    """--tasks and --checkpoints as --set assignments of the config keys a stage declares for them."""
     assignments = list(assignments or [])
-    if tasks:
-        assignments.append("prune.tasks=" + json.dumps([t for item in tasks for t in item.split(",") if t]))
-    if checkpoints:
-        assignments.append("prune.checkpoints=" + json.dumps([c for item in checkpoints for c in item.split(",") if c]))
+    shortcuts = {name: key for stage in _registry().stages.values() for name, key in stage.shortcuts.items()}
+    for name, values in (("tasks", tasks), ("checkpoints", checkpoints)):
+        if values:
+            assignments.append(f"{shortcuts[name]}=" + json.dumps([v for item in values for v in item.split(",") if v]))
     return assignments
 
 
@@ -299,7 +300,8 @@ def status(store: StoreOpt = None, as_json: JsonOpt = False) -> None:
             metrics,
         )
     out.print(table)
-    reports = [m for m in manifests if m.stage == "report"]
+    report_stages = {stage.name for stage in _registry().stages.values() if "report" in stage.provides}
+    reports = [m for m in manifests if m.stage in report_stages]
     if reports:
         newest = max(reports, key=lambda m: m.data.get("committed_at", 0))
         out.print(f"report: {backend.attempt_url(newest)}/index.html", soft_wrap=True, highlight=False)

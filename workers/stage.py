@@ -75,7 +75,9 @@ class Stage:
     computed; they are committed like any file but left out of the artifact's content identity, which
     downstream keys hash.
     `provides` names the kinds of artifact tools look up by kind ("tokenizer", "checkpoint"), e.g.
-    `sparsepipe tasks eval`, which evaluates every committed checkpoint.
+    `sparsepipe tasks eval`, which evaluates every committed checkpoint; "report" marks the artifact
+    whose index.html `sparsepipe status` points to.
+    `shortcuts` maps a `run`/`plan` option (tasks, checkpoints) to the config key it sets.
     """
 
     name: str
@@ -89,3 +91,4 @@ class Stage:
     presets: dict[str, dict[str, Any]] = field(default_factory=dict)
     records: tuple[str, ...] = ()
     provides: tuple[str, ...] = ()
+    shortcuts: dict[str, str] = field(default_factory=dict)

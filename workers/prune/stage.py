@@ -65,4 +65,5 @@ PRUNE = Stage(
     config={"prune": PruneConfig, "tune": TuneConfig},
     presets=PRESETS,
     records=("trials.jsonl",),  # each trial's start, end, host and node
+    shortcuts={"tasks": "prune.tasks", "checkpoints": "prune.checkpoints"},
 )

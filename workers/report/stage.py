@@ -30,4 +30,5 @@ REPORT = Stage(
     run="sparsepipe.workers.report.stage:run_report_cell",
     description="every circuit in one table, figure and browsable index",
     config={"report": ReportConfig},
+    provides=("report",),
 )
