@@ -10,6 +10,8 @@ from typing import Annotated, Any, Callable, Optional
 import typer
 from rich.console import Console
 
+from ..workers.registry import BENCHMARKS
+from ..workers.stage import Benchmark
 from .store import git_commit
 
 app = typer.Typer(
@@ -59,56 +61,34 @@ def _emit(name: str, measure: Callable[[], dict[str, Any]], as_json: bool, out: 
     return result
 
 
-def _measure_tokenize(quick: bool) -> dict[str, Any]:
-    import ray
+def _measure(benchmark: Benchmark, quick: bool) -> dict[str, Any]:
+    from .execute import ray_submit, resolve_function
 
-    from ..workers.tokenize.bench import bench_tokenize
-    from .execute import ray_submit
+    function = resolve_function(benchmark.run)
+    if not benchmark.ray:
+        return function(quick)
+    import ray
 
     ray.init(address="local", include_dashboard=False, log_to_driver=False, configure_logging=False)
     try:
-        return bench_tokenize(
-            max_documents=200 if quick else None, submit=ray_submit, num_threads=int(ray.cluster_resources()["CPU"])
-        )
+        return function(quick, submit=ray_submit, cpus=int(ray.cluster_resources()["CPU"]))
     finally:
         ray.shutdown()
 
 
-def _measure_train(quick: bool) -> dict[str, Any]:
-    from ..kernels.bench import bench_kernels
-    from ..workers.train.bench import bench_step_times
+def _add_command(benchmark: Benchmark) -> None:
+    def command(as_json: JsonOpt = False, out: OutOpt = None, quick: QuickOpt = False) -> None:
+        _emit(benchmark.name, lambda: _measure(benchmark, quick), as_json, out)
 
-    return {"kernels": bench_kernels(quick=quick), "steps": bench_step_times(quick=quick)}
-
-
-def _measure_carbs(quick: bool) -> dict[str, Any]:
-    from ..workers.carbs.bench import run_carbs_benchmark
-
-    return run_carbs_benchmark(quick=quick)
+    command.__doc__ = benchmark.help
+    app.command(benchmark.name)(command)
 
 
-MEASURES = {"tokenize": _measure_tokenize, "train": _measure_train, "carbs": _measure_carbs}
-
-
-@app.command()
-def tokenize(as_json: JsonOpt = False, out: OutOpt = None, quick: QuickOpt = False) -> None:
-    """Tokenize stage (parallel Ray units) vs one HF tokenizers process on the same files: MB/s, tokens/s, ratio."""
-    _emit("tokenize", lambda: _measure_tokenize(quick), as_json, out)
-
-
-@app.command()
-def train(as_json: JsonOpt = False, out: OutOpt = None, quick: QuickOpt = False) -> None:
-    """AbsTopK and weight top-k kernels vs torch.topk, and a sparse training step vs a dense one."""
-    _emit("train", lambda: _measure_train(quick), as_json, out)
-
-
-@app.command()
-def carbs(as_json: JsonOpt = False, out: OutOpt = None, quick: QuickOpt = False) -> None:
-    """CARBS suggest() latency at 32/128/256 observations, and CARBS vs random search on toy problems."""
-    _emit("carbs", lambda: _measure_carbs(quick), as_json, out)
+for _benchmark in BENCHMARKS:
+    _add_command(_benchmark)
 
 
 @app.command("all")
 def run_all(as_json: JsonOpt = False, out: OutOpt = None, quick: QuickOpt = False) -> None:
     """Every benchmark, one JSON document."""
-    _emit("all", lambda: {name: measure(quick) for name, measure in MEASURES.items()}, as_json, out)
+    _emit("all", lambda: {b.name: _measure(b, quick) for b in BENCHMARKS}, as_json, out)

@@ -59,6 +59,20 @@ class Cell:
         return CellRef(self.stage, self.cell)
 
 
+@dataclass(frozen=True)
+class Benchmark:
+    """One `sparsepipe bench NAME` command.
+
+    `run` is "module:function", called as function(quick) or, when `ray` is true, as
+    function(quick, submit=..., cpus=...) inside a private local Ray instance (submit runs Ray tasks).
+    """
+
+    name: str
+    help: str
+    run: str
+    ray: bool = False
+
+
 # (the resolved pipeline config, the cells listed so far by upstream stages) -> this stage's cells
 CellLister = Callable[[Any, dict[str, list[Cell]]], list[Cell]]
 

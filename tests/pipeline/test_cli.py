@@ -120,3 +120,23 @@ def test_dag_json_lists_stages_in_dependency_order():
         assert order.index(upstream) < order.index(downstream)
     assert ["mean_cache", "prune"] in data["edges"]
     assert next(s for s in data["stages"] if s["name"] == "prune")["config"] == ["prune", "tune"]
+
+
+def test_bench_commands_come_from_the_registered_benchmarks():
+    from sparsepipe.workers.registry import BENCHMARKS
+
+    result = runner.invoke(app, ["bench", "--help"])
+    assert result.exit_code == 0
+    for benchmark in BENCHMARKS:
+        assert benchmark.name in result.output
+    assert [b.name for b in BENCHMARKS] == ["tokenize", "train", "carbs"]
+
+
+def test_a_benchmark_runs_through_its_reference(tmp_path, monkeypatch):
+    from sparsepipe.pipeline import cli_bench
+    from sparsepipe.workers.stage import Benchmark
+
+    module = tmp_path / "bench_demo.py"
+    module.write_text("def measure(quick):\n    return {'quick': quick}\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert cli_bench._measure(Benchmark("demo", "a demo", "bench_demo:measure"), quick=True) == {"quick": True}

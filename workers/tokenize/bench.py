@@ -54,3 +54,8 @@ def bench_tokenize(
         },
         "stage_over_baseline_throughput": round(baseline_s / stage_encode_s, 3),
     }
+
+
+def measure(quick: bool, submit: Any = None, cpus: int | None = None) -> dict[str, Any]:
+    """`sparsepipe bench tokenize` (run inside a local Ray instance, see tokenize/stage.py)."""
+    return bench_tokenize(max_documents=200 if quick else None, submit=submit, num_threads=cpus)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..context import WorkContext
-from ..stage import Cell, Resources, Stage
+from ..stage import Benchmark, Cell, Resources, Stage
 from .config import PRESETS, TokenizeConfig
 
 
@@ -36,4 +36,11 @@ TOKENIZE = Stage(
     config={"tokenize": TokenizeConfig},
     presets=PRESETS,
     provides=("tokenizer",),
+)
+
+BENCHMARK = Benchmark(
+    name="tokenize",
+    help="Tokenize stage (parallel Ray units) vs one HF tokenizers process on the same files: MB/s, tokens/s, ratio.",
+    run="sparsepipe.workers.tokenize.bench:measure",
+    ray=True,
 )

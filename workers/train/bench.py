@@ -110,3 +110,10 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def measure(quick: bool) -> dict[str, Any]:
+    """`sparsepipe bench train`: the kernels against torch.topk, and sparse against dense training steps."""
+    from ...kernels.bench import bench_kernels
+
+    return {"kernels": bench_kernels(quick=quick), "steps": bench_step_times(quick=quick)}

@@ -6,7 +6,7 @@ from typing import Any
 
 from ..context import WorkContext
 from ..nn.config import TrainConfig
-from ..stage import Cell, CellRef, Resources, Stage
+from ..stage import Benchmark, Cell, CellRef, Resources, Stage
 from .config import DENSE_PRESETS, PRETRAIN_PRESETS, BridgesConfig, DenseConfig, PretrainConfig
 
 
@@ -70,4 +70,10 @@ DENSE = Stage(
     config={"dense": DenseConfig, "bridges": BridgesConfig},
     presets=DENSE_PRESETS,
     provides=("checkpoint",),
+)
+
+BENCHMARK = Benchmark(
+    name="train",
+    help="AbsTopK and weight top-k kernels vs torch.topk, and a sparse training step vs a dense one.",
+    run="sparsepipe.workers.train.bench:measure",
 )
