@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import sys
 import time
-from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
@@ -18,13 +17,12 @@ from rich.table import Table
 
 from .cli_bench import app as bench_app
 from .cli_tasks import app as tasks_app
-from .config import ConfigError, PipelineConfig, resolve_config
+from .config import ConfigError, PipelineConfig
 from .console import (
     EXIT_CLUSTER,
     EXIT_FAILED,
     EXIT_INTERRUPTED,
     EXIT_PARTIAL,
-    EXIT_STORE,
     EXIT_USAGE,
     ConfigOpt,
     JsonOpt,
@@ -35,8 +33,11 @@ from .console import (
     out,
 )
 from .console import fail as _fail
+from .console import load_config as _load
+from .console import open_store as _open_store
+from .console import registry as _registry
 from .dag import RUN, CellPlan, Planner
-from .store import Store, StoreError, StoreSpec
+from .store import Store
 
 app = typer.Typer(
     name="sparsepipe",
@@ -56,28 +57,6 @@ config_app = typer.Typer(no_args_is_help=True, help="Inspect the resolved config
 app.add_typer(config_app, name="config")
 app.add_typer(tasks_app, name="tasks")
 app.add_typer(bench_app, name="bench")
-
-
-def _load(preset: str | None, config: Path | None, assignments: list[str] | None, store: str | None) -> PipelineConfig:
-    try:
-        return resolve_config(preset, config, assignments or [], store=store)
-    except ConfigError as error:
-        _fail(str(error), EXIT_USAGE)
-        raise  # unreachable; keeps type checkers calm
-
-
-def _open_store(config: PipelineConfig) -> Store:
-    try:
-        return StoreSpec(config.store, config.s3.endpoint_url, config.s3.region).open()
-    except StoreError as error:
-        _fail(str(error), EXIT_STORE)
-        raise
-
-
-def _registry():
-    from .dag import default_registry
-
-    return default_registry()
 
 
 def _targets(target: str) -> list[str]:

@@ -97,11 +97,11 @@ class StoreSettings:
 
     def committed(self, kind: str, patterns: list[str] | None) -> list[tuple[str, Path]]:
         from .artifacts import ArtifactNotFound, committed
-        from .cli import _load, _open_store, _registry
+        from .console import load_config, open_store, registry
 
-        cfg = _load(self.preset, self.config, self.assignments, self.store)
+        cfg = load_config(self.preset, self.config, self.assignments, self.store)
         try:
-            return committed(_registry(), _open_store(cfg), cfg, kind, patterns)
+            return committed(registry(), open_store(cfg), cfg, kind, patterns)
         except ArtifactNotFound as error:
             _fail(str(error), EXIT_USAGE)
         except OSError as error:
