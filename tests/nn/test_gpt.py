@@ -277,3 +277,14 @@ def test_logits_at_positions_equal_the_full_logits_there():
     picked, _ = model(tokens, positions=positions)
     assert picked.shape == (3, 50)
     assert torch.allclose(picked, full[torch.arange(3), positions], atol=1e-6)
+
+
+def test_rmsnorm_epsilon_defaults_to_the_dtype_epsilon():
+    """norm_eps None (the reference release): RMSNorm adds torch.finfo(dtype).eps, not 1e-6."""
+    model = make_model()
+    assert model.config.norm_eps is None and model.ln_f.eps is None
+    x = 1e-4 * torch.randn(2, 5, model.config.d_model)  # a small residual stream, where the epsilon matters
+    expected = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + torch.finfo(x.dtype).eps) * model.ln_f.weight
+    assert torch.allclose(model.ln_f(x), expected, rtol=1e-5, atol=0)
+    with_eps = make_model(norm_eps=1e-6)
+    assert with_eps.ln_f.eps == 1e-6 and not torch.allclose(with_eps.ln_f(x), expected, rtol=1e-3, atol=0)

@@ -44,7 +44,13 @@ class ModelConfig(StrictModel):
     )
     afrac_locations: list[NodeLocation] = Field(default_factory=lambda: list(ALL_NODE_LOCATIONS))
     activation: Literal["gelu", "relu"] = "gelu"
-    norm_eps: float = 1e-6
+    norm_eps: float | None = Field(
+        None,
+        gt=0,
+        description="RMSNorm epsilon; None: torch's default, the machine epsilon of the activations' dtype "
+        "(as the reference release). 1e-6 changes the forward on small residual streams, and AbsTopK then keeps "
+        "different entries.",
+    )
     init_std: float = 0.02
 
     @property
