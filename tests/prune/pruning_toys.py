@@ -16,7 +16,10 @@ MAX_LEN = 12
 
 
 def tiny_config(**overrides) -> ModelConfig:
-    base = dict(n_layer=1, d_model=32, n_head=2, d_head=8, n_ctx=16, vocab_size=VOCAB)
+    # norm_eps pinned to the value these tests' pruning settings (lr 0.03, k_coef 3e-3) were chosen with: with
+    # torch's default epsilon the toy trains as well, but prunes at other settings (lr 0.01, k_coef 1e-3 reach the
+    # target; 0.03/3e-3 do not), so the toy stays the model it was.
+    base = dict(n_layer=1, d_model=32, n_head=2, d_head=8, n_ctx=16, vocab_size=VOCAB, norm_eps=1e-6)
     return ModelConfig(**{**base, **overrides})
 
 
