@@ -34,7 +34,12 @@ class PruneConfig(StrictModel):
     target_loss: float = Field(0.15, gt=0)
     steps: int = Field(2000, ge=1)
     batch_pairs: int = Field(64, ge=1)
-    eval_pairs: int = Field(256, ge=1, description="Fixed evaluation set for bisection and faithfulness checks.")
+    eval_pairs: int = Field(
+        256,
+        ge=1,
+        description="Pairs in each fixed evaluation set: "
+        "val (bisection, CARBS selection) and test (every reported loss).",
+    )
     max_tokens: int = Field(256, ge=8)
     ablation: Literal["mean", "zero"] = "mean"
     tie_qk_masks: bool = False

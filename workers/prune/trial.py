@@ -12,13 +12,19 @@ One trial (`run_trial`, pure: tensors in, a JSON-able `TrialResult` out):
    linearly to 0. Each step draws batch_pairs pairs from the train pool.
 2. Discretize. Rank mask entries by tau; bisect for the smallest k whose
    top-k circuit reaches target_loss on the fixed eval set (val split).
-   Also evaluate log-spaced k along the same ranking (loss-vs-size curve).
+   Also evaluate log-spaced k along the same ranking (loss-vs-size curve, val).
 3. Calibrate the circuit's logits: scale and shift of the candidate logit
    gap (logit[candidate 1] - logit[candidate 0]), `calibration_steps` LBFGS
    iterations on a fixed sample of the train pool.
-4. Faithfulness checks on the eval set: full model, circuit alone, model
-   without the circuit (inverse pruning, Fig. 32), and a random circuit with
-   the same number of nodes at every location.
+4. Report on held-out pairs (test split), never used to train or select:
+   full model, circuit alone, calibrated circuit, model without the circuit
+   (inverse pruning, Fig. 32), and a random circuit with the same number of
+   nodes at every location.
+
+Splits (DESIGN.md, "Definitions"): masks train on the task's train pairs, bisection
+and CARBS's choice of the best trial use the val pairs (`selection_loss`), and every
+reported loss (`full_model_loss`, `circuit_loss`, `calibrated_loss`, `inverse_loss`,
+`random_circuit_loss`) is measured on the `test_pairs` test pairs.
 
 `run_prune` is the stage worker: load checkpoint, tokenizer, means and task
 data (`load_prune_inputs`); run one trial with `params.hyper`; write
@@ -59,7 +65,8 @@ ProgressFn = Callable[[dict[str, Any]], None]
 @dataclass
 class TaskData:
     train: TaskBatch  # pool: training batches and the calibration sample are drawn from it
-    eval: TaskBatch  # fixed evaluation set (val split): bisection, curve, faithfulness
+    eval: TaskBatch  # fixed selection set (val split): bisection, curve, CARBS's choice
+    test: TaskBatch  # fixed held-out set (test split): every reported loss
 
 
 def chunks(batch: TaskBatch, pairs_per_chunk: int) -> list[TaskBatch]:
@@ -281,13 +288,16 @@ class TrialResult:
     task: str
     seed: int
     target_loss: float
-    reached_target: bool
+    reached_target: bool  # selection_loss <= target_loss (val split)
+    selection_loss: float  # val: the circuit's loss that bisection compared with the target
+    test_reached_target: bool  # circuit_loss <= target_loss (test split)
     nodes: int  # kept nodes (a tied q/k mask entry keeps 2)
     edges: int  # weight edges among kept nodes, the paper's metric (nn.circuit)
     total_nodes: int
     masks_kept: int  # k: mask entries in the circuit
     active_after_training: int  # mask entries with tau > 0 when training ended
-    circuit_loss: float  # eval, everything outside the circuit ablated, before calibration
+    # Reported losses, all on the test split (test_pairs pairs):
+    circuit_loss: float  # everything outside the circuit ablated, before calibration
     calibrated_loss: float  # same, after calibrating the logit gap
     calibration_train_loss_before: float
     calibration_train_loss_after: float
@@ -296,9 +306,11 @@ class TrialResult:
     full_model_loss: float
     inverse_loss: float  # only the circuit ablated
     random_circuit_loss: float  # random circuit with the same nodes per location
+    test_pairs: int  # pairs behind every reported loss
+    pairs: dict[str, int]  # pairs per role: train (pool), calibration (from the pool), val, test
     edge_counts: dict[str, int]
-    bisection: list[dict[str, float]]  # {k, nodes, loss} in probe order
-    loss_vs_k: list[dict[str, float]]  # {k, nodes, loss} sorted by k: curve points and probes
+    bisection: list[dict[str, float]]  # {k, nodes, loss} in probe order (val)
+    loss_vs_k: list[dict[str, float]]  # {k, nodes, loss} sorted by k: curve points and probes (val)
     train_history: list[dict[str, float]]
     kept: dict[str, list[int]]  # the circuit: kept channel indices per node location
     hyper: dict[str, float]
@@ -330,8 +342,9 @@ def run_trial(
     layout = NodeLayout(model.config, tie_qk=settings.tie_qk_masks)
     masked = MaskedModel(model, layout, ablation_values(layout, means, settings.ablation))
     generator = torch.Generator().manual_seed(seed)
-    train, evaluation = task_data.train.to(device), task_data.eval.to(device)
+    train, evaluation, test = task_data.train.to(device), task_data.eval.to(device), task_data.test.to(device)
     eval_chunks = chunks(evaluation, settings.batch_pairs)
+    test_chunks = chunks(test, settings.batch_pairs)
     calibration_set = train.select(torch.randperm(train.n_pairs, generator=generator)[: settings.eval_pairs])
     calibration_chunks = chunks(calibration_set, settings.batch_pairs)
     calibration_correct = calibration_set.correct
@@ -361,14 +374,21 @@ def run_trial(
     circuit_mask = ranking.top_k(k).to(device)
     train_gaps = masked.gaps(calibration_chunks, circuit_mask)
     calibration = fit_calibration(train_gaps, calibration_correct, settings.calibration_steps)
-    circuit_gaps = eval_gaps[k]
     timings["calibrate_s"] = time.perf_counter() - mark
 
+    # Reporting: held-out test pairs, after every choice (masks, k, calibration) is made.
     mark = time.perf_counter()
+
+    def test_loss(gaps: Tensor, scale: float = 1.0, shift: float = 0.0) -> float:
+        return float(two_way_loss(gaps, test.correct, scale, shift))
+
     random_mask = layout.node_mask(random_like((ranking.rank < k).float(), layout, generator)).to(device)
-    full_loss = loss_at(layout.n_masks)  # every mask on is the unmasked model, bit for bit
-    inverse_loss = two_way_loss(masked.gaps(eval_chunks, 1 - circuit_mask), evaluation.correct)
-    random_loss = two_way_loss(masked.gaps(eval_chunks, random_mask), evaluation.correct)
+    circuit_gaps = masked.gaps(test_chunks, circuit_mask)
+    # every mask on is the unmasked model, bit for bit
+    full_gaps = masked.gaps(test_chunks, ranking.top_k(layout.n_masks).to(device))
+    inverse_loss = test_loss(masked.gaps(test_chunks, 1 - circuit_mask))
+    random_loss = test_loss(masked.gaps(test_chunks, random_mask))
+    circuit_loss = test_loss(circuit_gaps)
     kept = kept_indices(layout.split(circuit_mask))
     circuit = build_circuit(model, kept, evaluation.candidates)
     timings["checks_s"] = time.perf_counter() - mark
@@ -379,22 +399,31 @@ def run_trial(
         seed=seed,
         target_loss=settings.target_loss,
         reached_target=bisection.reached_target,
+        selection_loss=loss_at(k),
+        test_reached_target=circuit_loss <= settings.target_loss,
         nodes=circuit.nodes,
         edges=circuit.edges,
         total_nodes=layout.n_nodes,
         masks_kept=k,
         active_after_training=ranking.n_active,
-        circuit_loss=float(two_way_loss(circuit_gaps, evaluation.correct)),
-        calibrated_loss=float(two_way_loss(circuit_gaps, evaluation.correct, calibration.scale, calibration.shift)),
+        circuit_loss=circuit_loss,
+        calibrated_loss=test_loss(circuit_gaps, calibration.scale, calibration.shift),
         calibration_train_loss_before=float(two_way_loss(train_gaps, calibration_correct)),
         calibration_train_loss_after=float(
             two_way_loss(train_gaps, calibration_correct, calibration.scale, calibration.shift)
         ),
         logit_scale=calibration.scale,
         logit_bias=calibration.shift,
-        full_model_loss=float(full_loss),
-        inverse_loss=float(inverse_loss),
-        random_circuit_loss=float(random_loss),
+        full_model_loss=test_loss(full_gaps),
+        inverse_loss=inverse_loss,
+        random_circuit_loss=random_loss,
+        test_pairs=test.n_pairs,
+        pairs={
+            "train": train.n_pairs,
+            "calibration": calibration_set.n_pairs,
+            "val": evaluation.n_pairs,
+            "test": test.n_pairs,
+        },
         edge_counts=circuit.counts(),
         bisection=[{"k": k_, "nodes": ranking.nodes(k_), "loss": loss} for k_, loss in bisection.probes],
         loss_vs_k=curve,
@@ -417,31 +446,42 @@ def load_task_data(task: str, tokenizer: Tokenizer, params: PruneConfig, max_tok
     return TaskData(
         train=load_task(task, tokenizer, "train", train_pairs, params.seed, max_tokens),
         eval=load_task(task, tokenizer, "val", params.eval_pairs, params.seed, max_tokens),
+        test=load_task(task, tokenizer, "test", params.eval_pairs, params.seed, max_tokens),
     )
 
 
 def plot_loss_vs_size(result: TrialResult, path: Path) -> None:
-    """Eval loss of the top-k circuits along the ranking (the curve behind the paper's Fig. 2)."""
+    """Val loss of the top-k circuits along the ranking (the curve behind the paper's Fig. 2); the circuit on test."""
     from ..plots import GRID_ALPHA, LEGEND_FONTSIZE, new_figure, save
 
     fig = new_figure(7, 4.5)
     ax = fig.subplots()
     curve = [row for row in result.loss_vs_k if row["nodes"] > 0]
-    ax.plot([row["nodes"] for row in curve], [row["loss"] for row in curve], "o-", ms=3, label="top-k circuit (eval)")
+    ax.plot([row["nodes"] for row in curve], [row["loss"] for row in curve], "o-", ms=3, label="top-k circuit (val)")
     probes = [row for row in result.bisection if row["nodes"] > 0]
     ax.plot(
         [row["nodes"] for row in probes], [row["loss"] for row in probes], "x", color="black", label="bisection probes"
     )
     ax.axhline(result.target_loss, color="grey", ls="--", label=f"target {result.target_loss:g}")
-    ax.axhline(result.full_model_loss, color="tab:green", ls=":", label=f"full model {result.full_model_loss:.3g}")
+    ax.axhline(
+        result.full_model_loss, color="tab:green", ls=":", label=f"full model, test {result.full_model_loss:.3g}"
+    )
     if result.nodes > 0:
         ax.plot(
             [result.nodes],
-            [result.circuit_loss],
+            [result.selection_loss],
             "*",
             ms=14,
             color="tab:red",
-            label=f"circuit: {result.nodes} nodes, {result.edges} edges",
+            label=f"circuit (val): {result.nodes} nodes, {result.edges} edges",
+        )
+        ax.plot(
+            [result.nodes],
+            [result.circuit_loss],
+            "D",
+            ms=7,
+            color="tab:purple",
+            label=f"circuit, test ({result.test_pairs} pairs) {result.circuit_loss:.3g}",
         )
     ax.set_xscale("log")
     ax.set_yscale("log")
@@ -503,6 +543,15 @@ def write_prune_outputs(ctx: WorkContext, inputs: PruneInputs, params: PruneConf
             "full_model": result.full_model_loss,
             "inverse": result.inverse_loss,
             "random_circuit": result.random_circuit_loss,
+            "selection_val": result.selection_loss,
+        },
+        evaluation={
+            "reported_split": "test",
+            "test_pairs": result.test_pairs,
+            "selection_split": "val",
+            "mask_training_split": "train",
+            "pairs": result.pairs,
+            "test_reached_target": result.test_reached_target,
         },
         reached_target=result.reached_target,
         calibration={"logit_scale": result.logit_scale, "logit_bias": result.logit_bias},
@@ -525,6 +574,9 @@ def write_prune_outputs(ctx: WorkContext, inputs: PruneInputs, params: PruneConf
             "total_nodes": result.total_nodes,
             "target_loss": result.target_loss,
             "reached_target": result.reached_target,
+            "selection_loss": result.selection_loss,
+            "test_reached_target": result.test_reached_target,
+            "test_pairs": result.test_pairs,
             "circuit_loss": result.circuit_loss,
             "calibrated_loss": result.calibrated_loss,
             "full_model_loss": result.full_model_loss,

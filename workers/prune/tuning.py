@@ -4,8 +4,11 @@
     for each of tune.iterations iterations (32 in the paper):
         ask for tune.trials_per_iteration suggestions (8 in the paper)
         run them as concurrent trials (ctx.submit: Ray tasks of cpus_per_trial / gpus_per_trial)
-        observe them all: output = circuit edges at the target loss, cost = trial wall time,
+        observe them all: output = circuit edges at the target loss (val split), cost = trial wall time,
         failure = the circuit never reached the target loss (or the trial raised)
+
+Selection (CARBS's observations and the best trial) reads only val-split results; the
+test-split losses of the best trial are what the artifact reports (see trial.py).
 
 The artifact is the best trial's circuit in the files `run_prune` writes (circuit.json,
 circuit.html, result.json, loss_vs_k.png), plus trials.jsonl and tuning.png; the metrics are

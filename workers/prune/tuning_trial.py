@@ -75,7 +75,8 @@ class TrialRecord:
 
     @property
     def loss(self) -> float | None:
-        return None if self.result is None else self.result["circuit_loss"]
+        """The circuit's val loss, the one selection may use (circuit_loss is test: reported, never compared)."""
+        return None if self.result is None else self.result["selection_loss"]
 
     def trial_result(self) -> TrialResult:
         assert self.result is not None, f"trial {self.id} raised ({self.error}); it has no result"

@@ -122,8 +122,14 @@ def test_a_finished_cell_run_again_resumes_every_trial(tuned, cell_inputs, tmp_p
     assert again.metrics["trial_log"] == ctx.metrics["trial_log"] and again.metrics["edges"] == ctx.metrics["edges"]
 
 
-def _record(trial_id: str, edges: int, loss: float, reached: bool) -> TrialRecord:
-    result = {"edges": edges, "nodes": edges, "circuit_loss": loss, "reached_target": reached}
+def _record(trial_id: str, edges: int, loss: float, reached: bool, test_loss: float = 0.5) -> TrialRecord:
+    result = {
+        "edges": edges,
+        "nodes": edges,
+        "selection_loss": loss,
+        "circuit_loss": test_loss,
+        "reached_target": reached,
+    }
     return TrialRecord(trial_id, 1, 0, {}, 0.0, 1.0, 0.0, "host", "", result)
 
 
@@ -138,6 +144,15 @@ def test_best_trial_prefers_reaching_the_target_then_fewer_edges_then_lower_loss
     assert best_trial([_record("a", 5, 0.4, False), _record("b", 9, 0.3, False)]).id == "b"
     errored = TrialRecord("e", 1, 0, {}, 0.0, 1.0, 0.0, "host", "", None, "RuntimeError: boom")
     assert best_trial([errored, _record("a", 5, 0.4, False)]).id == "a"
+
+
+def test_best_trial_never_reads_the_test_losses():
+    """Selection ties break on the val loss; a better test loss does not win."""
+    records = [_record("a", 10, 0.12, True, test_loss=0.01), _record("b", 10, 0.11, True, test_loss=0.9)]
+    assert best_trial(records).id == "b"
+    assert (
+        best_trial([_record("a", 5, 0.4, False, test_loss=0.0), _record("b", 9, 0.3, False, test_loss=2.0)]).id == "b"
+    )
 
 
 def test_prune_cells_carry_the_tune_config_only_when_tuning():

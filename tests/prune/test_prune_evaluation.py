@@ -1,0 +1,80 @@
+"""Honest evaluation of a pruning trial (issue 10, item 5): held-out test losses."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import pytest
+from pruning_toys import key_task
+
+from sparsepipe.workers.nn.masks import NodeLayout, ablation_values
+from sparsepipe.workers.prune.config import PruneConfig, PruneHyperparams
+from sparsepipe.workers.prune.trial import MaskedModel, TaskData, chunks, run_trial, two_way_loss
+
+SETTINGS = PruneConfig(
+    steps=100, batch_pairs=8, eval_pairs=32, curve_points=6, hyper=PruneHyperparams(lr=0.03, k_coef=3e-3)
+)
+TRAIN, VAL, TEST = key_task(128, seed=2), key_task(32, seed=1), key_task(24, seed=3)
+
+
+def _trial(model, means, test=TEST, **settings):
+    params = SETTINGS.model_copy(update=settings)
+    return run_trial(model, means, TaskData(train=TRAIN, eval=VAL, test=test), params.hyper, params, seed=0, task="key")
+
+
+@pytest.fixture(scope="module")
+def result(trained_model, trained_means):
+    return _trial(trained_model, trained_means)
+
+
+def _loss_on(model, means, batch) -> float:
+    layout = NodeLayout(model.config)
+    masked = MaskedModel(model, layout, ablation_values(layout, means, "mean"))
+    return float(two_way_loss(masked.gaps(chunks(batch, 8), None), batch.correct))
+
+
+# ------------------------------------------------------------------ held-out evaluation
+
+
+def test_the_full_model_loss_is_measured_on_the_test_pairs(result, trained_model, trained_means):
+    assert result.full_model_loss == pytest.approx(_loss_on(trained_model, trained_means, TEST), abs=1e-6)
+    assert result.test_pairs == TEST.n_pairs == 24 and result.pairs == {
+        "train": 128,
+        "calibration": 32,
+        "val": 32,
+        "test": 24,
+    }
+
+
+def test_test_pairs_never_choose_the_circuit_and_every_reported_loss_comes_from_them(
+    result, trained_model, trained_means
+):
+    """Swap the test set for one whose answers are flipped (and of another size): the circuit, its size and
+    its val selection loss stay bit for bit, while every reported loss follows the test pairs."""
+    flipped = key_task(20, seed=4)
+    flipped = replace(flipped, correct=1 - flipped.correct)
+    other = _trial(trained_model, trained_means, test=flipped)
+    assert other.kept == result.kept and other.masks_kept == result.masks_kept and other.edges == result.edges
+    assert (
+        other.selection_loss == result.selection_loss
+        and other.bisection == result.bisection
+        and other.loss_vs_k == result.loss_vs_k
+    )
+    assert other.reached_target and other.logit_scale == result.logit_scale and other.logit_bias == result.logit_bias
+    assert other.test_pairs == 20 and not other.test_reached_target
+    assert other.full_model_loss > 2.0 and other.circuit_loss > 1.0 and other.calibrated_loss > 1.0
+    # On the flipped pairs ablating the circuit *helps*: the inverse and random losses are test losses too.
+    assert other.inverse_loss < result.inverse_loss and other.random_circuit_loss != result.random_circuit_loss
+
+
+def test_losses_are_finite(result):
+    for key in (
+        "selection_loss",
+        "circuit_loss",
+        "calibrated_loss",
+        "full_model_loss",
+        "inverse_loss",
+        "random_circuit_loss",
+    ):
+        assert math.isfinite(getattr(result, key)), key
