@@ -1,4 +1,4 @@
-"""Honest evaluation of a pruning trial (issue 10, item 5): held-out test losses."""
+"""Honest evaluation of a pruning trial (issue 10, items 5-6): held-out test losses and a deterministic cost."""
 
 from __future__ import annotations
 
@@ -66,6 +66,31 @@ def test_test_pairs_never_choose_the_circuit_and_every_reported_loss_comes_from_
     assert other.full_model_loss > 2.0 and other.circuit_loss > 1.0 and other.calibrated_loss > 1.0
     # On the flipped pairs ablating the circuit *helps*: the inverse and random losses are test losses too.
     assert other.inverse_loss < result.inverse_loss and other.random_circuit_loss != result.random_circuit_loss
+
+
+# ------------------------------------------------------------------------------- cost
+
+
+def test_two_identical_trials_cost_the_same(result, trained_model, trained_means):
+    again = _trial(trained_model, trained_means)
+    assert again.cost == result.cost > 0 and again.work == result.work
+    assert again.timings["total_s"] > 0  # wall time is recorded, but it is not the cost
+
+
+def test_the_cost_counts_every_forward_pass(result):
+    work = result.work
+    val_chunks, test_chunks, calibration_chunks = 4, 3, 4  # 32, 24 and 32 pairs in chunks of 8
+    distinct_k = len(result.loss_vs_k)  # every k evaluated on val: curve points and bisection probes
+    assert work["forwards"] == SETTINGS.steps + distinct_k * val_chunks + calibration_chunks + 4 * test_chunks
+    train_rows = 2 * SETTINGS.steps * SETTINGS.batch_pairs
+    assert work["rows"] == train_rows + 2 * (distinct_k * 32 + 32 + 4 * 24)
+    assert 0 < work["backward_tokens"] <= train_rows * 12 < work["tokens"]  # toy prompts are at most 12 tokens
+    assert work["cost"] == result.cost == work["tokens"] + 2 * work["backward_tokens"]
+
+
+def test_more_mask_training_costs_more(result, trained_model, trained_means):
+    longer = _trial(trained_model, trained_means, steps=150)
+    assert longer.work["backward_tokens"] > result.work["backward_tokens"] and longer.cost > result.cost
 
 
 def test_losses_are_finite(result):

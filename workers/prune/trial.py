@@ -26,6 +26,11 @@ and CARBS's choice of the best trial use the val pairs (`selection_loss`), and e
 reported loss (`full_model_loss`, `circuit_loss`, `calibrated_loss`, `inverse_loss`,
 `random_circuit_loss`) is measured on the `test_pairs` test pairs.
 
+Work: `TrialResult.work` counts the forward passes a trial ran (prompt rows and
+token positions; a backward pass is counted as two forwards), and `cost` is that
+count in token-forwards: a deterministic measure for CARBS, unlike wall time
+(which stays in `timings`).
+
 `run_prune` is the stage worker: load checkpoint, tokenizer, means and task
 data (`load_prune_inputs`); run one trial with `params.hyper`; write
 circuit.json, circuit.html, result.json and loss_vs_k.png
@@ -93,6 +98,29 @@ def two_way_loss(gap: Tensor, correct: Tensor, scale: Tensor | float = 1.0, shif
     return F.softplus(-sign * z).mean()
 
 
+@dataclass
+class Work:
+    """The forward passes a trial ran: a deterministic measure of its cost (wall time is not)."""
+
+    forwards: int = 0  # model calls
+    rows: int = 0  # prompts through the model
+    tokens: int = 0  # token positions through the model (padded batch width x rows)
+    backward_tokens: int = 0  # token positions through a backward pass (mask training)
+
+    def add(self, batch: TaskBatch) -> None:
+        self.forwards += 1
+        self.rows += int(batch.tokens.shape[0])
+        self.tokens += int(batch.tokens.numel())
+
+    @property
+    def cost(self) -> int:
+        """Token-forwards, a backward pass counted as two forwards (the usual FLOP ratio)."""
+        return self.tokens + 2 * self.backward_tokens
+
+    def to_json(self) -> dict[str, int]:
+        return {**asdict(self), "cost": self.cost}
+
+
 # ------------------------------------------------------------------- masked model
 
 
@@ -104,9 +132,11 @@ class MaskedModel:
         self.layout = layout
         self.device = next(model.parameters()).device
         self.ablation = ablation.to(self.device)
+        self.work = Work()
 
     def gap(self, batch: TaskBatch, node_mask: Tensor | None) -> Tensor:
         """Candidate logit gaps [2N]; node_mask None runs the unmasked model."""
+        self.work.add(batch)
         interventions = None if node_mask is None else mask_interventions(self.layout, node_mask, self.ablation)
         logits, _ = self.model(batch.tokens, interventions=interventions, positions=batch.eval_pos)
         return candidate_gap(logits, batch)
@@ -156,6 +186,7 @@ def train_masks(
         loss = task_loss + hyper.k_coef * nodes
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        masked.work.backward_tokens += int(batch.tokens.numel())
         torch.nn.utils.clip_grad_norm_([tau], max_norm)
         optimizer.step()
         with torch.no_grad():
@@ -314,7 +345,9 @@ class TrialResult:
     train_history: list[dict[str, float]]
     kept: dict[str, list[int]]  # the circuit: kept channel indices per node location
     hyper: dict[str, float]
-    timings: dict[str, float] = field(default_factory=dict)
+    work: dict[str, int]  # forward passes run (`Work`); deterministic for a given trial
+    cost: float  # work["cost"], token-forwards: the cost CARBS observes
+    timings: dict[str, float] = field(default_factory=dict)  # wall seconds, recorded only
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -430,6 +463,8 @@ def run_trial(
         train_history=history,
         kept={name: idx.tolist() for name, idx in kept.items()},
         hyper=hyper.model_dump(),
+        work=masked.work.to_json(),
+        cost=float(masked.work.cost),
         timings=timings,
     )
 
@@ -584,6 +619,7 @@ def write_prune_outputs(ctx: WorkContext, inputs: PruneInputs, params: PruneConf
             "random_circuit_loss": result.random_circuit_loss,
             "seconds": result.timings["total_s"],
             "timings": result.timings,
+            "cost": result.cost,
         }
     )
 

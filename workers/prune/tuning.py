@@ -4,7 +4,8 @@
     for each of tune.iterations iterations (32 in the paper):
         ask for tune.trials_per_iteration suggestions (8 in the paper)
         run them as concurrent trials (ctx.submit: Ray tasks of cpus_per_trial / gpus_per_trial)
-        observe them all: output = circuit edges at the target loss (val split), cost = trial wall time,
+        observe them all: output = circuit edges at the target loss (val split), cost = the
+        trial's work in token-forwards (deterministic; wall time is only recorded),
         failure = the circuit never reached the target loss (or the trial raised)
 
 Selection (CARBS's observations and the best trial) reads only val-split results; the
@@ -59,9 +60,10 @@ def new_tuner(params: PruneConfig, tune: TuneConfig) -> Carbs:
 
 
 def observation(record: TrialRecord) -> ObservationInput:
+    """Output edges and cost the trial's deterministic work (`TrialRecord.cost`), never its wall time."""
     if not record.reached_target:
-        return ObservationInput(record.id, output=math.nan, cost=record.seconds, is_failure=True)
-    return ObservationInput(record.id, output=float(record.edges), cost=record.seconds)
+        return ObservationInput(record.id, output=math.nan, cost=record.cost, is_failure=True)
+    return ObservationInput(record.id, output=float(record.edges), cost=record.cost)
 
 
 class TuningProgress:

@@ -52,6 +52,8 @@ def trial_log(records: list[TrialRecord]) -> list[dict[str, Any]]:
             "edges": record.edges,
             "loss": None if record.loss is None else _short(record.loss),
             "reached_target": record.reached_target,
+            "cost": None if record.result is None else record.cost,
+            "seconds": round(record.seconds, 3),
             "start": round(record.start, 2),
             "end": round(record.end, 2),
             "host": record.host,
