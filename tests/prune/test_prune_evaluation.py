@@ -1,4 +1,5 @@
-"""Honest evaluation of a pruning trial (issue 10, items 5-6): held-out test losses and a deterministic cost."""
+"""Honest evaluation of a pruning trial (issue 10, items 5-7): held-out test losses, a deterministic
+cost, and the two readings of the target loss (`prune.loss_reduction`)."""
 
 from __future__ import annotations
 
@@ -6,8 +7,10 @@ import math
 from dataclasses import replace
 
 import pytest
+import torch
 from pruning_toys import key_task
 
+from sparsepipe.pipeline.config import ConfigError, resolve_config
 from sparsepipe.workers.nn.masks import NodeLayout, ablation_values
 from sparsepipe.workers.prune.config import PruneConfig, PruneHyperparams
 from sparsepipe.workers.prune.trial import MaskedModel, TaskData, chunks, run_trial, two_way_loss
@@ -28,10 +31,10 @@ def result(trained_model, trained_means):
     return _trial(trained_model, trained_means)
 
 
-def _loss_on(model, means, batch) -> float:
+def _loss_on(model, means, batch, reduction="mean") -> float:
     layout = NodeLayout(model.config)
     masked = MaskedModel(model, layout, ablation_values(layout, means, "mean"))
-    return float(two_way_loss(masked.gaps(chunks(batch, 8), None), batch.correct))
+    return float(two_way_loss(masked.gaps(chunks(batch, 8), None), batch.correct, reduction=reduction))
 
 
 # ------------------------------------------------------------------ held-out evaluation
@@ -91,6 +94,50 @@ def test_the_cost_counts_every_forward_pass(result):
 def test_more_mask_training_costs_more(result, trained_model, trained_means):
     longer = _trial(trained_model, trained_means, steps=150)
     assert longer.work["backward_tokens"] > result.work["backward_tokens"] and longer.cost > result.cost
+
+
+# --------------------------------------------------------------------- loss reduction
+
+
+def test_pair_sum_is_the_sum_over_a_pairs_two_prompts():
+    gap = torch.tensor([2.0, -1.0, 0.5, 3.0])
+    correct = torch.tensor([0, 1, 0, 1])
+    per_prompt = torch.nn.functional.softplus(-(correct * 2 - 1) * gap)
+    assert float(two_way_loss(gap, correct)) == pytest.approx(float(per_prompt.mean()))
+    summed = float(two_way_loss(gap, correct, reduction="pair_sum"))
+    assert summed == pytest.approx(float(per_prompt[0] + per_prompt[1] + per_prompt[2] + per_prompt[3]) / 2)
+    assert summed == pytest.approx(2 * float(two_way_loss(gap, correct)))
+    with pytest.raises(ValueError, match="unknown loss reduction 'sum'"):
+        two_way_loss(gap, correct, reduction="sum")
+
+
+def test_pair_sum_at_a_target_is_mean_at_half_that_target(result, trained_model, trained_means):
+    """The same masks train either way; pair_sum only makes the target stricter, so its circuit is the one
+    mean selects at half the target, at least as large as mean's at the same target, with every loss doubled."""
+    summed = _trial(trained_model, trained_means, loss_reduction="pair_sum")
+    halved = _trial(trained_model, trained_means, target_loss=SETTINGS.target_loss / 2)
+    assert summed.loss_reduction == "pair_sum" and summed.target_loss == SETTINGS.target_loss
+    assert summed.kept == halved.kept and summed.masks_kept == halved.masks_kept >= result.masks_kept
+    assert summed.nodes >= result.nodes and summed.edges >= result.edges
+    assert summed.train_history == result.train_history  # training optimises the mean either way
+    for key in (
+        "selection_loss",
+        "circuit_loss",
+        "calibrated_loss",
+        "full_model_loss",
+        "inverse_loss",
+        "random_circuit_loss",
+    ):
+        assert getattr(summed, key) == pytest.approx(2 * getattr(halved, key), rel=1e-5), key
+    assert summed.full_model_loss == pytest.approx(_loss_on(trained_model, trained_means, TEST, "pair_sum"), abs=1e-6)
+    assert summed.reached_target == (summed.selection_loss <= SETTINGS.target_loss)
+
+
+def test_loss_reduction_is_a_checked_config_key():
+    assert PruneConfig().loss_reduction == "mean"
+    assert resolve_config("smoke", assignments=["prune.loss_reduction=pair_sum"]).prune.loss_reduction == "pair_sum"
+    with pytest.raises(ConfigError, match="prune.loss_reduction"):
+        resolve_config("smoke", assignments=["prune.loss_reduction=sum"])
 
 
 def test_losses_are_finite(result):

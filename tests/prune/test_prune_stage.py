@@ -81,7 +81,7 @@ def test_prune_stage_writes_every_output(tmp_path, tokens_dir, checkpoint_dir, m
     }
     assert required <= set(metrics)
     # Reported losses are on the test split, with their pair count; selection on val (issue 10).
-    assert metrics["test_pairs"] == PARAMS.eval_pairs and metrics["cost"] > 0
+    assert metrics["test_pairs"] == PARAMS.eval_pairs and metrics["loss_reduction"] == "mean" and metrics["cost"] > 0
     assert {"selection_loss", "test_reached_target"} <= set(metrics)
     assert metrics["total_nodes"] == 32 + 3 * 16 + 32 + 32 + 128 + 32
     result = json.loads((out / "result.json").read_text())

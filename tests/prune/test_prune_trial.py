@@ -28,7 +28,11 @@ def result(trained_model, trained_means, task_data):
 def test_trial_finds_a_small_faithful_circuit(result):
     assert result.reached_target and result.selection_loss <= SETTINGS.target_loss
     assert result.test_reached_target == (result.circuit_loss <= SETTINGS.target_loss)
-    assert result.test_pairs == result.pairs["test"] == 24 and result.pairs["val"] == 32
+    assert (
+        result.test_pairs == result.pairs["test"] == 24
+        and result.pairs["val"] == 32
+        and result.loss_reduction == "mean"
+    )
     assert 0 < result.nodes < result.total_nodes == 304
     assert result.nodes == sum(len(idx) for idx in result.kept.values())
     assert result.masks_kept <= result.active_after_training

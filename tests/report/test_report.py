@@ -26,6 +26,7 @@ def _prune_output(folder, edges, reached, task):
         "inverse_loss": 0.7,
         "random_circuit_loss": 0.69,
         "test_pairs": 64,
+        "loss_reduction": "mean",
         "selection_loss": 0.12,
         "test_reached_target": reached,
     }
@@ -55,9 +56,12 @@ def test_report_tables_figure_and_index(tmp_path):
     markdown = (ctx.out_dir / "summary.md").read_text()
     assert "| pretrain/tiny | var_swap | 501 | 1000 | yes | 0.100 | 0.090 | 0.050 | 0.700 | 0.690 | 64 |" in markdown
     assert "| calibrated | full model | inverse | random circuit | test pairs |" in markdown
-    assert "Losses on the test split;" in markdown and "Losses on each task's held-out test pairs" in index
+    assert (
+        "Losses on the test split (loss_reduction mean)" in markdown
+        and "Losses on each task's held-out test pairs" in index
+    )
     assert "<th>test pairs</th>" in index and "<td>64</td>" in index
-    assert summary["cells"][0]["test_pairs"] == 64
+    assert summary["cells"][0]["test_pairs"] == 64 and summary["cells"][0]["loss_reduction"] == "mean"
     assert ctx.metrics["cells"] == 4 and math.isclose(ctx.metrics["geomean_edges"]["dense"], 400.0)
 
 

@@ -32,6 +32,14 @@ class PruneConfig(StrictModel):
         ),
     )
     target_loss: float = Field(0.15, gt=0)
+    loss_reduction: Literal["mean", "pair_sum"] = Field(
+        "mean",
+        description=(
+            "The task loss the target and every reported loss use: 'mean' over a pair's two prompts, or their "
+            "'pair_sum' (the reference release's per-pair sum, twice as large: a stricter target at the same "
+            "target_loss)."
+        ),
+    )
     steps: int = Field(2000, ge=1)
     batch_pairs: int = Field(64, ge=1)
     eval_pairs: int = Field(

@@ -26,6 +26,13 @@ and CARBS's choice of the best trial use the val pairs (`selection_loss`), and e
 reported loss (`full_model_loss`, `circuit_loss`, `calibrated_loss`, `inverse_loss`,
 `random_circuit_loss`) is measured on the `test_pairs` test pairs.
 
+Task loss (`settings.loss_reduction`): "mean" averages the two-way cross-entropy over a
+pair's two prompts; "pair_sum" sums them, as the reference release stores it (twice
+the mean). The target comparison of bisection and every reported loss use it. Mask
+training optimises the mean in both (a constant factor that k_coef absorbs), so the
+choice changes only the target: pair_sum at target t keeps exactly the circuit that
+mean keeps at t / 2 (a stricter target, so a larger circuit).
+
 Work: `TrialResult.work` counts the forward passes a trial ran (prompt rows and
 token positions; a backward pass is counted as two forwards), and `cost` is that
 count in token-forwards: a deterministic measure for CARBS, unlike wall time
@@ -87,15 +94,27 @@ def candidate_gap(logits: Tensor, batch: TaskBatch) -> Tensor:
     return pair[:, 1] - pair[:, 0]
 
 
-def two_way_loss(gap: Tensor, correct: Tensor, scale: Tensor | float = 1.0, shift: Tensor | float = 0.0) -> Tensor:
-    """Cross-entropy of the correct candidate under the two-way softmax, averaged over all prompts.
+LOSS_REDUCTIONS = ("mean", "pair_sum")
 
+
+def two_way_loss(
+    gap: Tensor, correct: Tensor, scale: Tensor | float = 1.0, shift: Tensor | float = 0.0, reduction: str = "mean"
+) -> Tensor:
+    """Cross-entropy of the correct candidate under the two-way softmax, averaged over pairs.
+
+    reduction "mean": the mean over a pair's two prompts (= the mean over all prompts);
+    "pair_sum": their sum, as the reference release stores it (twice the mean).
     With logits (l0, l1) and z = l1 - l0: -log softmax = softplus(-z) if candidate 1 is correct,
     softplus(z) otherwise. `scale`/`shift` calibrate z (a shift of z is a bias towards candidate 1).
     """
     z = gap * scale + shift
     sign = correct.to(z.dtype) * 2 - 1
-    return F.softplus(-sign * z).mean()
+    per_prompt = F.softplus(-sign * z)
+    if reduction == "mean":
+        return per_prompt.mean()
+    if reduction == "pair_sum":  # rows 2i and 2i+1 are the two prompts of pair i
+        return per_prompt.reshape(-1, 2).sum(dim=1).mean()
+    raise ValueError(f"unknown loss reduction {reduction!r}; choose one of {', '.join(LOSS_REDUCTIONS)}")
 
 
 @dataclass
@@ -181,7 +200,9 @@ def train_masks(
             group["lr"] = lr
         batch = train.select(_draw_pairs(train.n_pairs, settings.batch_pairs, generator))
         gate = heaviside(tau, hyper.heaviside_temp)
-        task_loss = two_way_loss(masked.gap(batch, layout.node_mask(gate)), batch.correct)
+        task_loss = two_way_loss(
+            masked.gap(batch, layout.node_mask(gate)), batch.correct
+        )  # mean for either loss_reduction
         nodes = (gate * multiplicity).sum()
         loss = task_loss + hyper.k_coef * nodes
         optimizer.zero_grad(set_to_none=True)
@@ -277,7 +298,9 @@ class Calibration:
 
 
 def fit_calibration(gap: Tensor, correct: Tensor, steps: int) -> Calibration:
-    """Scale and shift of the candidate logit gap minimising the two-way loss (LBFGS)."""
+    """Scale and shift of the candidate logit gap minimising the two-way loss (LBFGS).
+
+    Either loss reduction has the same minimiser."""
     if steps == 0:
         return Calibration()
     gap, correct = gap.detach().float().cpu(), correct.cpu()
@@ -319,6 +342,7 @@ class TrialResult:
     task: str
     seed: int
     target_loss: float
+    loss_reduction: str  # "mean" or "pair_sum": how every loss below reduces a pair's two prompts
     reached_target: bool  # selection_loss <= target_loss (val split)
     selection_loss: float  # val: the circuit's loss that bisection compared with the target
     test_reached_target: bool  # circuit_loss <= target_loss (test split)
@@ -375,6 +399,7 @@ def run_trial(
     layout = NodeLayout(model.config, tie_qk=settings.tie_qk_masks)
     masked = MaskedModel(model, layout, ablation_values(layout, means, settings.ablation))
     generator = torch.Generator().manual_seed(seed)
+    reduction = settings.loss_reduction
     train, evaluation, test = task_data.train.to(device), task_data.eval.to(device), task_data.test.to(device)
     eval_chunks = chunks(evaluation, settings.batch_pairs)
     test_chunks = chunks(test, settings.batch_pairs)
@@ -392,7 +417,7 @@ def run_trial(
     def loss_at(k: int) -> float:
         if k not in eval_gaps:
             eval_gaps[k] = masked.gaps(eval_chunks, ranking.top_k(k).to(device))
-        return float(two_way_loss(eval_gaps[k], evaluation.correct))
+        return float(two_way_loss(eval_gaps[k], evaluation.correct, reduction=reduction))
 
     bisection = smallest_sufficient_k(loss_at, ranking.n_active, settings.target_loss)
     timings["bisect_s"] = time.perf_counter() - mark
@@ -413,7 +438,7 @@ def run_trial(
     mark = time.perf_counter()
 
     def test_loss(gaps: Tensor, scale: float = 1.0, shift: float = 0.0) -> float:
-        return float(two_way_loss(gaps, test.correct, scale, shift))
+        return float(two_way_loss(gaps, test.correct, scale, shift, reduction=reduction))
 
     random_mask = layout.node_mask(random_like((ranking.rank < k).float(), layout, generator)).to(device)
     circuit_gaps = masked.gaps(test_chunks, circuit_mask)
@@ -431,6 +456,7 @@ def run_trial(
         task=task,
         seed=seed,
         target_loss=settings.target_loss,
+        loss_reduction=reduction,
         reached_target=bisection.reached_target,
         selection_loss=loss_at(k),
         test_reached_target=circuit_loss <= settings.target_loss,
@@ -441,9 +467,9 @@ def run_trial(
         active_after_training=ranking.n_active,
         circuit_loss=circuit_loss,
         calibrated_loss=test_loss(circuit_gaps, calibration.scale, calibration.shift),
-        calibration_train_loss_before=float(two_way_loss(train_gaps, calibration_correct)),
+        calibration_train_loss_before=float(two_way_loss(train_gaps, calibration_correct, reduction=reduction)),
         calibration_train_loss_after=float(
-            two_way_loss(train_gaps, calibration_correct, calibration.scale, calibration.shift)
+            two_way_loss(train_gaps, calibration_correct, calibration.scale, calibration.shift, reduction)
         ),
         logit_scale=calibration.scale,
         logit_bias=calibration.shift,
@@ -521,7 +547,7 @@ def plot_loss_vs_size(result: TrialResult, path: Path) -> None:
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("nodes kept")
-    ax.set_ylabel("two-way task loss")
+    ax.set_ylabel(f"two-way task loss ({result.loss_reduction})")
     ax.set_title(f"{result.task}: loss vs circuit size" + ("" if result.reached_target else " (target not reached)"))
     ax.grid(alpha=GRID_ALPHA, which="both")
     ax.legend(fontsize=LEGEND_FONTSIZE)
@@ -586,6 +612,7 @@ def write_prune_outputs(ctx: WorkContext, inputs: PruneInputs, params: PruneConf
             "selection_split": "val",
             "mask_training_split": "train",
             "pairs": result.pairs,
+            "loss_reduction": result.loss_reduction,
             "test_reached_target": result.test_reached_target,
         },
         reached_target=result.reached_target,
@@ -608,6 +635,7 @@ def write_prune_outputs(ctx: WorkContext, inputs: PruneInputs, params: PruneConf
             "edges_with_residual": result.edge_counts["edges_with_residual"],
             "total_nodes": result.total_nodes,
             "target_loss": result.target_loss,
+            "loss_reduction": result.loss_reduction,
             "reached_target": result.reached_target,
             "selection_loss": result.selection_loss,
             "test_reached_target": result.test_reached_target,

@@ -5,7 +5,7 @@ Writes `summary.json`, `summary.md`, `edges_by_task.png` and `index.html`, with 
 copied under `circuits/` so the report folder opens in a browser on its own.
 
 Every loss in the tables is measured on the task's held-out test pairs (their count is the
-"test pairs" column); "reached" is the selection on val
+"test pairs" column), in the prune cell's loss_reduction; "reached" is the selection on val
 pairs that bisection made (the circuit's test loss is beside it).
 """
 
@@ -42,7 +42,14 @@ def summarize(inputs: dict[str, Path]) -> list[dict[str, Any]]:
         row.update(
             {
                 key: result.get(key)
-                for key in ("total_nodes", "target_loss", "test_pairs", "test_reached_target", *LOSS_KEYS)
+                for key in (
+                    "total_nodes",
+                    "target_loss",
+                    "loss_reduction",
+                    "test_pairs",
+                    "test_reached_target",
+                    *LOSS_KEYS,
+                )
             }
         )
         rows.append(row)
@@ -66,11 +73,17 @@ def _geomean_text(info: dict[str, Any]) -> str:
     return "–" if info["geomean_edges"] is None else f"{info['geomean_edges']:.1f}"
 
 
+def _reduction_text(rows: list[dict[str, Any]]) -> str:
+    """How the losses reduce a pair's two prompts, e.g. "loss_reduction mean" (several if cells differ)."""
+    reductions = sorted({r.get("loss_reduction") or "mean" for r in rows})
+    return "loss_reduction " + ", ".join(reductions)
+
+
 def markdown_table(rows: list[dict[str, Any]], headline: dict[str, dict[str, Any]]) -> str:
     lines = ["| checkpoint | tasks | reached target | geomean edges |", "|---|---|---|---|"]
     for checkpoint, info in headline.items():
         lines.append(f"| {checkpoint} | {info['tasks']} | {info['reached_target']} | {_geomean_text(info)} |")
-    lines += ["", "Losses on the test split; 'reached' is the val-split selection.", ""]
+    lines += ["", f"Losses on the test split ({_reduction_text(rows)}); 'reached' is the val-split selection.", ""]
     lines += [
         "| checkpoint | task | nodes | edges | reached | " + " | ".join(LOSS_HEADERS) + " | test pairs |",
         "|---" * (6 + len(LOSS_HEADERS)) + "|",
@@ -137,7 +150,8 @@ tr.miss{{color:#999}}</style></head><body>
 over tasks that reached the target loss.</p>
 <table><tr><th>checkpoint</th><th>tasks</th><th>reached target</th><th>geomean edges</th></tr>{head}</table>
 <img src="edges_by_task.png" alt="circuit size per task">
-<p>Losses on each task's held-out test pairs; "reached" is the selection on val pairs.</p>
+<p>Losses on each task's held-out test pairs ({html.escape(_reduction_text(rows))});
+"reached" is the selection on val pairs.</p>
 <table><tr><th>checkpoint</th><th>task</th><th>nodes</th><th>edges</th><th>reached</th>
 {loss_heads}<th>test pairs</th></tr>{body}</table>
 </body></html>"""
