@@ -8,9 +8,9 @@ import pytest
 from typer.testing import CliRunner
 
 from sparsepipe.pipeline.cli import app
-from sparsepipe.pipeline.config import TokenizeConfig
 from sparsepipe.workers.context import local_context
-from sparsepipe.workers.tokenize import run_tokenize
+from sparsepipe.workers.tokenize.config import TokenizeConfig
+from sparsepipe.workers.tokenize.worker import run_tokenize
 
 runner = CliRunner()
 
@@ -61,7 +61,12 @@ def test_generation_resumes_from_the_progress_area(tmp_path):
 
 def test_generated_only(tmp_path):
     params = TokenizeConfig.model_validate(
-        {"corpus": {"max_bytes": 60_000}, "generated": {"weight": 1, "documents_per_unit": 20}, "vocab_size": 280, "n_ctx": 16}
+        {
+            "corpus": {"max_bytes": 60_000},
+            "generated": {"weight": 1, "documents_per_unit": 20},
+            "vocab_size": 280,
+            "n_ctx": 16,
+        }
     )
     ctx = local_context(tmp_path / "out")
     run_tokenize(ctx, params)
@@ -81,9 +86,9 @@ def test_max_bytes_samples_the_real_corpus(tmp_path):
 
 
 def test_the_sample_is_not_the_validation_split():
-    from sparsepipe.workers.corpus import Document
-    from sparsepipe.workers.generated import sample_real
-    from sparsepipe.workers.tokenize import split_of
+    from sparsepipe.workers.tokenize.corpus import Document
+    from sparsepipe.workers.tokenize.generated import sample_real
+    from sparsepipe.workers.tokenize.worker import split_of
 
     documents = [Document(f"d{i}", f"x = {i}\n" * 20) for i in range(2000)]
     sample = sample_real(documents, 20 * 1000 * 7)
@@ -100,13 +105,37 @@ def test_the_sample_is_not_the_validation_split():
     ],
 )
 def test_bad_mixing_weight_exits_2_naming_the_key(assignment, named, tmp_path):
-    result = runner.invoke(app, ["plan", "--preset", "smoke", "--store", str(tmp_path / "s"), "--set", assignment, "--set", "tokenize.corpus.max_bytes=null"])
+    result = runner.invoke(
+        app,
+        [
+            "plan",
+            "--preset",
+            "smoke",
+            "--store",
+            str(tmp_path / "s"),
+            "--set",
+            assignment,
+            "--set",
+            "tokenize.corpus.max_bytes=null",
+        ],
+    )
     assert result.exit_code == 2, result.output
     assert named in result.output
 
 
 def test_empty_corpus_exits_2(tmp_path):
     (tmp_path / "empty").mkdir()
-    result = runner.invoke(app, ["plan", "--preset", "smoke", "--store", str(tmp_path / "s"), "--set", f'tokenize.corpus.paths=["{tmp_path / "empty"}"]'])
+    result = runner.invoke(
+        app,
+        [
+            "plan",
+            "--preset",
+            "smoke",
+            "--store",
+            str(tmp_path / "s"),
+            "--set",
+            f'tokenize.corpus.paths=["{tmp_path / "empty"}"]',
+        ],
+    )
     assert result.exit_code == 2, result.output
     assert "tokenize.corpus.paths" in result.output and "empty" in result.output

@@ -15,7 +15,7 @@ from sparsepipe import tasks as tasks_package
 from sparsepipe.tasks import get_task, task_names
 from sparsepipe.tasks.splits import Pool, Templates
 from sparsepipe.tasks.tokenization import ApproximateMeasure
-from sparsepipe.workers import idioms
+from sparsepipe.workers.tokenize import idioms
 
 HELD_OUT = ("val", "test")
 WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -27,8 +27,9 @@ def corpus() -> str:
 
 
 def _task_modules():
-    for info in pkgutil.iter_modules(tasks_package.__path__):
-        yield importlib.import_module(f"sparsepipe.tasks.{info.name}")
+    # The framework modules and the task definitions (tasks/definitions/).
+    for info in pkgutil.walk_packages(tasks_package.__path__, prefix="sparsepipe.tasks."):
+        yield importlib.import_module(info.name)
 
 
 def _pools() -> list[Pool]:
@@ -61,12 +62,22 @@ def test_exercises_the_read_tasks_idioms(corpus):
 
 def test_own_pools_are_disjoint_from_every_task_pool():
     task_words = {word for pool in _pools() for word in pool.words}
-    own = set(idioms.NAMES) | set(idioms.SHORT) | set(idioms.VERBS) | set(idioms.CLASSES) | set(idioms.ATTRS) | set(idioms.WORDS) | set(idioms.CALLS)
+    own = (
+        set(idioms.NAMES)
+        | set(idioms.SHORT)
+        | set(idioms.VERBS)
+        | set(idioms.CLASSES)
+        | set(idioms.ATTRS)
+        | set(idioms.WORDS)
+        | set(idioms.CALLS)
+    )
     assert not own & task_words, sorted(own & task_words)
 
 
 def _identifiers(source: str) -> set[str]:
-    return {token.string for token in tokenize.generate_tokens(io.StringIO(source).readline) if token.type == tokenize.NAME}
+    return {
+        token.string for token in tokenize.generate_tokens(io.StringIO(source).readline) if token.type == tokenize.NAME
+    }
 
 
 def test_no_held_out_identifier_occurs(corpus):
