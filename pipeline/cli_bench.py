@@ -69,9 +69,10 @@ def _measure_tokenize(quick: bool) -> dict[str, Any]:
 
 def _measure_train(quick: bool) -> dict[str, Any]:
     from ..kernels.bench import bench_kernels
+    from ..workers.bridges.bench import bench_bridges_step
     from ..workers.train_bench import bench_step_times
 
-    return {"kernels": bench_kernels(quick=quick), "steps": bench_step_times(quick=quick)}
+    return {"kernels": bench_kernels(quick=quick), "steps": bench_step_times(quick=quick), "bridges": bench_bridges_step(quick=quick)}
 
 
 def _measure_carbs(quick: bool) -> dict[str, Any]:

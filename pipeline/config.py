@@ -154,15 +154,20 @@ class PretrainConfig(StrictModel):
 
     def variant_train_config(self, variant: ModelVariant) -> TrainConfig:
         """The full training config of one sweep cell."""
-        data = self.train.model_dump()
-        for field in ("d_model", "n_layer", "afrac"):
-            if getattr(variant, field) is not None:
-                data["model"][field] = getattr(variant, field)
-        if variant.target_l0 is not None:
-            data["sparsity"]["target_l0"] = variant.target_l0
-        if variant.lr is not None:
-            data["optim"]["lr"] = variant.lr
-        return TrainConfig.model_validate(data)
+        return apply_variant(self.train, variant)
+
+
+def apply_variant(train: TrainConfig, variant: ModelVariant) -> TrainConfig:
+    """`train` with the fields `variant` changes."""
+    data = train.model_dump()
+    for field in ("d_model", "n_layer", "afrac"):
+        if getattr(variant, field) is not None:
+            data["model"][field] = getattr(variant, field)
+    if variant.target_l0 is not None:
+        data["sparsity"]["target_l0"] = variant.target_l0
+    if variant.lr is not None:
+        data["optim"]["lr"] = variant.lr
+    return TrainConfig.model_validate(data)
 
 
 class DenseConfig(StrictModel):
@@ -179,14 +184,46 @@ class DenseConfig(StrictModel):
         return train
 
 
+class InterventionConfig(StrictModel):
+    """Bridge interventions (paper A.4, Fig. 9), run at the end of every bridges cell."""
+
+    tasks: list[str] = Field(default_factory=lambda: ["single_double_quote", "while_return_true"], description="Tasks to steer; [] skips interventions.")
+    nodes: dict[str, str] = Field(
+        default_factory=dict,
+        description="task -> node of the bridged sparse model at a post-norm read: 'L.attn.act_in[c]' or 'L.mlp.act_in[c]', "
+        "or without [c] to pick the channel whose activation differs most between the prompts of a pair. "
+        "Default: the last layer's attn.act_in (mlp.act_in for while_return_true), channel picked.",
+    )
+    pairs: int = Field(32, ge=1, description="Task pairs (val split) averaged into each curve.")
+    strengths: int = Field(11, ge=2, description="Steering strengths, evenly spaced from 0 to 1.")
+    reference_batches: int = Field(4, ge=1, description="Val batches over which the RMS of the residual streams is averaged.")
+    max_tokens: int = Field(128, ge=8)
+    seed: int = 0
+
+
 class BridgesConfig(StrictModel):
+    """A weight-sparse model trained jointly with bridges to the frozen dense model (paper §2.3, A.3).
+
+    `train` is the sparse model's training (same schedule and sparsity as pretrain); it must have
+    the dense model's n_layer, n_ctx and vocabulary. One cell per variant."""
+
     enabled: bool = False
     train: TrainConfig = Field(default_factory=TrainConfig)
-    encoder_afrac: float = Field(0.25, gt=0, le=1)
-    coef_ce: float = Field(1.0, ge=0)
-    coef_kl: float = Field(1.0, ge=0)
-    coef_nmse: float = Field(1.0, ge=0)
-    coef_hybrid_kl: float = Field(1.0, ge=0)
+    variants: list[ModelVariant] = Field(default_factory=lambda: [ModelVariant(name="base")])
+    encoder_afrac: float = Field(0.25, gt=0, le=1, description="AbsTopK of each bridge encoder keeps this fraction of the sparse d_model.")
+    coef_ce: float = Field(1.0, ge=0, description="The sparse model's next-token loss.")
+    coef_nmse: float = Field(1.0, ge=0, description="Sum over locations of NMSE(enc(h_dense), h_sparse) + NMSE(dec(h_sparse), h_dense).")
+    coef_kl_d2s: float = Field(1.0, ge=0, description="Sum over locations of KL(dense logits || dense -> encoder -> sparse logits).")
+    coef_kl_s2d: float = Field(1.0, ge=0, description="Sum over locations of KL(dense logits || sparse -> decoder -> dense logits).")
+    interventions: InterventionConfig = Field(default_factory=InterventionConfig)
+
+    @field_validator("variants")
+    @classmethod
+    def _unique_names(cls, variants: list[ModelVariant]) -> list[ModelVariant]:
+        return PretrainConfig._unique_names(variants)
+
+    def variant_train_config(self, variant: ModelVariant) -> TrainConfig:
+        return apply_variant(self.train, variant)
 
 
 # ------------------------------------------------------------------------ pruning

@@ -34,6 +34,12 @@ SMOKE: dict[str, Any] = {
         "variants": [{"name": "smoke"}],
     },
     "dense": {"train": _dense(_train(_SMOKE_MODEL, steps=20, batch=8, eval_every=10, checkpoint_every=10, eval_batches=2))},
+    "bridges": {
+        "enabled": True,
+        "train": _train(_SMOKE_MODEL, steps=20, batch=8, eval_every=10, checkpoint_every=10, eval_batches=2, sparsity={"target_l0": 0.25}),
+        "variants": [{"name": "smoke"}],
+        "interventions": {"pairs": 8, "strengths": 5, "reference_batches": 2},
+    },
     "prune": {"tasks": ["single_double_quote", "bracket_counting"], "steps": 10, "batch_pairs": 4, "eval_pairs": 16, "max_tokens": 128, "mean_cache_batches": 2},
     "tune": {"iterations": 1, "trials_per_iteration": 2, "cpus_per_trial": 0.5},
 }

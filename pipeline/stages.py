@@ -4,7 +4,8 @@ Cells and their names:
     tokenize                    one cell
     pretrain                    one cell per model variant: "tiny", "l0_0.0156_afrac_0.25", ...
     dense                       one cell (absent when dense.enabled is false)
-    mean_cache                  one cell per checkpoint: "pretrain/tiny", "dense"
+    bridges                     one cell per bridges variant (absent unless bridges.enabled): workers/bridges/
+    mean_cache                  one cell per checkpoint: "pretrain/tiny", "dense", "bridges/base"
     prune                       one cell per checkpoint x task: "pretrain/tiny:bracket_counting"
                                 (a CARBS tuning loop when tune.enabled, see workers/tune.py)
     report                      one cell over every prune cell
@@ -20,6 +21,7 @@ from typing import Any
 
 from .config import ConfigError, PipelineConfig, PruneConfig, TokenizeConfig, TrainConfig, TuneConfig
 from .dag import Cell, CellRef, Registry, Resources, Stage
+from ..workers.bridges.stage import BRIDGES
 from ..workers.context import WorkContext
 
 MODEL_CODE = ("sparsepipe.workers.nn", "sparsepipe.kernels")
@@ -75,7 +77,7 @@ def run_train_cell(ctx: WorkContext, params: dict[str, Any]) -> None:
 
 # ------------------------------------------------------------------- pruning
 
-CHECKPOINT_STAGES = ("pretrain", "dense")
+CHECKPOINT_STAGES = ("pretrain", "dense", "bridges")
 
 
 def _selected(patterns: list[str], names: list[str], what: str, hint: str) -> list[str]:
@@ -197,7 +199,7 @@ DENSE = Stage(
 MEAN_CACHE = Stage(
     name="mean_cache",
     version="1",
-    deps=("tokenize", "pretrain", "dense"),
+    deps=("tokenize", "pretrain", "dense", "bridges"),
     code=("sparsepipe.workers.mean_cache", "sparsepipe.workers.data", "sparsepipe.workers.shards", *MODEL_CODE),
     cells=_mean_cache_cells,
     run="sparsepipe.pipeline.stages:run_mean_cache_cell",
@@ -217,7 +219,7 @@ TUNE_CODE = (
 PRUNE = Stage(
     name="prune",
     version="1",
-    deps=("tokenize", "pretrain", "dense", "mean_cache"),
+    deps=("tokenize", "pretrain", "dense", "bridges", "mean_cache"),
     code=("sparsepipe.workers.prune", "sparsepipe.workers.mean_cache", "sparsepipe.workers.plots", *TUNE_CODE, *MODEL_CODE, *TASK_CODE),
     cells=_prune_cells,
     run="sparsepipe.pipeline.stages:run_prune_cell",
@@ -238,7 +240,7 @@ REPORT = Stage(
 
 
 def build_registry() -> Registry:
-    return Registry([TOKENIZE, PRETRAIN, DENSE, MEAN_CACHE, PRUNE, REPORT])
+    return Registry([TOKENIZE, PRETRAIN, DENSE, BRIDGES, MEAN_CACHE, PRUNE, REPORT])
 
 
 REGISTRY = build_registry()

@@ -22,6 +22,9 @@ Hook points (reference names; every one is captured after its top-k):
     L.mlp.resid_delta                           [B, T, d_model]
     final_resid (before the final norm)         [B, T, d_model]
 
+`residual_boundaries` names the residual stream at every sublayer boundary and
+`forward_from` runs the model from any of them to the logits (bridges use both).
+
 `model(tokens, record=..., interventions=...)` records and/or replaces the
 activation at any of them; an intervention's output is what the rest of the
 forward sees, and what gets recorded.
@@ -95,6 +98,13 @@ def hook_names(config: ModelConfig) -> list[str]:
         locations = [hook_name(layer, loc) for loc in ALL_NODE_LOCATIONS]
         names += [f"{layer}.resid_in", *locations[:5], f"{layer}.resid_mid", *locations[5:]]
     return names + [FINAL_RESID]
+
+
+def residual_boundaries(config: ModelConfig) -> list[str]:
+    """The residual stream at every sublayer boundary, in forward order: before each attention
+    block (`L.resid_in`), before each MLP block (`L.resid_mid`), and `final_resid`; 2 * n_layer + 1
+    names. Boundary i is the input of sublayer i (even i: attention of layer i // 2, odd: its MLP)."""
+    return [f"{layer}.{half}" for layer in range(config.n_layer) for half in ("resid_in", "resid_mid")] + [FINAL_RESID]
 
 
 def topk_sizes(config: ModelConfig) -> dict[str, int | None]:
@@ -199,9 +209,16 @@ class Block(nn.Module):
         self.names |= {"resid_in": f"{layer}.resid_in", "resid_mid": f"{layer}.resid_mid"}
 
     def forward(self, x: Tensor, hook: Hook = None) -> Tensor:
+        return self.mlp_sublayer(self.attn_sublayer(x, hook), hook)
+
+    def attn_sublayer(self, x: Tensor, hook: Hook = None) -> Tensor:
+        """resid_in -> resid_mid: the attention half of the block."""
         if hook is not None:
             x = hook(self.names["resid_in"], x)
-        x = x + self.attn(_sparsify(self.ln_1(x), self.topk["attn_in"], hook, self.names["attn_in"]), hook, self.names)
+        return x + self.attn(_sparsify(self.ln_1(x), self.topk["attn_in"], hook, self.names["attn_in"]), hook, self.names)
+
+    def mlp_sublayer(self, x: Tensor, hook: Hook = None) -> Tensor:
+        """resid_mid -> the next block's resid_in: the MLP half of the block."""
         if hook is not None:
             x = hook(self.names["resid_mid"], x)
         return x + self.mlp(_sparsify(self.ln_2(x), self.topk["mlp_in"], hook, self.names["mlp_in"]), hook, self.names)
@@ -279,6 +296,20 @@ class GPT(nn.Module):
             rows = torch.arange(tokens.shape[0], device=tokens.device)
             x, tokens = x[rows, positions], tokens[rows, positions]
         return self.unembed(x, tokens), (hooks.recorded if hooks is not None else {})
+
+    def forward_from(self, x: Tensor, boundary: int, tokens: Tensor, hooks: HookPoints | None = None) -> Tensor:
+        """Logits [B, T, vocab] from the residual stream `x` at sublayer boundary `boundary`
+        (an index into `residual_boundaries`): runs sublayers boundary.. to the end, then unembeds.
+        `tokens` [B, T] feed the bigram table. The hook of boundary `boundary` itself sees `x`."""
+        n_boundaries = 2 * self.config.n_layer + 1
+        if not 0 <= boundary < n_boundaries:
+            raise IndexError(f"boundary {boundary} out of range: this model has {n_boundaries} (0 .. {n_boundaries - 1})")
+        for sublayer in range(boundary, n_boundaries - 1):
+            block = self.blocks[sublayer // 2]
+            x = block.attn_sublayer(x, hooks) if sublayer % 2 == 0 else block.mlp_sublayer(x, hooks)
+        if hooks is not None:
+            x = hooks(FINAL_RESID, x)
+        return self.unembed(x, tokens)
 
     def embed(self, tokens: Tensor) -> Tensor:
         """tokens [B, T] -> the residual stream entering layer 0 [B, T, d_model]."""

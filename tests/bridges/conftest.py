@@ -1,0 +1,54 @@
+"""Fixtures for bridges: pretrain's tiny token stream and a dense checkpoint trained on it."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+
+def _import_by_path(path: Path) -> ModuleType:
+    """A helper module of another test folder (pytest adds only this folder to sys.path)."""
+    if path.stem in sys.modules:
+        return sys.modules[path.stem]
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[path.stem] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+tiny_run = _import_by_path(Path(__file__).parents[1] / "pretrain" / "tiny_run.py")
+
+
+@pytest.fixture(autouse=True)
+def _one_thread(one_torch_thread):
+    yield
+
+
+@pytest.fixture(scope="session")
+def tokens_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from sparsepipe.workers.shards import write_token_shards
+
+    root = tmp_path_factory.mktemp("tokens")
+    write_token_shards(tiny_run.topic_rows(1024, seed=0), root, "train", tiny_run.VOCAB)
+    write_token_shards(tiny_run.topic_rows(64, seed=1), root, "val", tiny_run.VOCAB)
+    return root
+
+
+@pytest.fixture(scope="session")
+def dense_dir(tmp_path_factory: pytest.TempPathFactory, tokens_dir: Path) -> Path:
+    """A dense model (d_model 24, one layer) trained 40 steps on the tiny stream."""
+    from sparsepipe.pipeline.config import OptimConfig, SparsityConfig
+    from sparsepipe.workers.context import local_context
+    from sparsepipe.workers.pretrain import run_pretrain
+
+    root = tmp_path_factory.mktemp("dense")
+    train = tiny_run.tiny_train_config(steps=40, sparsity=SparsityConfig(enabled=False), optim=OptimConfig(lr=1e-2, lr_l0_scaling=False), eval_every=40)
+    train = train.model_copy(update={"model": train.model.model_copy(update={"d_model": 24, "afrac": None})})
+    ctx = local_context(root / "out", inputs={"tokenize": tokens_dir})
+    run_pretrain(ctx, train)
+    return ctx.out_dir
