@@ -51,6 +51,13 @@ TINY: dict[str, Any] = {
         "variants": [{"name": "tiny"}],
     },
     "dense": {"train": _dense(_train(_TINY_MODEL, steps=600, batch=32, eval_every=100, checkpoint_every=100, optim={"lr": 3e-3}))},
+    # Off: a bridges step costs ~6.5x a sparse pretrain step at this shape (BENCHMARKS.md), past the
+    # default run's time budget. `--set bridges.enabled=true` trains it against the tiny dense model.
+    "bridges": {
+        "enabled": False,
+        "train": _train(_TINY_MODEL, steps=600, batch=32, eval_every=100, checkpoint_every=100, sparsity={"target_l0": 1 / 16}, optim={"lr": 1e-2}),
+        "variants": [{"name": "tiny"}],
+    },
     # The three tasks the paper reads circuits for; `--tasks all` prunes all 20 (about 7x longer).
     "prune": {
         "tasks": ["single_double_quote", "bracket_counting", "set_or_string_fixedvarname"],

@@ -156,7 +156,8 @@ def _report_cells(config: PipelineConfig, upstream: dict[str, list[Cell]]) -> li
     pruned = upstream.get("prune", [])
     if not config.report.enabled or not pruned:
         return []
-    return [Cell("report", "", {}, {cell.cell: cell.ref for cell in pruned}, Resources(num_cpus=1))]
+    bridged = {str(cell.ref): cell.ref for cell in upstream.get("bridges", [])}  # their intervention curves
+    return [Cell("report", "", {}, {**{cell.cell: cell.ref for cell in pruned}, **bridged}, Resources(num_cpus=1))]
 
 
 def run_report_cell(ctx: WorkContext, params: dict[str, Any]) -> None:
@@ -231,7 +232,7 @@ PRUNE = Stage(
 REPORT = Stage(
     name="report",
     version="1",
-    deps=("prune",),
+    deps=("prune", "bridges"),
     code=("sparsepipe.workers.report",),
     cells=_report_cells,
     run="sparsepipe.pipeline.stages:run_report_cell",

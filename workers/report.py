@@ -117,18 +117,40 @@ tr.miss{{color:#999}}</style></head><body>
 </body></html>"""
 
 
+def copy_interventions(bridges: dict[str, Path], out: Path) -> list[str]:
+    """The bridges cells' A.4 intervention curves (interventions/<task>.json, .png) under out/interventions/<cell>/;
+    returns the PNG paths, relative to `out`."""
+    pictures = []
+    for name, folder in sorted(bridges.items()):
+        source = folder / "interventions"
+        if not source.is_dir():
+            continue
+        target = out / "interventions" / name.replace("/", "_")
+        shutil.copytree(source, target)
+        pictures += [str(png.relative_to(out)) for png in sorted(target.glob("*.png"))]
+    return pictures
+
+
 def run_report(ctx: WorkContext) -> None:
-    if not ctx.inputs:
+    pruned = {name: folder for name, folder in ctx.inputs.items() if ":" in name}  # "checkpoint:task"
+    bridges = {name: folder for name, folder in ctx.inputs.items() if ":" not in name}  # "bridges/<variant>"
+    if not pruned:
         raise ValueError("the report has no pruned circuits to summarize; run the prune stage with at least one task and checkpoint")
-    rows = summarize(ctx.inputs)
+    rows = summarize(pruned)
     headline = geometric_mean_edges(rows)
     out = ctx.out_dir
     (out / "circuits").mkdir()
-    for name, folder in ctx.inputs.items():
+    interventions = copy_interventions(bridges, out)
+    for name, folder in pruned.items():
         checkpoint, _, task = name.rpartition(":")
         shutil.copyfile(folder / CIRCUIT_PAGE, out / "circuits" / page_name(checkpoint, task))
     (out / "summary.json").write_text(json.dumps({"checkpoints": headline, "cells": rows}, indent=2))
     (out / "summary.md").write_text(markdown_table(rows, headline))
     plot_edges_by_task(rows, out / "edges_by_task.png")
-    (out / "index.html").write_text(index_html(rows, headline))
+    page = index_html(rows, headline)
+    if interventions:
+        figures = "".join(f"<figure><img src='{html.escape(p)}'><figcaption>{html.escape(p)}</figcaption></figure>" for p in interventions)
+        section = "<h2>Bridge interventions (paper A.4, Fig. 9)</h2><p>The dense model's candidate probabilities while a bridged sparse node steers it.</p>"
+        page = page.replace("</body>", section + figures + "</body>")
+    (out / "index.html").write_text(page)
     ctx.metrics.update({"cells": len(rows), "geomean_edges": {c: i["geomean_edges"] for c, i in headline.items()}, "reached_target": sum(r["reached_target"] for r in rows)})
