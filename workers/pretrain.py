@@ -59,6 +59,10 @@ class EvalResult:
     loss: float
     dead_neurons: int  # MLP neurons whose post_act is never > 0 on the eval batches
 
+    def history_fields(self) -> dict[str, Any]:
+        """Columns this evaluation adds to its metrics.jsonl row besides val_loss."""
+        return {}
+
 
 @torch.no_grad()
 def evaluate(model: GPT, batches: Iterable[Tensor]) -> EvalResult:
@@ -188,7 +192,7 @@ def train_loop(
     """Resume from this cell's checkpoint, train to `train.steps`, checkpoint and report progress.
 
     `evaluate_now()` runs every `eval_every` steps and at the end; its result has `.loss` (the
-    history's val_loss) and may have `history_fields()`, more columns for that history row.
+    history's val_loss) and `history_fields()`, more columns for that row (see EvalResult).
     `loss_fn(batch)` replaces the next-token loss (see `Trainer.train_step`).
     Returns the last evaluation and the run log.
     """
@@ -210,7 +214,7 @@ def train_loop(
         step = trainer.step
         evaluation = evaluate_now() if step % train.eval_every == 0 or step == train.steps else None
         val_loss = evaluation.loss if evaluation else None
-        extra = evaluation.history_fields() if evaluation is not None and hasattr(evaluation, "history_fields") else None
+        extra = evaluation.history_fields() if evaluation is not None else None
         log.add(step, stats, batch[:, 1:].numel(), write_row=evaluation is not None or step % log_every == 0, val_loss=val_loss, extra=extra)
         log.train_seconds += time.perf_counter() - started
         if ctx.progress is not None and step % train.checkpoint_every == 0 and step < train.steps:

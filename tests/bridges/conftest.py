@@ -2,26 +2,10 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
-
-
-def _import_by_path(path: Path) -> ModuleType:
-    """A helper module of another test folder (pytest adds only this folder to sys.path)."""
-    if path.stem in sys.modules:
-        return sys.modules[path.stem]
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[path.stem] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-tiny_run = _import_by_path(Path(__file__).parents[1] / "pretrain" / "tiny_run.py")
+from bridge_toys import tiny_run
 
 
 @pytest.fixture(autouse=True)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import tiny_run
+from bridge_toys import tiny_run
 from safetensors.torch import load_file
 
 from sparsepipe.pipeline.config import BridgesConfig, InterventionConfig, ModelConfig, OptimConfig

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import _import_by_path
+from bridge_toys import stage_inputs
 from typer.testing import CliRunner
 
 from sparsepipe.pipeline.cli import app
@@ -17,7 +17,6 @@ from sparsepipe.workers.bridges.worker import run_bridges
 from sparsepipe.workers.context import local_context
 from sparsepipe.workers.prune import CIRCUIT_FILE, RESULT_FILE, run_prune
 
-stage_inputs = _import_by_path(Path(__file__).parents[1] / "prune" / "stage_inputs.py")
 runner = CliRunner()
 
 

@@ -57,13 +57,15 @@ def check_bridgeable(dense: ModelConfig, sparse: ModelConfig) -> None:
 class Bridges(nn.Module):
     """One encoder and one decoder per residual location."""
 
-    def __init__(self, dense: ModelConfig, sparse: ModelConfig, encoder_afrac: float):
+    def __init__(self, dense: ModelConfig, sparse: ModelConfig, encoder_afrac: float | None = None, encoder_k: int | None = None):
+        """The encoders' AbsTopK keeps `encoder_k` entries, or `encoder_afrac` of the sparse d_model; neither: none."""
         super().__init__()
         check_bridgeable(dense, sparse)
         self.locations = residual_boundaries(sparse)
         self.d_dense, self.d_sparse = dense.d_model, sparse.d_model
-        k = max(1, int(encoder_afrac * sparse.d_model))
-        self.encoder_k = k if k < sparse.d_model else None  # None: no AbsTopK
+        if encoder_k is None and encoder_afrac is not None:
+            encoder_k = max(1, int(encoder_afrac * sparse.d_model))
+        self.encoder_k = encoder_k if encoder_k is not None and encoder_k < sparse.d_model else None  # None: no AbsTopK
         self.encoders = nn.ModuleList(nn.Linear(dense.d_model, sparse.d_model) for _ in self.locations)
         self.decoders = nn.ModuleList(nn.Linear(sparse.d_model, dense.d_model) for _ in self.locations)
 
@@ -85,9 +87,7 @@ def save_bridges(bridges: Bridges, folder: Path) -> None:
 
 def load_bridges(folder: Path, dense: ModelConfig, sparse: ModelConfig) -> Bridges:
     described = json.loads((Path(folder) / BRIDGES_CONFIG_FILE).read_text())
-    k = described["encoder_k"]
-    bridges = Bridges(dense, sparse, 1.0 if k is None else k / sparse.d_model)
-    bridges.encoder_k = k
+    bridges = Bridges(dense, sparse, encoder_k=described["encoder_k"])
     bridges.load_state_dict(load_file(str(Path(folder) / BRIDGES_FILE)))
     return bridges
 
@@ -129,7 +129,6 @@ class BridgeObjective:
     def __init__(self, dense: GPT, sparse: GPT, bridges: Bridges, config: BridgesConfig):
         self.dense, self.sparse, self.bridges, self.config = dense.eval().requires_grad_(False), sparse, bridges, config
         self.names = residual_boundaries(sparse.config)
-        self.last: dict[str, float] = {}  # the terms of the latest `loss` call, for logging
 
     def terms(self, batch: Tensor) -> BridgeTerms:
         inputs, targets = batch[:, :-1], batch[:, 1:]
@@ -150,20 +149,17 @@ class BridgeObjective:
 
     def loss(self, batch: Tensor) -> Tensor:
         """The training loss of `batch` (for `Trainer.train_step(batch, loss_fn)`)."""
-        terms = self.terms(batch)
-        total = terms.total(self.config)
-        self.last = {"ce": terms.ce.item(), **summarize(terms, self.names, per_location=False)}
-        return total
+        return self.terms(batch).total(self.config)
 
 
-def summarize(terms: BridgeTerms, names: list[str], per_location: bool = True) -> dict[str, Any]:
+def summarize(terms: BridgeTerms, names: list[str]) -> dict[str, Any]:
+    """{nmse,kl}_{d2s,s2d}_sum: the sum over locations; {nmse,kl}_{d2s,s2d}: location -> value."""
     out: dict[str, Any] = {}
     for kind, table in (("nmse", terms.nmse), ("kl", terms.kl)):
         for direction in DIRECTIONS:
             values = [float(v.detach()) for v in table[direction]]
             out[f"{kind}_{direction}_sum"] = sum(values)
-            if per_location:
-                out[f"{kind}_{direction}"] = dict(zip(names, values))
+            out[f"{kind}_{direction}"] = dict(zip(names, values))
     return out
 
 
