@@ -8,7 +8,7 @@ Cells and their names:
     mean_cache                  one cell per checkpoint: "pretrain/tiny", "dense", "bridges/base"
     prune                       one cell per checkpoint x task: "pretrain/tiny:bracket_counting"
                                 (a CARBS tuning loop when tune.enabled, see workers/tune.py)
-    report                      one cell over every prune cell
+    report                      one cell over every prune cell (and the bridges cells' intervention curves)
 
 Each `run_*` adapter executes in the worker process: it validates the cell's
 params into the stage's config model and calls the worker function.
