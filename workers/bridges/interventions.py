@@ -181,7 +181,7 @@ def plot_curve(curve: InterventionCurve, path: Path) -> None:
     ax.axhline(curve.dense_on_counterfactual[1], color="grey", ls="--", lw=1, label="dense on counterfactual prompt")
     ax.set_xlabel("steering strength")
     ax.set_ylabel("dense model probability")
-    ax.set_ylim(0, 1)
+    ax.set_ylim(bottom=0)
     ax.set_title(f"{curve.task}: {curve.node} ({curve.pairs} pairs)", fontsize=9)
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
