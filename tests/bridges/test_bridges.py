@@ -203,3 +203,26 @@ def test_strength_zero_leaves_the_dense_model_unchanged_and_steering_moves_it():
     acts = recorded[node.hook]
     assert curve.node == f"1.attn.act_in[{int((acts[1::2] - acts[0::2]).abs().sum(1).mean(0).argmax())}]"
     assert curve.channel_choice == "largest pair difference"
+
+
+def test_strength_one_through_exact_bridges_patches_the_channel_from_the_counterfactual():
+    """Sparse model = dense model, identity bridges, equal RMS: strength 1 is activation patching of one channel."""
+    torch.manual_seed(0)
+    dense = GPT(toy_config()).eval()
+    sparse = copy.deepcopy(dense)
+    batch = toy_task_batch()
+    node = parse_node("1.mlp.act_in[3]", n_layer=2)
+    curve = intervention_curve(dense, sparse, identity_bridges(dense), batch, node, [0.0, 1.0], torch.ones(5), torch.ones(5))
+    with torch.no_grad():
+        _, recorded = dense(batch.tokens[1::2], record=[node.hook])
+
+        def patch(x):
+            x = x.clone()
+            x[..., 3] = recorded[node.hook][..., 3]
+            return x
+
+        logits, _ = dense(batch.tokens[0::2], interventions={node.hook: patch}, positions=batch.eval_pos[0::2])
+    patched = torch.softmax(logits, -1)[:, [1, 2]].mean(0)
+    assert curve.prob_presented[1] == pytest.approx(float(patched[0]), rel=1e-5)
+    assert curve.prob_counterfactual[1] == pytest.approx(float(patched[1]), rel=1e-5)
+    assert curve.channel_choice == "given" and curve.node == "1.mlp.act_in[3]"
