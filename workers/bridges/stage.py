@@ -12,7 +12,9 @@ from __future__ import annotations
 from typing import Any
 
 from sparsepipe.pipeline.config import BridgesConfig, ConfigError, PipelineConfig, TrainConfig
-from sparsepipe.pipeline.dag import Cell, CellRef, Resources, Stage
+from sparsepipe.pipeline.dag import Cell, CellRef, Stage
+
+from ..context import WorkContext
 
 # Fields of BridgesConfig that are not cell params (the variant's train config replaces `train`).
 NOT_PARAMS = {"enabled", "variants", "train"}
@@ -52,7 +54,7 @@ def bridges_cells(config: PipelineConfig, upstream: dict[str, list[Cell]]) -> li
     return cells
 
 
-def run_bridges_cell(ctx: Any, params: dict[str, Any]) -> None:
+def run_bridges_cell(ctx: WorkContext, params: dict[str, Any]) -> None:
     from .worker import run_bridges
 
     run_bridges(ctx, BridgesConfig.model_validate(params))
