@@ -11,7 +11,7 @@ PIP_TORCH_ARGS ?=
 PIP = $(VENV)/bin/python -m pip
 STAMP = $(VENV)/.sparsepipe-installed
 
-.PHONY: setup run test bench clean-venv
+.PHONY: setup run test test-fast lint format bench clean-venv
 
 setup: $(STAMP)
 
@@ -26,6 +26,19 @@ run: setup
 
 test: setup
 	$(VENV)/bin/python -m pytest
+
+# The inner loop: everything but the end-to-end runs (under 3 minutes on 2 cores).
+test-fast: setup
+	$(VENV)/bin/python -m pytest -m "not slow"
+
+# ruff is configured in pyproject.toml (line length 120); CI runs `make lint`.
+lint: setup
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check .
+
+format: setup
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
 
 bench: setup
 	$(VENV)/bin/sparsepipe bench all --json --out bench-results/bench.json

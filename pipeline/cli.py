@@ -10,20 +10,34 @@ from __future__ import annotations
 import json
 import sys
 import time
-from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from .cli_bench import app as bench_app
 from .cli_tasks import app as tasks_app
-from .config import ConfigError, PipelineConfig, resolve_config
+from .config import ConfigError, PipelineConfig
+from .console import (
+    EXIT_CLUSTER,
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_PARTIAL,
+    EXIT_USAGE,
+    ConfigOpt,
+    JsonOpt,
+    PresetOpt,
+    SetOpt,
+    StoreOpt,
+    err,
+    out,
+)
+from .console import fail as _fail
+from .console import load_config as _load
+from .console import open_store as _open_store
+from .console import registry as _registry
 from .dag import RUN, CellPlan, Planner
-from .store import Store, StoreError, StoreSpec
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_PARTIAL, EXIT_STORE, EXIT_CLUSTER, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 5, 130
+from .store import Store
 
 app = typer.Typer(
     name="sparsepipe",
@@ -31,7 +45,8 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
     help=(
         "Weight-sparse transformers, end to end: tokenize a Python corpus, train sparse and dense models, "
-        "prune every task to its circuit and tune pruning with CARBS, on Ray, with every result cached in an artifact store.\n\n"
+        "prune every task to its circuit and tune pruning with CARBS, on Ray, with every result cached in an "
+        "artifact store.\n\n"
         "Start with `sparsepipe run full` (the tiny preset on this machine), look with `sparsepipe plan` and "
         "`sparsepipe status`. Every run is resumable: run the same command again and committed work is skipped.\n\n"
         "Exit codes: 0 done, 1 a stage failed, 2 usage or config error, 3 a batch finished with failed cells, "
@@ -42,42 +57,6 @@ config_app = typer.Typer(no_args_is_help=True, help="Inspect the resolved config
 app.add_typer(config_app, name="config")
 app.add_typer(tasks_app, name="tasks")
 app.add_typer(bench_app, name="bench")
-
-err = Console(stderr=True)
-out = Console()
-
-PresetOpt = Annotated[Optional[str], typer.Option("--preset", "-p", help="smoke (CI, seconds), tiny (default: a laptop, minutes), small (one GPU / a CPU night), paper (the paper's settings).")]
-ConfigOpt = Annotated[Optional[Path], typer.Option("--config", "-c", help="A YAML or TOML file laid over the preset.")]
-SetOpt = Annotated[Optional[list[str]], typer.Option("--set", "-s", help="Override one key, highest priority: --set pretrain.train.steps=200 (repeatable).")]
-StoreOpt = Annotated[Optional[str], typer.Option("--store", help="Artifact store: a folder (default ./artifacts or $SPARSEPIPE_STORE) or s3://bucket/prefix (endpoint from AWS_ENDPOINT_URL or s3.endpoint_url).")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output on stdout (progress and logs stay on stderr).")]
-
-
-def _fail(message: str, code: int) -> None:
-    err.print(f"[red]error:[/] {message}")
-    raise typer.Exit(code)
-
-
-def _load(preset: str | None, config: Path | None, assignments: list[str] | None, store: str | None) -> PipelineConfig:
-    try:
-        return resolve_config(preset, config, assignments or [], store=store)
-    except ConfigError as error:
-        _fail(str(error), EXIT_USAGE)
-        raise  # unreachable; keeps type checkers calm
-
-
-def _open_store(config: PipelineConfig) -> Store:
-    try:
-        return StoreSpec(config.store, config.s3.endpoint_url, config.s3.region).open()
-    except StoreError as error:
-        _fail(str(error), EXIT_STORE)
-        raise
-
-
-def _registry():
-    from .stages import REGISTRY
-
-    return REGISTRY
 
 
 def _targets(target: str) -> list[str]:
@@ -103,34 +82,69 @@ def _print_plan(plans: list[CellPlan]) -> None:
         table.add_column(column)
     for plan in plans:
         style = "yellow" if plan.status == RUN else "green"
-        table.add_row(plan.cell.stage, plan.cell.cell or "-", f"[{style}]{plan.status}[/]", (plan.key or "?")[:12], plan.reason)
+        table.add_row(
+            plan.cell.stage, plan.cell.cell or "-", f"[{style}]{plan.status}[/]", (plan.key or "?")[:12], plan.reason
+        )
     out.print(table)
 
 
-def _with_prune_selection(assignments: list[str] | None, tasks: list[str] | None, checkpoints: list[str] | None) -> list[str]:
+def _with_prune_selection(
+    assignments: list[str] | None, tasks: list[str] | None, checkpoints: list[str] | None
+) -> list[str]:
+    """--tasks and --checkpoints as --set assignments of the config keys a stage declares for them."""
     assignments = list(assignments or [])
-    if tasks:
-        assignments.append("prune.tasks=" + json.dumps([t for item in tasks for t in item.split(",") if t]))
-    if checkpoints:
-        assignments.append("prune.checkpoints=" + json.dumps([c for item in checkpoints for c in item.split(",") if c]))
+    shortcuts = {name: key for stage in _registry().stages.values() for name, key in stage.shortcuts.items()}
+    for name, values in (("tasks", tasks), ("checkpoints", checkpoints)):
+        if values:
+            assignments.append(f"{shortcuts[name]}=" + json.dumps([v for item in values for v in item.split(",") if v]))
     return assignments
 
 
 @app.command()
 def run(
-    target: Annotated[str, typer.Argument(help="`full` for the whole pipeline, or one stage (its missing upstream stages run first).")] = "full",
+    target: Annotated[
+        str, typer.Argument(help="`full` for the whole pipeline, or one stage (its missing upstream stages run first).")
+    ] = "full",
     preset: PresetOpt = None,
     config: ConfigOpt = None,
     set_: SetOpt = None,
     store: StoreOpt = None,
-    force: Annotated[Optional[list[str]], typer.Option("--force", "-f", help="Re-run this stage as a new generation; everything downstream re-runs because its parent changed (repeatable).")] = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the plan and exit without running anything.")] = False,
+    force: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--force",
+            "-f",
+            help=(
+                "Re-run this stage as a new generation; everything downstream re-runs because its parent "
+                "changed (repeatable)."
+            ),
+        ),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show the plan and exit without running anything.")
+    ] = False,
     cluster: Annotated[
         Optional[str],
-        typer.Option("--cluster", is_flag=False, flag_value="auto", help="Run on an existing Ray cluster: --cluster HOST:PORT, or bare --cluster for execution.address / RAY_ADDRESS."),
+        typer.Option(
+            "--cluster",
+            is_flag=False,
+            flag_value="auto",
+            help=(
+                "Run on an existing Ray cluster: --cluster HOST:PORT, or bare --cluster for execution.address / "
+                "RAY_ADDRESS."
+            ),
+        ),
     ] = None,
-    tasks: Annotated[Optional[list[str]], typer.Option("--tasks", help="Prune these tasks: all, names or globs, comma-separated or repeated.")] = None,
-    checkpoints: Annotated[Optional[list[str]], typer.Option("--checkpoints", help="Prune these models: all, stage names (pretrain, dense, bridges) or globs over cells.")] = None,
+    tasks: Annotated[
+        Optional[list[str]],
+        typer.Option("--tasks", help="Prune these tasks: all, names or globs, comma-separated or repeated."),
+    ] = None,
+    checkpoints: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--checkpoints", help="Prune these models: all, stage names (pretrain, dense, bridges) or globs over cells."
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Run the pipeline (or one stage), skipping every cell whose artifact is already committed.
@@ -170,11 +184,24 @@ def run(
         raise typer.Exit(EXIT_INTERRUPTED)
     failed = report.failed
     if as_json:
-        print(json.dumps({"ok": not failed, "ray_started": report.ray_started, "seconds": round(time.time() - started, 3), "cells": [o.as_json() for o in report.outcomes]}, indent=2))
+        print(
+            json.dumps(
+                {
+                    "ok": not failed,
+                    "ray_started": report.ray_started,
+                    "seconds": round(time.time() - started, 3),
+                    "cells": [o.as_json() for o in report.outcomes],
+                },
+                indent=2,
+            )
+        )
     else:
         ran = sum(1 for o in report.outcomes if o.plan.status == RUN and o.ok)
         hits = sum(1 for o in report.outcomes if o.plan.status != RUN)
-        err.print(f"{ran} cells ran, {hits} were cached (HIT), {len(failed)} failed, in {time.time() - started:.1f}s; store {cfg.store}")
+        err.print(
+            f"{ran} cells ran, {hits} were cached (HIT), {len(failed)} failed, in {time.time() - started:.1f}s; "
+            f"store {cfg.store}"
+        )
     for outcome in failed:
         err.print(f"[red]failed[/] {outcome.plan.cell.ref}: {outcome.error or outcome.skipped_because}")
     if failed:
@@ -182,7 +209,9 @@ def run(
         raise typer.Exit(EXIT_PARTIAL if matrix_only else EXIT_FAILED)
 
 
-def _plan_or_exit(registry, backend: Store, cfg: PipelineConfig, targets: list[str], forced: set[str]) -> list[CellPlan]:
+def _plan_or_exit(
+    registry, backend: Store, cfg: PipelineConfig, targets: list[str], forced: set[str]
+) -> list[CellPlan]:
     try:
         return Planner(registry, backend).plan(cfg, targets, forced)
     except ConfigError as error:  # e.g. --tasks naming no task
@@ -204,7 +233,9 @@ def plan(
     config: ConfigOpt = None,
     set_: SetOpt = None,
     store: StoreOpt = None,
-    force: Annotated[Optional[list[str]], typer.Option("--force", "-f", help="Plan as if this stage were forced.")] = None,
+    force: Annotated[
+        Optional[list[str]], typer.Option("--force", "-f", help="Plan as if this stage were forced.")
+    ] = None,
     tasks: Annotated[Optional[list[str]], typer.Option("--tasks", help="As for `run`.")] = None,
     checkpoints: Annotated[Optional[list[str]], typer.Option("--checkpoints", help="As for `run`.")] = None,
     as_json: JsonOpt = False,
@@ -225,16 +256,31 @@ def status(store: StoreOpt = None, as_json: JsonOpt = False) -> None:
     backend = _open_store(cfg)
     manifests = list(backend.iter_manifests())
     if as_json:
-        print(json.dumps({"store": cfg.store, "artifacts": [_manifest_json(m, backend.attempt_url(m)) for m in manifests]}, indent=2))
+        print(
+            json.dumps(
+                {"store": cfg.store, "artifacts": [_manifest_json(m, backend.attempt_url(m)) for m in manifests]},
+                indent=2,
+            )
+        )
         return
     table = Table(title=f"artifacts in {cfg.store}")
     for column in ("stage", "cell", "key", "gen", "size", "metrics"):
         table.add_column(column)
     for manifest in manifests:
-        metrics = ", ".join(f"{k}={_short(v)}" for k, v in list(manifest.metrics.items())[:4] if not isinstance(v, (dict, list)))
-        table.add_row(manifest.stage, manifest.cell or "-", manifest.key[:12], str(manifest.generation), _size(manifest.size), metrics)
+        metrics = ", ".join(
+            f"{k}={_short(v)}" for k, v in list(manifest.metrics.items())[:4] if not isinstance(v, (dict, list))
+        )
+        table.add_row(
+            manifest.stage,
+            manifest.cell or "-",
+            manifest.key[:12],
+            str(manifest.generation),
+            _size(manifest.size),
+            metrics,
+        )
     out.print(table)
-    reports = [m for m in manifests if m.stage == "report"]
+    report_stages = {stage.name for stage in _registry().stages.values() if "report" in stage.provides}
+    reports = [m for m in manifests if m.stage in report_stages]
     if reports:
         newest = max(reports, key=lambda m: m.data.get("committed_at", 0))
         out.print(f"report: {backend.attempt_url(newest)}/index.html", soft_wrap=True, highlight=False)
@@ -274,7 +320,15 @@ def verify(store: StoreOpt = None, as_json: JsonOpt = False) -> None:
     results = []
     for manifest in backend.iter_manifests():
         problems = backend.verify(manifest)
-        results.append({"stage": manifest.stage, "cell": manifest.cell, "key": manifest.key, "generation": manifest.generation, "problems": problems})
+        results.append(
+            {
+                "stage": manifest.stage,
+                "cell": manifest.cell,
+                "key": manifest.key,
+                "generation": manifest.generation,
+                "problems": problems,
+            }
+        )
         if not as_json:
             label = f"{manifest.stage}/{manifest.cell or '-'} {manifest.key[:12]} gen {manifest.generation}"
             err.print(f"[green]ok[/] {label}" if not problems else f"[red]CORRUPT[/] {label}: " + "; ".join(problems))
@@ -290,11 +344,15 @@ def verify(store: StoreOpt = None, as_json: JsonOpt = False) -> None:
 @app.command()
 def gc(
     store: StoreOpt = None,
-    older_than: Annotated[float, typer.Option("--older-than", help="Only attempts untouched for this many seconds (protects runs in flight).")] = 3600.0,
+    older_than: Annotated[
+        float,
+        typer.Option("--older-than", help="Only attempts untouched for this many seconds (protects runs in flight)."),
+    ] = 3600.0,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="List what would be removed.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Remove attempt folders that no MANIFEST references (crashed or lost writers). Committed artifacts are never touched."""
+    """Remove attempt folders that no MANIFEST references (crashed or lost writers). Committed artifacts are
+    never touched."""
     cfg = _load(None, None, [], store)
     backend = _open_store(cfg)
     orphans = backend.garbage(older_than)
@@ -308,8 +366,64 @@ def gc(
         err.print(f"{verb} {len(orphans)} unreferenced attempt(s)")
 
 
+@app.command()
+def dag(as_json: JsonOpt = False) -> None:
+    """Print the stage graph: each stage, what it reads from, and what it does (as `dvc dag`)."""
+    registry = _registry()
+    stages = [registry[name] for name in registry.order]
+    if as_json:
+        data = {
+            "stages": [
+                {
+                    "name": s.name,
+                    "deps": list(s.deps),
+                    "version": s.version,
+                    "matrix": s.matrix,
+                    "config": list(s.config),
+                    "run": s.run,
+                    "description": s.description,
+                }
+                for s in stages
+            ],
+            "edges": [[dep, s.name] for s in stages for dep in s.deps],
+        }
+        print(json.dumps(data, indent=2))
+        return
+    print(render_dag(registry))
+
+
+def render_dag(registry) -> str:
+    """The graph as text: one line per stage in dependency order, with a box-drawn arrow from each upstream."""
+    width = max(len(name) for name in registry.order)
+    lines = []
+    for name in registry.order:
+        stage = registry[name]
+        kind = "per cell" if stage.matrix else "one cell"
+        lines.append(f"{name:<{width}}  [{kind}]  {stage.description}")
+        for number, dep in enumerate(stage.deps):
+            corner = "└" if number == len(stage.deps) - 1 else "├"
+            lines.append(f"{'':<{width}}  {corner}── {dep}")
+    edges = [f"{dep} -> {name}" for name in registry.order for dep in registry[name].deps]
+    return "\n".join(
+        [
+            "stages, upstream first (each lists what it reads from):",
+            "",
+            *lines,
+            "",
+            "edges:",
+            *(f"  {e}" for e in edges),
+        ]
+    )
+
+
 @config_app.command("show")
-def config_show(preset: PresetOpt = None, config: ConfigOpt = None, set_: SetOpt = None, store: StoreOpt = None, as_json: JsonOpt = False) -> None:
+def config_show(
+    preset: PresetOpt = None,
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    store: StoreOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
     """Print the resolved configuration (preset < config file < SPARSEPIPE_* environment < --set)."""
     cfg = _load(preset, config, set_, store)
     data = cfg.model_dump(mode="json")

@@ -87,13 +87,15 @@ def _limit_threads(num_cpus: float) -> int:
 
 def _device(num_gpus: float) -> str:
     if num_gpus <= 0:
-        return "cpu"
-    import torch
+        return "cpu"  # without importing torch
+    from ..kernels.device import pick_device
 
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    return pick_device(num_gpus)
 
 
-def ray_submit(calls: list[tuple[Callable[..., Any], tuple, dict[str, Any]]], on_result: Callable[[int, Any], None] | None = None) -> list[Any]:
+def ray_submit(
+    calls: list[tuple[Callable[..., Any], tuple, dict[str, Any]]], on_result: Callable[[int, Any], None] | None = None
+) -> list[Any]:
     """Run (function, args, resources) calls as concurrent Ray tasks; results in order.
 
     `on_result(index, result)` is called as each one finishes, so a caller can save progress early.
@@ -113,7 +115,12 @@ def ray_submit(calls: list[tuple[Callable[..., Any], tuple, dict[str, Any]]], on
     return results
 
 
-def execute_unit(spec: StoreSpec, request: UnitRequest, report: Callable[[dict[str, Any]], None] | None = None, submit: Callable[..., list[Any]] | None = None) -> tuple[bytes, str, bool]:
+def execute_unit(
+    spec: StoreSpec,
+    request: UnitRequest,
+    report: Callable[[dict[str, Any]], None] | None = None,
+    submit: Callable[..., list[Any]] | None = None,
+) -> tuple[bytes, str, bool]:
     """Run one cell and commit it. Returns (manifest bytes, manifest path, won the commit)."""
     store = spec.open()
     existing = store.lookup(request.stage, request.key)

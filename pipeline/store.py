@@ -28,7 +28,7 @@ import uuid
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, BinaryIO, Iterator
 
 import fsspec
 
@@ -41,12 +41,17 @@ class StoreError(RuntimeError):
     """The store cannot be reached or holds something it should not."""
 
 
-def sha256_file(path: Path) -> str:
+def sha256_stream(handle: BinaryIO) -> str:
+    """sha256 of everything left in an open binary file (local or fsspec), read in chunks."""
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(HASH_CHUNK):
-            digest.update(chunk)
+    while chunk := handle.read(HASH_CHUNK):
+        digest.update(chunk)
     return digest.hexdigest()
+
+
+def sha256_file(path: Path) -> str:
+    with open(path, "rb") as handle:
+        return sha256_stream(handle)
 
 
 def canonical_json(value: Any) -> bytes:
@@ -145,7 +150,9 @@ def provenance() -> dict[str, Any]:
 def git_commit() -> str | None:
     here = Path(__file__).resolve().parent
     try:
-        result = subprocess.run(["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
+        result = subprocess.run(
+            ["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5
+        )
     except (OSError, subprocess.TimeoutExpired):
         return None
     return result.stdout.strip() or None if result.returncode == 0 else None
@@ -178,10 +185,15 @@ class Store:
         try:
             self.fs.ls(bucket)
         except FileNotFoundError:
-            raise StoreError(f"the store {self.spec.url} does not exist: bucket {bucket!r} not found; create it first") from None
+            raise StoreError(
+                f"the store {self.spec.url} does not exist: bucket {bucket!r} not found; create it first"
+            ) from None
         except Exception as error:  # botocore raises many kinds; all mean "unreachable"
             endpoint = self.spec.endpoint_url or os.environ.get("AWS_ENDPOINT_URL") or "AWS"
-            raise StoreError(f"cannot reach the store {self.spec.url} at {endpoint}: {error}. Check AWS_ENDPOINT_URL and credentials.") from None
+            raise StoreError(
+                f"cannot reach the store {self.spec.url} at {endpoint}: {error}. Check AWS_ENDPOINT_URL and "
+                "credentials."
+            ) from None
 
     # ------------------------------------------------------------------ paths
 
@@ -235,7 +247,9 @@ class Store:
 
     # ----------------------------------------------------------------- commit
 
-    def commit(self, record: CommitRecord, local_dir: Path, generation: int, attempt: str | None = None) -> tuple[Manifest, bool]:
+    def commit(
+        self, record: CommitRecord, local_dir: Path, generation: int, attempt: str | None = None
+    ) -> tuple[Manifest, bool]:
         """Upload `local_dir` as an attempt and create the manifest of `generation`.
 
         Returns (manifest, won): won is False when another writer committed this
@@ -266,7 +280,11 @@ class Store:
             "preimage": record.preimage,
             "parents": record.parents,
             "metrics": record.metrics,
-            "timings": {"started": record.started, "finished": record.finished, "seconds": round(record.finished - record.started, 3)},
+            "timings": {
+                "started": record.started,
+                "finished": record.finished,
+                "seconds": round(record.finished - record.started, 3),
+            },
             "provenance": provenance(),
             "committed_at": time.time(),
         }
@@ -324,7 +342,10 @@ class Store:
             local.parent.mkdir(parents=True, exist_ok=True)
             self.fs.get_file(f"{attempt_dir}/{relative}", str(local))
             if sha256_file(local) != info["sha256"]:
-                raise StoreError(f"{relative} of {manifest.stage}/{manifest.key} does not match its manifest; run `sparsepipe verify`")
+                raise StoreError(
+                    f"{relative} of {manifest.stage}/{manifest.key} does not match its manifest; run `sparsepipe "
+                    "verify`"
+                )
         (staging / ".complete").write_text(manifest.digest)
         try:
             os.rename(staging, target)
@@ -339,15 +360,15 @@ class Store:
         for relative, info in manifest.files.items():
             path = f"{attempt_dir}/{relative}"
             try:
-                digest = hashlib.sha256()
                 with self.fs.open(path, "rb") as handle:
-                    while chunk := handle.read(HASH_CHUNK):
-                        digest.update(chunk)
+                    actual = sha256_stream(handle)
             except FileNotFoundError:
                 problems.append(f"{relative}: missing")
                 continue
-            if digest.hexdigest() != info["sha256"]:
-                problems.append(f"{relative}: sha256 {digest.hexdigest()[:12]}… does not match the manifest's {info['sha256'][:12]}…")
+            if actual != info["sha256"]:
+                problems.append(
+                    f"{relative}: sha256 {actual[:12]}… does not match the manifest's {info['sha256'][:12]}…"
+                )
         return problems
 
     # --------------------------------------------------------------- progress

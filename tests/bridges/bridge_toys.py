@@ -20,5 +20,5 @@ def import_by_path(path: Path) -> ModuleType:
 
 
 TESTS = Path(__file__).parents[1]
-tiny_run = import_by_path(TESTS / "pretrain" / "tiny_run.py")
+tiny_run = import_by_path(TESTS / "train" / "tiny_run.py")
 stage_inputs = import_by_path(TESTS / "prune" / "stage_inputs.py")

@@ -15,7 +15,7 @@ def _one_thread(one_torch_thread):
 
 @pytest.fixture(scope="session")
 def tokens_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from sparsepipe.workers.shards import write_token_shards
+    from sparsepipe.workers.tokenize.shards import write_token_shards
 
     root = tmp_path_factory.mktemp("tokens")
     write_token_shards(tiny_run.topic_rows(1024, seed=0), root, "train", tiny_run.VOCAB)
@@ -26,12 +26,14 @@ def tokens_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def dense_dir(tmp_path_factory: pytest.TempPathFactory, tokens_dir: Path) -> Path:
     """A dense model (d_model 24, one layer) trained 40 steps on the tiny stream."""
-    from sparsepipe.pipeline.config import OptimConfig, SparsityConfig
     from sparsepipe.workers.context import local_context
-    from sparsepipe.workers.pretrain import run_pretrain
+    from sparsepipe.workers.nn.config import OptimConfig, SparsityConfig
+    from sparsepipe.workers.train.worker import run_pretrain
 
     root = tmp_path_factory.mktemp("dense")
-    train = tiny_run.tiny_train_config(steps=40, sparsity=SparsityConfig(enabled=False), optim=OptimConfig(lr=1e-2, lr_l0_scaling=False), eval_every=40)
+    train = tiny_run.tiny_train_config(
+        steps=40, sparsity=SparsityConfig(enabled=False), optim=OptimConfig(lr=1e-2, lr_l0_scaling=False), eval_every=40
+    )
     train = train.model_copy(update={"model": train.model.model_copy(update={"d_model": 24, "afrac": None})})
     ctx = local_context(root / "out", inputs={"tokenize": tokens_dir})
     run_pretrain(ctx, train)

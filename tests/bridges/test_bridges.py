@@ -11,22 +11,23 @@ import torch
 from bridge_toys import tiny_run
 from safetensors.torch import load_file
 
-from sparsepipe.pipeline.config import BridgesConfig, InterventionConfig, ModelConfig, OptimConfig
 from sparsepipe.tasks import TaskBatch
 from sparsepipe.workers.bridges.bridges import BridgeObjective, Bridges, load_bridges
+from sparsepipe.workers.bridges.config import BridgesConfig, InterventionConfig
 from sparsepipe.workers.bridges.interventions import NodeSpec, intervention_curve, parse_node
 from sparsepipe.workers.bridges.worker import run_bridges
 from sparsepipe.workers.context import local_context
-from sparsepipe.workers.data import ShardLoader
+from sparsepipe.workers.nn.config import ModelConfig, OptimConfig
 from sparsepipe.workers.nn.gpt import GPT, load_checkpoint, residual_boundaries
 from sparsepipe.workers.nn.training import Trainer, TrainingDiverged
-from sparsepipe.workers.pretrain import CHECKPOINT
 
 VOCAB, N_CTX = tiny_run.VOCAB, tiny_run.N_CTX
 
 
 def toy_config(**overrides) -> ModelConfig:
-    return ModelConfig(**{"n_layer": 2, "d_model": 16, "n_head": 2, "d_head": 8, "n_ctx": N_CTX, "vocab_size": VOCAB, **overrides})
+    return ModelConfig(
+        **{"n_layer": 2, "d_model": 16, "n_head": 2, "d_head": 8, "n_ctx": N_CTX, "vocab_size": VOCAB, **overrides}
+    )
 
 
 def identity_bridges(model: GPT) -> Bridges:
@@ -56,6 +57,31 @@ def test_forward_from_any_boundary_equals_the_plain_forward():
     logits, recorded = model(batch, record=names)
     for i, name in enumerate(names):
         assert torch.equal(model.forward_from(recorded[name], i, batch), logits), name
+
+
+def test_forward_from_runs_through_the_hook_points():
+    """A per-call intervention downstream of the boundary applies (and is gone after the call); a plain
+    forward hook on a hook point sees the activation; the hook point of the boundary itself sees `x`."""
+    torch.manual_seed(0)
+    model = GPT(toy_config()).eval()
+    batch = tokens()[:, :-1]
+    logits, recorded = model(batch, record=["0.resid_mid"])
+    start = recorded["0.resid_mid"]
+
+    def zero(x: torch.Tensor) -> torch.Tensor:
+        return torch.zeros_like(x)
+
+    steered = model.forward_from(start, 1, batch, interventions={"1.attn.act_in": zero})
+    expected, _ = model(batch, interventions={"1.attn.act_in": zero})
+    assert torch.equal(steered, expected) and not torch.equal(steered, logits)
+    assert torch.equal(model.forward_from(start, 1, batch), logits)
+    seen = []
+    handle = model.hook_points["0.resid_mid"].register_forward_hook(lambda module, inputs, x: seen.append(x))
+    try:
+        model.forward_from(start, 1, batch)
+    finally:
+        handle.remove()
+    assert len(seen) == 1 and torch.equal(seen[0], start)
 
 
 def test_hybrid_passes_with_exact_bridges_equal_the_plain_forward():
@@ -100,7 +126,12 @@ def test_gradients_reach_the_sparse_model_and_bridges_never_the_dense_model():
 
 
 def context(tmp_path: Path, tokens_dir: Path, dense_dir: Path, name: str, **kwargs):
-    return local_context(tmp_path / name, inputs={"tokens": tokens_dir, "dense": dense_dir}, progress_dir=tmp_path / f"{name}.progress", **kwargs)
+    return local_context(
+        tmp_path / name,
+        inputs={"tokens": tokens_dir, "dense": dense_dir},
+        progress_dir=tmp_path / f"{name}.progress",
+        **kwargs,
+    )
 
 
 def test_training_lowers_nmse_and_kl_and_writes_a_prunable_checkpoint(tmp_path, tokens_dir, dense_dir):
@@ -114,10 +145,22 @@ def test_training_lowers_nmse_and_kl_and_writes_a_prunable_checkpoint(tmp_path, 
             # The first evaluation is at step 10, already part-way; measured falls from there are 15-70%.
             assert m[f"{kind}_{direction}_sum"] < 0.9 * m[f"{kind}_{direction}_sum_first_eval"], (kind, direction)
             assert set(m[f"{kind}_{direction}"]) == {"0.resid_in", "0.resid_mid", "final_resid"}
-    assert m["dense_val_loss"] > 0 and m["sparse_val_loss"] > 0 and m["l0_by_param"]["blocks.0.mlp.c_fc.weight"] == pytest.approx(0.25, abs=1e-3)
+    assert (
+        m["dense_val_loss"] > 0
+        and m["sparse_val_loss"] > 0
+        and m["l0_by_param"]["blocks.0.mlp.c_fc.weight"] == pytest.approx(0.25, abs=1e-3)
+    )
 
     out = ctx.out_dir
-    assert {p.name for p in out.iterdir()} >= {"model.safetensors", "config.json", "metrics.jsonl", "curves.png", "bridges.safetensors", "bridges.json", "bridges_curves.png"}
+    assert {p.name for p in out.iterdir()} >= {
+        "model.safetensors",
+        "config.json",
+        "metrics.jsonl",
+        "curves.png",
+        "bridges.safetensors",
+        "bridges.json",
+        "bridges_curves.png",
+    }
     sparse, dense = load_checkpoint(out), load_checkpoint(dense_dir)
     bridges = load_bridges(out, dense.config, sparse.config)
     assert bridges.encoders[0].weight.shape == (32, 24) and bridges.encoder_k == 8
@@ -155,7 +198,13 @@ def test_killed_run_resumes_exactly(tmp_path, tokens_dir, dense_dir):
 
 def test_nan_stops_naming_the_step(tmp_path, tokens_dir, dense_dir):
     config = bridges_config(steps=20)
-    config = config.model_copy(update={"train": config.train.model_copy(update={"optim": OptimConfig(lr=1e30, warmup_frac=0.0), "checkpoint_every": 1})})
+    config = config.model_copy(
+        update={
+            "train": config.train.model_copy(
+                update={"optim": OptimConfig(lr=1e30, warmup_frac=0.0), "checkpoint_every": 1}
+            )
+        }
+    )
     ctx = context(tmp_path, tokens_dir, dense_dir, "nan")
     with pytest.raises(TrainingDiverged, match=r"diverged at step \d+: .*(nan|inf)") as error:
         run_bridges(ctx, config)
@@ -164,7 +213,11 @@ def test_nan_stops_naming_the_step(tmp_path, tokens_dir, dense_dir):
 
 def test_mismatched_models_are_refused(tmp_path, tokens_dir, dense_dir):
     config = bridges_config()
-    config = config.model_copy(update={"train": config.train.model_copy(update={"model": config.train.model.model_copy(update={"n_layer": 2})})})
+    config = config.model_copy(
+        update={
+            "train": config.train.model_copy(update={"model": config.train.model.model_copy(update={"n_layer": 2})})
+        }
+    )
     with pytest.raises(ValueError, match="n_layer: dense 1 vs bridged sparse 2"):
         run_bridges(context(tmp_path, tokens_dir, dense_dir, "bad"), config)
 
@@ -212,7 +265,9 @@ def test_strength_one_through_exact_bridges_patches_the_channel_from_the_counter
     sparse = copy.deepcopy(dense)
     batch = toy_task_batch()
     node = parse_node("1.mlp.act_in[3]", n_layer=2)
-    curve = intervention_curve(dense, sparse, identity_bridges(dense), batch, node, [0.0, 1.0], torch.ones(5), torch.ones(5))
+    curve = intervention_curve(
+        dense, sparse, identity_bridges(dense), batch, node, [0.0, 1.0], torch.ones(5), torch.ones(5)
+    )
     with torch.no_grad():
         _, recorded = dense(batch.tokens[1::2], record=[node.hook])
 

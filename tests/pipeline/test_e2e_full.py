@@ -9,14 +9,33 @@ import pytest
 pytestmark = pytest.mark.slow
 
 TRAIN_METRICS = {"final_val_loss", "bigram_val_loss", "target_l0", "l0_by_param", "dead_neurons", "tokens_seen"}
-PRUNE_METRICS = {"nodes", "edges", "target_loss", "circuit_loss", "full_model_loss", "inverse_loss", "random_circuit_loss", "reached_target"}
+PRUNE_METRICS = {
+    "nodes",
+    "edges",
+    "target_loss",
+    "circuit_loss",
+    "full_model_loss",
+    "inverse_loss",
+    "random_circuit_loss",
+    "reached_target",
+}
 
 
 def test_run_full_smoke_with_fixed_pruning_hyperparameters(sparsepipe, tmp_path):
-    result = sparsepipe("run", "full", "--preset", "smoke", "--set", "tune.enabled=false", "--json", cwd=tmp_path, timeout=600)
+    result = sparsepipe(
+        "run", "full", "--preset", "smoke", "--set", "tune.enabled=false", "--json", cwd=tmp_path, timeout=600
+    )
     assert result.returncode == 0, result.stderr[-4000:]
     cells = {(c["stage"], c["cell"]): c for c in json.loads(result.stdout)["cells"]}
-    assert {stage for stage, _ in cells} == {"tokenize", "pretrain", "dense", "bridges", "mean_cache", "prune", "report"}
+    assert {stage for stage, _ in cells} == {
+        "tokenize",
+        "pretrain",
+        "dense",
+        "bridges",
+        "mean_cache",
+        "prune",
+        "report",
+    }
     for key in (("pretrain", "smoke"), ("dense", ""), ("bridges", "smoke")):
         assert TRAIN_METRICS <= set(cells[key]["metrics"]), key
     assert cells[("pretrain", "smoke")]["metrics"]["target_l0"] == 0.25
@@ -30,7 +49,9 @@ def test_run_full_smoke_with_fixed_pruning_hyperparameters(sparsepipe, tmp_path)
     report_dir = next((tmp_path / "artifacts" / "report").glob("*/attempts/*"))
     assert {"index.html", "summary.json", "summary.md", "edges_by_task.png"} <= {p.name for p in report_dir.iterdir()}
     assert len(list((report_dir / "circuits").iterdir())) == 6
-    assert {"nmse_d2s_sum", "kl_s2d_sum", "dense_val_loss", "interventions"} <= set(cells[("bridges", "smoke")]["metrics"])
+    assert {"nmse_d2s_sum", "kl_s2d_sum", "dense_val_loss", "interventions"} <= set(
+        cells[("bridges", "smoke")]["metrics"]
+    )
 
     again = sparsepipe("run", "full", "--preset", "smoke", "--set", "tune.enabled=false", "--json", cwd=tmp_path)
     report = json.loads(again.stdout)

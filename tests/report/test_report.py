@@ -8,13 +8,23 @@ import math
 import pytest
 
 from sparsepipe.workers.context import local_context
-from sparsepipe.workers.report import run_report
+from sparsepipe.workers.report.worker import INTERVENTIONS_INPUT, run_report
 
 
 def _prune_output(folder, edges, reached, task):
     folder.mkdir(parents=True)
-    result = {"task": task, "nodes": edges // 2 + 1, "edges": edges, "reached_target": reached, "total_nodes": 500, "target_loss": 0.15,
-              "circuit_loss": 0.1 if reached else 0.4, "full_model_loss": 0.05, "inverse_loss": 0.7, "random_circuit_loss": 0.69}
+    result = {
+        "task": task,
+        "nodes": edges // 2 + 1,
+        "edges": edges,
+        "reached_target": reached,
+        "total_nodes": 500,
+        "target_loss": 0.15,
+        "circuit_loss": 0.1 if reached else 0.4,
+        "full_model_loss": 0.05,
+        "inverse_loss": 0.7,
+        "random_circuit_loss": 0.69,
+    }
     (folder / "result.json").write_text(json.dumps(result))
     (folder / "circuit.html").write_text(f"<html>{task}</html>")
     return folder
@@ -52,7 +62,10 @@ def test_report_shows_the_bridges_intervention_curves(tmp_path):
     bridged.mkdir(parents=True)
     (bridged / "single_double_quote.png").write_bytes(b"\x89PNG\r\n\x1a\n")
     (bridged / "single_double_quote.json").write_text("{}")
-    inputs = {"bridges/base:single_double_quote": _prune_output(tmp_path / "a", 10, True, "single_double_quote"), "bridges/base": tmp_path / "bridges"}
+    inputs = {
+        "bridges/base:single_double_quote": _prune_output(tmp_path / "a", 10, True, "single_double_quote"),
+        f"{INTERVENTIONS_INPUT}bridges/base": tmp_path / "bridges",
+    }
     ctx = local_context(tmp_path / "out", inputs=inputs)
     run_report(ctx)
     assert (ctx.out_dir / "interventions" / "bridges_base" / "single_double_quote.json").exists()

@@ -1,6 +1,6 @@
 """What bridges cost per training step: a bridges step over a sparse pretrain step on the same shapes.
 
-Both train the same sparse model shape (train_bench's shapes, weight top-k at the
+Both train the same sparse model shape (train/bench.py's shapes, weight top-k at the
 target L0, AbsTopK everywhere) on identical random batches, interleaved round by
 round. The bridges step also runs the frozen dense model (the same shape without
 AbsTopK), 2 * n_layer + 1 encoder/decoder pairs, the NMSE terms and one hybrid
@@ -13,24 +13,24 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import time
 from typing import Any, Callable
 
 import torch
 
-from sparsepipe.pipeline.config import BridgesConfig, ModelConfig
-
+from ...kernels.device import device_name, pick_device
+from ..nn.config import ModelConfig
 from ..nn.gpt import GPT
 from ..nn.training import Trainer
-from ..train_bench import SHAPES, TARGET_L0, _synchronize, _trainer
+from ..train.bench import SHAPES, TARGET_L0, _synchronize, _trainer
 from .bridges import BridgeObjective, Bridges
+from .config import BridgesConfig
 
 
 def bench_bridges_step(device: str = "auto", quick: bool = False) -> dict[str, Any]:
     if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+        device = pick_device()
     dev = torch.device(device)
     torch.set_flush_denormal(True)
     shape, batch_size, vocab = SHAPES[dev.type + ("-quick" if quick else "")]
@@ -38,7 +38,7 @@ def bench_bridges_step(device: str = "auto", quick: bool = False) -> dict[str, A
     warmup, rounds, steps_per_round = (1, 3, 2) if quick else (2, 6, 2)
     total = 2 * (warmup + rounds * steps_per_round) + 2
 
-    sparse = _trainer(model, True, batch_size, total, dev)  # past the L0 anneal, as train_bench measures
+    sparse = _trainer(model, True, batch_size, total, dev)  # past the L0 anneal, as train/bench.py measures
     torch.manual_seed(1)
     dense = GPT(model.model_copy(update={"afrac": None})).to(dev)
     torch.manual_seed(0)
@@ -51,7 +51,9 @@ def bench_bridges_step(device: str = "auto", quick: bool = False) -> dict[str, A
         "sparse": sparse.train_step,
         "bridges": lambda batch: with_bridges.train_step(batch, objective.loss),
     }
-    batches = torch.randint(0, vocab, (steps_per_round, batch_size, model.n_ctx + 1), generator=torch.Generator().manual_seed(0)).to(dev)
+    batches = torch.randint(
+        0, vocab, (steps_per_round, batch_size, model.n_ctx + 1), generator=torch.Generator().manual_seed(0)
+    ).to(dev)
     for step in steps.values():
         for i in range(warmup):
             step(batches[i % steps_per_round])
@@ -71,11 +73,16 @@ def bench_bridges_step(device: str = "auto", quick: bool = False) -> dict[str, A
         "bridges_over_sparse": bridges_s / sparse_s,
         "bridges_over_sparse_best_round": min(times["bridges"]) / min(times["sparse"]),
         "locations": len(bridges.locations),
-        "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"cpu ({platform.processor() or platform.machine()})",
+        "device": device_name(dev) if dev.type == "cuda" else f"cpu ({device_name(dev)})",
         "threads": torch.get_num_threads(),
         "shape": {**shape, "batch_size": batch_size, "vocab_size": vocab, "target_l0": TARGET_L0, "afrac": model.afrac},
         "steps_timed": rounds * steps_per_round,
     }
+
+
+def measure(quick: bool) -> dict[str, Any]:
+    """`sparsepipe bench bridges`: a bridges step over a sparse pretrain step on the same shapes."""
+    return bench_bridges_step(quick=quick)
 
 
 def main() -> None:

@@ -32,12 +32,12 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
-from sparsepipe.kernels import abstopk
-from sparsepipe.pipeline.config import BridgesConfig, ModelConfig
-
+from ...kernels import abstopk
+from ..nn.config import ModelConfig
 from ..nn.gpt import GPT, residual_boundaries
 from ..nn.training import next_token_loss
-from ..pretrain import evaluate
+from ..train.worker import evaluate
+from .config import BridgesConfig
 
 BRIDGES_FILE = "bridges.safetensors"
 BRIDGES_CONFIG_FILE = "bridges.json"
@@ -57,7 +57,9 @@ def check_bridgeable(dense: ModelConfig, sparse: ModelConfig) -> None:
 class Bridges(nn.Module):
     """One encoder and one decoder per residual location."""
 
-    def __init__(self, dense: ModelConfig, sparse: ModelConfig, encoder_afrac: float | None = None, encoder_k: int | None = None):
+    def __init__(
+        self, dense: ModelConfig, sparse: ModelConfig, encoder_afrac: float | None = None, encoder_k: int | None = None
+    ):
         """The encoders' AbsTopK keeps `encoder_k` entries, or `encoder_afrac` of the sparse d_model; neither: none."""
         super().__init__()
         check_bridgeable(dense, sparse)
@@ -77,11 +79,18 @@ class Bridges(nn.Module):
         return self.decoders[location](h_sparse)
 
     def describe(self) -> dict[str, Any]:
-        return {"locations": self.locations, "d_dense": self.d_dense, "d_sparse": self.d_sparse, "encoder_k": self.encoder_k}
+        return {
+            "locations": self.locations,
+            "d_dense": self.d_dense,
+            "d_sparse": self.d_sparse,
+            "encoder_k": self.encoder_k,
+        }
 
 
 def save_bridges(bridges: Bridges, folder: Path) -> None:
-    save_file({n: t.detach().cpu().contiguous() for n, t in bridges.state_dict().items()}, str(Path(folder) / BRIDGES_FILE))
+    save_file(
+        {n: t.detach().cpu().contiguous() for n, t in bridges.state_dict().items()}, str(Path(folder) / BRIDGES_FILE)
+    )
     (Path(folder) / BRIDGES_CONFIG_FILE).write_text(json.dumps(bridges.describe(), indent=1))
 
 
@@ -138,7 +147,9 @@ class BridgeObjective:
             dense_log_probs = F.log_softmax(dense_logits.float(), dim=-1)
         sparse_logits, recorded = self.sparse(inputs, record=self.names)
         h_sparse = [recorded[n] for n in self.names]
-        terms = BridgeTerms(ce=next_token_loss(sparse_logits, targets), nmse={d: [] for d in DIRECTIONS}, kl={d: [] for d in DIRECTIONS})
+        terms = BridgeTerms(
+            ce=next_token_loss(sparse_logits, targets), nmse={d: [] for d in DIRECTIONS}, kl={d: [] for d in DIRECTIONS}
+        )
         for i in range(len(self.names)):
             encoded, decoded = self.bridges.encode(i, h_dense[i]), self.bridges.decode(i, h_sparse[i])
             terms.nmse["d2s"].append(nmse(encoded, h_sparse[i]))
@@ -189,8 +200,15 @@ def evaluate_bridges(objective: BridgeObjective, batches: Iterable[Tensor]) -> B
             sums = row
         else:
             for key, value in row.items():
-                sums[key] = {n: sums[key][n] + v for n, v in value.items()} if isinstance(value, dict) else sums[key] + value
+                sums[key] = (
+                    {n: sums[key][n] + v for n, v in value.items()} if isinstance(value, dict) else sums[key] + value
+                )
     objective.bridges.train()
     assert sums is not None
-    means = {k: ({n: x / len(batches) for n, x in v.items()} if isinstance(v, dict) else v / len(batches)) for k, v in sums.items()}
-    return BridgeEval(loss=sparse_eval.loss, dead_neurons=sparse_eval.dead_neurons, dense_loss=dense_eval.loss, terms=means)
+    means = {
+        k: ({n: x / len(batches) for n, x in v.items()} if isinstance(v, dict) else v / len(batches))
+        for k, v in sums.items()
+    }
+    return BridgeEval(
+        loss=sparse_eval.loss, dead_neurons=sparse_eval.dead_neurons, dense_loss=dense_eval.loss, terms=means
+    )

@@ -29,15 +29,13 @@ from pathlib import Path
 from typing import Iterable
 
 import torch
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 from torch import Tensor
 
-from sparsepipe.pipeline.config import InterventionConfig
-from sparsepipe.tasks import TaskBatch
-
+from ...tasks import TaskBatch
 from ..nn.gpt import GPT, residual_boundaries
+from ..plots import GRID_ALPHA, LEGEND_FONTSIZE, new_figure, save
 from .bridges import Bridges
+from .config import InterventionConfig
 
 NODE_PATTERN = re.compile(r"^(\d+)\.(attn|mlp)\.act_in(?:\[(\d+)\])?$")
 # Fig. 9: the quote-type channel is read by the last attention, the line-start channel by the last MLP.
@@ -123,7 +121,9 @@ def intervention_curve(
 ) -> InterventionCurve:
     keep = same_length_pairs(batch)
     if not keep:
-        raise ValueError(f"task {batch.task}: no pair has prompts of equal token length; the per-token difference is undefined")
+        raise ValueError(
+            f"task {batch.task}: no pair has prompts of equal token length; the per-token difference is undefined"
+        )
     batch = batch.select(keep)
     a_rows, b_rows = batch.tokens[0::2], batch.tokens[1::2]
     eval_pos = batch.eval_pos[0::2]
@@ -172,8 +172,7 @@ def strengths_of(config: InterventionConfig) -> list[float]:
 
 def plot_curve(curve: InterventionCurve, path: Path) -> None:
     """Fig. 9: the dense model's probability of each candidate vs steering strength."""
-    fig = Figure(figsize=(5.5, 4), constrained_layout=True)
-    FigureCanvasAgg(fig)
+    fig = new_figure(5.5, 4)
     ax = fig.subplots()
     presented, counterfactual = curve.candidates
     ax.plot(curve.strengths, curve.prob_presented, "o-", ms=3, label=f"p({presented!r}) presented")
@@ -183,6 +182,6 @@ def plot_curve(curve: InterventionCurve, path: Path) -> None:
     ax.set_ylabel("dense model probability")
     ax.set_ylim(bottom=0)
     ax.set_title(f"{curve.task}: {curve.node} ({curve.pairs} pairs)", fontsize=9)
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
-    fig.savefig(path, dpi=110)
+    ax.legend(fontsize=LEGEND_FONTSIZE)
+    ax.grid(alpha=GRID_ALPHA)
+    save(fig, path)

@@ -2,7 +2,7 @@
 
 Inputs: "tokens" (the tokenize artifact) and "dense" (the dense checkpoint).
 The training loop, resume, NaN checks and progress reports are pretrain's
-(`pretrain.train_loop`); the step is `Trainer.train_step` with the bridges as
+(`train.worker.train_loop`); the step is `Trainer.train_step` with the bridges as
 extra parameters and `BridgeObjective.loss` as the loss; weight sparsity and
 its schedule apply to the sparse model only, exactly as in pretrain.
 
@@ -21,17 +21,15 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
-
-from sparsepipe.pipeline.config import BridgesConfig
 
 from ..context import WorkContext
-from ..data import ShardLoader
 from ..nn.gpt import GPT, load_checkpoint
 from ..nn.training import Trainer
-from ..pretrain import resolve_train_config, train_loop, write_outputs
+from ..plots import GRID_ALPHA, LEGEND_FONTSIZE, new_figure, save
+from ..train.loader import ShardLoader
+from ..train.worker import resolve_train_config, train_loop, write_outputs
 from .bridges import DIRECTIONS, BridgeEval, BridgeObjective, Bridges, check_bridgeable, evaluate_bridges, save_bridges
+from .config import BridgesConfig
 from .interventions import default_node, intervention_curve, parse_node, residual_rms, strengths_of
 
 CURVES_FILE = "bridges_curves.png"
@@ -47,14 +45,18 @@ def run_bridges(ctx: WorkContext, config: BridgesConfig) -> None:
     device = torch.device(ctx.device)
     dense = load_checkpoint(ctx.input("dense"), device=device).eval().requires_grad_(False)
     check_bridgeable(dense.config, train.model)
-    val_batches = [b.to(device) for b in ShardLoader(tokens_root, "val", train.batch_size).iter_eval(train.eval_batches)]
+    val_batches = [
+        b.to(device) for b in ShardLoader(tokens_root, "val", train.batch_size).iter_eval(train.eval_batches)
+    ]
 
     torch.manual_seed(train.seed)
     sparse = GPT(train.model).to(device)
     bridges = Bridges(dense.config, sparse.config, config.encoder_afrac).to(device)
     objective = BridgeObjective(dense, sparse, bridges, config)
     trainer = Trainer(sparse, train, extra=bridges)
-    final, log = train_loop(ctx, train, trainer, loader, lambda: evaluate_bridges(objective, val_batches), objective.loss)
+    final, log = train_loop(
+        ctx, train, trainer, loader, lambda: evaluate_bridges(objective, val_batches), objective.loss
+    )
 
     write_outputs(ctx, train, sparse, final, log, tokens_root, val_batches)
     out = Path(ctx.out_dir)
@@ -63,7 +65,9 @@ def run_bridges(ctx: WorkContext, config: BridgesConfig) -> None:
     ctx.metrics.update(bridge_metrics(final, log.history))
     if config.interventions.tasks:
         ctx.report({"completed": train.steps, "total": train.steps, "description": "interventions"})
-        ctx.metrics["interventions"] = run_interventions(dense, sparse, bridges, config, tokens_root, val_batches, out / INTERVENTIONS_DIR)
+        ctx.metrics["interventions"] = run_interventions(
+            dense, sparse, bridges, config, tokens_root, val_batches, out / INTERVENTIONS_DIR
+        )
 
 
 def bridge_metrics(final: BridgeEval, history: list[dict[str, Any]]) -> dict[str, Any]:
@@ -80,10 +84,16 @@ def bridge_metrics(final: BridgeEval, history: list[dict[str, Any]]) -> dict[str
 
 
 def run_interventions(
-    dense: GPT, sparse: GPT, bridges: Bridges, config: BridgesConfig, tokens_root: Path, reference: list[torch.Tensor], folder: Path
+    dense: GPT,
+    sparse: GPT,
+    bridges: Bridges,
+    config: BridgesConfig,
+    tokens_root: Path,
+    reference: list[torch.Tensor],
+    folder: Path,
 ) -> dict[str, Any]:
     """One curve per task; a task this tokenizer cannot encode is reported, not fatal."""
-    from sparsepipe.tasks import TaskError, load_task, load_tokenizer
+    from ...tasks import TaskError, load_task, load_tokenizer
 
     settings = config.interventions
     tokenizer = load_tokenizer(tokens_root)
@@ -95,9 +105,13 @@ def run_interventions(
         spec = settings.nodes.get(task)
         node = parse_node(spec, sparse.config.n_layer) if spec else default_node(task, sparse.config.n_layer)
         try:
-            batch = load_task(task, tokenizer, "val", settings.pairs, settings.seed, min(settings.max_tokens, sparse.config.n_ctx)).to(device)
+            batch = load_task(
+                task, tokenizer, "val", settings.pairs, settings.seed, min(settings.max_tokens, sparse.config.n_ctx)
+            ).to(device)
             names = [tokenizer.decode([int(c)]) for c in batch.candidates[0]]
-            curve = intervention_curve(dense, sparse, bridges.eval(), batch, node, strengths_of(settings), rms_sparse, rms_dense, names)
+            curve = intervention_curve(
+                dense, sparse, bridges.eval(), batch, node, strengths_of(settings), rms_sparse, rms_dense, names
+            )
         except (TaskError, ValueError) as error:
             results[task] = {"skipped": str(error)}
             continue
@@ -116,8 +130,7 @@ def run_interventions(
 def plot_bridge_curves(history: list[dict[str, Any]], path: Path) -> None:
     """Val NMSE and KL sums (over locations) vs step, both directions; val CE of both models."""
     evals = [row for row in history if row.get("val_loss") is not None and "nmse_d2s_sum" in row]
-    fig = Figure(figsize=(11, 3.6), constrained_layout=True)
-    FigureCanvasAgg(fig)
+    fig = new_figure(11, 3.6)
     nmse_ax, kl_ax, ce_ax = fig.subplots(1, 3)
     steps = [row["step"] for row in evals]
     for direction, label in (("d2s", "dense -> sparse (encoders)"), ("s2d", "sparse -> dense (decoders)")):
@@ -125,11 +138,15 @@ def plot_bridge_curves(history: list[dict[str, Any]], path: Path) -> None:
         kl_ax.plot(steps, [row[f"kl_{direction}_sum"] for row in evals], "o-", ms=3, label=label)
     ce_ax.plot(steps, [row["val_loss"] for row in evals], "o-", ms=3, label="bridged sparse")
     ce_ax.plot(steps, [row["dense_val_loss"] for row in evals], "--", label="dense (frozen)")
-    for ax, title in ((nmse_ax, "NMSE, sum over locations"), (kl_ax, "KL(dense || hybrid), sum over locations"), (ce_ax, "val CE (nats)")):
+    for ax, title in (
+        (nmse_ax, "NMSE, sum over locations"),
+        (kl_ax, "KL(dense || hybrid), sum over locations"),
+        (ce_ax, "val CE (nats)"),
+    ):
         ax.set_title(title, fontsize=9)
         ax.set_xlabel("step")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        ax.grid(alpha=GRID_ALPHA)
+        ax.legend(fontsize=LEGEND_FONTSIZE)
     nmse_ax.set_yscale("log")
     kl_ax.set_yscale("log")
-    fig.savefig(path, dpi=110)
+    save(fig, path)

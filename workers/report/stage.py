@@ -1,0 +1,40 @@
+"""The report stage: one cell over every prune cell: table, figure, browsable index.
+
+The bridges cells, when there are any, are inputs too: their A.4 intervention curves go into the index.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..context import WorkContext
+from ..stage import Cell, Resources, Stage
+from .config import ReportConfig
+from .worker import INTERVENTIONS_INPUT
+
+
+def report_cells(config: Any, upstream: dict[str, list[Cell]]) -> list[Cell]:
+    pruned = upstream.get("prune", [])
+    if not config.report.enabled or not pruned:
+        return []
+    inputs = {cell.cell: cell.ref for cell in pruned}
+    inputs |= {f"{INTERVENTIONS_INPUT}{cell.ref}": cell.ref for cell in upstream.get("bridges", [])}
+    return [Cell("report", "", {}, inputs, Resources(num_cpus=1))]
+
+
+def run_report_cell(ctx: WorkContext, params: dict[str, Any]) -> None:
+    from .worker import run_report
+
+    run_report(ctx)
+
+
+REPORT = Stage(
+    name="report",
+    version="1",
+    deps=("prune", "bridges"),
+    cells=report_cells,
+    run="sparsepipe.workers.report.stage:run_report_cell",
+    description="every circuit in one table, figure and browsable index (with the bridges' intervention curves)",
+    config={"report": ReportConfig},
+    provides=("report",),
+)

@@ -1,0 +1,78 @@
+"""The pretrain and dense stages: one training loop, a cell per sparse model variant and one dense cell."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..context import WorkContext
+from ..nn.config import TrainConfig
+from ..stage import Benchmark, Cell, CellRef, Resources, Stage
+from .config import DENSE_PRESETS, PRETRAIN_PRESETS, DenseConfig, PretrainConfig
+
+
+def _trainer_resources(config: Any) -> Resources:
+    return Resources(num_cpus=config.execution.cpus_per_trainer, num_gpus=config.execution.gpus_per_trainer, actor=True)
+
+
+def pretrain_cells(config: Any, upstream: dict[str, list[Cell]]) -> list[Cell]:
+    return [
+        Cell(
+            "pretrain",
+            variant.name,
+            config.pretrain.variant_train_config(variant).model_dump(mode="json"),
+            {"tokens": CellRef("tokenize")},
+            _trainer_resources(config),
+        )
+        for variant in config.pretrain.variants
+    ]
+
+
+def dense_cells(config: Any, upstream: dict[str, list[Cell]]) -> list[Cell]:
+    if not config.dense.enabled:
+        return []
+    return [
+        Cell(
+            "dense",
+            "",
+            config.dense.train.model_dump(mode="json"),
+            {"tokens": CellRef("tokenize")},
+            _trainer_resources(config),
+        )
+    ]
+
+
+def run_train_cell(ctx: WorkContext, params: dict[str, Any]) -> None:
+    from .worker import run_pretrain
+
+    run_pretrain(ctx, TrainConfig.model_validate(params), tokens_input="tokens")
+
+
+PRETRAIN = Stage(
+    name="pretrain",
+    version="1",
+    deps=("tokenize",),
+    cells=pretrain_cells,
+    run="sparsepipe.workers.train.stage:run_train_cell",
+    description="weight-sparse models, one cell per variant",
+    matrix=True,
+    config={"pretrain": PretrainConfig},
+    presets=PRETRAIN_PRESETS,
+    provides=("checkpoint",),
+)
+DENSE = Stage(
+    name="dense",
+    version="1",
+    deps=("tokenize",),
+    cells=dense_cells,
+    run="sparsepipe.workers.train.stage:run_train_cell",
+    description="the dense baseline (same loop, sparsity off)",
+    config={"dense": DenseConfig},
+    presets=DENSE_PRESETS,
+    provides=("checkpoint",),
+)
+
+BENCHMARK = Benchmark(
+    name="train",
+    help="AbsTopK and weight top-k kernels vs torch.topk, and a sparse training step vs a dense one.",
+    run="sparsepipe.workers.train.bench:measure",
+)
