@@ -21,9 +21,14 @@ def _prune_output(folder, edges, reached, task):
         "total_nodes": 500,
         "target_loss": 0.15,
         "circuit_loss": 0.1 if reached else 0.4,
+        "calibrated_loss": 0.09 if reached else 0.35,
         "full_model_loss": 0.05,
         "inverse_loss": 0.7,
         "random_circuit_loss": 0.69,
+        "test_pairs": 64,
+        "loss_reduction": "mean",
+        "selection_loss": 0.12,
+        "test_reached_target": reached,
     }
     (folder / "result.json").write_text(json.dumps(result))
     (folder / "circuit.html").write_text(f"<html>{task}</html>")
@@ -48,7 +53,15 @@ def test_report_tables_figure_and_index(tmp_path):
     index = (ctx.out_dir / "index.html").read_text()
     assert "circuits/pretrain_tiny__var_swap.html" in index
     assert (ctx.out_dir / "circuits" / "dense__bracket_counting.html").read_text() == "<html>bracket_counting</html>"
-    assert "| pretrain/tiny | var_swap | 501 | 1000 | yes |" in (ctx.out_dir / "summary.md").read_text()
+    markdown = (ctx.out_dir / "summary.md").read_text()
+    assert "| pretrain/tiny | var_swap | 501 | 1000 | yes | 0.100 | 0.090 | 0.050 | 0.700 | 0.690 | 64 |" in markdown
+    assert "| calibrated | full model | inverse | random circuit | test pairs |" in markdown
+    assert (
+        "Losses on the test split (loss_reduction mean)" in markdown
+        and "Losses on each task's held-out test pairs" in index
+    )
+    assert "<th>test pairs</th>" in index and "<td>64</td>" in index
+    assert summary["cells"][0]["test_pairs"] == 64 and summary["cells"][0]["loss_reduction"] == "mean"
     assert ctx.metrics["cells"] == 4 and math.isclose(ctx.metrics["geomean_edges"]["dense"], 400.0)
 
 

@@ -5,6 +5,10 @@ the bridges cells, named "interventions/bridges/<variant>", whose A.4 interventi
 `interventions/` and shown in the index.
 Writes `summary.json`, `summary.md`, `edges_by_task.png` and `index.html`, with every circuit page
 copied under `circuits/` so the report folder opens in a browser on its own.
+
+Every loss in the tables is measured on the task's held-out test pairs (their count is the
+"test pairs" column), in the prune cell's loss_reduction; "reached" is the selection on val
+pairs that bisection made (the circuit's test loss is beside it).
 """
 
 from __future__ import annotations
@@ -21,7 +25,8 @@ from ..context import WorkContext
 
 RESULT_FILE = "result.json"
 CIRCUIT_PAGE = "circuit.html"
-LOSS_KEYS = ("circuit_loss", "full_model_loss", "inverse_loss", "random_circuit_loss")
+LOSS_KEYS = ("circuit_loss", "calibrated_loss", "full_model_loss", "inverse_loss", "random_circuit_loss")
+LOSS_HEADERS = ("circuit loss", "calibrated", "full model", "inverse", "random circuit")
 # Input-name prefix of a bridges cell ("interventions/bridges/base"); prune cells are "<checkpoint>:<task>".
 INTERVENTIONS_INPUT = "interventions/"
 INTERVENTIONS_DIR = "interventions"  # in a bridges artifact: <task>.json and <task>.png
@@ -39,7 +44,19 @@ def summarize(inputs: dict[str, Path]) -> list[dict[str, Any]]:
             "edges": result["edges"],
             "reached_target": result["reached_target"],
         }
-        row.update({key: result.get(key) for key in ("total_nodes", "target_loss", *LOSS_KEYS)})
+        row.update(
+            {
+                key: result.get(key)
+                for key in (
+                    "total_nodes",
+                    "target_loss",
+                    "loss_reduction",
+                    "test_pairs",
+                    "test_reached_target",
+                    *LOSS_KEYS,
+                )
+            }
+        )
         rows.append(row)
     return rows
 
@@ -61,19 +78,28 @@ def _geomean_text(info: dict[str, Any]) -> str:
     return "–" if info["geomean_edges"] is None else f"{info['geomean_edges']:.1f}"
 
 
+def _reduction_text(rows: list[dict[str, Any]]) -> str:
+    """How the losses reduce a pair's two prompts, e.g. "loss_reduction mean" (several if cells differ)."""
+    reductions = sorted({r.get("loss_reduction") or "mean" for r in rows})
+    return "loss_reduction " + ", ".join(reductions)
+
+
 def markdown_table(rows: list[dict[str, Any]], headline: dict[str, dict[str, Any]]) -> str:
     lines = ["| checkpoint | tasks | reached target | geomean edges |", "|---|---|---|---|"]
     for checkpoint, info in headline.items():
         lines.append(f"| {checkpoint} | {info['tasks']} | {info['reached_target']} | {_geomean_text(info)} |")
+    lines += ["", f"Losses on the test split ({_reduction_text(rows)}); 'reached' is the val-split selection.", ""]
     lines += [
-        "",
-        "| checkpoint | task | nodes | edges | reached | circuit loss | full model | inverse | random circuit |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| checkpoint | task | nodes | edges | reached | " + " | ".join(LOSS_HEADERS) + " | test pairs |",
+        "|---" * (6 + len(LOSS_HEADERS)) + "|",
     ]
     for r in rows:
         losses = " | ".join(f"{r[k]:.3f}" if isinstance(r[k], (int, float)) else "–" for k in LOSS_KEYS)
         reached = "yes" if r["reached_target"] else "no"
-        lines.append(f"| {r['checkpoint']} | {r['task']} | {r['nodes']} | {r['edges']} | {reached} | {losses} |")
+        pairs = "–" if r["test_pairs"] is None else r["test_pairs"]
+        lines.append(
+            f"| {r['checkpoint']} | {r['task']} | {r['nodes']} | {r['edges']} | {reached} | {losses} | {pairs} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -116,9 +142,11 @@ def index_html(rows: list[dict[str, Any]], headline: dict[str, dict[str, Any]]) 
         f"<td><a href='circuits/{html.escape(page_name(r['checkpoint'], r['task']))}'>{html.escape(r['task'])}</a></td>"
         f"<td>{r['nodes']}</td><td>{r['edges']}</td><td>{'yes' if r['reached_target'] else 'no'}</td>"
         + "".join(f"<td>{r[k]:.3f}</td>" if isinstance(r[k], (int, float)) else "<td>–</td>" for k in LOSS_KEYS)
+        + f"<td>{'–' if r['test_pairs'] is None else r['test_pairs']}</td>"
         + "</tr>"
         for r in rows
     )
+    loss_heads = "".join(f"<th>{h}</th>" for h in LOSS_HEADERS)
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>sparsepipe circuits</title>
 <style>body{{font-family:system-ui,sans-serif;margin:2em}}table{{border-collapse:collapse;margin-bottom:2em}}
 td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}td:first-child,td:nth-child(2){{text-align:left}}
@@ -127,8 +155,10 @@ tr.miss{{color:#999}}</style></head><body>
 over tasks that reached the target loss.</p>
 <table><tr><th>checkpoint</th><th>tasks</th><th>reached target</th><th>geomean edges</th></tr>{head}</table>
 <img src="edges_by_task.png" alt="circuit size per task">
+<p>Losses on each task's held-out test pairs ({html.escape(_reduction_text(rows))});
+"reached" is the selection on val pairs.</p>
 <table><tr><th>checkpoint</th><th>task</th><th>nodes</th><th>edges</th><th>reached</th>
-<th>circuit loss</th><th>full model</th><th>inverse</th><th>random circuit</th></tr>{body}</table>
+{loss_heads}<th>test pairs</th></tr>{body}</table>
 </body></html>"""
 
 
