@@ -8,7 +8,7 @@ import math
 import pytest
 
 from sparsepipe.workers.context import local_context
-from sparsepipe.workers.report.worker import run_report
+from sparsepipe.workers.report.worker import INTERVENTIONS_INPUT, run_report
 
 
 def _prune_output(folder, edges, reached, task):
@@ -68,3 +68,19 @@ def test_report_tables_figure_and_index(tmp_path):
 def test_report_without_inputs_is_an_error(tmp_path):
     with pytest.raises(ValueError, match="no pruned circuits"):
         run_report(local_context(tmp_path / "out"))
+
+
+def test_report_shows_the_bridges_intervention_curves(tmp_path):
+    bridged = tmp_path / "bridges" / "interventions"
+    bridged.mkdir(parents=True)
+    (bridged / "single_double_quote.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    (bridged / "single_double_quote.json").write_text("{}")
+    inputs = {
+        "bridges/base:single_double_quote": _prune_output(tmp_path / "a", 10, True, "single_double_quote"),
+        f"{INTERVENTIONS_INPUT}bridges/base": tmp_path / "bridges",
+    }
+    ctx = local_context(tmp_path / "out", inputs=inputs)
+    run_report(ctx)
+    assert (ctx.out_dir / "interventions" / "bridges_base" / "single_double_quote.json").exists()
+    assert "interventions/bridges_base/single_double_quote.png" in (ctx.out_dir / "index.html").read_text()
+    assert ctx.metrics["cells"] == 1

@@ -1,6 +1,8 @@
 """The report stage: every pruned circuit in one table, figure and browsable index.
 
-Inputs are the prune cells, named "<checkpoint>:<task>" (e.g. "pretrain/tiny:bracket_counting").
+Inputs are the prune cells, named "<checkpoint>:<task>" (e.g. "pretrain/tiny:bracket_counting"), and
+the bridges cells, named "interventions/bridges/<variant>", whose A.4 intervention curves are copied under
+`interventions/` and shown in the index.
 Writes `summary.json`, `summary.md`, `edges_by_task.png` and `index.html`, with every circuit page
 copied under `circuits/` so the report folder opens in a browser on its own.
 
@@ -25,6 +27,9 @@ RESULT_FILE = "result.json"
 CIRCUIT_PAGE = "circuit.html"
 LOSS_KEYS = ("circuit_loss", "calibrated_loss", "full_model_loss", "inverse_loss", "random_circuit_loss")
 LOSS_HEADERS = ("circuit loss", "calibrated", "full model", "inverse", "random circuit")
+# Input-name prefix of a bridges cell ("interventions/bridges/base"); prune cells are "<checkpoint>:<task>".
+INTERVENTIONS_INPUT = "interventions/"
+INTERVENTIONS_DIR = "interventions"  # in a bridges artifact: <task>.json and <task>.png
 
 
 def summarize(inputs: dict[str, Path]) -> list[dict[str, Any]]:
@@ -157,22 +162,54 @@ over tasks that reached the target loss.</p>
 </body></html>"""
 
 
+def copy_interventions(bridges: dict[str, Path], out: Path) -> list[str]:
+    """The bridges cells' A.4 intervention curves (interventions/<task>.json, .png) under out/interventions/<cell>/;
+    returns the PNG paths, relative to `out`."""
+    pictures = []
+    for name, folder in sorted(bridges.items()):
+        source = folder / INTERVENTIONS_DIR
+        if not source.is_dir():
+            continue
+        target = out / INTERVENTIONS_DIR / name.replace("/", "_")
+        shutil.copytree(source, target)
+        pictures += [str(png.relative_to(out)) for png in sorted(target.glob("*.png"))]
+    return pictures
+
+
 def run_report(ctx: WorkContext) -> None:
-    if not ctx.inputs:
+    pruned = {name: folder for name, folder in ctx.inputs.items() if not name.startswith(INTERVENTIONS_INPUT)}
+    bridged = {  # "bridges/<variant>" -> its folder, for the intervention curves
+        name.removeprefix(INTERVENTIONS_INPUT): folder
+        for name, folder in ctx.inputs.items()
+        if name.startswith(INTERVENTIONS_INPUT)
+    }
+    if not pruned:
         raise ValueError(
             "the report has no pruned circuits to summarize; run the prune stage with at least one task and checkpoint"
         )
-    rows = summarize(ctx.inputs)
+    rows = summarize(pruned)
     headline = geometric_mean_edges(rows)
     out = ctx.out_dir
     (out / "circuits").mkdir()
-    for name, folder in ctx.inputs.items():
+    interventions = copy_interventions(bridged, out)
+    for name, folder in pruned.items():
         checkpoint, _, task = name.rpartition(":")
         shutil.copyfile(folder / CIRCUIT_PAGE, out / "circuits" / page_name(checkpoint, task))
     (out / "summary.json").write_text(json.dumps({"checkpoints": headline, "cells": rows}, indent=2))
     (out / "summary.md").write_text(markdown_table(rows, headline))
     plot_edges_by_task(rows, out / "edges_by_task.png")
-    (out / "index.html").write_text(index_html(rows, headline))
+    page = index_html(rows, headline)
+    if interventions:
+        figures = "".join(
+            f"<figure><img src='{html.escape(p)}'><figcaption>{html.escape(p)}</figcaption></figure>"
+            for p in interventions
+        )
+        section = (
+            "<h2>Bridge interventions (paper A.4, Fig. 9)</h2>"
+            "<p>The dense model's candidate probabilities while a bridged sparse node steers it.</p>"
+        )
+        page = page.replace("</body>", section + figures + "</body>")
+    (out / "index.html").write_text(page)
     ctx.metrics.update(
         {
             "cells": len(rows),
