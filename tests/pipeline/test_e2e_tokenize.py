@@ -26,7 +26,10 @@ def test_run_twice_second_is_all_hit_without_ray(sparsepipe, tmp_path):
     first = _cells(sparsepipe("run", "tokenize", "--preset", "smoke", "--json", cwd=tmp_path))
     assert first["ray_started"] and [c["status"] for c in first["cells"]] == ["RUN"]
     metrics = first["cells"][0]["metrics"]
-    assert metrics["train_tokens"] > 0 and metrics["val_tokens"] > 0 and metrics["documents"] == 300
+    assert metrics["train_tokens"] > 0 and metrics["val_tokens"] > 0
+    # smoke keeps 300 real documents, then samples 70% of its 1 MB from them (30% generated idioms).
+    assert metrics["real_documents_available"] == 300 and 0 < metrics["documents"] < 300
+    assert metrics["generated_documents"] > 0
     second = _cells(sparsepipe("run", "tokenize", "--preset", "smoke", "--json", cwd=tmp_path))
     assert not second["ray_started"]
     assert [c["status"] for c in second["cells"]] == ["HIT"]
@@ -86,6 +89,11 @@ def test_killed_driver_resumes_without_redoing_committed_work(sparsepipe, tmp_pa
         "tokenize.documents_per_shard=1",
         "--set",
         "tokenize.vocab_size=300",
+        # every document, no generated idioms: 60 shards of one document each
+        "--set",
+        "tokenize.corpus.max_bytes=null",
+        "--set",
+        "tokenize.generated.weight=0",
     ]
     driver = subprocess.Popen(
         [*SPARSEPIPE, *args], cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
