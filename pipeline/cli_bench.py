@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Annotated, Any, Callable, Optional
 
 import typer
-from rich.console import Console
 
+from .console import make_console
 from .store import git_commit
 
 app = typer.Typer(
@@ -20,7 +20,7 @@ app = typer.Typer(
         "so a noisy shared machine moves both sides. Results are JSON (--json on stdout, --out to a file), with the device named."
     ),
 )
-err = Console(stderr=True)
+err = make_console(stderr=True)
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")]
 OutOpt = Annotated[Optional[Path], typer.Option("--out", help="Also write the JSON result to this file.")]

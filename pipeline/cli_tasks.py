@@ -11,9 +11,10 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 from rich.text import Text
+
+from .console import make_console
 
 app = typer.Typer(
     name="tasks",
@@ -30,8 +31,8 @@ app = typer.Typer(
         "Artifact folders are the `path` entries of `sparsepipe status --json`."
     ),
 )
-out = Console()
-err = Console(stderr=True)
+out = make_console()
+err = make_console(stderr=True)
 EXIT_FAILED, EXIT_USAGE = 1, 2
 
 TokenizerOption = Annotated[
