@@ -459,7 +459,7 @@ def gc(
     if dry_run:
         for kind, paths in found.items():
             for path in paths:
-                out.print(f"{kind}\t{backend.url_of(path) if kind != 'scratch' else path}", highlight=False, soft_wrap=True, markup=False)
+                print(f"{kind}\t{backend.url_of(path) if kind != 'scratch' else path}")
     err.print(f"{verb} {len(found['attempts'])} unreferenced attempt(s), {len(found['progress'])} finished progress folder(s), {len(found['scratch'])} scratch folder(s)")
 
 

@@ -15,6 +15,8 @@ import tempfile
 import time
 from pathlib import Path
 
+# Folders without a pid (older releases) are only removed once untouched this long.
+UNOWNED_MIN_AGE_S = 3600.0
 _NAME = re.compile(r"^sparsepipe-(?P<stage>[A-Za-z0-9_]+)-(?:(?P<pid>\d+)-)?")
 
 
@@ -34,7 +36,7 @@ def _alive(pid: int) -> bool:
 
 def stale_scratch(older_than_s: float = 0.0, root: Path | None = None, include_unowned: bool = False) -> list[Path]:
     """Scratch folders whose process is gone; with include_unowned also folders without a pid
-    in their name (older releases) untouched for older_than_s (at least a minute)."""
+    in their name (older releases) untouched for older_than_s (at least an hour)."""
     root = Path(root or tempfile.gettempdir())
     found = []
     now = time.time()
@@ -49,7 +51,7 @@ def stale_scratch(older_than_s: float = 0.0, root: Path | None = None, include_u
             age = now - path.stat().st_mtime
         except OSError:
             continue
-        if pid is None and (not include_unowned or age < max(older_than_s, 60.0)):
+        if pid is None and (not include_unowned or age < max(older_than_s, UNOWNED_MIN_AGE_S)):
             continue  # a pid-less folder may belong to a unit in flight: only by age
         if older_than_s > 0 and age < older_than_s:
             continue

@@ -11,6 +11,7 @@ import os
 import shutil
 import stat
 import sys
+import tempfile
 import textwrap
 
 import pytest
@@ -35,6 +36,13 @@ def run_total(ctx, params):
     values = [sum(p.read_bytes()) for p in sorted(folder.glob("shard-*.bin"))]
     (ctx.out_dir / "total.txt").write_text(str(values))
 '''
+
+
+@pytest.fixture(autouse=True)
+def private_tmp(tmp_path, monkeypatch):
+    """gc also looks for scratch folders in the temp directory: give it one of its own."""
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
 
 
 @pytest.fixture
