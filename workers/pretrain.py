@@ -175,7 +175,8 @@ def run_pretrain(ctx: WorkContext, train: TrainConfig, tokens_input: str = "toke
     log = load_train_state(ctx, train, trainer, loader) or RunLog()
     last_checkpoint = checkpoint_label(trainer.step) if trainer.step else None
 
-    ctx.report({"completed": trainer.step, "total": train.steps, "description": f"resumed at step {trainer.step}" if trainer.step else "starting"})
+    resumed = {"note": f"resumed at step {trainer.step}"} if trainer.step else {}
+    ctx.report({"completed": trainer.step, "total": train.steps, "description": f"resumed at step {trainer.step}" if trainer.step else "starting", **resumed})
     log_every = max(1, train.steps // 1000)
     report_every = max(1, train.steps // 100)
     final_eval = None
