@@ -53,9 +53,11 @@ class StoreInput:
     spec: StoreSpec
     manifest_raw: bytes
     manifest_path: str
+    verify: bool = False  # re-hash every file (run --verify-inputs)
 
     def local_path(self) -> Path:
-        return self.spec.open().materialize(Manifest(raw=self.manifest_raw, path=self.manifest_path))
+        manifest = Manifest(raw=self.manifest_raw, path=self.manifest_path)
+        return checked_input(self.spec.open(), manifest.stage, manifest, self.verify)
 
 
 def resolve_function(reference: str) -> Callable[..., Any]:
@@ -152,7 +154,7 @@ def execute_unit(spec: StoreSpec, request: UnitRequest, report: Callable[[dict[s
             device=_device(request.num_gpus),
             cell=request.cell,
             submit=submit,
-            handles={name: StoreInput(spec, raw, path) for name, (raw, path) in request.inputs.items()},
+            handles={name: StoreInput(spec, raw, path, request.verify_inputs) for name, (raw, path) in request.inputs.items()},
         )
         if report is not None:
             ctx.report = _throttled(report)
