@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> None:
         import subprocess
         import sys
 
-        server = subprocess.Popen([sys.executable, "-m", "sparsepipe.infra.s3_server", "--port", "0", "--bucket", "bench"], stdout=subprocess.PIPE, text=True)
+        server = subprocess.Popen([sys.executable, "-m", "sparsepipe.infra.s3_server", "--port", "0", "--bucket", "bench"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         try:
             line = server.stdout.readline().strip()
             os.environ.update(dict(item.split("=", 1) for item in line.removeprefix("export ").split()))
