@@ -22,7 +22,7 @@ SPARSEPIPE = [sys.executable, "-m", "sparsepipe.pipeline"]
 def test_ctrl_c_cleans_scratch_and_the_rerun_logs_its_resume(tmp_path):
     corpus = tmp_path / "corpus"
     corpus.mkdir()
-    for number in range(40):
+    for number in range(24):
         (corpus / f"m{number}.py").write_text("".join(f"def f{number}_{i}(x):\n    return x * {i} + {number}\n" for i in range(6000)))
     private_tmp = Path(tempfile.mkdtemp(prefix="sp", dir="/tmp"))  # short: Ray puts sockets below it
     env = {**os.environ, "TMPDIR": str(private_tmp)}
