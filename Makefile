@@ -18,7 +18,7 @@ TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
 PIP = $(VENV)/bin/python -m pip
 STAMP = $(VENV)/.sparsepipe-installed
 
-.PHONY: setup run test bench clean-venv torch-args
+.PHONY: setup run test test-fast lint format bench clean-venv torch-args
 
 setup: $(STAMP)
 
@@ -38,6 +38,19 @@ run: setup
 
 test: setup
 	$(VENV)/bin/python -m pytest
+
+# The inner loop: everything but the end-to-end runs (under 3 minutes on 2 cores).
+test-fast: setup
+	$(VENV)/bin/python -m pytest -m "not slow"
+
+# ruff is configured in pyproject.toml (line length 120); CI runs `make lint`.
+lint: setup
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check .
+
+format: setup
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
 
 bench: setup
 	$(VENV)/bin/sparsepipe bench all --json --out bench-results/bench.json

@@ -48,7 +48,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Serve an S3-compatible store on loopback (moto).")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=9000, help="0 picks a free port (printed on the first line)")
-    parser.add_argument("--bucket", action="append", default=None, help="bucket to create (repeatable; default: sparsepipe)")
+    parser.add_argument(
+        "--bucket", action="append", default=None, help="bucket to create (repeatable; default: sparsepipe)"
+    )
     args = parser.parse_args(argv)
     serve(args.host, args.port, args.bucket or ["sparsepipe"])
 

@@ -10,7 +10,6 @@ both; the median over repeats is reported.
 import argparse
 import importlib.metadata
 import json
-import platform
 import statistics
 import time
 from collections.abc import Callable
@@ -19,6 +18,7 @@ import torch
 
 from . import reference
 from .abstopk import abstopk
+from .device import device_name, pick_device
 from .dispatch import kernel_choice, triton_installed, use_triton
 from .weight_topk import weight_topk_mask
 
@@ -40,19 +40,6 @@ def weight_topk_baseline(w: torch.Tensor, k: int) -> torch.Tensor:
     keep = torch.zeros(w.numel(), dtype=torch.bool, device=w.device)
     keep[indices] = True
     return keep.view(w.shape)
-
-
-def _device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            for line in cpuinfo:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def _version(package: str) -> str | None:
@@ -99,7 +86,7 @@ def bench_kernels(device: str = "auto", repeats: int = 7, quick: bool = False, s
     path the dispatcher took, the device name and library versions.
     """
     if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+        device = pick_device()
     device = torch.device(device)
     shapes = QUICK_SHAPES if quick else FULL_SHAPES
     generator = torch.Generator().manual_seed(seed)
@@ -121,9 +108,7 @@ def bench_kernels(device: str = "auto", repeats: int = 7, quick: bool = False, s
 
         return step
 
-    train_ours, train_base = _time_pair(
-        forward_backward(abstopk), forward_backward(abstopk_baseline), repeats, device
-    )
+    train_ours, train_base = _time_pair(forward_backward(abstopk), forward_backward(abstopk_baseline), repeats, device)
 
     w = (0.02 * torch.randn(shapes["weight"], generator=generator)).to(device)
     weight_k = w.numel() // shapes["weight_keep_every"]
@@ -132,7 +117,7 @@ def bench_kernels(device: str = "auto", repeats: int = 7, quick: bool = False, s
     )
 
     return {
-        "device": _device_name(device),
+        "device": device_name(device),
         "device_type": device.type,
         "threads": torch.get_num_threads(),
         "kernels_env": kernel_choice(),

@@ -211,11 +211,23 @@ def select_rows(
     magnitude_mask = _magnitude_mask(bits)
     shift = sign_shift(bits_view(x).dtype)
     rows = _bounds(bits.shape[0], _n_threads(bits.size))
-    _run_chunks(_select_rows, [  # unwanted outputs are (0, n_cols): every slice is empty too
-        (bits[r0:r1], k, absolute, magnitude_mask, shift, keep_rows[r0:r1], values_rows[r0:r1],
-         want_keep, want_values)
-        for r0, r1 in rows
-    ])
+    _run_chunks(
+        _select_rows,
+        [  # unwanted outputs are (0, n_cols): every slice is empty too
+            (
+                bits[r0:r1],
+                k,
+                absolute,
+                magnitude_mask,
+                shift,
+                keep_rows[r0:r1],
+                values_rows[r0:r1],
+                want_keep,
+                want_values,
+            )
+            for r0, r1 in rows
+        ],
+    )
     return values, keep
 
 
@@ -237,11 +249,20 @@ def _kth_largest_magnitude(bits, protected, n_largest, chunks) -> tuple[int, int
         # count the next digit of the keys whose higher digits match the prefix so far
         match_shift = min(shift + radix_bits, 63)
         histograms = np.zeros((len(chunks), 1 << radix_bits), np.int64)
-        _run_chunks(_digit_histogram, [
-            (*_chunk_arrays(bits, protected, lo, hi), magnitude_mask, shift, match_shift,
-             prefix >> match_shift, histograms[c])
-            for c, (lo, hi) in enumerate(chunks)
-        ])
+        _run_chunks(
+            _digit_histogram,
+            [
+                (
+                    *_chunk_arrays(bits, protected, lo, hi),
+                    magnitude_mask,
+                    shift,
+                    match_shift,
+                    prefix >> match_shift,
+                    histograms[c],
+                )
+                for c, (lo, hi) in enumerate(chunks)
+            ],
+        )
         digit, above = _pick_digit(histograms, remaining)
         remaining -= above
         prefix |= int(digit) << shift
@@ -261,10 +282,10 @@ def select_whole(w: torch.Tensor, n_largest: int, protected: torch.Tensor | None
     keep = torch.empty(w.shape, dtype=torch.bool)
     keep_flat = keep.view(-1).numpy()
     magnitude_mask = _magnitude_mask(bits)
-    ties_in_chunk = _run_chunks(_keep_at_least, [
-        (*_chunk_arrays(bits, protected, lo, hi), magnitude_mask, threshold, keep_flat[lo:hi])
-        for lo, hi in chunks
-    ])
+    ties_in_chunk = _run_chunks(
+        _keep_at_least,
+        [(*_chunk_arrays(bits, protected, lo, hi), magnitude_mask, threshold, keep_flat[lo:hi]) for lo, hi in chunks],
+    )
     # every tie was kept; hand the budget out in index order and unmark the surplus
     surplus = []
     for (lo, hi), ties in zip(chunks, ties_in_chunk):

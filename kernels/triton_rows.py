@@ -34,14 +34,21 @@ def order_key(bits, ABSOLUTE: tl.constexpr, SIGN_SHIFT: tl.constexpr):
 @triton.jit
 def _row_topk_kernel(
     # pointers
-    bits_ptr, keep_ptr, values_ptr,
+    bits_ptr,
+    keep_ptr,
+    values_ptr,
     # sizes
-    n_cols, k,
+    n_cols,
+    k,
     # strides (in elements)
-    stride_bits_row, stride_keep_row, stride_values_row,
+    stride_bits_row,
+    stride_keep_row,
+    stride_values_row,
     # meta-parameters
-    ABSOLUTE: tl.constexpr, WRITE_VALUES: tl.constexpr,
-    SIGN_SHIFT: tl.constexpr, BLOCK_SIZE: tl.constexpr,
+    ABSOLUTE: tl.constexpr,
+    WRITE_VALUES: tl.constexpr,
+    SIGN_SHIFT: tl.constexpr,
+    BLOCK_SIZE: tl.constexpr,
 ):
     row = tl.program_id(0).to(tl.int64)
     cols = tl.arange(0, BLOCK_SIZE)
@@ -98,9 +105,7 @@ def supports(x: torch.Tensor) -> bool:
     return x.dtype in SUPPORTED_DTYPES and x.dim() > 0 and 0 < x.shape[-1] <= MAX_ROW_SIZE
 
 
-def select_rows(
-    x: torch.Tensor, k: int, absolute: bool, want_values: bool
-) -> tuple[torch.Tensor | None, torch.Tensor]:
+def select_rows(x: torch.Tensor, k: int, absolute: bool, want_values: bool) -> tuple[torch.Tensor | None, torch.Tensor]:
     """(values, keep) of the k largest (|x| or x) entries of each last-dim row.
 
     values: x where kept, +0.0 elsewhere (None unless wanted); keep: bool mask.
@@ -120,11 +125,18 @@ def select_rows(
     n_rows = bits.shape[0]
     if n_rows:
         _row_topk_kernel[(n_rows,)](
-            bits, keep.view(torch.uint8), values_bits,
-            n_cols, k,
-            bits.stride(0), n_cols, values_bits.stride(0),
-            ABSOLUTE=absolute, WRITE_VALUES=want_values,
-            SIGN_SHIFT=sign_shift(bits.dtype), BLOCK_SIZE=block_size,
+            bits,
+            keep.view(torch.uint8),
+            values_bits,
+            n_cols,
+            k,
+            bits.stride(0),
+            n_cols,
+            values_bits.stride(0),
+            ABSOLUTE=absolute,
+            WRITE_VALUES=want_values,
+            SIGN_SHIFT=sign_shift(bits.dtype),
+            BLOCK_SIZE=block_size,
             num_warps=_num_warps(block_size),
         )
     return values, keep

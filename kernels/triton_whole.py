@@ -34,8 +34,9 @@ def _launch_config() -> dict:
 
 
 @triton.jit
-def _load_eligible_keys(bits_ptr, protected_ptr, offsets, n_elements,
-                        HAS_PROTECTED: tl.constexpr, SIGN_SHIFT: tl.constexpr):
+def _load_eligible_keys(
+    bits_ptr, protected_ptr, offsets, n_elements, HAS_PROTECTED: tl.constexpr, SIGN_SHIFT: tl.constexpr
+):
     """Magnitude keys of a block, and which of them compete (in range, not protected)."""
     in_range = offsets < n_elements
     bits = tl.load(bits_ptr + offsets, mask=in_range, other=0).to(tl.int32)
@@ -48,14 +49,20 @@ def _load_eligible_keys(bits_ptr, protected_ptr, offsets, n_elements,
 
 @triton.jit
 def _digit_histogram_kernel(
-    bits_ptr, protected_ptr, state_ptr, histogram_ptr,
+    bits_ptr,
+    protected_ptr,
+    state_ptr,
+    histogram_ptr,
     n_elements,
-    SHIFT: tl.constexpr, FIRST_LEVEL: tl.constexpr, HAS_PROTECTED: tl.constexpr,
-    SIGN_SHIFT: tl.constexpr, RADIX_BITS: tl.constexpr, BLOCK_SIZE: tl.constexpr,
+    SHIFT: tl.constexpr,
+    FIRST_LEVEL: tl.constexpr,
+    HAS_PROTECTED: tl.constexpr,
+    SIGN_SHIFT: tl.constexpr,
+    RADIX_BITS: tl.constexpr,
+    BLOCK_SIZE: tl.constexpr,
 ):
     offsets = tl.program_id(0).to(tl.int64) * BLOCK_SIZE + tl.arange(0, BLOCK_SIZE)
-    keys, eligible = _load_eligible_keys(bits_ptr, protected_ptr, offsets, n_elements,
-                                         HAS_PROTECTED, SIGN_SHIFT)
+    keys, eligible = _load_eligible_keys(bits_ptr, protected_ptr, offsets, n_elements, HAS_PROTECTED, SIGN_SHIFT)
     if not FIRST_LEVEL:
         prefix = tl.load(state_ptr).to(tl.int32)  # digits above SHIFT + RADIX_BITS are fixed
         eligible = eligible & ((keys >> (SHIFT + RADIX_BITS)) == (prefix >> (SHIFT + RADIX_BITS)))
@@ -83,9 +90,14 @@ def _pick_digit_kernel(histogram_ptr, state_ptr, SHIFT: tl.constexpr, RADIX_BITS
 
 @triton.jit
 def _count_ties_kernel(
-    bits_ptr, protected_ptr, state_ptr, block_ties_ptr,
+    bits_ptr,
+    protected_ptr,
+    state_ptr,
+    block_ties_ptr,
     n_elements,
-    HAS_PROTECTED: tl.constexpr, SIGN_SHIFT: tl.constexpr, BLOCK_SIZE: tl.constexpr,
+    HAS_PROTECTED: tl.constexpr,
+    SIGN_SHIFT: tl.constexpr,
+    BLOCK_SIZE: tl.constexpr,
 ):
     pid = tl.program_id(0)
     threshold = tl.load(state_ptr).to(tl.int32)
@@ -94,21 +106,25 @@ def _count_ties_kernel(
     # when every tie is kept their ranks do not matter: load nothing, count zero
     n_to_scan = tl.where(ties_to_keep < ties_at_threshold, n_elements, 0)
     offsets = pid.to(tl.int64) * BLOCK_SIZE + tl.arange(0, BLOCK_SIZE)
-    keys, eligible = _load_eligible_keys(bits_ptr, protected_ptr, offsets, n_to_scan,
-                                         HAS_PROTECTED, SIGN_SHIFT)
+    keys, eligible = _load_eligible_keys(bits_ptr, protected_ptr, offsets, n_to_scan, HAS_PROTECTED, SIGN_SHIFT)
     tl.store(block_ties_ptr + pid, tl.sum((eligible & (keys == threshold)).to(tl.int64), axis=0))
 
 
 @triton.jit
 def _write_keep_kernel(
-    bits_ptr, protected_ptr, state_ptr, ties_before_block_ptr, keep_ptr,
+    bits_ptr,
+    protected_ptr,
+    state_ptr,
+    ties_before_block_ptr,
+    keep_ptr,
     n_elements,
-    HAS_PROTECTED: tl.constexpr, SIGN_SHIFT: tl.constexpr, BLOCK_SIZE: tl.constexpr,
+    HAS_PROTECTED: tl.constexpr,
+    SIGN_SHIFT: tl.constexpr,
+    BLOCK_SIZE: tl.constexpr,
 ):
     pid = tl.program_id(0)
     offsets = pid.to(tl.int64) * BLOCK_SIZE + tl.arange(0, BLOCK_SIZE)
-    keys, eligible = _load_eligible_keys(bits_ptr, protected_ptr, offsets, n_elements,
-                                         HAS_PROTECTED, SIGN_SHIFT)
+    keys, eligible = _load_eligible_keys(bits_ptr, protected_ptr, offsets, n_elements, HAS_PROTECTED, SIGN_SHIFT)
     threshold = tl.load(state_ptr).to(tl.int32)
     ties_to_keep = tl.load(state_ptr + 1)
     ties = eligible & (keys == threshold)
@@ -152,20 +168,41 @@ def select_whole(w: torch.Tensor, n_largest: int, protected: torch.Tensor | None
     top_shift = ((shift_of_sign - 1) // RADIX_BITS) * RADIX_BITS
     for shift in range(top_shift, -1, -RADIX_BITS):
         _digit_histogram_kernel[grid](
-            bits, protected_flags, state, histogram, n_elements,
-            SHIFT=shift, FIRST_LEVEL=shift == top_shift, HAS_PROTECTED=has_protected,
-            SIGN_SHIFT=shift_of_sign, RADIX_BITS=RADIX_BITS, **config,
+            bits,
+            protected_flags,
+            state,
+            histogram,
+            n_elements,
+            SHIFT=shift,
+            FIRST_LEVEL=shift == top_shift,
+            HAS_PROTECTED=has_protected,
+            SIGN_SHIFT=shift_of_sign,
+            RADIX_BITS=RADIX_BITS,
+            **config,
         )
         _pick_digit_kernel[(1,)](histogram, state, SHIFT=shift, RADIX_BITS=RADIX_BITS)
 
     block_ties = torch.empty(grid[0], dtype=torch.int64, device=w.device)
     _count_ties_kernel[grid](
-        bits, protected_flags, state, block_ties, n_elements,
-        HAS_PROTECTED=has_protected, SIGN_SHIFT=shift_of_sign, **config,
+        bits,
+        protected_flags,
+        state,
+        block_ties,
+        n_elements,
+        HAS_PROTECTED=has_protected,
+        SIGN_SHIFT=shift_of_sign,
+        **config,
     )
     ties_before_block = block_ties.cumsum(0) - block_ties
     _write_keep_kernel[grid](
-        bits, protected_flags, state, ties_before_block, keep.view(-1).view(torch.uint8), n_elements,
-        HAS_PROTECTED=has_protected, SIGN_SHIFT=shift_of_sign, **config,
+        bits,
+        protected_flags,
+        state,
+        ties_before_block,
+        keep.view(-1).view(torch.uint8),
+        n_elements,
+        HAS_PROTECTED=has_protected,
+        SIGN_SHIFT=shift_of_sign,
+        **config,
     )
     return keep

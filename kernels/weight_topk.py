@@ -28,23 +28,18 @@ def _n_by_magnitude(w: torch.Tensor, k, protected: torch.Tensor | None) -> int:
         n_protected = int(protected.sum())
         if n_protected > k:
             raise ValueError(
-                f"weight_topk_mask: {n_protected} protected entries exceed k={k}; "
-                f"raise k or protect fewer entries"
+                f"weight_topk_mask: {n_protected} protected entries exceed k={k}; raise k or protect fewer entries"
             )
         return k - n_protected
     return k
 
 
-def weight_topk_mask_reference(
-    w: torch.Tensor, k: int, protected: torch.Tensor | None = None
-) -> torch.Tensor:
+def weight_topk_mask_reference(w: torch.Tensor, k: int, protected: torch.Tensor | None = None) -> torch.Tensor:
     """weight_topk_mask on the reference path (numba on the CPU, torch elsewhere)."""
     return reference.select_whole(w, _n_by_magnitude(w, k, protected), protected)
 
 
-def weight_topk_mask_triton(
-    w: torch.Tensor, k: int, protected: torch.Tensor | None = None
-) -> torch.Tensor:
+def weight_topk_mask_triton(w: torch.Tensor, k: int, protected: torch.Tensor | None = None) -> torch.Tensor:
     """weight_topk_mask with the multi-block Triton threshold search."""
     from . import triton_whole
 

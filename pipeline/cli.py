@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import sys
 import time
-from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
@@ -21,14 +20,33 @@ from rich.table import Table
 from .cli_bench import app as bench_app
 from .cli_options import ClusterOptionCommand
 from .cli_tasks import app as tasks_app
-from .config import ConfigError, PipelineConfig, resolve_config
-from .console import make_console
+from .config import ConfigError, PipelineConfig
+from .console import (
+    EXIT_CLUSTER,
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_PARTIAL,
+    EXIT_STORE,
+    EXIT_USAGE,
+    STORE_CLEAN,
+    STORE_PLAN,
+    STORE_READ,
+    ConfigOpt,
+    JsonOpt,
+    PresetOpt,
+    SetOpt,
+    StoreOpt,
+    err,
+    out,
+)
+from .console import fail as _fail
+from .console import load_config as _load
+from .console import open_store as _open_store
+from .console import registry as _registry
+from .console import warn as _warn
 from .dag import DAMAGED, HIT, RUN, CellPlan, Planner
 from .integrity import BadManifest, summarize
-from .store import Manifest, Store, StoreError, StoreSpec
-from .store_check import check_store_url
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_PARTIAL, EXIT_STORE, EXIT_CLUSTER, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 5, 130
+from .store import Manifest, Store, StoreError
 
 HELP_OPTIONS = {"help_option_names": ["-h", "--help"]}
 
@@ -39,7 +57,8 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
     help=(
         "Weight-sparse transformers, end to end: tokenize a Python corpus, train sparse and dense models, "
-        "prune every task to its circuit and tune pruning with CARBS, on Ray, with every result cached in an artifact store.\n\n"
+        "prune every task to its circuit and tune pruning with CARBS, on Ray, with every result cached in an "
+        "artifact store.\n\n"
         "Start with `sparsepipe run full` (the tiny preset on this machine), look with `sparsepipe plan` and "
         "`sparsepipe status`. Every run is resumable: run the same command again and committed work is skipped.\n\n"
         "Exit codes: 0 done, 1 a stage failed, 2 usage or config error, 3 a batch finished with failed cells, "
@@ -50,54 +69,6 @@ config_app = typer.Typer(no_args_is_help=True, help="Inspect the resolved config
 app.add_typer(config_app, name="config")
 app.add_typer(tasks_app, name="tasks")
 app.add_typer(bench_app, name="bench")
-
-err = make_console(stderr=True)
-out = make_console()
-
-PresetOpt = Annotated[Optional[str], typer.Option("--preset", "-p", help="smoke (CI, seconds), tiny (default: a laptop, minutes), small (one GPU / a CPU night), paper (the paper's settings).")]
-ConfigOpt = Annotated[Optional[Path], typer.Option("--config", "-c", help="A YAML or TOML file laid over the preset.")]
-SetOpt = Annotated[Optional[list[str]], typer.Option("--set", "-s", help="Override one key, highest priority: --set pretrain.train.steps=200 (repeatable).")]
-StoreOpt = Annotated[Optional[str], typer.Option("--store", help="Artifact store: a folder (default ./artifacts or $SPARSEPIPE_STORE) or s3://bucket/prefix (endpoint from AWS_ENDPOINT_URL or s3.endpoint_url).")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output on stdout (progress and logs stay on stderr).")]
-
-
-def _fail(message: str, code: int) -> None:
-    err.print(f"[red]error:[/] {escape(message)}", soft_wrap=True, highlight=False)
-    raise typer.Exit(code)
-
-
-def _warn(message: str) -> None:
-    err.print(f"[yellow]warning:[/] {escape(message)}", soft_wrap=True, highlight=False)
-
-
-def _load(preset: str | None, config: Path | None, assignments: list[str] | None, store: str | None) -> PipelineConfig:
-    try:
-        return resolve_config(preset, config, assignments or [], store=store)
-    except ConfigError as error:
-        _fail(str(error), EXIT_USAGE)
-        raise  # unreachable; keeps type checkers calm
-
-
-# How each kind of command uses the store: (must exist, must be writable, create the folder).
-STORE_WRITE, STORE_PLAN, STORE_READ, STORE_CLEAN = (False, True, True), (False, False, False), (True, False, False), (True, True, False)
-
-
-def _open_store(config: PipelineConfig, use: tuple[bool, bool, bool] = STORE_WRITE) -> Store:
-    """Open the configured store, or exit 4 naming it, before any work is done."""
-    must_exist, writable, create = use
-    try:
-        check_store_url(config.store, must_exist=must_exist, writable=writable)
-        spec = StoreSpec(config.store, config.s3.endpoint_url, config.s3.region, retry_s=config.execution.store_retry_s)
-        return spec.open(create=create, retry_open=False)
-    except StoreError as error:
-        _fail(str(error), EXIT_STORE)
-        raise
-
-
-def _registry():
-    from .stages import REGISTRY
-
-    return REGISTRY
 
 
 def _targets(target: str) -> list[str]:
@@ -123,35 +94,78 @@ def _print_plan(plans: list[CellPlan]) -> None:
         table.add_column(column)
     for plan in plans:
         style = {RUN: "yellow", DAMAGED: "red"}.get(plan.status, "green")
-        table.add_row(plan.cell.stage, plan.cell.cell or "-", f"[{style}]{plan.status}[/]", (plan.key or "?")[:12], plan.reason)
+        table.add_row(
+            plan.cell.stage, plan.cell.cell or "-", f"[{style}]{plan.status}[/]", (plan.key or "?")[:12], plan.reason
+        )
     out.print(table)
 
 
-def _with_prune_selection(assignments: list[str] | None, tasks: list[str] | None, checkpoints: list[str] | None) -> list[str]:
+def _with_prune_selection(
+    assignments: list[str] | None, tasks: list[str] | None, checkpoints: list[str] | None
+) -> list[str]:
+    """--tasks and --checkpoints as --set assignments of the config keys a stage declares for them."""
     assignments = list(assignments or [])
-    if tasks:
-        assignments.append("prune.tasks=" + json.dumps([t for item in tasks for t in item.split(",") if t]))
-    if checkpoints:
-        assignments.append("prune.checkpoints=" + json.dumps([c for item in checkpoints for c in item.split(",") if c]))
+    shortcuts = {name: key for stage in _registry().stages.values() for name, key in stage.shortcuts.items()}
+    for name, values in (("tasks", tasks), ("checkpoints", checkpoints)):
+        if values:
+            assignments.append(f"{shortcuts[name]}=" + json.dumps([v for item in values for v in item.split(",") if v]))
     return assignments
 
 
 @app.command(cls=ClusterOptionCommand)
 def run(
-    target: Annotated[str, typer.Argument(help="`full` for the whole pipeline, or one stage (its missing upstream stages run first).")] = "full",
+    target: Annotated[
+        str, typer.Argument(help="`full` for the whole pipeline, or one stage (its missing upstream stages run first).")
+    ] = "full",
     preset: PresetOpt = None,
     config: ConfigOpt = None,
     set_: SetOpt = None,
     store: StoreOpt = None,
-    force: Annotated[Optional[list[str]], typer.Option("--force", "-f", help="Re-run this stage as a new generation; everything downstream re-runs because its parent changed (repeatable).")] = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the plan and exit without running anything.")] = False,
+    force: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--force",
+            "-f",
+            help=(
+                "Re-run this stage as a new generation; everything downstream re-runs because its parent "
+                "changed (repeatable)."
+            ),
+        ),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show the plan and exit without running anything.")
+    ] = False,
     cluster: Annotated[
         Optional[str],
-        typer.Option("--cluster", metavar="[HOST:PORT]", help="Run on an existing Ray cluster: --cluster HOST:PORT, or a bare --cluster (anywhere on the line) for execution.address / RAY_ADDRESS."),
+        typer.Option(
+            "--cluster",
+            metavar="[HOST:PORT]",
+            help=(
+                "Run on an existing Ray cluster: --cluster HOST:PORT, or a bare --cluster (anywhere on the line) "
+                "for execution.address / RAY_ADDRESS."
+            ),
+        ),
     ] = None,
-    verify_inputs: Annotated[bool, typer.Option("--verify-inputs", help="Re-hash every input file against its manifest before a stage uses it (default: sizes, and files changed since their commit).")] = False,
-    tasks: Annotated[Optional[list[str]], typer.Option("--tasks", help="Prune these tasks: all, names or globs, comma-separated or repeated.")] = None,
-    checkpoints: Annotated[Optional[list[str]], typer.Option("--checkpoints", help="Prune these models: all, stage names (pretrain, dense, bridges) or globs over cells.")] = None,
+    verify_inputs: Annotated[
+        bool,
+        typer.Option(
+            "--verify-inputs",
+            help=(
+                "Re-hash every input file against its manifest before a stage uses it (default: sizes, and files "
+                "changed since their commit)."
+            ),
+        ),
+    ] = False,
+    tasks: Annotated[
+        Optional[list[str]],
+        typer.Option("--tasks", help="Prune these tasks: all, names or globs, comma-separated or repeated."),
+    ] = None,
+    checkpoints: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--checkpoints", help="Prune these models: all, stage names (pretrain, dense, bridges) or globs over cells."
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Run the pipeline (or one stage), skipping every cell whose artifact is already committed.
@@ -193,19 +207,38 @@ def run(
         raise typer.Exit(EXIT_INTERRUPTED)
     failed = report.failed
     if as_json:
-        print(json.dumps({"ok": not failed, "ray_started": report.ray_started, "seconds": round(time.time() - started, 3), "cells": [o.as_json() for o in report.outcomes]}, indent=2))
+        print(
+            json.dumps(
+                {
+                    "ok": not failed,
+                    "ray_started": report.ray_started,
+                    "seconds": round(time.time() - started, 3),
+                    "cells": [o.as_json() for o in report.outcomes],
+                },
+                indent=2,
+            )
+        )
     else:
         ran = sum(1 for o in report.outcomes if o.plan.status != HIT and o.ok)
         hits = sum(1 for o in report.outcomes if o.plan.status == HIT)
-        err.print(f"{ran} cells ran, {hits} were cached (HIT), {len(failed)} failed, in {time.time() - started:.1f}s; store {cfg.store}")
+        err.print(
+            f"{ran} cells ran, {hits} were cached (HIT), {len(failed)} failed, in {time.time() - started:.1f}s; "
+            f"store {cfg.store}"
+        )
     for outcome in failed:
-        err.print(f"[red]failed[/] {outcome.plan.cell.ref}: {escape(outcome.error or outcome.skipped_because or '')}", soft_wrap=True, highlight=False)
+        err.print(
+            f"[red]failed[/] {outcome.plan.cell.ref}: {escape(outcome.error or outcome.skipped_because or '')}",
+            soft_wrap=True,
+            highlight=False,
+        )
     if failed:
         matrix_only = all(registry[o.plan.cell.stage].matrix for o in failed)
         raise typer.Exit(EXIT_PARTIAL if matrix_only else EXIT_FAILED)
 
 
-def _plan_or_exit(registry, backend: Store, cfg: PipelineConfig, targets: list[str], forced: set[str]) -> list[CellPlan]:
+def _plan_or_exit(
+    registry, backend: Store, cfg: PipelineConfig, targets: list[str], forced: set[str]
+) -> list[CellPlan]:
     planner = Planner(registry, backend)
     try:
         plans = planner.plan(cfg, targets, forced)
@@ -234,7 +267,9 @@ def plan(
     config: ConfigOpt = None,
     set_: SetOpt = None,
     store: StoreOpt = None,
-    force: Annotated[Optional[list[str]], typer.Option("--force", "-f", help="Plan as if this stage were forced.")] = None,
+    force: Annotated[
+        Optional[list[str]], typer.Option("--force", "-f", help="Plan as if this stage were forced.")
+    ] = None,
     tasks: Annotated[Optional[list[str]], typer.Option("--tasks", help="As for `run`.")] = None,
     checkpoints: Annotated[Optional[list[str]], typer.Option("--checkpoints", help="As for `run`.")] = None,
     as_json: JsonOpt = False,
@@ -262,7 +297,11 @@ HEADLINE_METRICS = (
 def _headline(manifest: Manifest, limit: int = 2) -> str:
     """A compact summary of an artifact's metrics (all of them: `status STAGE` or --json)."""
     metrics = manifest.metrics
-    shown = [f"{label}={_short(metrics[name])}" for name, label in HEADLINE_METRICS if name in metrics and not isinstance(metrics[name], (dict, list))]
+    shown = [
+        f"{label}={_short(metrics[name])}"
+        for name, label in HEADLINE_METRICS
+        if name in metrics and not isinstance(metrics[name], (dict, list))
+    ]
     if not shown:
         shown = [f"{k}={_short(v)}" for k, v in metrics.items() if not isinstance(v, (dict, list))]
     return " ".join(shown[:limit])
@@ -322,12 +361,22 @@ def status(
     damage = {m.path: backend.check(m) for m in manifests}
     if as_json:
         artifacts = [{**_manifest_json(m, backend.attempt_url(m)), "damaged": damage[m.path]} for m in manifests]
-        print(json.dumps({"store": cfg.store, "artifacts": artifacts, "unreadable_manifests": [{"path": b.path, "problem": b.problem} for b in bad]}, indent=2))
+        unreadable = [{"path": b.path, "problem": b.problem} for b in bad]
+        print(
+            json.dumps(
+                {"store": cfg.store, "artifacts": artifacts, "unreadable_manifests": unreadable},
+                indent=2,
+            )
+        )
         return
     if stage is not None:
         for manifest in manifests:
             state = f" [red]DAMAGED[/] {escape(summarize(damage[manifest.path]))}" if damage[manifest.path] else ""
-            out.print(f"[bold]{escape(_label(manifest))}[/] gen {manifest.generation} key {manifest.key[:12]} {_size(manifest.size)}{state}", highlight=False)
+            out.print(
+                f"[bold]{escape(_label(manifest))}[/] gen {manifest.generation} key {manifest.key[:12]} "
+                f"{_size(manifest.size)}{state}",
+                highlight=False,
+            )
             out.print(f"  {backend.attempt_url(manifest)}", highlight=False, soft_wrap=True)
             for name, value in manifest.metrics.items():
                 text = json.dumps(value, default=str) if isinstance(value, (dict, list)) else _short(value)
@@ -344,7 +393,8 @@ def status(
         headline = "[red]DAMAGED[/]" if damage[manifest.path] else escape(_headline(manifest))
         table.add_row(escape(_label(manifest)), str(manifest.generation), _size(manifest.size), headline)
     out.print(table)
-    reports = [m for m in manifests if m.stage == "report"]
+    report_stages = {stage.name for stage in _registry().stages.values() if "report" in stage.provides}
+    reports = [m for m in manifests if m.stage in report_stages]
     if reports:
         newest = max(reports, key=lambda m: m.data.get("committed_at", 0))
         out.print(f"report: {backend.attempt_url(newest)}/index.html", soft_wrap=True, highlight=False)
@@ -395,12 +445,28 @@ def verify(store: StoreOpt = None, as_json: JsonOpt = False) -> None:
         problems = backend.verify(manifest)
         repair = None
         if problems:
-            repair = f"`sparsepipe run {manifest.stage}` with the config that built it rebuilds it as generation {backend.next_generation(manifest.stage, manifest.key)}"
-        results.append({"stage": manifest.stage, "cell": manifest.cell, "key": manifest.key, "generation": manifest.generation, "problems": problems, "repair": repair})
+            repair = (
+                f"`sparsepipe run {manifest.stage}` with the config that built it rebuilds it as generation "
+                f"{backend.next_generation(manifest.stage, manifest.key)}"
+            )
+        results.append(
+            {
+                "stage": manifest.stage,
+                "cell": manifest.cell,
+                "key": manifest.key,
+                "generation": manifest.generation,
+                "problems": problems,
+                "repair": repair,
+            }
+        )
         if not as_json:
             label = f"{manifest.stage}/{manifest.cell or '-'} {manifest.key[:12]} gen {manifest.generation}"
             if problems:
-                err.print(f"[red]CORRUPT[/] {escape(label)}: {escape('; '.join(problems))}; repair: {escape(repair or '')}", soft_wrap=True, highlight=False)
+                err.print(
+                    f"[red]CORRUPT[/] {escape(label)}: {escape('; '.join(problems))}; repair: {escape(repair or '')}",
+                    soft_wrap=True,
+                    highlight=False,
+                )
             else:
                 err.print(f"[green]ok[/] {escape(label)}", highlight=False)
     unreadable = []
@@ -409,12 +475,29 @@ def verify(store: StoreOpt = None, as_json: JsonOpt = False) -> None:
             f"`sparsepipe run {item.stage} --force {item.stage}` with the config that built it commits generation "
             f"{backend.next_generation(item.stage, item.key)}; `gc` keeps this key's attempts while the file exists"
         )
-        unreadable.append({"path": item.path, "stage": item.stage, "key": item.key, "problem": item.problem, "repair": repair})
+        unreadable.append(
+            {"path": item.path, "stage": item.stage, "key": item.key, "problem": item.problem, "repair": repair}
+        )
         if not as_json:
-            err.print(f"[red]UNREADABLE[/] {escape(item.describe())}; repair: {escape(repair)}", soft_wrap=True, highlight=False)
+            err.print(
+                f"[red]UNREADABLE[/] {escape(item.describe())}; repair: {escape(repair)}",
+                soft_wrap=True,
+                highlight=False,
+            )
     corrupt = [r for r in results if r["problems"]]
     if as_json:
-        print(json.dumps({"checked": len(results), "corrupt": len(corrupt), "unreadable": len(unreadable), "artifacts": results, "unreadable_manifests": unreadable}, indent=2))
+        print(
+            json.dumps(
+                {
+                    "checked": len(results),
+                    "corrupt": len(corrupt),
+                    "unreadable": len(unreadable),
+                    "artifacts": results,
+                    "unreadable_manifests": unreadable,
+                },
+                indent=2,
+            )
+        )
     else:
         err.print(f"{len(results)} artifacts checked, {len(corrupt)} corrupt, {len(unreadable)} unreadable manifest(s)")
     if corrupt or unreadable:
@@ -424,8 +507,16 @@ def verify(store: StoreOpt = None, as_json: JsonOpt = False) -> None:
 @app.command()
 def gc(
     store: StoreOpt = None,
-    older_than: Annotated[float, typer.Option("--older-than", min=0, help="Only what is untouched for this many seconds (protects runs in flight).")] = 3600.0,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="List what would be removed, one path per line, and remove nothing.")] = False,
+    older_than: Annotated[
+        float,
+        typer.Option(
+            "--older-than", min=0, help="Only what is untouched for this many seconds (protects runs in flight)."
+        ),
+    ] = 3600.0,
+    dry_run: Annotated[
+        bool,
+        typer.Option("--dry-run", help="List what would be removed, one path per line, and remove nothing."),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Remove what no committed artifact needs: unreferenced attempts (crashed or lost writers), the resume
@@ -433,6 +524,8 @@ def gc(
 
     Committed artifacts are never touched, nor any attempt of a key with an unreadable MANIFEST.
     """
+    import shutil
+
     from .scratch import stale_scratch
 
     cfg = _load(None, None, [], store)
@@ -446,8 +539,6 @@ def gc(
         if not dry_run:
             for path in found["attempts"] + found["progress"]:
                 backend.remove(path)
-            import shutil
-
             for path in found["scratch"]:
                 shutil.rmtree(path, ignore_errors=True)
     except StoreError as error:
@@ -460,11 +551,70 @@ def gc(
         for kind, paths in found.items():
             for path in paths:
                 print(f"{kind}\t{backend.url_of(path) if kind != 'scratch' else path}")
-    err.print(f"{verb} {len(found['attempts'])} unreferenced attempt(s), {len(found['progress'])} finished progress folder(s), {len(found['scratch'])} scratch folder(s)")
+    err.print(
+        f"{verb} {len(found['attempts'])} unreferenced attempt(s), {len(found['progress'])} finished progress "
+        f"folder(s), {len(found['scratch'])} scratch folder(s)"
+    )
+
+
+@app.command()
+def dag(as_json: JsonOpt = False) -> None:
+    """Print the stage graph: each stage, what it reads from, and what it does (as `dvc dag`)."""
+    registry = _registry()
+    stages = [registry[name] for name in registry.order]
+    if as_json:
+        data = {
+            "stages": [
+                {
+                    "name": s.name,
+                    "deps": list(s.deps),
+                    "version": s.version,
+                    "matrix": s.matrix,
+                    "config": list(s.config),
+                    "run": s.run,
+                    "description": s.description,
+                }
+                for s in stages
+            ],
+            "edges": [[dep, s.name] for s in stages for dep in s.deps],
+        }
+        print(json.dumps(data, indent=2))
+        return
+    print(render_dag(registry))
+
+
+def render_dag(registry) -> str:
+    """The graph as text: one line per stage in dependency order, with a box-drawn arrow from each upstream."""
+    width = max(len(name) for name in registry.order)
+    lines = []
+    for name in registry.order:
+        stage = registry[name]
+        kind = "per cell" if stage.matrix else "one cell"
+        lines.append(f"{name:<{width}}  [{kind}]  {stage.description}")
+        for number, dep in enumerate(stage.deps):
+            corner = "└" if number == len(stage.deps) - 1 else "├"
+            lines.append(f"{'':<{width}}  {corner}── {dep}")
+    edges = [f"{dep} -> {name}" for name in registry.order for dep in registry[name].deps]
+    return "\n".join(
+        [
+            "stages, upstream first (each lists what it reads from):",
+            "",
+            *lines,
+            "",
+            "edges:",
+            *(f"  {e}" for e in edges),
+        ]
+    )
 
 
 @config_app.command("show")
-def config_show(preset: PresetOpt = None, config: ConfigOpt = None, set_: SetOpt = None, store: StoreOpt = None, as_json: JsonOpt = False) -> None:
+def config_show(
+    preset: PresetOpt = None,
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    store: StoreOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
     """Print the resolved configuration (preset < config file < SPARSEPIPE_* environment < --set)."""
     cfg = _load(preset, config, set_, store)
     data = cfg.model_dump(mode="json")

@@ -14,7 +14,8 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from .console import make_console
+from .console import EXIT_FAILED, EXIT_STORE, EXIT_USAGE, ConfigOpt, PresetOpt, SetOpt, StoreOpt, err, out
+from .console import fail as _fail
 
 app = typer.Typer(
     name="tasks",
@@ -26,17 +27,23 @@ app = typer.Typer(
         "loss is the cross-entropy of the right candidate under the two-way softmax over both candidates.\n\n"
         "  sparsepipe tasks list\n"
         "  sparsepipe tasks show bracket_counting -n 2\n"
-        "  sparsepipe tasks check --tokenizer <tokenize artifact folder>\n"
-        "  sparsepipe tasks eval --checkpoint <pretrain artifact folder> --tokenizer <tokenize artifact folder>\n\n"
-        "Artifact folders are the `path` entries of `sparsepipe status --json`."
+        "  sparsepipe tasks check                      # the committed tokenizer of this config and store\n"
+        "  sparsepipe tasks eval --checkpoints pretrain/tiny   # committed checkpoints, by cell (default: all)\n"
+        "  sparsepipe tasks eval --checkpoint <folder> --tokenizer <folder or tokenizer.json>\n\n"
+        "Store references follow --preset/--config/--set/--store as `run` does; artifact folders are the `path` "
+        "entries of `sparsepipe status --json`."
     ),
 )
-out = make_console()
-err = make_console(stderr=True)
-EXIT_FAILED, EXIT_USAGE = 1, 2
 
 TokenizerOption = Annotated[
-    Path, typer.Option("--tokenizer", help="tokenizer.json written by the tokenize stage (or its folder).")
+    Optional[str],
+    typer.Option(
+        "--tokenizer",
+        help=(
+            "tokenizer.json written by the tokenize stage (or its folder), or a store reference (tokenize). "
+            "Default: the committed tokenizer of the current config and store."
+        ),
+    ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 TaskOption = Annotated[
@@ -46,11 +53,6 @@ SeedOption = Annotated[int, typer.Option(help="Generator seed: the same seed giv
 MaxTokensOption = Annotated[
     int, typer.Option(help="Context budget: [<|endoftext|>] + prompt + candidate fit in this many tokens (>= 48).")
 ]
-
-
-def _fail(message: str, code: int) -> None:
-    err.print(f"[red]error:[/] {message}")
-    raise typer.Exit(code)
 
 
 def _task(name: str):
@@ -85,6 +87,37 @@ def _tokenizer(path: Path):
         return load_tokenizer(path)
     except FileNotFoundError as error:
         _fail(str(error), EXIT_USAGE)
+
+
+class StoreSettings:
+    """--preset/--config/--set/--store: which config and store a store reference is resolved in."""
+
+    def __init__(self, preset: str | None, config: Path | None, assignments: list[str] | None, store: str | None):
+        self.preset, self.config, self.assignments, self.store = preset, config, assignments, store
+
+    def committed(self, kind: str, patterns: list[str] | None) -> list[tuple[str, Path]]:
+        from .artifacts import ArtifactNotFound, committed
+        from .console import STORE_PLAN, load_config, open_store, registry
+        from .store import StoreError
+
+        cfg = load_config(self.preset, self.config, self.assignments, self.store)
+        try:
+            return committed(registry(), open_store(cfg, STORE_PLAN), cfg, kind, patterns)
+        except ArtifactNotFound as error:
+            _fail(str(error), EXIT_USAGE)
+        except StoreError as error:
+            _fail(str(error), EXIT_STORE)
+        except OSError as error:
+            _fail(f"the store {cfg.store} cannot be read: {error}", EXIT_STORE)
+        raise AssertionError("unreachable")
+
+
+def _tokenizer_from(value: str | None, where: StoreSettings):
+    """A path (file or folder) as before, else a store reference (default: the committed tokenizer)."""
+    if value is not None and (Path(value).exists() or value.endswith(".json") or "/" in value):
+        return _tokenizer(Path(value))
+    _, folder = where.committed("tokenizer", [value] if value else None)[0]
+    return _tokenizer(folder)
 
 
 def _mark(good: bool) -> str:
@@ -130,10 +163,9 @@ def show(
 
     Whitespace in candidates is made visible: a space as ·, a newline as ⏎.
     """
+    from sparsepipe.tasks import TaskError
     from sparsepipe.tasks.dataset import prompt_budget
     from sparsepipe.tasks.tokenization import ApproximateMeasure, TokenizerMeasure
-
-    from sparsepipe.tasks import TaskError
 
     task, split_name = _task(name), _split(split)
     measure = TokenizerMeasure(_tokenizer(tokenizer)) if tokenizer else ApproximateMeasure()
@@ -167,12 +199,16 @@ def show(
 
 @app.command()
 def check(
-    tokenizer: TokenizerOption,
+    tokenizer: TokenizerOption = None,
     json_output: JsonOption = False,
     tasks: TaskOption = None,
     n_pairs: Annotated[int, typer.Option(help="Pairs per split.")] = 100,
     seed: SeedOption = 0,
     max_tokens: MaxTokensOption = 256,
+    preset: PresetOpt = None,
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    store: StoreOpt = None,
 ) -> None:
     """Check every task's data under a tokenizer; exit code 1 if any check fails.
 
@@ -183,7 +219,7 @@ def check(
     """
     from sparsepipe.tasks.checks import check_task
 
-    tok = _tokenizer(tokenizer)
+    tok = _tokenizer_from(tokenizer, StoreSettings(preset, config, set_, store))
     results = [check_task(name, tok, n_pairs, seed, max_tokens) for name in _selected(tasks)]
     if json_output:
         print(json.dumps([r.as_dict() for r in results], indent=2))
@@ -222,15 +258,33 @@ def load_model(checkpoint: Path):
 
 @app.command("eval")
 def evaluate(
-    checkpoint: Annotated[Path, typer.Option(help="Model checkpoint folder (as written by pretrain).")],
-    tokenizer: TokenizerOption,
+    checkpoint: Annotated[
+        Optional[Path],
+        typer.Option(help="A model checkpoint folder (as written by pretrain), instead of --checkpoints."),
+    ] = None,
+    checkpoints: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--checkpoints",
+            help="Committed checkpoints by cell: all (default), a stage (pretrain, dense), a cell (pretrain/tiny) or a "
+            "glob; comma-separated or repeated.",
+        ),
+    ] = None,
+    tokenizer: TokenizerOption = None,
     json_output: JsonOption = False,
     tasks: TaskOption = None,
     split: Annotated[str, typer.Option(help="train, val or test.")] = "test",
     n_pairs: Annotated[int, typer.Option(help="Pairs per task.")] = 128,
     seed: SeedOption = 0,
+    preset: PresetOpt = None,
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    store: StoreOpt = None,
 ) -> None:
-    """Task loss (two-way cross-entropy, nats) and accuracy of a trained model, per task.
+    """Task loss (two-way cross-entropy, nats) and accuracy of trained models, per task.
+
+    Models are the committed checkpoints of the current config and store (--checkpoints selects them),
+    or one checkpoint folder (--checkpoint).
 
     The model is loaded with `sparsepipe.workers.nn.gpt.load_checkpoint` and called as
     `model(tokens)` -> logits [B, T, V] (or a tuple whose first element is the logits).
@@ -239,15 +293,38 @@ def evaluate(
     from sparsepipe.tasks import TaskError
     from sparsepipe.tasks.evaluation import evaluate_model
 
-    names, split_name, tok = _selected(tasks), _split(split), _tokenizer(tokenizer)
-    try:
-        scores = evaluate_model(load_model(checkpoint), tok, names, split_name, n_pairs, seed)
-    except TaskError as error:
-        _fail(str(error), EXIT_FAILED)
+    where = StoreSettings(preset, config, set_, store)
+    names, split_name = _selected(tasks), _split(split)
+    if checkpoint is not None and checkpoints:
+        _fail("pass --checkpoint (a folder) or --checkpoints (store references), not both", EXIT_USAGE)
+    if checkpoint is not None:
+        models = [(str(checkpoint), checkpoint)]
+    else:
+        patterns = [c for item in checkpoints for c in item.split(",") if c] if checkpoints else None
+        models = where.committed("checkpoint", patterns)
+    tok = _tokenizer_from(tokenizer, where)
+    results = []
+    for label, folder in models:
+        try:
+            results.append((label, evaluate_model(load_model(folder), tok, names, split_name, n_pairs, seed)))
+        except TaskError as error:
+            _fail(str(error), EXIT_FAILED)
     if json_output:
-        print(json.dumps([s.as_dict() for s in scores], indent=2))
+        if checkpoint is not None:  # one folder: the scores, as before
+            print(json.dumps([s.as_dict() for s in results[0][1]], indent=2))
+        else:
+            print(
+                json.dumps(
+                    [{"checkpoint": label, **s.as_dict()} for label, scores in results for s in scores], indent=2
+                )
+            )
         return
-    table = Table("task", "loss", "accuracy", title=f"{checkpoint} · {split} · {n_pairs} pairs/task")
+    for label, scores in results:
+        _print_scores(label, split, n_pairs, scores)
+
+
+def _print_scores(label: str, split: str, n_pairs: int, scores) -> None:
+    table = Table("task", "loss", "accuracy", title=f"{label} · {split} · {n_pairs} pairs/task")
     for s in scores:
         table.add_row(s.task, f"{s.loss:.3f}", f"{s.accuracy:.1%}")
     if scores:

@@ -1,8 +1,12 @@
-"""Configuration: one pydantic model per stage, one pipeline model over them, named presets.
+"""Configuration: loading and merging, over a pipeline model assembled from the registered stages.
+
+Each stage package owns its config sections (`workers/<stage>/config.py`) and
+its values in each preset; `PipelineConfig` is the run settings (store, s3,
+execution) plus every registered stage's sections, and `PRESETS` the stages'
+preset values merged.
 
 Sources, lowest to highest priority: preset < config file (YAML or TOML) <
 environment (`SPARSEPIPE_` prefix, `__` for nesting) < `--set a.b=value`.
-Workers import the stage models from here and nothing else from `pipeline/`.
 """
 
 from __future__ import annotations
@@ -11,238 +15,19 @@ import json
 import os
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Iterable
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, create_model
 
-from .presets import PRESETS
+from ..workers.registry import STAGES
+from ..workers.stage import ConfigError, Stage, StrictModel
+from .presets import collect_presets
 
-
-class StrictModel(BaseModel):
-    """Unknown keys are errors, so a typo never silently falls back to a default."""
-
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
-
-
-# --------------------------------------------------------------------------- data
-
-
-class CorpusConfig(StrictModel):
-    paths: list[str] = Field(
-        default_factory=list,
-        description="Folders, globs, files, .jsonl/.parquet with a text column, local or s3://. "
-        "Empty: the .py files of the running interpreter's standard library.",
-    )
-    text_column: str = "text"
-    max_documents: int | None = Field(None, ge=1, description="Keep at most this many documents (after dedup), for quick runs.")
-
-
-class TokenizeConfig(StrictModel):
-    corpus: CorpusConfig = Field(default_factory=CorpusConfig)
-    vocab_size: int = Field(2048, ge=260, le=65535)
-    n_ctx: int = Field(256, ge=8, description="Rows hold n_ctx + 1 tokens (inputs and shifted targets).")
-    val_fraction: float = Field(0.02, gt=0, lt=0.5)
-    tokenizer_train_bytes: int = Field(64_000_000, ge=10_000, description="Corpus bytes sampled to train the BPE.")
-    documents_per_shard: int = Field(2000, ge=1, description="A shard holds at most this many documents ...")
-    shard_bytes: int = Field(2_000_000, ge=1000, description="... or about this many bytes of text: the unit of parallel encoding and of resume.")
-    seed: int = 0
-
-
-# -------------------------------------------------------------------------- model
-
-NodeLocation = Literal["attn_in", "attn_q", "attn_k", "attn_v", "attn_out", "mlp_in", "mlp_neuron", "mlp_out"]
-ALL_NODE_LOCATIONS: tuple[str, ...] = ("attn_in", "attn_q", "attn_k", "attn_v", "attn_out", "mlp_in", "mlp_neuron", "mlp_out")
-
-
-class ModelConfig(StrictModel):
-    n_layer: int = Field(2, ge=1)
-    d_model: int = Field(128, ge=4)
-    n_head: int = Field(8, ge=1)
-    d_head: int = Field(16, ge=1)
-    d_mlp: int | None = Field(None, ge=1, description="Defaults to 4 * d_model.")
-    n_ctx: int = Field(256, ge=8)
-    vocab_size: int | None = Field(None, description="Taken from the tokenizer when None.")
-    bigram_table: bool = True
-    attn_sink: bool = True
-    pos_emb: Literal["none", "learned"] = "none"
-    afrac: float | None = Field(0.25, gt=0, le=1, description="AbsTopK keeps afrac of each node location; None disables.")
-    afrac_locations: list[NodeLocation] = Field(default_factory=lambda: list(ALL_NODE_LOCATIONS))
-    activation: Literal["gelu", "relu"] = "gelu"
-    norm_eps: float = 1e-6
-    init_std: float = 0.02
-
-    @property
-    def mlp_width(self) -> int:
-        return self.d_mlp or 4 * self.d_model
-
-
-# ----------------------------------------------------------------------- training
-
-
-class SparsityConfig(StrictModel):
-    enabled: bool = True
-    target_l0: float = Field(1 / 64, gt=0, le=1, description="Nonzero fraction of every weight matrix at the end of annealing.")
-    embed_l0: float | None = Field(None, gt=0, le=1, description="Nonzero fraction of embedding/unembedding; None: same as target_l0 * 4.")
-    bias_l0: float | None = Field(None, gt=0, le=1, description="Nonzero fraction of biases; None: same as the embedding fraction (paper: all biases sparse); 1 keeps them dense (reference code).")
-    anneal_start_frac: float = Field(0.0, ge=0, lt=1)
-    anneal_end_frac: float = Field(0.5, gt=0, le=1, description="L0 reaches its target at this fraction of training.")
-    anneal: Literal["linear", "exp"] = "linear"
-    min_alive_per_neuron: int = Field(4, ge=0, description="Nonzero weights kept per neuron / attention channel, along the neuron axis.")
-
-    @model_validator(mode="after")
-    def _ordered(self) -> "SparsityConfig":
-        if self.anneal_end_frac <= self.anneal_start_frac:
-            raise ValueError("sparsity.anneal_end_frac must be greater than sparsity.anneal_start_frac")
-        return self
-
-
-class OptimConfig(StrictModel):
-    lr: float = Field(1e-2, gt=0)
-    beta1: float = Field(0.9, ge=0, lt=1)
-    beta2: float = Field(0.95, ge=0, lt=1)
-    eps: float = Field(0.1, gt=0)
-    weight_decay: float = Field(0.1, ge=0)
-    warmup_frac: float = Field(0.01, ge=0, lt=1)
-    lr_l0_scaling: bool = Field(True, description="Multiply lr by 1/sqrt(current L0 fraction) (the paper's sharkfin).")
-    grad_clip_rms: float | None = Field(1.0, gt=0, description="Clip the global gradient RMS to this value; None disables.")
-    grad_rms_mode: Literal["clip", "normalize"] = Field(
-        "clip", description="clip: scale gradients down when their RMS exceeds grad_clip_rms (paper); normalize: always scale to it (reference code)."
-    )
-    weight_decay_mode: Literal["adamw", "after_topk"] = Field(
-        "adamw", description="adamw: decoupled AdamW decay (paper); after_topk: Adam, then p -= lr*wd*p after the weight top-k (reference code)."
-    )
-
-
-class TrainConfig(StrictModel):
-    model: ModelConfig = Field(default_factory=ModelConfig)
-    optim: OptimConfig = Field(default_factory=OptimConfig)
-    sparsity: SparsityConfig = Field(default_factory=SparsityConfig)
-    batch_size: int = Field(32, ge=1)
-    steps: int = Field(1000, ge=1)
-    eval_every: int = Field(100, ge=1)
-    eval_batches: int = Field(8, ge=1)
-    checkpoint_every: int = Field(200, ge=1)
-    dtype: Literal["float32", "bfloat16"] = "float32"
-    seed: int = 0
-
-
-class ModelVariant(StrictModel):
-    """One cell of the pretrain sweep: a name and the fields it changes."""
-
-    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
-    d_model: int | None = None
-    n_layer: int | None = None
-    target_l0: float | None = Field(None, gt=0, le=1)
-    afrac: float | None = Field(None, gt=0, le=1)
-    lr: float | None = Field(None, gt=0)
-
-
-class PretrainConfig(StrictModel):
-    train: TrainConfig = Field(default_factory=TrainConfig)
-    variants: list[ModelVariant] = Field(default_factory=lambda: [ModelVariant(name="base")])
-
-    @field_validator("variants")
-    @classmethod
-    def _unique_names(cls, variants: list[ModelVariant]) -> list[ModelVariant]:
-        names = [v.name for v in variants]
-        if len(set(names)) != len(names):
-            raise ValueError(f"variant names must be unique, got {names}")
-        if not variants:
-            raise ValueError("pretrain.variants needs at least one variant")
-        return variants
-
-    def variant_train_config(self, variant: ModelVariant) -> TrainConfig:
-        """The full training config of one sweep cell."""
-        data = self.train.model_dump()
-        for field in ("d_model", "n_layer", "afrac"):
-            if getattr(variant, field) is not None:
-                data["model"][field] = getattr(variant, field)
-        if variant.target_l0 is not None:
-            data["sparsity"]["target_l0"] = variant.target_l0
-        if variant.lr is not None:
-            data["optim"]["lr"] = variant.lr
-        return TrainConfig.model_validate(data)
-
-
-class DenseConfig(StrictModel):
-    enabled: bool = True
-    train: TrainConfig = Field(
-        default_factory=lambda: TrainConfig(sparsity=SparsityConfig(enabled=False), optim=OptimConfig(lr_l0_scaling=False))
-    )
-
-    @field_validator("train")
-    @classmethod
-    def _dense(cls, train: TrainConfig) -> TrainConfig:
-        if train.sparsity.enabled:
-            raise ValueError("dense.train.sparsity.enabled must be false: the dense baseline has no weight sparsity")
-        return train
-
-
-class BridgesConfig(StrictModel):
-    enabled: bool = False
-    train: TrainConfig = Field(default_factory=TrainConfig)
-    encoder_afrac: float = Field(0.25, gt=0, le=1)
-    coef_ce: float = Field(1.0, ge=0)
-    coef_kl: float = Field(1.0, ge=0)
-    coef_nmse: float = Field(1.0, ge=0)
-    coef_hybrid_kl: float = Field(1.0, ge=0)
-
-
-# ------------------------------------------------------------------------ pruning
-
-
-class PruneHyperparams(StrictModel):
-    """The eight hyperparameters CARBS tunes; defaults are the paper's Table 2 centres."""
-
-    k_coef: float = Field(1e-4, gt=0)
-    init_noise_scale: float = Field(1e-2, gt=0)
-    init_noise_bias: float = 1e-1
-    wd: float = Field(1e-3, ge=0)
-    lr: float = Field(3e-3, gt=0)
-    inv_beta2: float = Field(5e-2, gt=0, lt=1)
-    lr_warmup_frac: float = Field(5e-2, ge=0, lt=1)
-    heaviside_temp: float = Field(1.0, gt=0)
-
-
-class PruneConfig(StrictModel):
-    tasks: list[str] = Field(default_factory=lambda: ["all"], description="Task names or globs; 'all' for every task.")
-    checkpoints: list[str] = Field(
-        default_factory=lambda: ["all"],
-        description="Which models to prune: 'all', stage names (pretrain, dense, bridges) or globs over cell names (pretrain/base).",
-    )
-    target_loss: float = Field(0.15, gt=0)
-    steps: int = Field(2000, ge=1)
-    batch_pairs: int = Field(64, ge=1)
-    eval_pairs: int = Field(256, ge=1, description="Fixed evaluation set for bisection and faithfulness checks.")
-    max_tokens: int = Field(256, ge=8)
-    ablation: Literal["mean", "zero"] = "mean"
-    tie_qk_masks: bool = False
-    grad_clip: float = Field(1.0, gt=0)
-    calibration_steps: int = Field(16, ge=0)
-    hyper: PruneHyperparams = Field(default_factory=PruneHyperparams)
-    mean_cache_batches: int = Field(32, ge=1, description="Pretraining batches averaged for the mean-ablation cache.")
-    mean_cache_batch_size: int = Field(32, ge=1, description="Sequences per mean-cache batch (all their positions are averaged).")
-    train_pool_pairs: int = Field(2048, ge=1, description="Pairs generated from the task's train split; each step samples batch_pairs of them.")
-    curve_points: int = Field(12, ge=0, description="Log-spaced circuit sizes at which the loss-vs-size curve is evaluated; 0 skips it.")
-    seed: int = 0
-
-
-class TuneConfig(StrictModel):
-    enabled: bool = True
-    iterations: int = Field(32, ge=1)
-    trials_per_iteration: int = Field(8, ge=1)
-    cpus_per_trial: float = Field(1.0, gt=0)
-    gpus_per_trial: float = Field(0.0, ge=0)
-    seed: int = 0
-    initial_search_radius: float = Field(0.3, gt=0)
+PRESETS = collect_presets(STAGES)
 
 
 # ----------------------------------------------------------------- run settings
-
-
-class ReportConfig(StrictModel):
-    enabled: bool = True
 
 
 class ExecutionConfig(StrictModel):
@@ -254,9 +39,18 @@ class ExecutionConfig(StrictModel):
     object_store_mb: int = Field(256, ge=75)
     cpus_per_trainer: float = Field(1.0, gt=0, description="CPUs per training cell (torch threads follow it).")
     gpus_per_trainer: float = Field(1.0, ge=0, description="GPUs asked per training cell when the cluster has GPUs.")
-    max_concurrent_cells: int = Field(4, ge=1, description="Cells of one matrix stage in flight at once (each holds a model in memory).")
+    max_concurrent_cells: int = Field(
+        4, ge=1, description="Cells of one matrix stage in flight at once (each holds a model in memory)."
+    )
     max_retries: int = Field(2, ge=0)
-    store_retry_s: float = Field(180.0, ge=0, description="Seconds a store operation retries transient errors (connection refused, timeouts, 5xx) before the cell fails.")
+    store_retry_s: float = Field(
+        180.0,
+        ge=0,
+        description=(
+            "Seconds a store operation retries transient errors (connection refused, timeouts, 5xx) before the "
+            "cell fails."
+        ),
+    )
 
 
 class S3Config(StrictModel):
@@ -264,18 +58,27 @@ class S3Config(StrictModel):
     region: str | None = None
 
 
-class PipelineConfig(StrictModel):
+class RunSettings(StrictModel):
+    """The sections every pipeline config has; the stages' sections are added by `pipeline_config_model`."""
+
     preset: str = "tiny"
     store: str = Field("./artifacts", description="Artifact store: a local folder or s3://bucket/prefix.")
     s3: S3Config = Field(default_factory=S3Config)
     execution: ExecutionConfig = Field(default_factory=ExecutionConfig)
-    tokenize: TokenizeConfig = Field(default_factory=TokenizeConfig)
-    pretrain: PretrainConfig = Field(default_factory=PretrainConfig)
-    dense: DenseConfig = Field(default_factory=DenseConfig)
-    bridges: BridgesConfig = Field(default_factory=BridgesConfig)
-    prune: PruneConfig = Field(default_factory=PruneConfig)
-    tune: TuneConfig = Field(default_factory=TuneConfig)
-    report: ReportConfig = Field(default_factory=ReportConfig)
+
+
+def pipeline_config_model(stages: Iterable[Stage]) -> type[RunSettings]:
+    """The full config model: the run settings, then each stage's sections in registration order."""
+    sections: dict[str, Any] = {}
+    for stage in stages:
+        for section, model in stage.config.items():
+            if section in sections or section in RunSettings.model_fields:
+                raise ValueError(f"config section {section!r} of stage {stage.name!r} is declared twice")
+            sections[section] = (model, Field(default_factory=model))
+    return create_model("PipelineConfig", __base__=RunSettings, __module__=__name__, **sections)
+
+
+PipelineConfig = pipeline_config_model(STAGES)
 
 
 # ---------------------------------------------------------------------- loading
@@ -290,10 +93,6 @@ ENV_SWITCHES = {
     "SPARSEPIPE_RAY_LOGS": "non-empty: show Ray worker logs",
 }
 _ENV_NOT_CONFIG = set(ENV_SWITCHES)
-
-
-class ConfigError(ValueError):
-    """A bad key or value in any config source; the message names the key and the source."""
 
 
 def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
@@ -432,9 +231,8 @@ def resolve_config(
         resolved = PipelineConfig.model_validate(merged)
     except ValidationError as error:
         raise ConfigError(_describe(error, source_of)) from None
-    from .config_checks import cross_stage_problems
-
-    problems = cross_stage_problems(resolved)
+    # What no single section's model can see (one stage's values against another's): each stage's checks.
+    problems = [problem for stage in STAGES for check in stage.checks for problem in check(resolved)]
     if problems:
         raise ConfigError("\n".join(problems))
     return resolved

@@ -1,75 +1,50 @@
 """Stages, cells, cache keys and plans.
 
-A stage declares its dependencies, a version, the code it runs (fingerprinted
-into every key) and a function that lists its cells from the config.  A cell is
+A stage (`workers/stage.py`) declares its dependencies, a version, the function
+its cells run (whose import closure is fingerprinted into every key, see
+`fingerprint.py`) and a function that lists its cells from the config.  A cell is
 one unit of work: a single-cell stage has the cell "", a matrix stage one cell
 per model variant or per (checkpoint, task).  Every cell has its own key:
 
     key = sha256(canonical JSON of {schema, stage, version, cell, code, params, inputs, env})
 
-where `inputs` maps each input to the digest of the upstream MANIFEST, so a
-changed param, code or upstream artifact gives a new key (a Merkle chain).
+where `inputs` maps each input to the upstream artifact's content identity (its
+key, generation and file digests; `content_identity`), so a changed param, code
+or upstream artifact gives a new key (a Merkle chain), while the volatile
+fields of a MANIFEST (commit time, timings, pid, attempt) do not enter it: the
+same code and data give the same keys in any store.
 """
 
 from __future__ import annotations
 
 import hashlib
-import importlib.util
+from dataclasses import dataclass
+from fnmatch import fnmatch
 from importlib import metadata
-from dataclasses import dataclass, field
-from functools import lru_cache
-from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
+from ..workers.stage import Cell, CellLister, CellRef, Resources, Stage
 from .config import PipelineConfig
+from .fingerprint import code_fingerprint
 from .integrity import summarize
 from .store import Manifest, Store, canonical_json
 
-KEY_SCHEMA = 1
+__all__ = [
+    "Cell",
+    "CellLister",
+    "CellRef",
+    "Resources",
+    "Stage",
+    "Registry",
+    "Planner",
+    "CellPlan",
+    "HIT",
+    "RUN",
+    "DAMAGED",
+    "code_fingerprint",
+]
 
-
-@dataclass(frozen=True)
-class Resources:
-    num_cpus: float = 1.0
-    num_gpus: float = 0.0
-    actor: bool = False  # stateful trainers run in an actor, stateless units as tasks
-
-
-@dataclass(frozen=True)
-class CellRef:
-    stage: str
-    cell: str = ""
-
-    def __str__(self) -> str:
-        return f"{self.stage}/{self.cell}" if self.cell else self.stage
-
-
-@dataclass
-class Cell:
-    stage: str
-    cell: str
-    params: dict[str, Any]
-    inputs: dict[str, CellRef] = field(default_factory=dict)
-    resources: Resources = field(default_factory=Resources)
-
-    @property
-    def ref(self) -> CellRef:
-        return CellRef(self.stage, self.cell)
-
-
-CellLister = Callable[[PipelineConfig, dict[str, list[Cell]]], list[Cell]]
-
-
-@dataclass(frozen=True)
-class Stage:
-    name: str
-    version: str
-    deps: tuple[str, ...]
-    code: tuple[str, ...]  # modules or packages whose source is fingerprinted
-    cells: CellLister
-    run: str  # "module:function" called as function(ctx, params_dict) in the worker process
-    description: str = ""
-    matrix: bool = False
+KEY_SCHEMA = 2  # 2: upstreams enter by content identity, code by import closure
 
 
 class Registry:
@@ -122,27 +97,29 @@ class Registry:
         return cells
 
 
+def default_registry() -> Registry:
+    """The registered stages (`workers/registry.py`)."""
+    from ..workers.registry import STAGES
+
+    return Registry(list(STAGES))
+
+
 # --------------------------------------------------------------------- keys
 
 
-def _module_files(name: str) -> list[Path]:
-    spec = importlib.util.find_spec(name)
-    if spec is None or spec.origin is None:
-        raise ValueError(f"cannot fingerprint module {name!r}: not importable")
-    origin = Path(spec.origin)
-    if spec.submodule_search_locations:  # a package: every module below it
-        return sorted(Path(origin).parent.rglob("*.py"))
-    return [origin]
+def content_identity(manifest: Manifest, records: tuple[str, ...] = ()) -> str:
+    """What a downstream key hashes for an upstream artifact: its key, generation and file digests.
 
-
-@lru_cache(maxsize=None)
-def code_fingerprint(modules: tuple[str, ...]) -> str:
-    digest = hashlib.sha256()
-    for module in modules:
-        for path in _module_files(module):
-            digest.update(path.name.encode())
-            digest.update(path.read_bytes())
-    return digest.hexdigest()
+    Files matching `records` (the producing stage's run records) are left out.
+    """
+    files = {
+        path: info["sha256"]
+        for path, info in sorted(manifest.files.items())
+        if not any(fnmatch(path, glob) for glob in records)
+    }
+    return hashlib.sha256(
+        canonical_json({"key": manifest.key, "generation": manifest.generation, "files": files})
+    ).hexdigest()
 
 
 def environment_facts() -> dict[str, str]:
@@ -156,7 +133,7 @@ def preimage(stage: Stage, cell: Cell, input_digests: dict[str, str]) -> dict[st
         "stage": stage.name,
         "version": stage.version,
         "cell": cell.cell,
-        "code": code_fingerprint(stage.code),
+        "code": code_fingerprint(stage.run.partition(":")[0]),
         "params": cell.params,
         "inputs": dict(sorted(input_digests.items())),
         "env": environment_facts(),
@@ -191,7 +168,9 @@ class CellPlan:
             "status": self.status,
             "reason": self.reason,
             "key": self.key,
-            "generation": self.generation if self.status != HIT else (self.manifest.generation if self.manifest else None),
+            "generation": self.generation
+            if self.status != HIT
+            else (self.manifest.generation if self.manifest else None),
         }
 
 
@@ -227,8 +206,8 @@ def explain_change(old: dict[str, Any], new: dict[str, Any]) -> str:
 def needed_cells(cells: dict[str, list[Cell]], targets: list[str]) -> dict[str, list[Cell]]:
     """Only the cells of the target stages and the cells they read, transitively.
 
-    A stage that is merely upstream of a target (dense, for `run prune --checkpoints pretrain`)
-    keeps only the cells some selected cell needs.
+    A stage that is merely upstream of a target (a checkpoint stage the target's cell selection
+    leaves out) keeps only the cells some selected cell needs.
     """
     by_ref = {cell.ref: cell for stage_cells in cells.values() for cell in stage_cells}
     needed: set[CellRef] = set()
@@ -255,19 +234,26 @@ class Planner:
     def _previous(self, stage: str, cell: str) -> Manifest | None:
         if stage not in self._history:
             pattern = self.store._path(stage, "*", "MANIFEST.*.json")
-            manifests = [self.store._read_manifest(p) for p in self.store._io("listing manifests", self.store.fs.glob, pattern)]
+            manifests = [
+                self.store._read_manifest(p) for p in self.store._io("listing manifests", self.store.fs.glob, pattern)
+            ]
             self._history[stage] = sorted((m for m in manifests if m), key=lambda m: m.data.get("committed_at", 0))
         matches = [m for m in self._history[stage] if m.cell == cell]
         return matches[-1] if matches else None
 
-    def plan_cell(self, cell: Cell, committed: dict[CellRef, Manifest], running: set[CellRef], forced: set[str]) -> CellPlan:
+    def plan_cell(
+        self, cell: Cell, committed: dict[CellRef, Manifest], running: set[CellRef], forced: set[str]
+    ) -> CellPlan:
         stage = self.registry[cell.stage]
         pending = [name for name, ref in cell.inputs.items() if ref not in committed]
         if pending:
             blocked = ", ".join(str(cell.inputs[n]) for n in pending)
             why = "will run" if any(cell.inputs[n] in running for n in pending) else "is not built"
             return CellPlan(cell, RUN, f"upstream {blocked} {why}")
-        digests = {name: committed[ref].digest for name, ref in cell.inputs.items()}
+        digests = {
+            name: content_identity(committed[ref], self.registry[ref.stage].records)
+            for name, ref in cell.inputs.items()
+        }
         pre = preimage(stage, cell, digests)
         key = cache_key(pre)
         found = self.store.manifests_of(cell.stage, key)
@@ -285,10 +271,30 @@ class Planner:
         if manifest is not None:
             problems = self.store.check(manifest, full=self.verify_inputs)
             if problems:
-                return CellPlan(cell, DAMAGED, f"generation {manifest.generation} is damaged ({summarize(problems)}); rebuilding as generation {generation}", key, pre, None, generation)
-            return CellPlan(cell, HIT, f"committed generation {manifest.generation}", key, pre, manifest, manifest.generation)
+                return CellPlan(
+                    cell,
+                    DAMAGED,
+                    f"generation {manifest.generation} is damaged ({summarize(problems)}); "
+                    f"rebuilding as generation {generation}",
+                    key,
+                    pre,
+                    None,
+                    generation,
+                )
+            return CellPlan(
+                cell, HIT, f"committed generation {manifest.generation}", key, pre, manifest, manifest.generation
+            )
         if bad:
-            return CellPlan(cell, RUN, f"{bad[-1].path.rsplit('/', 1)[-1]} is {bad[-1].problem.split(':')[0]}; building generation {generation}", key, pre, None, generation)
+            return CellPlan(
+                cell,
+                RUN,
+                f"{bad[-1].path.rsplit('/', 1)[-1]} is {bad[-1].problem.split(':')[0]}; "
+                f"building generation {generation}",
+                key,
+                pre,
+                None,
+                generation,
+            )
         previous = self._previous(cell.stage, cell.cell)
         reason = "never built" if previous is None else explain_change(previous.data.get("preimage", {}), pre)
         return CellPlan(cell, RUN, reason, key, pre, None, 0)

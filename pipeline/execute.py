@@ -91,13 +91,15 @@ def _limit_threads(num_cpus: float) -> int:
 
 def _device(num_gpus: float) -> str:
     if num_gpus <= 0:
-        return "cpu"
-    import torch
+        return "cpu"  # without importing torch
+    from ..kernels.device import pick_device
 
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    return pick_device(num_gpus)
 
 
-def ray_submit(calls: list[tuple[Callable[..., Any], tuple, dict[str, Any]]], on_result: Callable[[int, Any], None] | None = None) -> list[Any]:
+def ray_submit(
+    calls: list[tuple[Callable[..., Any], tuple, dict[str, Any]]], on_result: Callable[[int, Any], None] | None = None
+) -> list[Any]:
     """Run (function, args, resources) calls as concurrent Ray tasks; results in order.
 
     `on_result(index, result)` is called as each one finishes, so a caller can save progress early.
@@ -124,24 +126,33 @@ def checked_input(store: Store, name: str, manifest: Manifest, full: bool) -> Pa
     files when `full` or written on another host).  S3: every file is hashed on download,
     a cached copy is checked by size (re-hashed when `full`).
     """
-    rehash = store.spec.is_local and (full or written_elsewhere(manifest.data))  # S3: materialize hashes what it downloads
+    # S3: materialize hashes what it downloads.
+    rehash = store.spec.is_local and (full or written_elsewhere(manifest.data))
     problems = store.check(manifest, full=rehash)
     if problems:
         label = f"{manifest.stage}/{manifest.cell}" if manifest.cell else manifest.stage
         raise StoreError(
-            f"input {name} ({label}, generation {manifest.generation}) does not match its manifest: {summarize(problems)}; "
-            "`sparsepipe plan` shows it DAMAGED and `sparsepipe run` rebuilds it"
+            f"input {name} ({label}, generation {manifest.generation}) does not match its manifest: "
+            f"{summarize(problems)}; `sparsepipe plan` shows it DAMAGED and `sparsepipe run` rebuilds it"
         )
     return store.materialize(manifest, verify=full)
 
 
-def execute_unit(spec: StoreSpec, request: UnitRequest, report: Callable[[dict[str, Any]], None] | None = None, submit: Callable[..., list[Any]] | None = None) -> tuple[bytes, str, bool]:
+def execute_unit(
+    spec: StoreSpec,
+    request: UnitRequest,
+    report: Callable[[dict[str, Any]], None] | None = None,
+    submit: Callable[..., list[Any]] | None = None,
+) -> tuple[bytes, str, bool]:
     """Run one cell and commit it. Returns (manifest bytes, manifest path, won the commit)."""
     store = spec.open()
     existing = store.lookup(request.stage, request.key)
     if existing is not None and existing.generation >= request.generation:
         return existing.raw, existing.path, False  # a retry after the first attempt committed
-    inputs = {name: checked_input(store, name, Manifest(raw=raw, path=path), request.verify_inputs) for name, (raw, path) in request.inputs.items()}
+    inputs = {
+        name: checked_input(store, name, Manifest(raw=raw, path=path), request.verify_inputs)
+        for name, (raw, path) in request.inputs.items()
+    }
     started = time.time()
     with scratch_dir(request.stage) as scratch:
         out_dir = Path(scratch) / "out"
@@ -154,7 +165,9 @@ def execute_unit(spec: StoreSpec, request: UnitRequest, report: Callable[[dict[s
             device=_device(request.num_gpus),
             cell=request.cell,
             submit=submit,
-            handles={name: StoreInput(spec, raw, path, request.verify_inputs) for name, (raw, path) in request.inputs.items()},
+            handles={
+                name: StoreInput(spec, raw, path, request.verify_inputs) for name, (raw, path) in request.inputs.items()
+            },
         )
         if report is not None:
             ctx.report = _throttled(report)

@@ -46,7 +46,11 @@ def manifest_problem(data: Any) -> str | None:
         if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
             return f"field {name!r} is not a {kind.__name__}"
     for relative, info in data["files"].items():
-        if not isinstance(info, dict) or not isinstance(info.get("size"), int) or not isinstance(info.get("sha256"), str):
+        if (
+            not isinstance(info, dict)
+            or not isinstance(info.get("size"), int)
+            or not isinstance(info.get("sha256"), str)
+        ):
             return f"file entry {relative!r} has no size and sha256"
     return None
 

@@ -1,6 +1,8 @@
 """What checking inputs costs: the quick check (sizes + timestamps) against a full re-hash, on one artifact.
 
-    python -m sparsepipe.pipeline.integrity_bench --store ./artifacts --stage tokenize [--repeats 5] [--s3-copy]
+    python -m sparsepipe.pipeline.integrity_bench --store ./artifacts [--stage STAGE] [--repeats 5] [--s3-copy]
+
+The artifact is the newest of STAGE, by default the committed artifact with the most files.
 
 With --s3-copy the artifact is also committed to a loopback S3 server (moto, started here) and
 checked there: the quick check is one listing; a full check downloads and hashes every file.
@@ -41,22 +43,30 @@ def measure(store: Store, manifest: Manifest, repeats: int) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--store", default="./artifacts")
-    parser.add_argument("--stage", default="tokenize")
+    parser.add_argument("--stage", default=None, help="default: the artifact with the most files")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--s3-copy", action="store_true")
     args = parser.parse_args(argv)
     store = StoreSpec(args.store).open(create=False)
-    manifests = sorted((m for m in store.iter_manifests() if m.stage == args.stage), key=lambda m: m.data.get("committed_at", 0))
+    manifests = [m for m in store.iter_manifests() if args.stage is None or m.stage == args.stage]
     if not manifests:
-        raise SystemExit(f"no {args.stage} artifact in {args.store}")
-    manifest = manifests[-1]
+        raise SystemExit(f"no {args.stage or 'committed'} artifact in {args.store}")
+    if args.stage is None:
+        manifest = max(manifests, key=lambda m: (len(m.files), m.data.get("committed_at", 0)))
+    else:
+        manifest = max(manifests, key=lambda m: m.data.get("committed_at", 0))
     results = [measure(store, manifest, args.repeats)]
     if args.s3_copy:
         import os
         import subprocess
         import sys
 
-        server = subprocess.Popen([sys.executable, "-m", "sparsepipe.infra.s3_server", "--port", "0", "--bucket", "bench"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        server = subprocess.Popen(
+            [sys.executable, "-m", "sparsepipe.infra.s3_server", "--port", "0", "--bucket", "bench"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
         try:
             line = server.stdout.readline().strip()
             os.environ.update(dict(item.split("=", 1) for item in line.removeprefix("export ").split()))

@@ -40,7 +40,9 @@ class ProgressView:
             done_total[0] += plan.status == HIT
         for stage, (done, total) in totals.items():
             cached = done == total
-            task = self.bars.add_task(f"[bold]{stage}[/] cells" + (" (cached)" if cached else ""), total=total, completed=done)
+            task = self.bars.add_task(
+                f"[bold]{stage}[/] cells" + (" (cached)" if cached else ""), total=total, completed=done
+            )
             if cached:
                 self.bars.update(task, completed=done)  # marks it finished ...
                 self.bars.stop_task(task)  # ... and stops its clock at 0:00:00

@@ -39,8 +39,31 @@ _TRANSIENT_NAMES = {
     "FSTimeoutError",
     "HTTPClientError",
 }
-_TRANSIENT_CODES = {"SlowDown", "Throttling", "ThrottlingException", "RequestTimeout", "RequestTimeTooSkewed", "InternalError", "ServiceUnavailable", "503", "500", "502", "504"}
-_TRANSIENT_ERRNOS = {errno.ECONNREFUSED, errno.ECONNRESET, errno.ECONNABORTED, errno.ETIMEDOUT, errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EPIPE, errno.EAGAIN, errno.ESTALE, errno.EIO}
+_TRANSIENT_CODES = {
+    "SlowDown",
+    "Throttling",
+    "ThrottlingException",
+    "RequestTimeout",
+    "RequestTimeTooSkewed",
+    "InternalError",
+    "ServiceUnavailable",
+    "503",
+    "500",
+    "502",
+    "504",
+}
+_TRANSIENT_ERRNOS = {
+    errno.ECONNREFUSED,
+    errno.ECONNRESET,
+    errno.ECONNABORTED,
+    errno.ETIMEDOUT,
+    errno.EHOSTUNREACH,
+    errno.ENETUNREACH,
+    errno.EPIPE,
+    errno.EAGAIN,
+    errno.ESTALE,
+    errno.EIO,
+}
 _PERMANENT = (FileNotFoundError, FileExistsError, PermissionError, IsADirectoryError, NotADirectoryError)
 
 
@@ -73,7 +96,13 @@ def is_transient(error: BaseException) -> bool:
     return False
 
 
-def retry_call(function: Callable[..., T], *args: Any, budget_s: float = DEFAULT_RETRY_S, what: str = "store operation", **kwargs: Any) -> T:
+def retry_call(
+    function: Callable[..., T],
+    *args: Any,
+    budget_s: float = DEFAULT_RETRY_S,
+    what: str = "store operation",
+    **kwargs: Any,
+) -> T:
     """Call `function`, retrying transient errors with exponential backoff for up to `budget_s` seconds."""
     deadline = time.monotonic() + max(0.0, budget_s)
     delay = FIRST_DELAY_S
@@ -85,7 +114,11 @@ def retry_call(function: Callable[..., T], *args: Any, budget_s: float = DEFAULT
             if not is_transient(error) or time.monotonic() + delay > deadline:
                 raise
             if not announced:
-                print(f"sparsepipe: {what} failed ({type(error).__name__}: {error}); retrying for up to {budget_s:.0f}s", file=sys.stderr, flush=True)
+                print(
+                    f"sparsepipe: {what} failed ({type(error).__name__}: {error}); retrying for up to {budget_s:.0f}s",
+                    file=sys.stderr,
+                    flush=True,
+                )
                 announced = True
             time.sleep(delay)
             delay = min(delay * 2, MAX_DELAY_S)

@@ -41,7 +41,12 @@ class CellOutcome:
     def as_json(self) -> dict[str, Any]:
         data = self.plan.as_json()
         if self.manifest is not None:
-            data.update(key=self.manifest.key, generation=self.manifest.generation, digest=self.manifest.digest, metrics=self.manifest.metrics)
+            data.update(
+                key=self.manifest.key,
+                generation=self.manifest.generation,
+                digest=self.manifest.digest,
+                metrics=self.manifest.metrics,
+            )
         data.update(error=self.error, skipped_because=self.skipped_because, seconds=round(self.seconds, 3))
         return data
 
@@ -94,7 +99,9 @@ def connect(config: PipelineConfig, cluster: str | None) -> str:
         return f"local Ray instance ({int(ray.cluster_resources().get('CPU', 0))} CPUs)"
     address = cluster if cluster not in ("", "auto") else (config.execution.address or os.environ.get("RAY_ADDRESS"))
     if not address:
-        raise ClusterError("--cluster needs an address: pass --cluster HOST:PORT, set execution.address, or set RAY_ADDRESS")
+        raise ClusterError(
+            "--cluster needs an address: pass --cluster HOST:PORT, set execution.address, or set RAY_ADDRESS"
+        )
     _check_address(address, config.execution.connect_timeout_s)
     ray.init(address=address, runtime_env=runtime_env, log_to_driver=False, configure_logging=False)
     nodes = [n for n in ray.nodes() if n.get("Alive")]
@@ -137,7 +144,14 @@ def _remote_units():
 
 
 class Runner:
-    def __init__(self, registry: Registry, store: Store, config: PipelineConfig, progress: Any = None, verify_inputs: bool = False):
+    def __init__(
+        self,
+        registry: Registry,
+        store: Store,
+        config: PipelineConfig,
+        progress: Any = None,
+        verify_inputs: bool = False,
+    ):
         self.registry = registry
         self.store = store
         self.config = config
@@ -149,7 +163,10 @@ class Runner:
         cell = plan.cell
         stage = self.registry[cell.stage]
         inputs = {name: (committed[ref].raw, committed[ref].path) for name, ref in cell.inputs.items()}
-        parents = {name: {"stage": ref.stage, "cell": ref.cell, "key": committed[ref].key, "digest": committed[ref].digest} for name, ref in cell.inputs.items()}
+        parents = {
+            name: {"stage": ref.stage, "cell": ref.cell, "key": committed[ref].key, "digest": committed[ref].digest}
+            for name, ref in cell.inputs.items()
+        }
         return UnitRequest(
             stage=cell.stage,
             cell=cell.cell,
@@ -169,7 +186,9 @@ class Runner:
     def _in_flight_of(stage: str, in_flight: dict[Any, tuple[CellPlan, float, Any]]) -> int:
         return sum(1 for plan, _, _ in in_flight.values() if plan.cell.stage == stage)
 
-    def run(self, targets: list[str], forced: set[str], cluster: str | None, on_connect: Callable[[str], None] | None = None) -> RunReport:
+    def run(
+        self, targets: list[str], forced: set[str], cluster: str | None, on_connect: Callable[[str], None] | None = None
+    ) -> RunReport:
         import ray
 
         report = RunReport()
@@ -201,13 +220,18 @@ class Runner:
                         todo.remove(cell)
                         failed.add(cell.ref)
                         plan = CellPlan(cell, "RUN", "upstream failed")
-                        report.outcomes.append(CellOutcome(plan, skipped_because=f"upstream {', '.join(map(str, dead))} failed"))
+                        report.outcomes.append(
+                            CellOutcome(plan, skipped_because=f"upstream {', '.join(map(str, dead))} failed")
+                        )
                         if self.progress:
                             self.progress.finish(plan, ok=False)
                         continue
                     if not all(ref in committed for ref in cell.inputs.values()):
                         continue
-                    if self.registry[cell.stage].matrix and self._in_flight_of(cell.stage, in_flight) >= self.config.execution.max_concurrent_cells:
+                    if (
+                        self.registry[cell.stage].matrix
+                        and self._in_flight_of(cell.stage, in_flight) >= self.config.execution.max_concurrent_cells
+                    ):
                         continue
                     todo.remove(cell)
                     plan = self.planner.plan_cell(cell, committed, set(), forced)
@@ -266,4 +290,3 @@ def _short_error(error: Exception) -> str:
         return f"{type(cause).__name__}: {cause}"
     lines = [line for line in str(error).strip().splitlines() if line.strip()]
     return lines[-1] if lines else type(error).__name__
-

@@ -67,7 +67,9 @@ def remove_stale_scratch(older_than_s: float = 0.0, wait_s: float = 0.0) -> list
         for path in stale_scratch(older_than_s):
             shutil.rmtree(path, ignore_errors=True)
             removed.append(path)
-        pending = [p for p in Path(tempfile.gettempdir()).glob("sparsepipe-*") if (m := _NAME.match(p.name)) and m.group("pid")]
+        pending = [
+            p for p in Path(tempfile.gettempdir()).glob("sparsepipe-*") if (m := _NAME.match(p.name)) and m.group("pid")
+        ]
         if time.monotonic() >= deadline or not pending:
             return removed
         time.sleep(0.25)

@@ -30,12 +30,13 @@ import uuid
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, BinaryIO, Iterator
 
 import fsspec
 
 from .integrity import BadManifest, changed_after, etag_changed, generation_of, manifest_problem
-from .retry import DEFAULT_RETRY_S, is_transient as _transient, retry_call
+from .retry import DEFAULT_RETRY_S, retry_call
+from .retry import is_transient as _transient
 
 SCHEMA = 1
 MANIFEST_PREFIX = "MANIFEST."
@@ -46,12 +47,17 @@ class StoreError(RuntimeError):
     """The store cannot be reached or holds something it should not."""
 
 
-def sha256_file(path: Path) -> str:
+def sha256_stream(handle: BinaryIO) -> str:
+    """sha256 of everything left in an open binary file (local or fsspec), read in chunks."""
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(HASH_CHUNK):
-            digest.update(chunk)
+    while chunk := handle.read(HASH_CHUNK):
+        digest.update(chunk)
     return digest.hexdigest()
+
+
+def sha256_file(path: Path) -> str:
+    with open(path, "rb") as handle:
+        return sha256_stream(handle)
 
 
 def _file_mode() -> int:
@@ -171,7 +177,9 @@ def provenance() -> dict[str, Any]:
 def git_commit() -> str | None:
     here = Path(__file__).resolve().parent
     try:
-        result = subprocess.run(["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
+        result = subprocess.run(
+            ["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5
+        )
     except (OSError, subprocess.TimeoutExpired):
         return None
     return result.stdout.strip() or None if result.returncode == 0 else None
@@ -208,12 +216,17 @@ class Store:
         try:
             self.fs.ls(bucket)
         except FileNotFoundError:
-            raise StoreError(f"the store {self.spec.url} does not exist: bucket {bucket!r} not found; create it first") from None
+            raise StoreError(
+                f"the store {self.spec.url} does not exist: bucket {bucket!r} not found; create it first"
+            ) from None
         except Exception as error:  # botocore raises many kinds; all mean "unreachable"
             if getattr(self, "_retrying", False) and _transient(error):
                 raise
             endpoint = self.spec.endpoint_url or os.environ.get("AWS_ENDPOINT_URL") or "AWS"
-            raise StoreError(f"cannot reach the store {self.spec.url} at {endpoint}: {error}. Check AWS_ENDPOINT_URL and credentials.") from None
+            raise StoreError(
+                f"cannot reach the store {self.spec.url} at {endpoint}: {error}. Check AWS_ENDPOINT_URL and "
+                "credentials."
+            ) from None
 
     def _io(self, what: str, function, *args, **kwargs):
         """A store operation, retried on transient errors for spec.retry_s seconds."""
@@ -224,7 +237,10 @@ class Store:
             raise
         except Exception as error:
             if _transient(error):
-                raise StoreError(f"cannot reach the store {self.spec.url} ({what}) after retrying for {self.spec.retry_s:.0f}s: {type(error).__name__}: {error}") from None
+                raise StoreError(
+                    f"cannot reach the store {self.spec.url} ({what}) after retrying for {self.spec.retry_s:.0f}s: "
+                    f"{type(error).__name__}: {error}"
+                ) from None
             raise
         finally:
             self._retrying = False
@@ -305,7 +321,9 @@ class Store:
 
     # ----------------------------------------------------------------- commit
 
-    def commit(self, record: CommitRecord, local_dir: Path, generation: int, attempt: str | None = None) -> tuple[Manifest, bool]:
+    def commit(
+        self, record: CommitRecord, local_dir: Path, generation: int, attempt: str | None = None
+    ) -> tuple[Manifest, bool]:
         """Upload `local_dir` as an attempt and create the manifest of `generation`.
 
         Returns (manifest, won): won is False when another writer committed this
@@ -340,7 +358,11 @@ class Store:
             "preimage": record.preimage,
             "parents": record.parents,
             "metrics": record.metrics,
-            "timings": {"started": record.started, "finished": record.finished, "seconds": round(record.finished - record.started, 3)},
+            "timings": {
+                "started": record.started,
+                "finished": record.finished,
+                "seconds": round(record.finished - record.started, 3),
+            },
             "provenance": provenance(),
             "committed_at": time.time(),
         }
@@ -353,7 +375,10 @@ class Store:
             return winner, True  # our own write, whose reply a transient error lost
         if not isinstance(winner, Manifest):
             problem = winner.problem if winner is not None else "it vanished"
-            raise StoreError(f"{path} exists but cannot be used ({problem}); run again: the next run builds generation {self.next_generation(record.stage, record.key)}")
+            raise StoreError(
+                f"{path} exists but cannot be used ({problem}); run again: the next run builds generation "
+                f"{self.next_generation(record.stage, record.key)}"
+            )
         return winner, False
 
     def create_exclusive(self, path: str, data: bytes) -> bool:
@@ -405,9 +430,15 @@ class Store:
             try:
                 self._io("downloading", self.fs.get_file, f"{attempt_dir}/{relative}", str(local))
             except FileNotFoundError:
-                raise StoreError(f"{relative} of {manifest.stage}/{manifest.key} is missing from the store, so the artifact does not match its manifest; run `sparsepipe verify`") from None
+                raise StoreError(
+                    f"{relative} of {manifest.stage}/{manifest.key} is missing from the store, so the artifact does "
+                    "not match its manifest; run `sparsepipe verify`"
+                ) from None
             if sha256_file(local) != info["sha256"]:
-                raise StoreError(f"{relative} of {manifest.stage}/{manifest.key} does not match its manifest; run `sparsepipe verify`")
+                raise StoreError(
+                    f"{relative} of {manifest.stage}/{manifest.key} does not match its manifest; run `sparsepipe "
+                    "verify`"
+                )
         (staging / ".complete").write_text(manifest.digest)
         try:
             os.rename(staging, target)
@@ -421,11 +452,8 @@ class Store:
 
     def _hash(self, path: str) -> str:
         def read() -> str:
-            digest = hashlib.sha256()
             with self.fs.open(path, "rb") as handle:
-                while chunk := handle.read(HASH_CHUNK):
-                    digest.update(chunk)
-            return digest.hexdigest()
+                return sha256_stream(handle)
 
         return self._io("hashing", read)
 
@@ -458,7 +486,9 @@ class Store:
                     problems.append(f"{relative}: missing")
                     continue
                 if actual != info["sha256"]:
-                    problems.append(f"{relative}: sha256 {actual[:12]}… does not match the manifest's {info['sha256'][:12]}…")
+                    problems.append(
+                        f"{relative}: sha256 {actual[:12]}… does not match the manifest's {info['sha256'][:12]}…"
+                    )
         return problems
 
     # --------------------------------------------------------------- progress
@@ -544,7 +574,9 @@ class StoreProgressArea:
             self.store.fs.put_file(str(local_file), staging)
             os.replace(staging, target)
         else:
-            self.store._io("saving progress", self.store.fs.put_file, str(local_file), target)  # a single PUT replaces atomically
+            self.store._io(
+                "saving progress", self.store.fs.put_file, str(local_file), target
+            )  # a single PUT replaces atomically
 
     def get(self, name: str, local_file: Path) -> bool:
         try:

@@ -23,7 +23,9 @@ def check_store_url(url: str, *, must_exist: bool = False, writable: bool = Fals
     if "://" in url and not url.startswith("file://"):
         protocol, _, rest = url.partition("://")
         if protocol not in REMOTE_PROTOCOLS:
-            raise StoreError(f"store {url}: unsupported protocol {protocol + '://'!r}; use a folder or s3://bucket/prefix")
+            raise StoreError(
+                f"store {url}: unsupported protocol {protocol + '://'!r}; use a folder or s3://bucket/prefix"
+            )
         if not rest.strip("/"):
             raise StoreError(f"store {url}: no bucket named; use s3://bucket/prefix")
         return

@@ -1,23 +1,21 @@
 """`PairContext`: what a generator draws from while it builds one pair.
 
 It hands out names from the split's part of each identifier pool, picks
-templates from the split's part of each template list, records both (so tests
-and `tasks check` can prove the splits disjoint), and fits the surrounding code
-to a token budget with `fit`.
+templates from the split's part of each template list, and records both (so tests
+and `tasks check` can prove the splits disjoint); `filler.fit` fits the
+surrounding code to its token budget.
 """
 
 from __future__ import annotations
 
 import random
-from typing import Callable, Sequence, TypeVar
+from typing import Sequence, TypeVar
 
-from .errors import PoolExhaustedError, PromptTooLongError
-from .filler import Filler
+from .errors import PoolExhaustedError
 from .splits import Pool, Split, Templates
 from .tokenization import TextMeasure
 
 T = TypeVar("T")
-Render = Callable[[Filler], tuple[str, str]]
 
 
 class PairContext:
@@ -89,31 +87,3 @@ class PairContext:
 
     def count(self, *texts: str) -> int:
         return max(self.measure.count(t) for t in texts)
-
-    def fit(self, render: Render) -> tuple[str, str]:
-        """Render the pair with as much surrounding code as a random length target allows.
-
-        `render(fill)` returns both prompts; it places `fill.module()`, `fill.members(indent)` and
-        `fill.statements(indent)` where surrounding code belongs.  The target length is drawn
-        uniformly between the bare pair and the budget; blocks are added one at a time to randomly
-        chosen slots while the (additive) estimate stays under the target, then the exact length is
-        checked and blocks are taken back until both prompts fit.
-        """
-        fill = Filler(self)
-        bare = self.count(*render(fill))
-        if bare > self.budget:
-            raise PromptTooLongError(self.task, bare, self.budget)
-        target, estimate, accepted = self.randint(bare, self.budget), bare, []
-        while fill.slots:
-            slot = self.choice(fill.slots)
-            cost = self.measure.count(fill.propose(slot))
-            if estimate + cost > target:
-                break
-            fill.accept(slot)
-            accepted.append(slot)
-            estimate += cost
-        while True:
-            prompts = render(fill)
-            if self.count(*prompts) <= self.budget:
-                return prompts
-            fill.retract(accepted.pop())

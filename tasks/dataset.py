@@ -107,7 +107,8 @@ def encode_prompt(measure: TokenizerMeasure, task: str, prompt: str, candidate_i
     ids = measure.encode(prompt)
     joined = measure.encode(prompt + candidate)
     if joined != ids + [candidate_id]:
-        detail = f"prompt ends {[measure.decode_one(i) for i in ids[-3:]]}, joined ends {[measure.decode_one(i) for i in joined[-4:]]}"
+        prompt_end, joined_end = [measure.decode_one(i) for i in ids[-3:]], [measure.decode_one(i) for i in joined[-4:]]
+        detail = f"prompt ends {prompt_end}, joined ends {joined_end}"
         raise TokenBoundaryError(task, prompt, candidate, detail)
     return ids
 

@@ -2,7 +2,7 @@
 
 A generator's render function asks the `Filler` for the code of a slot:
 module-level definitions, class members or statements at some indentation.
-At first every slot is empty; `PairContext.fit` grows slots one block at a
+At first every slot is empty; `fit` (below) grows slots one block at a
 time.  Blocks are made lazily and kept, so rendering again with the same
 counts gives the same text, and both prompts of a pair share every block.
 """
@@ -12,11 +12,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Callable
 
 from . import snippets
+from .errors import PromptTooLongError
 
 if TYPE_CHECKING:
     from .context import PairContext
 
 Slot = tuple[str, int, str]  # (kind, indentation, place)
+Render = Callable[["Filler"], tuple[str, str]]
 
 _MAKERS: dict[str, Callable[["PairContext", int], str]] = {
     "module": snippets.module_block,
@@ -76,3 +78,32 @@ class Filler:
 
     def _text(self, slot: Slot) -> str:
         return "".join(self._accepted_blocks(slot))
+
+
+def fit(ctx: "PairContext", render: Render) -> tuple[str, str]:
+    """Render the pair with as much surrounding code as a random length target allows.
+
+    `render(fill)` returns both prompts; it places `fill.module()`, `fill.members(indent)` and
+    `fill.statements(indent)` where surrounding code belongs.  The target length is drawn
+    uniformly between the bare pair and the budget; blocks are added one at a time to randomly
+    chosen slots while the (additive) estimate stays under the target, then the exact length is
+    checked and blocks are taken back until both prompts fit.
+    """
+    fill = Filler(ctx)
+    bare = ctx.count(*render(fill))
+    if bare > ctx.budget:
+        raise PromptTooLongError(ctx.task, bare, ctx.budget)
+    target, estimate, accepted = ctx.randint(bare, ctx.budget), bare, []
+    while fill.slots:
+        slot = ctx.choice(fill.slots)
+        cost = ctx.measure.count(fill.propose(slot))
+        if estimate + cost > target:
+            break
+        fill.accept(slot)
+        accepted.append(slot)
+        estimate += cost
+    while True:
+        prompts = render(fill)
+        if ctx.count(*prompts) <= ctx.budget:
+            return prompts
+        fill.retract(accepted.pop())

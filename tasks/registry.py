@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from . import (
+from .base import Task
+from .definitions import (
     bracket_brace,
     bracket_counting,
     class_init,
@@ -24,7 +25,6 @@ from . import (
     with_as,
     with_open,
 )
-from .base import Task
 from .errors import UnknownTaskError
 
 TASKS: dict[str, Task] = {

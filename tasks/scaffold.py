@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Literal, Sequence
 
 from .codegen import INDENT, class_name, distinct_vars, docstring, function_name
+from .filler import Filler, fit
 
 if TYPE_CHECKING:
     from .context import PairContext
-    from .filler import Filler
 
 ScopeKind = Literal["module", "function", "method", "main"]
 ALL_SCOPES: tuple[ScopeKind, ...] = ("module", "function", "method", "main")
@@ -58,4 +58,4 @@ def fit_in_scope(ctx: "PairContext", scope: Scope, tail_a: str, tail_b: str) -> 
         before = scope.head(fill) + fill.statements(scope.indent)
         return before + tail_a, before + tail_b
 
-    return ctx.fit(render)
+    return fit(ctx, render)

@@ -62,7 +62,9 @@ def sparsepipe():
 
     def run(*args: str, cwd: Path, env: dict | None = None, timeout: float = 400) -> subprocess.CompletedProcess:
         command = [sys.executable, "-m", "sparsepipe.pipeline", *args]
-        return subprocess.run(command, cwd=cwd, env={**os.environ, **(env or {})}, capture_output=True, text=True, timeout=timeout)
+        return subprocess.run(
+            command, cwd=cwd, env={**os.environ, **(env or {})}, capture_output=True, text=True, timeout=timeout
+        )
 
     return run
 

@@ -56,7 +56,9 @@ class LocalProgressArea:
 
     def list(self, prefix: str = "") -> list[str]:
         return sorted(
-            str(p.relative_to(self.root)) for p in self.root.rglob("*") if p.is_file() and str(p.relative_to(self.root)).startswith(prefix)
+            str(p.relative_to(self.root))
+            for p in self.root.rglob("*")
+            if p.is_file() and str(p.relative_to(self.root)).startswith(prefix)
         )
 
 
@@ -119,7 +121,11 @@ class WorkContext:
         return self.handles.get(name) or LocalInput(self.input(name))
 
 
-def run_calls(ctx: WorkContext, calls: list[tuple[Callable[..., Any], tuple, dict[str, Any]]], on_result: Callable[[int, Any], None] | None = None) -> list[Any]:
+def run_calls(
+    ctx: WorkContext,
+    calls: list[tuple[Callable[..., Any], tuple, dict[str, Any]]],
+    on_result: Callable[[int, Any], None] | None = None,
+) -> list[Any]:
     """Run calls through ctx.submit when the pipeline gave one, else one after another in this process."""
     if ctx.submit is not None:
         return ctx.submit(calls, on_result=on_result)
@@ -131,9 +137,15 @@ def run_calls(ctx: WorkContext, calls: list[tuple[Callable[..., Any], tuple, dic
     return results
 
 
-def local_context(out_dir: Path, inputs: dict[str, Path] | None = None, progress_dir: Path | None = None, **kwargs: Any) -> WorkContext:
+def local_context(
+    out_dir: Path, inputs: dict[str, Path] | None = None, progress_dir: Path | None = None, **kwargs: Any
+) -> WorkContext:
     """A WorkContext on plain folders, for tests and scripts that call a worker directly."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    progress = LocalProgressArea(progress_dir if progress_dir is not None else out_dir.parent / (out_dir.name + ".progress"))
-    return WorkContext(out_dir=out_dir, inputs={k: Path(v) for k, v in (inputs or {}).items()}, progress=progress, **kwargs)
+    progress = LocalProgressArea(
+        progress_dir if progress_dir is not None else out_dir.parent / (out_dir.name + ".progress")
+    )
+    return WorkContext(
+        out_dir=out_dir, inputs={k: Path(v) for k, v in (inputs or {}).items()}, progress=progress, **kwargs
+    )

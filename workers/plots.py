@@ -1,38 +1,33 @@
-"""PNG figures of training runs (matplotlib's Agg canvas, no pyplot global state)."""
+"""PNG figures, one style for every stage: matplotlib's object API on an Agg canvas, no pyplot global state.
+
+    fig = new_figure(7, 4.5)
+    ax = fig.subplots()
+    ...
+    save(fig, path)
+
+Figures are plain `matplotlib.figure.Figure` objects owned by the caller, so
+nothing is registered globally, nothing needs closing, and concurrent workers
+in one process never share a current figure.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+DPI = 110
+GRID_ALPHA = 0.3
+LEGEND_FONTSIZE = 8
 
-def plot_training_curves(history: list[dict[str, Any]], bigram_val_loss: float | None, path: Path) -> None:
-    """Loss vs step (train, val, bigram baseline) above the weight-L0 and lr schedules."""
-    fig = Figure(figsize=(8, 6.5), constrained_layout=True)
+
+def new_figure(width: float = 7.0, height: float = 4.5) -> Figure:
+    """A figure with its own Agg canvas and constrained layout."""
+    fig = Figure(figsize=(width, height), constrained_layout=True)
     FigureCanvasAgg(fig)
-    loss_ax, l0_ax = fig.subplots(2, 1, sharex=True, height_ratios=[2, 1])
+    return fig
 
-    steps = [row["step"] for row in history]
-    loss_ax.plot(steps, [row["train_loss"] for row in history], label="train", lw=1)
-    evals = [row for row in history if row.get("val_loss") is not None]
-    if evals:
-        loss_ax.plot([row["step"] for row in evals], [row["val_loss"] for row in evals], "o-", label="val", ms=3)
-    if bigram_val_loss is not None:
-        loss_ax.axhline(bigram_val_loss, color="grey", ls="--", label=f"bigram baseline (val) {bigram_val_loss:.3f}")
-    loss_ax.set_ylabel("cross-entropy (nats)")
-    loss_ax.legend()
-    loss_ax.grid(alpha=0.3)
 
-    l0_ax.plot(steps, [row["l0"] for row in history], color="tab:green", label="weight L0")
-    l0_ax.set_yscale("log")
-    l0_ax.set_ylabel("weight L0 (nonzero fraction)")
-    l0_ax.set_xlabel("step")
-    lr_ax = l0_ax.twinx()
-    lr_ax.plot(steps, [row["lr"] for row in history], color="tab:red", lw=1, label="lr")
-    lr_ax.set_ylabel("lr")
-    l0_ax.legend(loc="upper right")
-    lr_ax.legend(loc="center right")
-    fig.savefig(path, dpi=110)
+def save(fig: Figure, path: Path) -> None:
+    fig.savefig(path, dpi=DPI)

@@ -9,7 +9,7 @@ import statistics
 import numpy as np
 import pytest
 
-from sparsepipe.workers.carbs_bench import (
+from sparsepipe.workers.carbs.bench import (
     best_output,
     bump_problem,
     failing_lr_problem,
@@ -23,7 +23,12 @@ pytestmark = pytest.mark.slow
 
 
 def _best_values(problem, budget, seeds, batch_size):
-    carbs = [best_output([o.output for o in run_carbs(problem, budget, s, batch_size).observations], problem.better_direction_sign) for s in seeds]
+    carbs = [
+        best_output(
+            [o.output for o in run_carbs(problem, budget, s, batch_size).observations], problem.better_direction_sign
+        )
+        for s in seeds
+    ]
     random = [best_output(run_random_search(problem, budget, s), problem.better_direction_sign) for s in seeds]
     return carbs, random
 
@@ -39,7 +44,8 @@ def test_readme_toy_beats_random_search(batch_size):
 
 @pytest.mark.parametrize("batch_size", [1, 8])
 def test_noisy_bump_10d_beats_random_search(batch_size):
-    """Maximising a noisy 10-D bump from 3 units away: CARBS gets near the top (1.0) in 96 runs, random search nowhere."""
+    """Maximising a noisy 10-D bump from 3 units away: CARBS gets near the top (1.0) in 96 runs, random search
+    nowhere."""
     carbs, random = _best_values(bump_problem(), 96, range(4), batch_size)
     assert statistics.median(carbs) > 0.7, carbs
     assert min(carbs) > 0.5, carbs

@@ -3,7 +3,7 @@
 import numpy as np
 from scipy.optimize import approx_fprime
 
-from sparsepipe.workers.carbs_gp import (
+from sparsepipe.workers.carbs.gp import (
     JITTER,
     GaussianProcess,
     _cross_kernel,
@@ -11,7 +11,7 @@ from sparsepipe.workers.carbs_gp import (
     _prior_arrays,
     fit_kernel_params,
 )
-from sparsepipe.workers.carbs_surrogate import LogCostScale, NormalScores, log_expected_improvement
+from sparsepipe.workers.carbs.surrogate import LogCostScale, NormalScores, log_expected_improvement
 
 
 def _data(n=30, d=3, seed=0):

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from sparsepipe.workers.carbs_pareto import group_observations, pareto_groups
+from sparsepipe.workers.carbs.pareto import group_observations, pareto_groups
 
 
 def _docstring_example():

@@ -6,8 +6,17 @@ import math
 import numpy as np
 import pytest
 
-from sparsepipe.workers.carbs import Carbs, CarbsConfig, LinearSpace, LogitSpace, LogSpace, ObservationInput, Param, pruning_search_space
-from sparsepipe.workers.carbs_bench import readme_problem
+from sparsepipe.workers.carbs.bench import readme_problem
+from sparsepipe.workers.carbs.tuner import (
+    Carbs,
+    CarbsConfig,
+    LinearSpace,
+    LogitSpace,
+    LogSpace,
+    ObservationInput,
+    Param,
+    pruning_search_space,
+)
 
 PARAMS = [
     Param("lr", LogSpace(scale=0.5, min=1e-5, max=1e-1), 1e-3),
@@ -20,7 +29,9 @@ PARAMS = [
 
 def _objective(params):
     """A smooth loss (minimise) whose optimum pulls lr and offset towards their upper bounds."""
-    loss = (math.log10(params["lr"]) + 1.5) ** 2 + (params["offset"] - 1.2) ** 2 + 0.1 * math.log(params["epochs"]) ** -1
+    loss = (
+        (math.log10(params["lr"]) + 1.5) ** 2 + (params["offset"] - 1.2) ** 2 + 0.1 * math.log(params["epochs"]) ** -1
+    )
     return loss, float(params["epochs"])
 
 
@@ -85,7 +96,10 @@ def test_same_seed_gives_same_sequence_and_other_seed_differs():
     np.random.seed(123)
     before = np.random.random()
     np.random.seed(123)
-    runs = [[s.params for s in _run(Carbs(PARAMS, CarbsConfig(seed=seed, better_direction_sign=-1)), 16, 4)] for seed in (7, 7, 8)]
+    runs = [
+        [s.params for s in _run(Carbs(PARAMS, CarbsConfig(seed=seed, better_direction_sign=-1)), 16, 4)]
+        for seed in (7, 7, 8)
+    ]
     assert np.random.random() == before
     assert runs[0] == runs[1]
     assert runs[0] != runs[2]
@@ -150,7 +164,8 @@ def test_single_random_sample_then_model():
 
 
 def test_predicted_cost_cap_holds_after_warm_up():
-    """With max_suggestion_cost, model suggestions are predicted cheaper than the cap, and are once the cost model has data."""
+    """With max_suggestion_cost, model suggestions are predicted cheaper than the cap, and are once the cost
+    model has data."""
     problem = readme_problem()  # cost = epochs; uncapped, this seed's run goes up to 462 epochs
     tuner = Carbs(problem.params, CarbsConfig(better_direction_sign=-1, seed=0, max_suggestion_cost=50.0))
     noise = np.random.default_rng(0)

@@ -36,8 +36,15 @@ def test_forcing_triton_on_a_cpu_tensor_fails_loudly(monkeypatch):
 
 def test_quick_benchmark_reports_positive_finite_numbers():
     report = bench_kernels(device="cpu", repeats=2, quick=True)
-    for key in ("abstopk_s", "abstopk_baseline_s", "abstopk_speedup", "abstopk_fwd_bwd_speedup",
-                "weight_topk_s", "weight_topk_baseline_s", "weight_topk_speedup"):
+    for key in (
+        "abstopk_s",
+        "abstopk_baseline_s",
+        "abstopk_speedup",
+        "abstopk_fwd_bwd_speedup",
+        "weight_topk_s",
+        "weight_topk_baseline_s",
+        "weight_topk_speedup",
+    ):
         assert report[key] > 0 and math.isfinite(report[key]), key
     assert report["abstopk_shape"] == [256, 128] and report["torch_version"] == torch.__version__
     assert report["device"] and report["abstopk_path"].startswith("reference")

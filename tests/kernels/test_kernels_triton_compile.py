@@ -35,34 +35,43 @@ WHOLE_ARGS = "bits_ptr:*i16 protected_ptr:*u8 state_ptr:*i64 n_elements:i32"
 # name: (kernel, runtime arguments as name:type, compile-time arguments)
 KERNELS = {
     "row_topk fp32 abs values": (
-        triton_rows._row_topk_kernel, f"bits_ptr:*i32 values_ptr:*i32 {ROW_ARGS}",
+        triton_rows._row_topk_kernel,
+        f"bits_ptr:*i32 values_ptr:*i32 {ROW_ARGS}",
         dict(ABSOLUTE=True, WRITE_VALUES=True, SIGN_SHIFT=31, BLOCK_SIZE=1024),
     ),
     "row_topk bf16 signed mask": (
-        triton_rows._row_topk_kernel, f"bits_ptr:*i16 values_ptr:*i16 {ROW_ARGS}",
+        triton_rows._row_topk_kernel,
+        f"bits_ptr:*i16 values_ptr:*i16 {ROW_ARGS}",
         dict(ABSOLUTE=False, WRITE_VALUES=False, SIGN_SHIFT=15, BLOCK_SIZE=128),
     ),
     "mask_grad": (
-        triton_rows._mask_grad_kernel, "grad_bits_ptr:*i32 keep_ptr:*u8 out_bits_ptr:*i32 n_elements:i32",
+        triton_rows._mask_grad_kernel,
+        "grad_bits_ptr:*i32 keep_ptr:*u8 out_bits_ptr:*i32 n_elements:i32",
         dict(BLOCK_SIZE=1024),
     ),
     "digit_histogram first level": (
-        triton_whole._digit_histogram_kernel, f"{WHOLE_ARGS} histogram_ptr:*i32",
+        triton_whole._digit_histogram_kernel,
+        f"{WHOLE_ARGS} histogram_ptr:*i32",
         dict(SHIFT=8, FIRST_LEVEL=True, HAS_PROTECTED=True, SIGN_SHIFT=15, RADIX_BITS=8, BLOCK_SIZE=4096),
     ),
     "digit_histogram later level": (
-        triton_whole._digit_histogram_kernel, f"{WHOLE_ARGS} histogram_ptr:*i32",
+        triton_whole._digit_histogram_kernel,
+        f"{WHOLE_ARGS} histogram_ptr:*i32",
         dict(SHIFT=0, FIRST_LEVEL=False, HAS_PROTECTED=False, SIGN_SHIFT=15, RADIX_BITS=8, BLOCK_SIZE=4096),
     ),
     "pick_digit": (
-        triton_whole._pick_digit_kernel, "histogram_ptr:*i32 state_ptr:*i64", dict(SHIFT=0, RADIX_BITS=8),
+        triton_whole._pick_digit_kernel,
+        "histogram_ptr:*i32 state_ptr:*i64",
+        dict(SHIFT=0, RADIX_BITS=8),
     ),
     "count_ties": (
-        triton_whole._count_ties_kernel, f"{WHOLE_ARGS} block_ties_ptr:*i64",
+        triton_whole._count_ties_kernel,
+        f"{WHOLE_ARGS} block_ties_ptr:*i64",
         dict(HAS_PROTECTED=True, SIGN_SHIFT=15, BLOCK_SIZE=4096),
     ),
     "write_keep": (
-        triton_whole._write_keep_kernel, f"{WHOLE_ARGS} ties_before_block_ptr:*i64 keep_ptr:*u8",
+        triton_whole._write_keep_kernel,
+        f"{WHOLE_ARGS} ties_before_block_ptr:*i64 keep_ptr:*u8",
         dict(HAS_PROTECTED=True, SIGN_SHIFT=15, BLOCK_SIZE=4096),
     ),
 }

@@ -17,7 +17,8 @@ from sparsepipe.kernels.dispatch import triton_installed
 
 CASES_SCRIPT = Path(__file__).with_name("triton_interpreter_cases.py")
 
-pytestmark = pytest.mark.skipif(not triton_installed(), reason="triton is not installed")
+# The Triton interpreter emulates every program instance in Python: correct, and about half a minute.
+pytestmark = [pytest.mark.skipif(not triton_installed(), reason="triton is not installed"), pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
@@ -25,9 +26,7 @@ def interpreter_results() -> list[dict]:
     python_path = [str(CASES_SCRIPT.parent), os.environ.get("PYTHONPATH", "")]  # for kernel_oracles
     env = {**os.environ, "TRITON_INTERPRET": "1", "PYTHONPATH": os.pathsep.join(filter(None, python_path))}
     env.pop("SPARSEPIPE_KERNELS", None)
-    run = subprocess.run(
-        [sys.executable, str(CASES_SCRIPT)], env=env, capture_output=True, text=True, timeout=300
-    )
+    run = subprocess.run([sys.executable, str(CASES_SCRIPT)], env=env, capture_output=True, text=True, timeout=300)
     results = [json.loads(line) for line in run.stdout.splitlines() if line.startswith("{")]
     if run.returncode != 0 or not results:
         pytest.fail(f"interpreter run failed (exit {run.returncode}):\n{run.stderr[-4000:]}")

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
-from sparsepipe.pipeline.config import ALL_NODE_LOCATIONS, ModelConfig
+from sparsepipe.workers.nn.config import ALL_NODE_LOCATIONS, ModelConfig
 from sparsepipe.workers.nn.gpt import (
     FINAL_RESID,
     GPT,
@@ -29,7 +29,9 @@ VOCAB = 40
 
 
 def make_model(seed: int = 0, **overrides) -> GPT:
-    config = ModelConfig(**{"n_layer": 2, "d_model": 32, "n_head": 3, "d_head": 8, "n_ctx": 16, "vocab_size": VOCAB, **overrides})
+    config = ModelConfig(
+        **{"n_layer": 2, "d_model": 32, "n_head": 3, "d_head": 8, "n_ctx": 16, "vocab_size": VOCAB, **overrides}
+    )
     torch.manual_seed(seed)
     model = GPT(config)
     with torch.no_grad():  # nonzero biases, sinks and bigram table, so every path is exercised
@@ -49,11 +51,20 @@ def test_hook_names_shapes_and_forward_order():
     _, recorded = model(tokens(), record=".*")
     assert list(recorded) == hook_names(config)
     inner = config.n_head * config.d_head
-    widths = {"act_in": config.d_model, "q": inner, "k": inner, "v": inner, "resid_delta": config.d_model, "post_act": 4 * config.d_model}
+    widths = {
+        "act_in": config.d_model,
+        "q": inner,
+        "k": inner,
+        "v": inner,
+        "resid_delta": config.d_model,
+        "post_act": 4 * config.d_model,
+    }
     for name, activation in recorded.items():
         expected = widths.get(name.rsplit(".", 1)[-1], config.d_model)
         assert activation.shape == (3, 16, expected), name
-    assert [n for n, _ in node_locations(config)] == [n for n in hook_names(config) if "resid_in" not in n and "resid_mid" not in n and n != FINAL_RESID]
+    assert [n for n, _ in node_locations(config)] == [
+        n for n in hook_names(config) if "resid_in" not in n and "resid_mid" not in n and n != FINAL_RESID
+    ]
     for name, width in node_locations(config):
         assert recorded[name].shape[-1] == width
 
@@ -123,7 +134,9 @@ def test_attention_matches_manual_softmax(sink):
     model = make_model(afrac=None, attn_sink=sink)
     _, rec = model(tokens(), record=".*")
     for layer in range(model.config.n_layer):
-        torch.testing.assert_close(rec[f"{layer}.attn.resid_delta"], attention_oracle(model, rec, layer), rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(
+            rec[f"{layer}.attn.resid_delta"], attention_oracle(model, rec, layer), rtol=1e-5, atol=1e-6
+        )
 
 
 def test_sink_at_minus_infinity_equals_no_sink():
@@ -182,7 +195,9 @@ def test_identity_interventions_and_recording_leave_logits_bit_identical():
     x = tokens()
     plain, nothing = model(x)
     assert nothing == {}
-    hooked, recorded = model(x, record=set(hook_names(model.config)), interventions={n: (lambda t: t) for n in hook_names(model.config)})
+    hooked, recorded = model(
+        x, record=set(hook_names(model.config)), interventions={n: (lambda t: t) for n in hook_names(model.config)}
+    )
     assert torch.equal(plain, hooked) and len(recorded) == len(hook_names(model.config))
 
 
@@ -262,3 +277,14 @@ def test_logits_at_positions_equal_the_full_logits_there():
     picked, _ = model(tokens, positions=positions)
     assert picked.shape == (3, 50)
     assert torch.allclose(picked, full[torch.arange(3), positions], atol=1e-6)
+
+
+def test_rmsnorm_epsilon_defaults_to_the_dtype_epsilon():
+    """norm_eps None (the reference release): RMSNorm adds torch.finfo(dtype).eps, not 1e-6."""
+    model = make_model()
+    assert model.config.norm_eps is None and model.ln_f.eps is None
+    x = 1e-4 * torch.randn(2, 5, model.config.d_model)  # a small residual stream, where the epsilon matters
+    expected = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + torch.finfo(x.dtype).eps) * model.ln_f.weight
+    assert torch.allclose(model.ln_f(x), expected, rtol=1e-5, atol=0)
+    with_eps = make_model(norm_eps=1e-6)
+    assert with_eps.ln_f.eps == 1e-6 and not torch.allclose(with_eps.ln_f(x), expected, rtol=1e-3, atol=0)

@@ -8,7 +8,7 @@ import pytest
 import torch
 from pydantic import ValidationError
 
-from sparsepipe.pipeline.config import ModelConfig, OptimConfig, SparsityConfig, TrainConfig
+from sparsepipe.workers.nn.config import ModelConfig, OptimConfig, SparsityConfig, TrainConfig
 from sparsepipe.workers.nn.gpt import GPT
 from sparsepipe.workers.nn.sparsity import L0Schedule, WeightSparsifier, keep_count, learning_rate, nonzero_fractions
 from sparsepipe.workers.nn.training import Trainer, build_optimizer, limit_grad_rms
@@ -136,7 +136,13 @@ def test_min_alive_beyond_the_budget_is_an_error():
 
 
 def train_config(**overrides) -> TrainConfig:
-    base = dict(model=MODEL, sparsity=SparsityConfig(target_l0=0.2, anneal_end_frac=0.5), optim=OptimConfig(lr=1e-2), steps=12, batch_size=4)
+    base = dict(
+        model=MODEL,
+        sparsity=SparsityConfig(target_l0=0.2, anneal_end_frac=0.5),
+        optim=OptimConfig(lr=1e-2),
+        steps=12,
+        batch_size=4,
+    )
     return TrainConfig(**{**base, **overrides})
 
 

@@ -36,7 +36,10 @@ def test_config_show_json_resolves_sources(monkeypatch, tmp_path):
     config_file = tmp_path / "c.yaml"
     config_file.write_text("prune:\n  target_loss: 0.3\n  steps: 5\n")
     monkeypatch.setenv("SPARSEPIPE_PRUNE__STEPS", "7")
-    result = runner.invoke(app, ["config", "show", "--preset", "smoke", "--config", str(config_file), "--set", "tune.iterations=4", "--json"])
+    result = runner.invoke(
+        app,
+        ["config", "show", "--preset", "smoke", "--config", str(config_file), "--set", "tune.iterations=4", "--json"],
+    )
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert data["prune"]["target_loss"] == 0.3  # file over preset
@@ -83,7 +86,9 @@ def test_dead_cluster_address_is_a_clear_error(tmp_path):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    result = runner.invoke(app, ["run", "tokenize", "--preset", "smoke", "--store", str(tmp_path / "s"), "--cluster", f"127.0.0.1:{port}"])
+    result = runner.invoke(
+        app, ["run", "tokenize", "--preset", "smoke", "--store", str(tmp_path / "s"), "--cluster", f"127.0.0.1:{port}"]
+    )
     assert result.exit_code == 5
     assert "no Ray cluster answers" in result.output and "ray start --head" in result.output
 
@@ -95,3 +100,43 @@ def test_unreachable_store_exits_4(monkeypatch):
     monkeypatch.setenv("SPARSEPIPE_S3__ENDPOINT_URL", "http://127.0.0.1:9")
     result = runner.invoke(app, ["status", "--store", "s3://nobucket/p"])
     assert result.exit_code == 4 and "cannot reach the store" in result.output
+
+
+def test_dag_prints_every_stage_and_edge():
+    result = runner.invoke(app, ["dag"])
+    assert result.exit_code == 0, result.output
+    for stage in ("tokenize", "pretrain", "dense", "mean_cache", "prune", "report"):
+        assert stage in result.output
+    assert "tokenize -> pretrain" in result.output and "prune -> report" in result.output
+
+
+def test_dag_json_lists_stages_in_dependency_order():
+    result = runner.invoke(app, ["dag", "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    order = [stage["name"] for stage in data["stages"]]
+    assert order == ["tokenize", "pretrain", "dense", "mean_cache", "prune", "report"]
+    for upstream, downstream in data["edges"]:
+        assert order.index(upstream) < order.index(downstream)
+    assert ["mean_cache", "prune"] in data["edges"]
+    assert next(s for s in data["stages"] if s["name"] == "prune")["config"] == ["prune", "tune"]
+
+
+def test_bench_commands_come_from_the_registered_benchmarks():
+    from sparsepipe.workers.registry import BENCHMARKS
+
+    result = runner.invoke(app, ["bench", "--help"])
+    assert result.exit_code == 0
+    for benchmark in BENCHMARKS:
+        assert benchmark.name in result.output
+    assert [b.name for b in BENCHMARKS] == ["tokenize", "train", "carbs"]
+
+
+def test_a_benchmark_runs_through_its_reference(tmp_path, monkeypatch):
+    from sparsepipe.pipeline import cli_bench
+    from sparsepipe.workers.stage import Benchmark
+
+    module = tmp_path / "bench_demo.py"
+    module.write_text("def measure(quick):\n    return {'quick': quick}\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert cli_bench._measure(Benchmark("demo", "a demo", "bench_demo:measure"), quick=True) == {"quick": True}

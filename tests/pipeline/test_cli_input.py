@@ -1,8 +1,10 @@
-"""Bad input gets exit 2 (usage/config) or 4 (store) with one clear line, never a traceback (issue 13, items 5-11, 16, 17, 19)."""
+"""Bad input gets exit 2 (usage/config) or 4 (store) with one clear line, never a traceback.
+
+Issue 13, items 5-11, 16, 17, 19.
+"""
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import subprocess
@@ -31,7 +33,9 @@ def _one_clear_line(result, code: int, *named: str) -> None:
 # ----------------------------------------------------------------- item 5, 6, 11: --store
 
 
-@pytest.mark.parametrize("command", [["run", "tokenize", "--preset", "smoke"], ["status"], ["verify"], ["gc"], ["plan", "--preset", "smoke"]])
+@pytest.mark.parametrize(
+    "command", [["run", "tokenize", "--preset", "smoke"], ["status"], ["verify"], ["gc"], ["plan", "--preset", "smoke"]]
+)
 @pytest.mark.parametrize("kind", ["file", "below-file", "proc", "sys", "unknown-protocol", "bare-s3"])
 def test_bad_store_exits_4_naming_it(command, kind, tmp_path):
     a_file = tmp_path / "a-file"
@@ -57,7 +61,10 @@ def test_unwritable_store_exits_4_before_any_work(tmp_path):
     store.chmod(0o555)
     immutable = os.geteuid() == 0  # root writes through modes: make the folder immutable instead
     if immutable:
-        if shutil.which("chattr") is None or subprocess.run(["chattr", "+i", str(store)], capture_output=True).returncode != 0:
+        if (
+            shutil.which("chattr") is None
+            or subprocess.run(["chattr", "+i", str(store)], capture_output=True).returncode != 0
+        ):
             pytest.skip("running as root without chattr: no way to make a folder unwritable")
     try:
         result = cli.invoke(app, ["run", "tokenize", "--preset", "smoke", "--store", str(store)])
@@ -113,7 +120,11 @@ def test_values_that_cannot_work_exit_2_at_config_time(assignments, named, tmp_p
 
 
 def test_consistent_n_ctx_change_is_accepted():
-    config = resolve_config("smoke", assignments=["tokenize.n_ctx=64", "pretrain.train.model.n_ctx=64", "dense.train.model.n_ctx=64"], environ={})
+    config = resolve_config(
+        "smoke",
+        assignments=["tokenize.n_ctx=64", "pretrain.train.model.n_ctx=64", "dense.train.model.n_ctx=64"],
+        environ={},
+    )
     assert config.pretrain.train.model.n_ctx == 64
     for preset in ("smoke", "tiny", "small", "paper"):
         resolve_config(preset, environ={})
@@ -205,7 +216,9 @@ def test_gc_rejects_a_negative_age(tmp_path):
 # ------------------------------------------------------------------------------ item 19: -h
 
 
-@pytest.mark.parametrize("path", [[], ["run"], ["status"], ["config", "show"], ["tasks", "list"], ["bench", "tokenize"]])
+@pytest.mark.parametrize(
+    "path", [[], ["run"], ["status"], ["config", "show"], ["tasks", "list"], ["bench", "tokenize"]]
+)
 def test_dash_h_is_help(path):
     result = cli.invoke(app, [*path, "-h"])
     assert result.exit_code == 0 and "Usage" in result.output

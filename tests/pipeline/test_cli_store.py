@@ -27,7 +27,18 @@ cli = CliRunner()
 ROWS = [
     ("tokenize", "", {"documents": 1739, "train_tokens": 10234567, "val_tokens": 20345}),
     ("pretrain", "tiny", {"final_val_loss": 3.8212345, "bigram_val_loss": 4.5, "l0_by_param": {"a": 1.0}}),
-    ("prune", "pretrain/tiny:set_or_string_fixedvarname", {"nodes": 41, "edges": 1234, "circuit_loss": 0.1412, "calibrated_loss": 0.12, "inverse_loss": 0.9, "reached_target": True}),
+    (
+        "prune",
+        "pretrain/tiny:set_or_string_fixedvarname",
+        {
+            "nodes": 41,
+            "edges": 1234,
+            "circuit_loss": 0.1412,
+            "calibrated_loss": 0.12,
+            "inverse_loss": 0.9,
+            "reached_target": True,
+        },
+    ),
 ]
 
 
@@ -47,7 +58,16 @@ def filled_store(store_url, tmp_path):
     data.mkdir()
     (data / "f.bin").write_bytes(b"x" * 5000)
     for number, (stage, cell, metrics) in enumerate(ROWS):
-        record = CommitRecord(stage=stage, key=str(number) * 64, cell=cell, preimage={}, parents={}, metrics=metrics, started=1, finished=2)
+        record = CommitRecord(
+            stage=stage,
+            key=str(number) * 64,
+            cell=cell,
+            preimage={},
+            parents={},
+            metrics=metrics,
+            started=1,
+            finished=2,
+        )
         store.commit(record, data, 0)
     return store_url, store
 
@@ -116,13 +136,18 @@ def test_gc_removes_scratch_folders_of_dead_workers(tmp_path):
 
 
 def test_plan_prune_on_sparse_checkpoints_leaves_dense_out(tmp_path):
-    result = cli.invoke(app, ["plan", "prune", "--preset", "smoke", "--checkpoints", "pretrain", "--store", str(tmp_path / "s"), "--json"])
+    result = cli.invoke(
+        app,
+        ["plan", "prune", "--preset", "smoke", "--checkpoints", "pretrain", "--store", str(tmp_path / "s"), "--json"],
+    )
     assert result.exit_code == 0, result.output
     stages = [c["stage"] for c in json.loads(result.stdout)["cells"]]
     assert "dense" not in stages and "pretrain" in stages and "tokenize" in stages
     cells = [c["cell"] for c in json.loads(result.stdout)["cells"] if c["stage"] in ("mean_cache", "prune")]
     assert cells and all("dense" not in cell for cell in cells)
-    full = json.loads(cli.invoke(app, ["plan", "full", "--preset", "smoke", "--store", str(tmp_path / "s"), "--json"]).stdout)
+    full = json.loads(
+        cli.invoke(app, ["plan", "full", "--preset", "smoke", "--store", str(tmp_path / "s"), "--json"]).stdout
+    )
     assert "dense" in [c["stage"] for c in full["cells"]]  # a target in its own right
 
 

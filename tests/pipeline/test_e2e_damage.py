@@ -1,4 +1,5 @@
-"""A damaged token shard through the real CLI and Ray (issue 13, item 1): DAMAGED, never HIT, rebuilt as generation 1."""
+"""A damaged token shard through the real CLI and Ray (issue 13, item 1): DAMAGED, never HIT, rebuilt as
+generation 1."""
 
 from __future__ import annotations
 

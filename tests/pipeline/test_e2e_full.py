@@ -9,11 +9,22 @@ import pytest
 pytestmark = pytest.mark.slow
 
 TRAIN_METRICS = {"final_val_loss", "bigram_val_loss", "target_l0", "l0_by_param", "dead_neurons", "tokens_seen"}
-PRUNE_METRICS = {"nodes", "edges", "target_loss", "circuit_loss", "full_model_loss", "inverse_loss", "random_circuit_loss", "reached_target"}
+PRUNE_METRICS = {
+    "nodes",
+    "edges",
+    "target_loss",
+    "circuit_loss",
+    "full_model_loss",
+    "inverse_loss",
+    "random_circuit_loss",
+    "reached_target",
+}
 
 
 def test_run_full_smoke_with_fixed_pruning_hyperparameters(sparsepipe, tmp_path):
-    result = sparsepipe("run", "full", "--preset", "smoke", "--set", "tune.enabled=false", "--json", cwd=tmp_path, timeout=600)
+    result = sparsepipe(
+        "run", "full", "--preset", "smoke", "--set", "tune.enabled=false", "--json", cwd=tmp_path, timeout=600
+    )
     assert result.returncode == 0, result.stderr[-4000:]
     cells = {(c["stage"], c["cell"]): c for c in json.loads(result.stdout)["cells"]}
     assert {stage for stage, _ in cells} == {"tokenize", "pretrain", "dense", "mean_cache", "prune", "report"}

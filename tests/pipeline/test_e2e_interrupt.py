@@ -23,12 +23,33 @@ def test_ctrl_c_cleans_scratch_and_the_rerun_logs_its_resume(tmp_path):
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     for number in range(24):
-        (corpus / f"m{number}.py").write_text("".join(f"def f{number}_{i}(x):\n    return x * {i} + {number}\n" for i in range(6000)))
+        (corpus / f"m{number}.py").write_text(
+            "".join(f"def f{number}_{i}(x):\n    return x * {i} + {number}\n" for i in range(6000))
+        )
     private_tmp = Path(tempfile.mkdtemp(prefix="sp", dir="/tmp"))  # short: Ray puts sockets below it
     env = {**os.environ, "TMPDIR": str(private_tmp)}
-    args = ["run", "tokenize", "--preset", "smoke", "--set", f'tokenize.corpus.paths=["{corpus}"]', "--set", "tokenize.documents_per_shard=1", "--set", "tokenize.vocab_size=300"]
+    args = [
+        "run",
+        "tokenize",
+        "--preset",
+        "smoke",
+        "--set",
+        f'tokenize.corpus.paths=["{corpus}"]',
+        "--set",
+        "tokenize.documents_per_shard=1",
+        "--set",
+        "tokenize.vocab_size=300",
+    ]
     try:
-        driver = subprocess.Popen([*SPARSEPIPE, *args], cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+        driver = subprocess.Popen(
+            [*SPARSEPIPE, *args],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
         deadline = time.time() + 180
         saved: list[Path] = []
         while time.time() < deadline and len(saved) < 2:

@@ -38,9 +38,13 @@ def test_run_twice_second_is_all_hit_without_ray(sparsepipe, tmp_path):
 
 
 def test_run_against_s3_store(sparsepipe, tmp_path, s3_env, s3_url):
-    first = _cells(sparsepipe("run", "tokenize", "--preset", "smoke", "--store", s3_url, "--json", cwd=tmp_path, env=s3_env))
+    first = _cells(
+        sparsepipe("run", "tokenize", "--preset", "smoke", "--store", s3_url, "--json", cwd=tmp_path, env=s3_env)
+    )
     assert first["ray_started"] and first["ok"]
-    second = _cells(sparsepipe("run", "tokenize", "--preset", "smoke", "--store", s3_url, "--json", cwd=tmp_path, env=s3_env))
+    second = _cells(
+        sparsepipe("run", "tokenize", "--preset", "smoke", "--store", s3_url, "--json", cwd=tmp_path, env=s3_env)
+    )
     assert not second["ray_started"] and [c["status"] for c in second["cells"]] == ["HIT"]
     verify = sparsepipe("verify", "--store", s3_url, "--json", cwd=tmp_path, env=s3_env)
     assert json.loads(verify.stdout)["corrupt"] == 0
@@ -49,7 +53,11 @@ def test_run_against_s3_store(sparsepipe, tmp_path, s3_env, s3_url):
 def test_cluster_mode_on_a_two_node_ray_cluster(sparsepipe, tmp_path):
     from ray.cluster_utils import Cluster
 
-    cluster = Cluster(initialize_head=True, connect=False, head_node_args={"num_cpus": 1, "object_store_memory": 100 * 1024 * 1024, "include_dashboard": False})
+    cluster = Cluster(
+        initialize_head=True,
+        connect=False,
+        head_node_args={"num_cpus": 1, "object_store_memory": 100 * 1024 * 1024, "include_dashboard": False},
+    )
     try:
         cluster.add_node(num_cpus=1, object_store_memory=100 * 1024 * 1024)
         cluster.wait_for_nodes()
@@ -64,9 +72,24 @@ def test_killed_driver_resumes_without_redoing_committed_work(sparsepipe, tmp_pa
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     for number in range(60):  # big enough documents that encoding takes a while
-        (corpus / f"m{number}.py").write_text("".join(f"def f{number}_{i}(x):\n    return x * {i} + {number}\n" for i in range(6000)))
-    args = ["run", "tokenize", "--preset", "smoke", "--set", f'tokenize.corpus.paths=["{corpus}"]', "--set", "tokenize.documents_per_shard=1", "--set", "tokenize.vocab_size=300"]
-    driver = subprocess.Popen([*SPARSEPIPE, *args], cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        (corpus / f"m{number}.py").write_text(
+            "".join(f"def f{number}_{i}(x):\n    return x * {i} + {number}\n" for i in range(6000))
+        )
+    args = [
+        "run",
+        "tokenize",
+        "--preset",
+        "smoke",
+        "--set",
+        f'tokenize.corpus.paths=["{corpus}"]',
+        "--set",
+        "tokenize.documents_per_shard=1",
+        "--set",
+        "tokenize.vocab_size=300",
+    ]
+    driver = subprocess.Popen(
+        [*SPARSEPIPE, *args], cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     deadline = time.time() + 180
     saved: list[Path] = []
     while time.time() < deadline and len(saved) < 2:

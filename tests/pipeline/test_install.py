@@ -26,7 +26,14 @@ def _triton_requirement() -> Requirement:
 
 @pytest.mark.parametrize(
     "platform, machine, wanted",
-    [("linux", "x86_64", True), ("linux", "aarch64", True), ("darwin", "arm64", False), ("darwin", "x86_64", False), ("win32", "AMD64", False), ("linux", "ppc64le", False)],
+    [
+        ("linux", "x86_64", True),
+        ("linux", "aarch64", True),
+        ("darwin", "arm64", False),
+        ("darwin", "x86_64", False),
+        ("win32", "AMD64", False),
+        ("linux", "ppc64le", False),
+    ],
 )
 def test_triton_is_a_dependency_only_where_it_has_wheels(platform, machine, wanted):
     assert _triton_requirement().marker.evaluate({"sys_platform": platform, "platform_machine": machine}) is wanted
@@ -69,7 +76,16 @@ def _torch_args(tmp_path: Path, index: str, gpu: bool, pip_torch_args: str = "")
     fake.write_text("#!/bin/sh\necho 'GPU 0: Fake (UUID: GPU-0)'\nexit 0\n" if gpu else "#!/bin/sh\nexit 9\n")
     fake.chmod(0o755)
     env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
-    command = ["make", "-s", "--no-print-directory", "-C", str(REPO), "torch-args", f"TORCH_CPU_INDEX={index}", f"PYTHON={sys.executable}"]
+    command = [
+        "make",
+        "-s",
+        "--no-print-directory",
+        "-C",
+        str(REPO),
+        "torch-args",
+        f"TORCH_CPU_INDEX={index}",
+        f"PYTHON={sys.executable}",
+    ]
     if pip_torch_args:
         command.append(f"PIP_TORCH_ARGS={pip_torch_args}")
     result = subprocess.run(command, capture_output=True, text=True, timeout=60, env=env)

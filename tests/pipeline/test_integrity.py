@@ -19,14 +19,15 @@ from typer.testing import CliRunner
 
 from sparsepipe.pipeline.cli import app
 from sparsepipe.pipeline.config import resolve_config
-from sparsepipe.pipeline.dag import DAMAGED, HIT, RUN, Cell, CellRef, Planner, Registry, Stage, code_fingerprint
+from sparsepipe.pipeline.dag import DAMAGED, HIT, RUN, Cell, CellRef, Planner, Registry, Stage
 from sparsepipe.pipeline.execute import checked_input, execute_unit
+from sparsepipe.pipeline.fingerprint import clear_cache as clear_fingerprint_cache
 from sparsepipe.pipeline.runner import Runner
 from sparsepipe.pipeline.store import Manifest, StoreError, StoreSpec
 
 cli = CliRunner()
 
-STAGE_SOURCE = '''
+STAGE_SOURCE = """
 def run_source(ctx, params):
     for number in range(3):
         (ctx.out_dir / f"shard-{number}.bin").write_bytes(bytes([number + 1]) * (100 + number))
@@ -35,7 +36,7 @@ def run_total(ctx, params):
     folder = ctx.input("source")
     values = [sum(p.read_bytes()) for p in sorted(folder.glob("shard-*.bin"))]
     (ctx.out_dir / "total.txt").write_text(str(values))
-'''
+"""
 
 
 @pytest.fixture(autouse=True)
@@ -51,15 +52,24 @@ def demo(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setenv("SPARSEPIPE_CACHE", str(tmp_path / "cache"))
     sys.modules.pop("integrity_demo", None)
-    code_fingerprint.cache_clear()
-    source = Stage(name="source", version="1", deps=(), code=("integrity_demo",), cells=lambda cfg, up: [Cell("source", "", {})], run="integrity_demo:run_source")
+    clear_fingerprint_cache()
+    source = Stage(
+        name="source",
+        version="1",
+        deps=(),
+        cells=lambda cfg, up: [Cell("source", "", {})],
+        run="integrity_demo:run_source",
+    )
     total = Stage(
-        name="total", version="1", deps=("source",), code=("integrity_demo",),
-        cells=lambda cfg, up: [Cell("total", "", {}, inputs={"source": CellRef("source")})], run="integrity_demo:run_total",
+        name="total",
+        version="1",
+        deps=("source",),
+        cells=lambda cfg, up: [Cell("total", "", {}, inputs={"source": CellRef("source")})],
+        run="integrity_demo:run_total",
     )
     yield Registry([source, total])
     sys.modules.pop("integrity_demo", None)
-    code_fingerprint.cache_clear()
+    clear_fingerprint_cache()
 
 
 CONFIG = resolve_config("smoke", environ={})
@@ -77,7 +87,9 @@ def _build(registry, store):
         for cell in registry.list_cells(CONFIG, [name])[name]:
             plan = planner.plan_cell(cell, committed, set(), set())
             if plan.status != HIT:
-                raw, path, _ = execute_unit(store.spec, Runner(registry, store, CONFIG)._request(plan, committed, False))
+                raw, path, _ = execute_unit(
+                    store.spec, Runner(registry, store, CONFIG)._request(plan, committed, False)
+                )
                 committed[cell.ref] = Manifest(raw=raw, path=path)
             else:
                 committed[cell.ref] = plan.manifest
@@ -118,7 +130,9 @@ def test_damaged_artifact_is_damaged_not_hit_and_rebuilt(demo, store_url, how):
     # cached from S3 before the damage would be served, correctly; drop it so the store's copy is read.)
     shutil.rmtree(os.environ["SPARSEPIPE_CACHE"], ignore_errors=True)
     total_cell = demo.list_cells(CONFIG, ["source", "total"])["total"][0]
-    request = Runner(demo, store, CONFIG)._request(Planner(demo, store).plan_cell(total_cell, committed, set(), {"total"}), committed, False)
+    request = Runner(demo, store, CONFIG)._request(
+        Planner(demo, store).plan_cell(total_cell, committed, set(), {"total"}), committed, False
+    )
     with pytest.raises(StoreError, match="does not match its manifest"):
         execute_unit(store.spec, request)
 
@@ -135,7 +149,9 @@ def test_damaged_artifact_is_damaged_not_hit_and_rebuilt(demo, store_url, how):
     assert cli.invoke(app, ["verify", "--store", store_url]).exit_code == 0  # the damaged generation is superseded
 
 
-@pytest.mark.parametrize("content", [b"half", b"", b"{}", b"[1, 2]"], ids=["truncated", "empty", "empty-object", "list"])
+@pytest.mark.parametrize(
+    "content", [b"half", b"", b"{}", b"[1, 2]"], ids=["truncated", "empty", "empty-object", "list"]
+)
 def test_unusable_manifest_is_reported_skipped_superseded_and_protects_gc(demo, store_url, content):
     store = StoreSpec(store_url).open()
     committed = _build(demo, store)
@@ -157,7 +173,11 @@ def test_unusable_manifest_is_reported_skipped_superseded_and_protects_gc(demo, 
     assert store.fs.exists(f"{_attempt(store, source)}/shard-0.bin")
 
     plans = _plans(demo, store)
-    assert plans["source"].status == RUN and plans["source"].generation == 1 and "MANIFEST.0000.json" in plans["source"].reason
+    assert (
+        plans["source"].status == RUN
+        and plans["source"].generation == 1
+        and "MANIFEST.0000.json" in plans["source"].reason
+    )
     rebuilt = _build(demo, store)
     assert rebuilt[CellRef("source")].generation == 1
     assert {p.status for p in _plans(demo, store).values()} == {HIT}

@@ -11,7 +11,16 @@ from sparsepipe.pipeline.store import CommitRecord, StoreSpec
 
 
 def _record(key: str = "k" * 64, stage: str = "demo") -> CommitRecord:
-    return CommitRecord(stage=stage, key=key, cell="", preimage={"stage": stage}, parents={}, metrics={"value": 1}, started=1.0, finished=2.0)
+    return CommitRecord(
+        stage=stage,
+        key=key,
+        cell="",
+        preimage={"stage": stage},
+        parents={},
+        metrics={"value": 1},
+        started=1.0,
+        finished=2.0,
+    )
 
 
 def _data(folder: Path, text: str = "hello") -> Path:

@@ -17,8 +17,9 @@ import uuid
 import pytest
 
 from sparsepipe.pipeline.config import resolve_config
-from sparsepipe.pipeline.dag import Cell, CellRef, Planner, Registry, Stage, code_fingerprint
+from sparsepipe.pipeline.dag import Cell, CellRef, Planner, Registry, Stage
 from sparsepipe.pipeline.execute import execute_unit
+from sparsepipe.pipeline.fingerprint import clear_cache as clear_fingerprint_cache
 from sparsepipe.pipeline.runner import Runner
 from sparsepipe.pipeline.store import CommitRecord, StoreError, StoreSpec
 
@@ -156,13 +157,13 @@ def test_outage_longer_than_the_budget_is_a_clear_store_error(proxied_s3, monkey
     outage.end()
 
 
-STAGE_SOURCE = '''
+STAGE_SOURCE = """
 def run_source(ctx, params):
     (ctx.out_dir / "value.txt").write_text("42")
 
 def run_double(ctx, params):
     (ctx.out_dir / "double.txt").write_text((ctx.input("source") / "value.txt").read_text() * 2)
-'''
+"""
 
 
 def test_a_cell_that_starts_during_a_10s_outage_still_commits(proxied_s3, tmp_path, monkeypatch):
@@ -171,9 +172,17 @@ def test_a_cell_that_starts_during_a_10s_outage_still_commits(proxied_s3, tmp_pa
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setenv("SPARSEPIPE_CACHE", str(tmp_path / "cache"))
     sys.modules.pop("outage_demo", None)
-    code_fingerprint.cache_clear()
-    source = Stage(name="source", version="1", deps=(), code=("outage_demo",), cells=lambda c, u: [Cell("source", "", {})], run="outage_demo:run_source")
-    double = Stage(name="double", version="1", deps=("source",), code=("outage_demo",), cells=lambda c, u: [Cell("double", "", {}, {"source": CellRef("source")})], run="outage_demo:run_double")
+    clear_fingerprint_cache()
+    source = Stage(
+        name="source", version="1", deps=(), cells=lambda c, u: [Cell("source", "", {})], run="outage_demo:run_source"
+    )
+    double = Stage(
+        name="double",
+        version="1",
+        deps=("source",),
+        cells=lambda c, u: [Cell("double", "", {}, {"source": CellRef("source")})],
+        run="outage_demo:run_double",
+    )
     registry = Registry([source, double])
     config = resolve_config("smoke", environ={})
     spec = StoreSpec(f"s3://sparsepipe-test/{uuid.uuid4().hex[:12]}", retry_s=60)
@@ -193,5 +202,5 @@ def test_a_cell_that_starts_during_a_10s_outage_still_commits(proxied_s3, tmp_pa
     assert won and time.monotonic() - started >= 9.0
     outage.join()
     sys.modules.pop("outage_demo", None)
-    code_fingerprint.cache_clear()
+    clear_fingerprint_cache()
     assert store.lookup("double", plan.key) is not None

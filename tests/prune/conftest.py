@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-
-from sparsepipe.workers.mean_cache import node_means
-from sparsepipe.workers.nn.gpt import GPT
-
 from pruning_toys import fit_two_way, key_task, random_rows, tiny_config
+
+from sparsepipe.workers.mean_cache.worker import node_means
+from sparsepipe.workers.nn.gpt import GPT
 
 
 @pytest.fixture(autouse=True)

@@ -14,12 +14,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from sparsepipe.pipeline.config import ModelConfig, PruneConfig
 from sparsepipe.workers.context import local_context
-from sparsepipe.workers.shards import pack_rows, write_token_shards
-from sparsepipe.workers.mean_cache import run_mean_cache
+from sparsepipe.workers.mean_cache.worker import run_mean_cache
+from sparsepipe.workers.nn.config import ModelConfig
 from sparsepipe.workers.nn.gpt import GPT, save_checkpoint
-from sparsepipe.workers.tokenize import TOKENIZER_FILE, train_tokenizer
+from sparsepipe.workers.prune.config import PruneConfig
+from sparsepipe.workers.tokenize.shards import pack_rows, write_token_shards
+from sparsepipe.workers.tokenize.worker import TOKENIZER_FILE, train_tokenizer
 
 N_CTX = 128
 VOCAB = 1024

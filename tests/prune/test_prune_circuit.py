@@ -7,11 +7,11 @@ from xml.etree import ElementTree
 
 import torch
 
-from sparsepipe.pipeline.config import ModelConfig
 from sparsepipe.workers.nn.circuit import build_circuit, circuit_to_json, kept_indices
-from sparsepipe.workers.nn.circuit_html import render_circuit_html
+from sparsepipe.workers.nn.config import ModelConfig
 from sparsepipe.workers.nn.gpt import GPT
 from sparsepipe.workers.nn.masks import NodeLayout
+from sparsepipe.workers.prune.circuit_page import render_circuit_html
 
 
 def hand_built() -> tuple[GPT, dict[str, torch.Tensor]]:
@@ -26,7 +26,18 @@ def hand_built() -> tuple[GPT, dict[str, torch.Tensor]]:
       proj: n0->mlp_resid_delta1 yes                                 -> neuron_write 1
     Layer 1 has weights but nothing kept at both ends of any.
     """
-    config = ModelConfig(n_layer=2, d_model=4, n_head=1, d_head=2, d_mlp=3, n_ctx=8, vocab_size=5, afrac=None, bigram_table=False, attn_sink=False)
+    config = ModelConfig(
+        n_layer=2,
+        d_model=4,
+        n_head=1,
+        d_head=2,
+        d_mlp=3,
+        n_ctx=8,
+        vocab_size=5,
+        afrac=None,
+        bigram_table=False,
+        attn_sink=False,
+    )
     model = GPT(config)
     with torch.no_grad():
         for name, p in model.named_parameters():
@@ -65,7 +76,8 @@ def test_edge_counts_on_a_hand_built_model():
     # 0.attn.resid_delta[2] -> 0.mlp.act_in[2]; 0.mlp.resid_delta[1] -> 1.mlp.act_in[1];
     # 0.attn.resid_delta[2] -> 1.attn.act_in[2] is cut by that norm's zero weight.
     assert counts["residual"] == 2
-    # embedded channels {1, 2} read at 0.attn.act_in[1], 0.mlp.act_in[2], 1.mlp.act_in[1] (1.attn.act_in[2]: norm weight 0)
+    # embedded channels {1, 2} read at 0.attn.act_in[1], 0.mlp.act_in[2], 1.mlp.act_in[1]
+    # (1.attn.act_in[2]: norm weight 0)
     assert counts["embed_read"] == 3
     # 0.attn.resid_delta[2] -> token 0 and 0.mlp.resid_delta[1] -> token 4
     assert counts["write_unembed"] == 2

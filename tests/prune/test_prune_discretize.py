@@ -5,11 +5,12 @@ from __future__ import annotations
 import math
 
 import torch
+from pruning_toys import key_task, tiny_config
 
 from sparsepipe.tasks import task_loss
-from sparsepipe.pipeline.config import PruneConfig, PruneHyperparams
 from sparsepipe.workers.nn.masks import NodeLayout, ablation_values
-from sparsepipe.workers.prune import (
+from sparsepipe.workers.prune.config import PruneConfig, PruneHyperparams
+from sparsepipe.workers.prune.trial import (
     Calibration,
     MaskedModel,
     Ranking,
@@ -22,8 +23,6 @@ from sparsepipe.workers.prune import (
     train_masks,
     two_way_loss,
 )
-
-from pruning_toys import key_task, tiny_config
 
 
 def test_bisection_finds_the_smallest_k_on_a_monotone_loss():
@@ -45,14 +44,16 @@ def test_bisection_reports_an_unreachable_target_without_failing():
 
 
 def test_bisection_on_a_step_loss_and_at_the_edges():
-    step = lambda threshold: (lambda k: 0.1 if k >= threshold else 0.9)  # noqa: E731
+    step = lambda threshold: lambda k: 0.1 if k >= threshold else 0.9  # noqa: E731
     for threshold in (0, 1, 37, 63, 64):
         assert smallest_sufficient_k(step(threshold), k_max=64, target=0.15).k == threshold
 
 
 def test_ranking_keeps_the_k_largest_tau():
     layout = NodeLayout(tiny_config())
-    tau = torch.linspace(-1, 1, layout.n_masks)[torch.randperm(layout.n_masks, generator=torch.Generator().manual_seed(0))]
+    tau = torch.linspace(-1, 1, layout.n_masks)[
+        torch.randperm(layout.n_masks, generator=torch.Generator().manual_seed(0))
+    ]
     ranking = Ranking(tau, layout)
     for k in (0, 1, 17, layout.n_masks):
         kept = ranking.top_k(k)

@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import pytest
 import torch
+from pruning_toys import random_rows, tiny_config
 
-from sparsepipe.workers.mean_cache import node_means
+from sparsepipe.workers.mean_cache.worker import node_means
 from sparsepipe.workers.nn.gpt import GPT, node_locations
 from sparsepipe.workers.nn.masks import NodeLayout, ablation_values, heaviside, mask_interventions
 
-from pruning_toys import random_rows, tiny_config
-
 MODEL_VARIANTS = {
     "abstopk+bigram+sink": {},
-    "dense, learned positions": {"afrac": None, "pos_emb": "learned", "bigram_table": False, "attn_sink": False, "n_layer": 2},
+    "dense, learned positions": {
+        "afrac": None,
+        "pos_emb": "learned",
+        "bigram_table": False,
+        "attn_sink": False,
+        "n_layer": 2,
+    },
 }
 
 
@@ -61,7 +66,9 @@ def test_a_single_deleted_channel_takes_its_mean(model_and_means):
     mask = torch.ones(layout.n_nodes)
     mask[layout.node_slices["0.attn.v"].start + 3] = 0
     _, recorded = model(
-        random_rows(2, seed=4)[:, :-1], record=["0.attn.v"], interventions=mask_interventions(layout, mask, ablation_values(layout, means, "mean"))
+        random_rows(2, seed=4)[:, :-1],
+        record=["0.attn.v"],
+        interventions=mask_interventions(layout, mask, ablation_values(layout, means, "mean")),
     )
     v = recorded["0.attn.v"]
     assert torch.all(v[..., 3] == means["0.attn.v"][3])
@@ -97,7 +104,10 @@ def test_gradients_reach_every_mask_location_through_the_model(model_and_means):
     model.requires_grad_(False)
     layout = NodeLayout(model.config)
     tau = torch.full((layout.n_masks,), 0.1, requires_grad=True)
-    logits, _ = model(random_rows(4, seed=6)[:, :-1], interventions=mask_interventions(layout, heaviside(tau, 1.0), ablation_values(layout, means, "mean")))
+    logits, _ = model(
+        random_rows(4, seed=6)[:, :-1],
+        interventions=mask_interventions(layout, heaviside(tau, 1.0), ablation_values(layout, means, "mean")),
+    )
     logits.logsumexp(-1).mean().backward()
     assert tau.grad is not None and torch.isfinite(tau.grad).all()
     for name, s in layout.mask_slices.items():

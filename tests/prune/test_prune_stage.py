@@ -7,18 +7,24 @@ from pathlib import Path
 
 import pytest
 import torch
-
-from sparsepipe.pipeline.config import PruneConfig
-from sparsepipe.workers.context import local_context
-from sparsepipe.workers.data import ShardLoader
-from sparsepipe.workers.mean_cache import MEANS_FILE, load_means
-from sparsepipe.workers.nn.gpt import load_checkpoint, node_locations
-from sparsepipe.workers.prune import run_prune
-
 from stage_inputs import N_CTX, TASK, write_checkpoint, write_mean_cache, write_tokens
 
+from sparsepipe.workers.context import local_context
+from sparsepipe.workers.mean_cache.worker import MEANS_FILE, load_means
+from sparsepipe.workers.nn.gpt import load_checkpoint, node_locations
+from sparsepipe.workers.prune.config import PruneConfig
+from sparsepipe.workers.prune.trial import run_prune
+from sparsepipe.workers.train.loader import ShardLoader
+
 PARAMS = PruneConfig(
-    steps=10, batch_pairs=8, eval_pairs=16, train_pool_pairs=32, max_tokens=N_CTX, mean_cache_batches=3, mean_cache_batch_size=4, curve_points=4
+    steps=10,
+    batch_pairs=8,
+    eval_pairs=16,
+    train_pool_pairs=32,
+    max_tokens=N_CTX,
+    mean_cache_batches=3,
+    mean_cache_batch_size=4,
+    curve_points=4,
 )
 
 
@@ -61,15 +67,35 @@ def test_prune_stage_writes_every_output(tmp_path, tokens_dir, checkpoint_dir, m
     out = tmp_path / "out"
     assert {p.name for p in out.iterdir()} >= {"circuit.json", "circuit.html", "result.json", "loss_vs_k.png"}
     metrics = ctx.metrics
-    required = {"nodes", "edges", "target_loss", "circuit_loss", "calibrated_loss", "full_model_loss", "inverse_loss", "random_circuit_loss", "reached_target", "total_nodes"}
+    required = {
+        "nodes",
+        "edges",
+        "target_loss",
+        "circuit_loss",
+        "calibrated_loss",
+        "full_model_loss",
+        "inverse_loss",
+        "random_circuit_loss",
+        "reached_target",
+        "total_nodes",
+    }
     assert required <= set(metrics)
     assert metrics["total_nodes"] == 32 + 3 * 16 + 32 + 32 + 128 + 32
     result = json.loads((out / "result.json").read_text())
     circuit = json.loads((out / "circuit.json").read_text())
-    assert circuit["task"] == TASK and circuit["cell"] == "pretrain/tiny" and circuit["checkpoint"] == str(checkpoint_dir)
+    assert (
+        circuit["task"] == TASK and circuit["cell"] == "pretrain/tiny" and circuit["checkpoint"] == str(checkpoint_dir)
+    )
     assert circuit["counts"]["nodes"] == metrics["nodes"] == result["nodes"] == len(circuit["nodes"])
-    assert circuit["counts"]["edges"] == metrics["edges"] == sum(1 for e in circuit["edges"] if "weight" in e and e["kind"] != "write_unembed")
-    assert circuit["losses"]["circuit"] == metrics["circuit_loss"] and circuit["hyperparameters"] == PARAMS.hyper.model_dump()
+    assert (
+        circuit["counts"]["edges"]
+        == metrics["edges"]
+        == sum(1 for e in circuit["edges"] if "weight" in e and e["kind"] != "write_unembed")
+    )
+    assert (
+        circuit["losses"]["circuit"] == metrics["circuit_loss"]
+        and circuit["hyperparameters"] == PARAMS.hyper.model_dump()
+    )
     assert set(circuit["token_text"].values()) == {'")\n', "')\n"}
     assert (out / "circuit.html").read_text().startswith("<!doctype html>")
     assert (out / "loss_vs_k.png").read_bytes()[:4] == b"\x89PNG"

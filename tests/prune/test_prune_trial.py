@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 
 import pytest
-
-from sparsepipe.pipeline.config import PruneConfig, PruneHyperparams
-from sparsepipe.workers.prune import TaskData, run_trial
-
 from pruning_toys import key_task
 
-SETTINGS = PruneConfig(steps=100, batch_pairs=8, eval_pairs=32, curve_points=6, hyper=PruneHyperparams(lr=0.03, k_coef=3e-3))
+from sparsepipe.workers.prune.config import PruneConfig, PruneHyperparams
+from sparsepipe.workers.prune.trial import TaskData, run_trial
+
+SETTINGS = PruneConfig(
+    steps=100, batch_pairs=8, eval_pairs=32, curve_points=6, hyper=PruneHyperparams(lr=0.03, k_coef=3e-3)
+)
 
 
 @pytest.fixture(scope="module")

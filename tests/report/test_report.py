@@ -8,13 +8,23 @@ import math
 import pytest
 
 from sparsepipe.workers.context import local_context
-from sparsepipe.workers.report import run_report
+from sparsepipe.workers.report.worker import run_report
 
 
 def _prune_output(folder, edges, reached, task):
     folder.mkdir(parents=True)
-    result = {"task": task, "nodes": edges // 2 + 1, "edges": edges, "reached_target": reached, "total_nodes": 500, "target_loss": 0.15,
-              "circuit_loss": 0.1 if reached else 0.4, "full_model_loss": 0.05, "inverse_loss": 0.7, "random_circuit_loss": 0.69}
+    result = {
+        "task": task,
+        "nodes": edges // 2 + 1,
+        "edges": edges,
+        "reached_target": reached,
+        "total_nodes": 500,
+        "target_loss": 0.15,
+        "circuit_loss": 0.1 if reached else 0.4,
+        "full_model_loss": 0.05,
+        "inverse_loss": 0.7,
+        "random_circuit_loss": 0.69,
+    }
     (folder / "result.json").write_text(json.dumps(result))
     (folder / "circuit.html").write_text(f"<html>{task}</html>")
     return folder

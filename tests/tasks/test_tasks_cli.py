@@ -64,7 +64,7 @@ def test_check_requires_an_existing_tokenizer(tmp_path):
 
 def test_eval_scores_a_checkpoint(tokenizer_path, tmp_path):
     gpt = pytest.importorskip("sparsepipe.workers.nn.gpt")
-    from sparsepipe.pipeline.config import ModelConfig
+    from sparsepipe.workers.nn.config import ModelConfig
 
     model = gpt.GPT(ModelConfig(n_layer=1, d_model=16, n_head=2, d_head=8, n_ctx=64, vocab_size=2048))
     gpt.save_checkpoint(model, tmp_path / "model")
@@ -86,3 +86,70 @@ def test_eval_table_through_the_documented_loader(tokenizer_path, monkeypatch):
     )
     assert result.exit_code == 0, result.output
     assert f"{math.log(2):.3f}" in result.output  # equal logits: two-way loss ln 2
+
+
+# ------------------------------------------------------------ store references
+
+
+def _commit_cells(store_dir, tokenizer_path, stages):
+    """Commit stand-in artifacts for the smoke config's tokenize (and pretrain) cells, under their real keys."""
+    import shutil
+
+    from sparsepipe.pipeline.config import resolve_config
+    from sparsepipe.pipeline.dag import Planner, default_registry
+    from sparsepipe.pipeline.store import CommitRecord, StoreSpec
+    from sparsepipe.workers.nn.config import ModelConfig
+    from sparsepipe.workers.nn.gpt import GPT, save_checkpoint
+
+    registry, store = default_registry(), StoreSpec(str(store_dir)).open()
+    config = resolve_config("smoke", environ={})
+    for stage in stages:
+        (plan,) = [p for p in Planner(registry, store).plan(config, [stage]) if p.cell.stage == stage][:1]
+        folder = store_dir.parent / f"{stage}_out"
+        folder.mkdir()
+        if stage == "tokenize":
+            shutil.copy(tokenizer_path, folder / "tokenizer.json")
+        else:
+            save_checkpoint(
+                GPT(ModelConfig(n_layer=1, d_model=16, n_head=2, d_head=8, n_ctx=128, vocab_size=2048)), folder
+            )
+        record = CommitRecord(stage=stage, key=plan.key, cell=plan.cell.cell, preimage=plan.preimage, parents={})
+        store.commit(record, folder, 0)
+
+
+def test_check_defaults_to_the_committed_tokenizer(tokenizer_path, tmp_path):
+    _commit_cells(tmp_path / "store", tokenizer_path, ["tokenize"])
+    args = [
+        "check",
+        "--preset",
+        "smoke",
+        "--store",
+        str(tmp_path / "store"),
+        "-t",
+        "with_as",
+        "--n-pairs",
+        "5",
+        "--json",
+    ]
+    result = runner.invoke(cli_tasks.app, args)
+    assert result.exit_code == 0, result.output
+    assert [r["task"] for r in json.loads(result.output)] == ["with_as"]
+    by_reference = runner.invoke(cli_tasks.app, [*args, "--tokenizer", "tokenize"])
+    assert by_reference.exit_code == 0 and by_reference.output == result.output
+
+
+def test_eval_defaults_to_the_committed_checkpoints(tokenizer_path, tmp_path):
+    _commit_cells(tmp_path / "store", tokenizer_path, ["tokenize", "pretrain"])
+    base = ["eval", "--preset", "smoke", "--store", str(tmp_path / "store"), "-t", "var_if", "--n-pairs", "2"]
+    result = runner.invoke(cli_tasks.app, [*base, "--checkpoints", "pretrain/smoke", "--json"])
+    assert result.exit_code == 0, result.output
+    assert [(s["checkpoint"], s["task"]) for s in json.loads(result.output)] == [("pretrain/smoke", "var_if")]
+    # dense is part of the smoke config but not committed: the error names the command that builds it
+    missing = runner.invoke(cli_tasks.app, base)
+    assert missing.exit_code == 2 and "sparsepipe run dense" in missing.output
+    assert runner.invoke(cli_tasks.app, [*base, "--checkpoints", "nosuch"]).exit_code == 2
+
+
+def test_check_without_a_committed_tokenizer_is_a_usage_error(tmp_path):
+    result = runner.invoke(cli_tasks.app, ["check", "--preset", "smoke", "--store", str(tmp_path / "empty")])
+    assert result.exit_code == 2 and "sparsepipe run tokenize" in result.output

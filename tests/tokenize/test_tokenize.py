@@ -7,16 +7,22 @@ import json
 import numpy as np
 import pytest
 
-from sparsepipe.pipeline.config import TokenizeConfig
 from sparsepipe.workers.context import local_context
-from sparsepipe.workers.corpus import CorpusError, load_documents
-from sparsepipe.workers.data import ShardLoader
-from sparsepipe.workers.shards import pack_rows, write_token_shards
-from sparsepipe.workers.tokenize import EOT, load_tokenizer, run_tokenize
+from sparsepipe.workers.tokenize.config import TokenizeConfig
+from sparsepipe.workers.tokenize.corpus import CorpusError, load_documents
+from sparsepipe.workers.tokenize.shards import pack_rows, write_token_shards
+from sparsepipe.workers.tokenize.worker import EOT, load_tokenizer, run_tokenize
+from sparsepipe.workers.train.loader import ShardLoader
 
 
 def _params(paths, **overrides) -> TokenizeConfig:
-    base = {"corpus": {"paths": [str(p) for p in paths]}, "vocab_size": 300, "n_ctx": 16, "documents_per_shard": 3, "val_fraction": 0.2}
+    base = {
+        "corpus": {"paths": [str(p) for p in paths]},
+        "vocab_size": 300,
+        "n_ctx": 16,
+        "documents_per_shard": 3,
+        "val_fraction": 0.2,
+    }
     return TokenizeConfig.model_validate({**base, **overrides})
 
 
@@ -38,7 +44,9 @@ def test_binary_non_utf8_and_duplicates_are_skipped_and_counted(tmp_path):
 
 
 def test_jsonl_and_globs(tmp_path):
-    (tmp_path / "a.jsonl").write_text(json.dumps({"content": "def a(): pass\n"}) + "\n" + json.dumps({"content": "def b(): pass\n"}) + "\n")
+    (tmp_path / "a.jsonl").write_text(
+        json.dumps({"content": "def a(): pass\n"}) + "\n" + json.dumps({"content": "def b(): pass\n"}) + "\n"
+    )
     documents, _, _ = load_documents([str(tmp_path / "*.jsonl")], text_column="content")
     assert len(documents) == 2
     with pytest.raises(CorpusError, match="no 'text' field"):
@@ -94,14 +102,16 @@ def test_loader_resumes_at_the_exact_position(tmp_path):
 
 
 def test_batches_mix_shards_within_a_window(tmp_path):
-    from sparsepipe.workers.shards import SHARDS_FILE, write_shard
+    from sparsepipe.workers.tokenize.shards import SHARDS_FILE, write_shard
 
     files = []
     for shard in range(4):
         rows = np.full((50, 9), shard, dtype=np.uint16)
         write_shard(rows, str(tmp_path / f"train/part-{shard:05d}.parquet"))
         files.append({"file": f"train/part-{shard:05d}.parquet", "rows": 50, "tokens": 400})
-    (tmp_path / SHARDS_FILE).write_text(json.dumps({"n_ctx": 8, "vocab_size": 10, "eot_id": 9, "splits": {"train": files}}))
+    (tmp_path / SHARDS_FILE).write_text(
+        json.dumps({"n_ctx": 8, "vocab_size": 10, "eot_id": 9, "splits": {"train": files}})
+    )
     loader = ShardLoader(tmp_path, "train", batch_size=16, seed=0, window=2)
     first = loader.next_batch()
     assert len(set(first[:, 0].tolist())) == 2  # one window = two shards, interleaved

@@ -119,7 +119,9 @@ def build_circuit(model: GPT, kept: dict[str, Tensor], candidate_tokens: Tensor 
     missing = [name for name in names if name not in kept]
     if missing:
         raise KeyError(f"kept indices missing for node locations {missing}")
-    circuit = Circuit(kept={name: kept[name].cpu().long() for name in names}, total_nodes=sum(width for _, width in locations))
+    circuit = Circuit(
+        kept={name: kept[name].cpu().long() for name in names}, total_nodes=sum(width for _, width in locations)
+    )
     inner = model.config.n_head * model.config.d_head
     for layer, block in enumerate(model.blocks):
         read, write = f"{layer}.attn.act_in", f"{layer}.attn.resid_delta"
@@ -131,7 +133,9 @@ def build_circuit(model: GPT, kept: dict[str, Tensor], candidate_tokens: Tensor 
         circuit.links.append(_weight_links("read_neuron", block.mlp.c_fc.weight, read, neuron, circuit.kept))
         circuit.links.append(_weight_links("neuron_write", block.mlp.c_proj.weight, neuron, write, circuit.kept))
         q, k = circuit.kept[f"{layer}.attn.q"], circuit.kept[f"{layer}.attn.k"]
-        circuit.links.append(_channel_links("qk_pair", f"{layer}.attn.q", f"{layer}.attn.k", q[_is_member(k, inner)[q]]))
+        circuit.links.append(
+            _channel_links("qk_pair", f"{layer}.attn.q", f"{layer}.attn.k", q[_is_member(k, inner)[q]])
+        )
     circuit.links += _residual_links(model, circuit.kept, names)
     circuit.links += _embedding_links(model, circuit.kept, names)
     if candidate_tokens is not None:
@@ -170,7 +174,10 @@ def _embedding_links(model: GPT, kept: dict[str, Tensor], names: list[str]) -> l
     embedded = (model.wte.weight.detach().cpu() != 0).any(dim=0)
     if model.wpe is not None:
         embedded |= (model.wpe.weight.detach().cpu() != 0).any(dim=0)
-    return [_channel_links("embed_read", EMBED, read, kept[read][(embedded & passes)[kept[read]]]) for _, read, passes in _reads(model, names)]
+    return [
+        _channel_links("embed_read", EMBED, read, kept[read][(embedded & passes)[kept[read]]])
+        for _, read, passes in _reads(model, names)
+    ]
 
 
 def _unembedding_links(model: GPT, kept: dict[str, Tensor], names: list[str], candidate_tokens: Tensor) -> list[Links]:
@@ -181,7 +188,11 @@ def _unembedding_links(model: GPT, kept: dict[str, Tensor], names: list[str], ca
     for write in (name for name in names if name.endswith("resid_delta")):
         channels = kept[write]
         token_rows, cols = torch.nonzero(unembed[:, channels], as_tuple=True)
-        links.append(Links("write_unembed", write, UNEMBED, channels[cols], tokens[token_rows], unembed[token_rows, channels[cols]]))
+        links.append(
+            Links(
+                "write_unembed", write, UNEMBED, channels[cols], tokens[token_rows], unembed[token_rows, channels[cols]]
+            )
+        )
     return links
 
 
@@ -198,7 +209,12 @@ def circuit_to_json(circuit: Circuit, ablation: dict[str, Tensor] | None = None,
     nodes = []
     for location, indices in circuit.kept.items():
         for index in indices.tolist():
-            node = {"id": _node_id(location, index), "location": location, "layer": int(location.split(".")[0]), "index": index}
+            node = {
+                "id": _node_id(location, index),
+                "location": location,
+                "layer": int(location.split(".")[0]),
+                "index": index,
+            }
             if ablation is not None:
                 node["ablation_value"] = float(ablation[location][index])
             nodes.append(node)

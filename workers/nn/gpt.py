@@ -22,8 +22,12 @@ Hook points (reference names; every one is captured after its top-k):
     L.mlp.resid_delta                           [B, T, d_model]
     final_resid (before the final norm)         [B, T, d_model]
 
+Each is a `HookPoint`, an identity module named by its reference name
+(`model.hook_points["0.attn.q"]`; module path `blocks.0.attn.hook_q`), so a
+plain `register_forward_hook` or any module-hooking tool reaches it.
 `model(tokens, record=..., interventions=...)` records and/or replaces the
-activation at any of them; an intervention's output is what the rest of the
+activation at any of them for that call only (the hooks are removed when the
+forward ends, also on error); an intervention's output is what the rest of the
 forward sees, and what gets recorded.
 """
 
@@ -41,20 +45,11 @@ from pydantic import ValidationError
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
-from sparsepipe.kernels import abstopk
-from sparsepipe.pipeline.config import ALL_NODE_LOCATIONS, ModelConfig
+from ...kernels import abstopk
+from .config import ALL_NODE_LOCATIONS, NODE_LOCATIONS, ModelConfig
 
-# Config location name -> hook name within a layer.
-LOCATION_HOOKS: dict[str, str] = {
-    "attn_in": "attn.act_in",
-    "attn_q": "attn.q",
-    "attn_k": "attn.k",
-    "attn_v": "attn.v",
-    "attn_out": "attn.resid_delta",
-    "mlp_in": "mlp.act_in",
-    "mlp_neuron": "mlp.post_act",
-    "mlp_out": "mlp.resid_delta",
-}
+# Config location name -> hook name within a layer (defined once, in nn/config.py).
+LOCATION_HOOKS: dict[str, str] = NODE_LOCATIONS
 HOOK_LOCATIONS: dict[str, str] = {hook: location for location, hook in LOCATION_HOOKS.items()}
 FINAL_RESID = "final_resid"
 
@@ -85,7 +80,11 @@ def parse_hook_name(name: str) -> tuple[int, str]:
 
 def node_locations(config: ModelConfig) -> list[tuple[str, int]]:
     """Every node location as (hook name, width), in forward order: what pruning masks."""
-    return [(hook_name(layer, loc), location_width(config, loc)) for layer in range(config.n_layer) for loc in ALL_NODE_LOCATIONS]
+    return [
+        (hook_name(layer, loc), location_width(config, loc))
+        for layer in range(config.n_layer)
+        for loc in ALL_NODE_LOCATIONS
+    ]
 
 
 def hook_names(config: ModelConfig) -> list[str]:
@@ -108,11 +107,33 @@ def topk_sizes(config: ModelConfig) -> dict[str, int | None]:
     return sizes
 
 
-class HookPoints:
-    """Records and replaces activations during one forward pass."""
+class HookPoint(nn.Module):
+    """An identity module that marks one activation (the TransformerLens pattern).
 
-    def __init__(self, names: list[str], record: RecordSpec, interventions: dict[str, Intervention] | None):
+    `name` is the reference name ("0.attn.q"). Anything that hooks modules sees it: a plain
+    `model.hook_points["0.attn.q"].register_forward_hook(fn)` records or replaces the activation on
+    every call until removed; `GPT.forward(record=..., interventions=...)` hooks for one call only.
+    """
+
+    def __init__(self, name: str):
+        super().__init__()
+        self.name = name
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x
+
+    def extra_repr(self) -> str:
+        return repr(self.name)
+
+
+class CallHooks:
+    """Records and replaces activations during one forward pass: forward hooks on the hook points,
+    registered on entry and always removed on exit, so nothing leaks into the next call."""
+
+    def __init__(self, points: dict[str, HookPoint], record: RecordSpec, interventions: dict[str, Intervention] | None):
+        names = list(points)
         known = set(names)
+        self.points = points
         self.interventions = dict(interventions or {})
         unknown = sorted(set(self.interventions) - known)
         if unknown:
@@ -128,27 +149,46 @@ class HookPoints:
             if unknown:
                 raise KeyError(f"cannot record {unknown}: no such hook point")
         self.recorded: dict[str, Tensor] = {}
+        self._handles: list[torch.utils.hooks.RemovableHandle] = []
 
-    def __call__(self, name: str, x: Tensor) -> Tensor:
+    def _hook(self, name: str) -> Callable[[nn.Module, tuple, Tensor], Tensor]:
         intervention = self.interventions.get(name)
-        if intervention is not None:
-            x = intervention(x)
-        if name in self.record:
-            self.recorded[name] = x
-        return x
+        keep = name in self.record
 
+        def hook(module: nn.Module, inputs: tuple, x: Tensor) -> Tensor:
+            if intervention is not None:
+                x = intervention(x)
+            if keep:
+                self.recorded[name] = x
+            return x
 
-Hook = Callable[[str, Tensor], Tensor] | None
+        return hook
+
+    def __enter__(self) -> "CallHooks":
+        for name in self.points:  # forward order, so `recorded` is in forward order
+            if name in self.interventions or name in self.record:
+                self._handles.append(self.points[name].register_forward_hook(self._hook(name)))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles.clear()
 
 
 class Attention(nn.Module):
-    def __init__(self, config: ModelConfig, topk: dict[str, int | None]):
+    def __init__(self, config: ModelConfig, layer: int, topk: dict[str, int | None]):
         super().__init__()
         self.n_head, self.d_head = config.n_head, config.d_head
         inner = config.n_head * config.d_head
         self.c_attn = nn.Linear(config.d_model, 3 * inner)  # q, k, v in that order
         self.c_proj = nn.Linear(inner, config.d_model)
         self.topk = topk
+        self.hook_act_in = HookPoint(hook_name(layer, "attn_in"))  # [B, T, d_model]; applied by Block
+        self.hook_q, self.hook_k, self.hook_v = (
+            HookPoint(hook_name(layer, loc)) for loc in ("attn_q", "attn_k", "attn_v")
+        )  # [B, T, nh * dh]
+        self.hook_resid_delta = HookPoint(hook_name(layer, "attn_out"))  # [B, T, d_model]
         # Attention sink (Xiao et al., 2023): a per-head logit for an always-visible zero key/value slot,
         # i.e. exp(sink) is added to the softmax denominator.
         self.sink = nn.Parameter(torch.zeros(config.n_head)) if config.attn_sink else None
@@ -156,11 +196,14 @@ class Attention(nn.Module):
             causal = torch.full((config.n_ctx, config.n_ctx), float("-inf")).triu(1)
             self.register_buffer("causal_bias", causal, persistent=False)
 
-    def forward(self, x: Tensor, hook: Hook, names: dict[str, str]) -> Tensor:
+    def forward(self, x: Tensor) -> Tensor:
         B, T, _ = x.shape
         q, k, v = self.c_attn(x).chunk(3, dim=-1)
         # AbsTopK runs over the concatenation of all heads, as in the reference.
-        q, k, v = (_sparsify(t, self.topk[loc], hook, names[loc]) for t, loc in ((q, "attn_q"), (k, "attn_k"), (v, "attn_v")))
+        q, k, v = (
+            point(_sparsify(t, self.topk[loc]))
+            for t, loc, point in ((q, "attn_q", self.hook_q), (k, "attn_k", self.hook_k), (v, "attn_v", self.hook_v))
+        )
         q, k, v = (t.view(B, T, self.n_head, self.d_head).transpose(1, 2) for t in (q, k, v))  # (B, nh, T, dh)
         if self.sink is None:
             y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
@@ -171,46 +214,45 @@ class Attention(nn.Module):
             bias = torch.cat([sink, self.causal_bias[:T, :T].to(q.dtype).expand(self.n_head, T, T)], dim=-1)
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
         y = y.transpose(1, 2).reshape(B, T, self.n_head * self.d_head)
-        return _sparsify(self.c_proj(y), self.topk["attn_out"], hook, names["attn_out"])
+        return self.hook_resid_delta(_sparsify(self.c_proj(y), self.topk["attn_out"]))
 
 
 class MLP(nn.Module):
-    def __init__(self, config: ModelConfig, topk: dict[str, int | None]):
+    def __init__(self, config: ModelConfig, layer: int, topk: dict[str, int | None]):
         super().__init__()
         self.c_fc = nn.Linear(config.d_model, config.mlp_width)
         self.c_proj = nn.Linear(config.mlp_width, config.d_model)
         self.act = nn.GELU() if config.activation == "gelu" else nn.ReLU()  # exact (erf) GELU
         self.topk = topk
+        self.hook_act_in = HookPoint(hook_name(layer, "mlp_in"))  # [B, T, d_model]; applied by Block
+        self.hook_post_act = HookPoint(hook_name(layer, "mlp_neuron"))  # [B, T, d_mlp]
+        self.hook_resid_delta = HookPoint(hook_name(layer, "mlp_out"))  # [B, T, d_model]
 
-    def forward(self, x: Tensor, hook: Hook, names: dict[str, str]) -> Tensor:
-        h = _sparsify(self.act(self.c_fc(x)), self.topk["mlp_neuron"], hook, names["mlp_neuron"])
-        return _sparsify(self.c_proj(h), self.topk["mlp_out"], hook, names["mlp_out"])
+    def forward(self, x: Tensor) -> Tensor:
+        h = self.hook_post_act(_sparsify(self.act(self.c_fc(x)), self.topk["mlp_neuron"]))
+        return self.hook_resid_delta(_sparsify(self.c_proj(h), self.topk["mlp_out"]))
 
 
 class Block(nn.Module):
     def __init__(self, config: ModelConfig, layer: int, topk: dict[str, int | None]):
         super().__init__()
         self.ln_1 = nn.RMSNorm(config.d_model, eps=config.norm_eps)
-        self.attn = Attention(config, topk)
+        self.attn = Attention(config, layer, topk)
         self.ln_2 = nn.RMSNorm(config.d_model, eps=config.norm_eps)
-        self.mlp = MLP(config, topk)
+        self.mlp = MLP(config, layer, topk)
         self.topk = topk
-        self.names = {loc: hook_name(layer, loc) for loc in ALL_NODE_LOCATIONS}
-        self.names |= {"resid_in": f"{layer}.resid_in", "resid_mid": f"{layer}.resid_mid"}
+        self.hook_resid_in = HookPoint(f"{layer}.resid_in")  # [B, T, d_model]
+        self.hook_resid_mid = HookPoint(f"{layer}.resid_mid")  # [B, T, d_model]
 
-    def forward(self, x: Tensor, hook: Hook = None) -> Tensor:
-        if hook is not None:
-            x = hook(self.names["resid_in"], x)
-        x = x + self.attn(_sparsify(self.ln_1(x), self.topk["attn_in"], hook, self.names["attn_in"]), hook, self.names)
-        if hook is not None:
-            x = hook(self.names["resid_mid"], x)
-        return x + self.mlp(_sparsify(self.ln_2(x), self.topk["mlp_in"], hook, self.names["mlp_in"]), hook, self.names)
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.hook_resid_in(x)
+        x = x + self.attn(self.attn.hook_act_in(_sparsify(self.ln_1(x), self.topk["attn_in"])))
+        x = self.hook_resid_mid(x)
+        return x + self.mlp(self.mlp.hook_act_in(_sparsify(self.ln_2(x), self.topk["mlp_in"])))
 
 
-def _sparsify(x: Tensor, k: int | None, hook: Hook, name: str) -> Tensor:
-    if k is not None:
-        x = abstopk(x, k)
-    return x if hook is None else hook(name, x)
+def _sparsify(x: Tensor, k: int | None) -> Tensor:
+    return x if k is None else abstopk(x, k)
 
 
 class ParamRole(NamedTuple):
@@ -240,8 +282,15 @@ class GPT(nn.Module):
         self.lm_head = nn.Linear(config.d_model, config.vocab_size, bias=False)
         # Dense vocab x vocab table: row `bigram[token_t]` is added to the logits at position t (Appendix A.1).
         self.bigram = nn.Parameter(torch.zeros(config.vocab_size, config.vocab_size)) if config.bigram_table else None
-        self.hook_names = hook_names(config)
+        self.hook_final_resid = HookPoint(FINAL_RESID)  # [B, T, d_model], before the final norm
         self._init_weights()
+        # Built once (TransformerLens's setup()): reference name -> hook point, in forward order.
+        self.hook_names = hook_names(config)
+        points = {m.name: m for m in self.modules() if isinstance(m, HookPoint)}
+        assert set(points) == set(self.hook_names), (
+            f"hook points {sorted(set(points) ^ set(self.hook_names))} do not match hook_names"
+        )
+        self.hook_points: dict[str, HookPoint] = {name: points[name] for name in self.hook_names}
 
     def _init_weights(self) -> None:
         std = self.config.init_std
@@ -269,16 +318,15 @@ class GPT(nn.Module):
         `positions` [B]: unembed only there and return logits [B, vocab]; tasks read one
         position per row, and the unembedding is most of a small model's forward.
         """
-        hooks = HookPoints(self.hook_names, record, interventions) if (record is not None or interventions) else None
-        x = self.embed(tokens)
-        for block in self.blocks:
-            x = block(x, hooks)
-        if hooks is not None:
-            x = hooks(FINAL_RESID, x)
+        with CallHooks(self.hook_points, record, interventions) as hooks:
+            x = self.embed(tokens)
+            for block in self.blocks:
+                x = block(x)
+            x = self.hook_final_resid(x)
         if positions is not None:
             rows = torch.arange(tokens.shape[0], device=tokens.device)
             x, tokens = x[rows, positions], tokens[rows, positions]
-        return self.unembed(x, tokens), (hooks.recorded if hooks is not None else {})
+        return self.unembed(x, tokens), hooks.recorded
 
     def embed(self, tokens: Tensor) -> Tensor:
         """tokens [B, T] -> the residual stream entering layer 0 [B, T, d_model]."""
@@ -353,4 +401,3 @@ def load_checkpoint(folder: str | Path, device: str | torch.device = "cpu") -> G
         )
     model.load_state_dict(state, strict=True)
     return model.to(device)
-

@@ -22,8 +22,7 @@ from typing import Callable
 import torch
 from torch import Tensor
 
-from sparsepipe.pipeline.config import ModelConfig
-
+from .config import ModelConfig
 from .gpt import node_locations
 
 
@@ -69,7 +68,11 @@ class NodeLayout:
         missing = [name for name in self.names if name not in per_location]
         if missing:
             raise KeyError(f"no values for node locations {missing}")
-        wrong = [(name, per_location[name].numel(), width) for name, width in self.locations if per_location[name].numel() != width]
+        wrong = [
+            (name, per_location[name].numel(), width)
+            for name, width in self.locations
+            if per_location[name].numel() != width
+        ]
         if wrong:
             raise ValueError(f"wrong widths (location, got, expected): {wrong}")
         return torch.cat([per_location[name].reshape(-1) for name in self.names])
@@ -93,7 +96,9 @@ def _gate(keep: Tensor, fill: Tensor) -> Callable[[Tensor], Tensor]:
     return intervene
 
 
-def mask_interventions(layout: NodeLayout, node_mask: Tensor, ablation: Tensor) -> dict[str, Callable[[Tensor], Tensor]]:
+def mask_interventions(
+    layout: NodeLayout, node_mask: Tensor, ablation: Tensor
+) -> dict[str, Callable[[Tensor], Tensor]]:
     """GPT interventions that apply `x * m + ablation * (1 - m)` at every node location.
 
     node_mask: [n_nodes] in {0, 1} (may carry a surrogate gradient); ablation: [n_nodes].

@@ -17,9 +17,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from sparsepipe.kernels import row_topk_mask, weight_topk_mask
-from sparsepipe.pipeline.config import OptimConfig, SparsityConfig
-
+from ...kernels import row_topk_mask, weight_topk_mask
+from .config import OptimConfig, SparsityConfig
 from .gpt import GPT
 
 
@@ -59,16 +58,21 @@ class L0Schedule:
         return self.fractions(step)["matrix"]
 
 
+def warmup_decay_lr(peak: float, step: int, total_steps: int, warmup_steps: int) -> float:
+    """The one lr schedule (training and pruning): linear warmup over `warmup_steps`, then linear decay to 0.
+
+    `step` completed steps; the value is the lr of the optimizer step that follows.
+    """
+    if step < warmup_steps:
+        return peak * (step + 1) / warmup_steps
+    return peak * max(0.0, (total_steps - step) / max(1, total_steps - warmup_steps))
+
+
 def learning_rate(step: int, total_steps: int, optim: OptimConfig, weight_l0: float = 1.0) -> float:
     """lr of the optimizer step that follows `step` completed steps: linear warmup, linear decay to 0,
     times 1/sqrt(current weight L0) when `optim.lr_l0_scaling`."""
-    warmup = int(optim.warmup_frac * total_steps)
-    if step < warmup:
-        factor = (step + 1) / warmup
-    else:
-        factor = (total_steps - step) / (total_steps - warmup)
     scale = 1 / math.sqrt(weight_l0) if optim.lr_l0_scaling else 1.0
-    return optim.lr * max(0.0, factor) * scale
+    return warmup_decay_lr(optim.lr, step, total_steps, int(optim.warmup_frac * total_steps)) * scale
 
 
 @dataclass

@@ -16,8 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from sparsepipe.pipeline.config import OptimConfig, TrainConfig
-
+from .config import OptimConfig, TrainConfig
 from .gpt import GPT
 from .sparsity import L0Schedule, WeightSparsifier, learning_rate
 
@@ -27,7 +26,9 @@ class TrainingDiverged(RuntimeError):
 
     def __init__(self, step: int, reason: str, last_checkpoint: str | None = None):
         self.step, self.reason, self.last_checkpoint = step, reason, last_checkpoint
-        where = f"the last good checkpoint is {last_checkpoint}" if last_checkpoint else "no checkpoint was saved before it"
+        where = (
+            f"the last good checkpoint is {last_checkpoint}" if last_checkpoint else "no checkpoint was saved before it"
+        )
         super().__init__(f"training diverged at step {step}: {reason}; {where}. Lower optim.lr or check the data.")
 
 
@@ -84,11 +85,15 @@ class Trainer:
         self.sparsifier = WeightSparsifier(model, self.schedule) if self.schedule else None
         self.optimizer = build_optimizer(model, train.optim)
         self.params = [p for p in model.parameters() if p.requires_grad]
-        self.decayed_after_topk = self.optimizer.param_groups[0]["params"] if train.optim.weight_decay_mode == "after_topk" else []
+        self.decayed_after_topk = (
+            self.optimizer.param_groups[0]["params"] if train.optim.weight_decay_mode == "after_topk" else []
+        )
         self.step = 0  # completed optimizer steps
         device_type = next(model.parameters()).device.type
         self.autocast = (
-            torch.autocast(device_type=device_type, dtype=torch.bfloat16) if train.dtype == "bfloat16" else contextlib.nullcontext()
+            torch.autocast(device_type=device_type, dtype=torch.bfloat16)
+            if train.dtype == "bfloat16"
+            else contextlib.nullcontext()
         )
 
     def weight_l0(self) -> float:

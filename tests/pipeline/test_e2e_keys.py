@@ -1,0 +1,32 @@
+"""Keys are reproducible: two clean `run full --preset smoke` into two empty stores, one local and one
+on S3, give identical keys for every cell."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def _keys(result) -> dict[tuple[str, str], str]:
+    assert result.returncode == 0, result.stderr[-4000:]
+    cells = json.loads(result.stdout)["cells"]
+    assert all(c["status"] == "RUN" and c["error"] is None for c in cells), cells
+    return {(c["stage"], c["cell"]): c["key"] for c in cells}
+
+
+def test_two_clean_runs_local_and_s3_give_identical_keys(sparsepipe, tmp_path, s3_url, s3_env):
+    local = _keys(
+        sparsepipe(
+            "run", "full", "--preset", "smoke", "--store", str(tmp_path / "store"), "--json", cwd=tmp_path, timeout=900
+        )
+    )
+    remote = _keys(
+        sparsepipe(
+            "run", "full", "--preset", "smoke", "--store", s3_url, "--json", cwd=tmp_path, env=s3_env, timeout=900
+        )
+    )
+    assert {stage for stage, _ in local} == {"tokenize", "pretrain", "dense", "mean_cache", "prune", "report"}
+    assert local == remote

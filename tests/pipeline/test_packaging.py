@@ -1,0 +1,31 @@
+"""pyproject.toml lists every subpackage, so a non-editable install ships every module."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_every_package_folder_is_listed():
+    setuptools = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    listed = set(setuptools["packages"])
+    on_disk = set()
+    for package, folder in setuptools["package-dir"].items():
+        for init in (ROOT / folder).rglob("__init__.py"):
+            relative = init.parent.relative_to(ROOT / folder)
+            on_disk.add(".".join([package, *relative.parts]))
+    assert listed == on_disk, (
+        f"missing from pyproject: {sorted(on_disk - listed)}; listed but absent: {sorted(listed - on_disk)}"
+    )
+
+
+def test_no_module_folder_without_init():
+    """A folder of modules without __init__.py would be left out of the wheel."""
+    setuptools = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    for folder in setuptools["package-dir"].values():
+        for module in (ROOT / folder).rglob("*.py"):
+            if "__pycache__" in module.parts:
+                continue
+            assert (module.parent / "__init__.py").exists(), f"{module.parent} has modules but no __init__.py"

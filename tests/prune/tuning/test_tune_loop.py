@@ -1,0 +1,195 @@
+"""The CARBS tuning loop of a prune cell, run serially in this process (no Ray)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from tune_toys import SETTINGS, TASK
+
+from sparsepipe.pipeline.config import resolve_config
+from sparsepipe.pipeline.dag import default_registry
+from sparsepipe.workers.context import local_context
+from sparsepipe.workers.prune.config import PruneHyperparams, TuneConfig
+from sparsepipe.workers.prune.stage import TUNED_CELL_CPUS, run_prune_cell
+from sparsepipe.workers.prune.tuning import STATE_FILE, TrialsFailedError, run_tuning
+from sparsepipe.workers.prune.tuning_report import best_trial
+from sparsepipe.workers.prune.tuning_trial import TrialRecord
+
+TUNE = TuneConfig(iterations=3, trials_per_iteration=3, cpus_per_trial=1)
+
+
+# Tests that run the tuning loop train a model for their inputs first: the full suite runs them,
+# the inner loop (-m "not slow") does not.
+SLOW = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def tuned(cell_inputs, tmp_path_factory):
+    """A tuned cell run through the stage adapter: (ctx, progress events)."""
+    events = []
+    root = tmp_path_factory.mktemp("tuned")
+    ctx = local_context(root / "out", inputs=cell_inputs, report=events.append, cell=f"pretrain/toy:{TASK}")
+    run_prune_cell(ctx, {"task": TASK, "prune": SETTINGS.model_dump(mode="json"), "tune": TUNE.model_dump(mode="json")})
+    return ctx, events
+
+
+@SLOW
+def test_every_trial_of_every_iteration_is_observed(tuned):
+    ctx, _ = tuned
+    state = json.loads((ctx.progress.root / STATE_FILE).read_text())
+    carbs = state["carbs"]
+    assert state["completed_iterations"] == TUNE.iterations
+    assert len(carbs["observations"]) == TUNE.iterations * TUNE.trials_per_iteration and not carbs["outstanding"]
+    log = ctx.metrics["trial_log"]
+    assert [entry["iteration"] for entry in log] == [
+        i for i in range(1, TUNE.iterations + 1) for _ in range(TUNE.trials_per_iteration)
+    ]
+    observed = {o["suggestion_id"]: o for o in carbs["observations"]}
+    for entry in log:  # output = edges when the target was reached, a failure otherwise
+        assert observed[entry["id"]]["is_failure"] == (not entry["reached_target"])
+        if entry["reached_target"]:
+            assert observed[entry["id"]]["output"] == entry["edges"]
+        assert observed[entry["id"]]["cost"] == pytest.approx(entry["end"] - entry["start"], abs=0.02)
+
+
+@SLOW
+def test_search_starts_from_the_table_2_centres(tuned):
+    ctx, _ = tuned
+    carbs = json.loads((ctx.progress.root / STATE_FILE).read_text())["carbs"]
+    assert {p["name"]: p["search_center"] for p in carbs["params"]} == PruneHyperparams().model_dump()
+    assert carbs["config"]["better_direction_sign"] == -1
+
+
+@SLOW
+def test_the_artifact_is_the_smallest_circuit_that_reached_the_target(tuned):
+    ctx, _ = tuned
+    out, metrics = ctx.out_dir, ctx.metrics
+    log = metrics["trial_log"]
+    reached = [entry for entry in log if entry["reached_target"]]
+    assert reached, "the trained toy should reach the target with some hyperparameters"
+    best = min(reached, key=lambda entry: entry["edges"])
+    assert metrics["edges"] == best["edges"] and metrics["reached_target"]
+    assert metrics["best_iteration"] == best["iteration"] and metrics["best_trial"] == best["id"]
+    assert metrics["trials"] == len(log) == TUNE.iterations * TUNE.trials_per_iteration
+    assert metrics["iterations"] == TUNE.iterations and metrics["failed_trials"] == len(log) - len(reached)
+    assert metrics["trials_resumed"] == 0
+
+    assert {p.name for p in out.iterdir()} == {
+        "circuit.json",
+        "circuit.html",
+        "result.json",
+        "loss_vs_k.png",
+        "trials.jsonl",
+        "tuning.png",
+    }
+    result = json.loads((out / "result.json").read_text())
+    circuit = json.loads((out / "circuit.json").read_text())
+    trials = [json.loads(line) for line in (out / "trials.jsonl").read_text().splitlines()]
+    best_record = next(t for t in trials if t["id"] == best["id"])
+    assert result["edges"] == circuit["counts"]["edges"] == best["edges"]
+    assert circuit["hyperparameters"] == best_record["hyper"] == result["hyper"]
+    assert result["seed"] == best_record["seed"] and len({t["seed"] for t in trials}) == len(trials)
+    assert (out / "tuning.png").read_bytes()[:4] == b"\x89PNG"
+
+
+@SLOW
+def test_trial_log_names_where_and_when_each_trial_ran(tuned):
+    ctx, _ = tuned
+    for entry in ctx.metrics["trial_log"]:
+        assert set(entry) >= {"id", "hyper", "nodes", "edges", "loss", "reached_target", "start", "end", "host", "node"}
+        assert entry["end"] > entry["start"] and entry["host"] and entry["node"] == ""  # no Ray here
+        assert set(entry["hyper"]) == set(PruneHyperparams.model_fields)
+    assert len(json.dumps(ctx.metrics["trial_log"])) < 600 * len(ctx.metrics["trial_log"])
+
+
+@SLOW
+def test_progress_reports_each_iteration(tuned):
+    _, events = tuned
+    assert [e["completed"] for e in events] == list(range(TUNE.iterations + 1))
+    assert all(e["total"] == TUNE.iterations for e in events)
+    assert events[-1]["description"].startswith(f"iter {TUNE.iterations}/{TUNE.iterations} best ")
+
+
+@SLOW
+def test_a_finished_cell_run_again_resumes_every_trial(tuned, cell_inputs, tmp_path):
+    ctx, _ = tuned
+    again = local_context(tmp_path / "out", inputs=cell_inputs, progress_dir=ctx.progress.root)
+    run_prune_cell(
+        again, {"task": TASK, "prune": SETTINGS.model_dump(mode="json"), "tune": TUNE.model_dump(mode="json")}
+    )
+    assert again.metrics["trials_resumed"] == again.metrics["trials"] == len(ctx.metrics["trial_log"])
+    assert again.metrics["trial_log"] == ctx.metrics["trial_log"] and again.metrics["edges"] == ctx.metrics["edges"]
+
+
+def _record(trial_id: str, edges: int, loss: float, reached: bool) -> TrialRecord:
+    result = {"edges": edges, "nodes": edges, "circuit_loss": loss, "reached_target": reached}
+    return TrialRecord(trial_id, 1, 0, {}, 0.0, 1.0, 0.0, "host", "", result)
+
+
+def test_best_trial_prefers_reaching_the_target_then_fewer_edges_then_lower_loss():
+    records = [
+        _record("a", 50, 0.10, True),
+        _record("b", 10, 0.14, True),
+        _record("c", 1, 0.5, False),
+        _record("d", 10, 0.12, True),
+    ]
+    assert best_trial(records).id == "d"
+    assert best_trial([_record("a", 5, 0.4, False), _record("b", 9, 0.3, False)]).id == "b"
+    errored = TrialRecord("e", 1, 0, {}, 0.0, 1.0, 0.0, "host", "", None, "RuntimeError: boom")
+    assert best_trial([errored, _record("a", 5, 0.4, False)]).id == "a"
+
+
+def test_prune_cells_carry_the_tune_config_only_when_tuning():
+    tuned = resolve_config("smoke", assignments=['prune.checkpoints=["pretrain"]', "tune.iterations=3"])
+    fixed = resolve_config("smoke", assignments=['prune.checkpoints=["pretrain"]', "tune.enabled=false"])
+    registry = default_registry()
+    stages = registry.closure(["prune"])
+    tuned_cells = registry.list_cells(tuned, stages)["prune"]
+    fixed_cells = registry.list_cells(fixed, stages)["prune"]
+    assert (
+        [c.cell for c in tuned_cells]
+        == [c.cell for c in fixed_cells]
+        == [f"pretrain/smoke:{t}" for t in tuned.prune.tasks]
+    )
+    assert all(
+        c.params["tune"] == tuned.tune.model_dump(mode="json") and c.resources.num_cpus == TUNED_CELL_CPUS
+        for c in tuned_cells
+    )
+    assert all("tune" not in c.params and c.resources.num_cpus == 1 for c in fixed_cells)
+
+
+def _raise_on_odd_seeds(real_run_trial):
+    def run_trial(*args, **kwargs):
+        if args[5] % 2:  # the trial's seed
+            raise FloatingPointError("masks went NaN")
+        return real_run_trial(*args, **kwargs)
+
+    return run_trial
+
+
+@SLOW
+def test_a_trial_that_raises_is_a_failed_trial(cell_inputs, tmp_path, monkeypatch):
+    import sparsepipe.workers.prune.tuning_trial as tune_trial
+
+    monkeypatch.setattr(tune_trial, "run_trial", _raise_on_odd_seeds(tune_trial.run_trial))
+    ctx = local_context(tmp_path / "out", inputs=cell_inputs)
+    run_tuning(ctx, SETTINGS, TuneConfig(iterations=1, trials_per_iteration=2), TASK)
+    raised = [entry for entry in ctx.metrics["trial_log"] if "error" in entry]
+    assert [entry["error"] for entry in raised] == ["FloatingPointError: masks went NaN"]
+    assert raised[0]["edges"] is None and not raised[0]["reached_target"] and ctx.metrics["failed_trials"] >= 1
+    assert ctx.metrics["best_trial"] != raised[0]["id"]
+
+
+@SLOW
+def test_an_iteration_whose_every_trial_raises_stops_the_cell(cell_inputs, tmp_path, monkeypatch):
+    import sparsepipe.workers.prune.tuning_trial as tune_trial
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("no kernel for this device")
+
+    monkeypatch.setattr(tune_trial, "run_trial", broken)
+    ctx = local_context(tmp_path / "out", inputs=cell_inputs)
+    with pytest.raises(TrialsFailedError, match="no kernel for this device"):
+        run_tuning(ctx, SETTINGS, TuneConfig(iterations=2, trials_per_iteration=2), TASK)
+    assert not (tmp_path / "out" / "circuit.json").exists()

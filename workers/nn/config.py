@@ -1,0 +1,132 @@
+"""The model's config beside the model, and the training step's: ModelConfig, SparsityConfig, OptimConfig, TrainConfig.
+
+NODE_LOCATIONS is the one list of node locations: the config name of each
+(what `afrac_locations` and pruning use) and its hook name within a layer (the
+reference release's), in forward order.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from ..stage import StrictModel
+
+# Config location name -> hook name within a layer, in forward order.
+NODE_LOCATIONS: dict[str, str] = {
+    "attn_in": "attn.act_in",
+    "attn_q": "attn.q",
+    "attn_k": "attn.k",
+    "attn_v": "attn.v",
+    "attn_out": "attn.resid_delta",
+    "mlp_in": "mlp.act_in",
+    "mlp_neuron": "mlp.post_act",
+    "mlp_out": "mlp.resid_delta",
+}
+ALL_NODE_LOCATIONS: tuple[str, ...] = tuple(NODE_LOCATIONS)
+NodeLocation = Literal[ALL_NODE_LOCATIONS]  # type: ignore[valid-type]
+
+
+class ModelConfig(StrictModel):
+    n_layer: int = Field(2, ge=1)
+    d_model: int = Field(128, ge=4)
+    n_head: int = Field(8, ge=1)
+    d_head: int = Field(16, ge=1)
+    d_mlp: int | None = Field(None, ge=1, description="Defaults to 4 * d_model.")
+    n_ctx: int = Field(256, ge=8)
+    vocab_size: int | None = Field(None, description="Taken from the tokenizer when None.")
+    bigram_table: bool = True
+    attn_sink: bool = True
+    pos_emb: Literal["none", "learned"] = "none"
+    afrac: float | None = Field(
+        0.25, gt=0, le=1, description="AbsTopK keeps afrac of each node location; None disables."
+    )
+    afrac_locations: list[NodeLocation] = Field(default_factory=lambda: list(ALL_NODE_LOCATIONS))
+    activation: Literal["gelu", "relu"] = "gelu"
+    norm_eps: float | None = Field(
+        None,
+        gt=0,
+        description="RMSNorm epsilon; None: torch's default, the machine epsilon of the activations' dtype "
+        "(as the reference release). 1e-6 changes the forward on small residual streams, and AbsTopK then keeps "
+        "different entries.",
+    )
+    init_std: float = 0.02
+
+    @property
+    def mlp_width(self) -> int:
+        return self.d_mlp or 4 * self.d_model
+
+
+# ----------------------------------------------------------------------- training
+
+
+class SparsityConfig(StrictModel):
+    enabled: bool = True
+    target_l0: float = Field(
+        1 / 64, gt=0, le=1, description="Nonzero fraction of every weight matrix at the end of annealing."
+    )
+    embed_l0: float | None = Field(
+        None, gt=0, le=1, description="Nonzero fraction of embedding/unembedding; None: same as target_l0 * 4."
+    )
+    bias_l0: float | None = Field(
+        None,
+        gt=0,
+        le=1,
+        description=(
+            "Nonzero fraction of biases; None: same as the embedding fraction (paper: all biases "
+            "sparse); 1 keeps them dense (reference code)."
+        ),
+    )
+    anneal_start_frac: float = Field(0.0, ge=0, lt=1)
+    anneal_end_frac: float = Field(0.5, gt=0, le=1, description="L0 reaches its target at this fraction of training.")
+    anneal: Literal["linear", "exp"] = "linear"
+    min_alive_per_neuron: int = Field(
+        4, ge=0, description="Nonzero weights kept per neuron / attention channel, along the neuron axis."
+    )
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "SparsityConfig":
+        if self.anneal_end_frac <= self.anneal_start_frac:
+            raise ValueError("sparsity.anneal_end_frac must be greater than sparsity.anneal_start_frac")
+        return self
+
+
+class OptimConfig(StrictModel):
+    lr: float = Field(1e-2, gt=0)
+    beta1: float = Field(0.9, ge=0, lt=1)
+    beta2: float = Field(0.95, ge=0, lt=1)
+    eps: float = Field(0.1, gt=0)
+    weight_decay: float = Field(0.1, ge=0)
+    warmup_frac: float = Field(0.01, ge=0, lt=1)
+    lr_l0_scaling: bool = Field(True, description="Multiply lr by 1/sqrt(current L0 fraction) (the paper's sharkfin).")
+    grad_clip_rms: float | None = Field(
+        1.0, gt=0, description="Clip the global gradient RMS to this value; None disables."
+    )
+    grad_rms_mode: Literal["clip", "normalize"] = Field(
+        "clip",
+        description=(
+            "clip: scale gradients down when their RMS exceeds grad_clip_rms (paper); normalize: always "
+            "scale to it (reference code)."
+        ),
+    )
+    weight_decay_mode: Literal["adamw", "after_topk"] = Field(
+        "adamw",
+        description=(
+            "adamw: decoupled AdamW decay (paper); after_topk: Adam, then p -= lr*wd*p after the weight "
+            "top-k (reference code)."
+        ),
+    )
+
+
+class TrainConfig(StrictModel):
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    optim: OptimConfig = Field(default_factory=OptimConfig)
+    sparsity: SparsityConfig = Field(default_factory=SparsityConfig)
+    batch_size: int = Field(32, ge=1)
+    steps: int = Field(1000, ge=1)
+    eval_every: int = Field(100, ge=1)
+    eval_batches: int = Field(8, ge=1)
+    checkpoint_every: int = Field(200, ge=1)
+    dtype: Literal["float32", "bfloat16"] = "float32"
+    seed: int = 0

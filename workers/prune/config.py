@@ -1,0 +1,99 @@
+"""The prune stage's settings (pruning, and CARBS tuning of it), and their values in each preset."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field
+
+from ..stage import StrictModel
+
+
+class PruneHyperparams(StrictModel):
+    """The eight hyperparameters CARBS tunes; defaults are the paper's Table 2 centres."""
+
+    k_coef: float = Field(1e-4, gt=0)
+    init_noise_scale: float = Field(1e-2, gt=0)
+    init_noise_bias: float = 1e-1
+    wd: float = Field(1e-3, ge=0)
+    lr: float = Field(3e-3, gt=0)
+    inv_beta2: float = Field(5e-2, gt=0, lt=1)
+    lr_warmup_frac: float = Field(5e-2, ge=0, lt=1)
+    heaviside_temp: float = Field(1.0, gt=0)
+
+
+class PruneConfig(StrictModel):
+    tasks: list[str] = Field(default_factory=lambda: ["all"], description="Task names or globs; 'all' for every task.")
+    checkpoints: list[str] = Field(
+        default_factory=lambda: ["all"],
+        description=(
+            "Which models to prune: 'all', stage names (pretrain, dense, bridges) or globs over cell "
+            "names (pretrain/base)."
+        ),
+    )
+    target_loss: float = Field(0.15, gt=0)
+    steps: int = Field(2000, ge=1)
+    batch_pairs: int = Field(64, ge=1)
+    eval_pairs: int = Field(256, ge=1, description="Fixed evaluation set for bisection and faithfulness checks.")
+    max_tokens: int = Field(256, ge=8)
+    ablation: Literal["mean", "zero"] = "mean"
+    tie_qk_masks: bool = False
+    grad_clip: float = Field(1.0, gt=0)
+    calibration_steps: int = Field(16, ge=0)
+    hyper: PruneHyperparams = Field(default_factory=PruneHyperparams)
+    mean_cache_batches: int = Field(32, ge=1, description="Pretraining batches averaged for the mean-ablation cache.")
+    mean_cache_batch_size: int = Field(
+        32, ge=1, description="Sequences per mean-cache batch (all their positions are averaged)."
+    )
+    train_pool_pairs: int = Field(
+        2048, ge=1, description="Pairs generated from the task's train split; each step samples batch_pairs of them."
+    )
+    curve_points: int = Field(
+        12, ge=0, description="Log-spaced circuit sizes at which the loss-vs-size curve is evaluated; 0 skips it."
+    )
+    seed: int = 0
+
+
+class TuneConfig(StrictModel):
+    enabled: bool = True
+    iterations: int = Field(32, ge=1)
+    trials_per_iteration: int = Field(8, ge=1)
+    cpus_per_trial: float = Field(1.0, gt=0)
+    gpus_per_trial: float = Field(0.0, ge=0)
+    seed: int = 0
+    initial_search_radius: float = Field(0.3, gt=0)
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "smoke": {
+        "prune": {
+            "tasks": ["single_double_quote", "bracket_counting"],
+            "steps": 10,
+            "batch_pairs": 4,
+            "eval_pairs": 16,
+            "max_tokens": 128,
+            "mean_cache_batches": 2,
+        },
+        "tune": {"iterations": 1, "trials_per_iteration": 2, "cpus_per_trial": 0.5},
+    },
+    "tiny": {
+        # The three tasks the paper reads circuits for; `--tasks all` prunes all 20 (about 7x longer).
+        "prune": {
+            "tasks": ["single_double_quote", "bracket_counting", "set_or_string_fixedvarname"],
+            "steps": 100,
+            "batch_pairs": 8,
+            "eval_pairs": 64,
+            "max_tokens": 128,
+            "mean_cache_batches": 16,
+        },
+        "tune": {"iterations": 2, "trials_per_iteration": 4, "cpus_per_trial": 1.0},
+    },
+    "small": {
+        "prune": {"steps": 1000, "batch_pairs": 64, "eval_pairs": 256},
+        "tune": {"iterations": 8, "trials_per_iteration": 8},
+    },
+    "paper": {
+        "prune": {"steps": 2000, "batch_pairs": 64, "eval_pairs": 512, "mean_cache_batches": 256},
+        "tune": {"iterations": 32, "trials_per_iteration": 8},
+    },
+}

@@ -1,0 +1,31 @@
+"""Which checkpoints the prune settings select (`prune.checkpoints`), and the pattern matching shared with
+`prune.tasks`."""
+
+from __future__ import annotations
+
+from fnmatch import fnmatch
+from typing import Any
+
+from ..stage import Cell, CellRef, ConfigError
+
+CHECKPOINT_STAGES = ("pretrain", "dense")
+
+
+def select(patterns: list[str], names: list[str], what: str, hint: str) -> list[str]:
+    if "all" in patterns:
+        return names
+    chosen = []
+    for pattern in patterns:
+        matches = [n for n in names if fnmatch(n, pattern) or n.split("/")[0] == pattern]
+        if not matches:
+            raise ConfigError(f"{what} {pattern!r} matches nothing; {hint}: {', '.join(names) or '(none)'}")
+        chosen.extend(m for m in matches if m not in chosen)
+    return chosen
+
+
+def selected_checkpoints(config: Any, upstream: dict[str, list[Cell]]) -> list[CellRef]:
+    refs = {str(c.ref): c.ref for stage in CHECKPOINT_STAGES for c in upstream.get(stage, [])}
+    return [
+        refs[name]
+        for name in select(config.prune.checkpoints, list(refs), "checkpoint", "the checkpoints of this config are")
+    ]

@@ -1,0 +1,550 @@
+"""Pruning (paper §2.2, Appendix A.5): the smallest circuit that still does a task.
+
+One trial (`run_trial`, pure: tensors in, a JSON-able `TrialResult` out):
+
+1. Train masks. One parameter tau per node (per q/k channel pair when tied),
+   initialised N(init_noise_bias, init_noise_scale) and clamped to [-1, 1]
+   after every step. The forward keeps a node iff tau > 0 (deleted nodes are
+   mean- or zero-ablated, `nn.masks`); the backward uses the sigmoid
+   derivative at tau / heaviside_temp. Loss = two-way task loss + k_coef x
+   (number of kept nodes). AdamW on tau only, global gradient RMS clipped to
+   `grad_clip`, lr warmed up linearly over lr_warmup_frac then decayed
+   linearly to 0. Each step draws batch_pairs pairs from the train pool.
+2. Discretize. Rank mask entries by tau; bisect for the smallest k whose
+   top-k circuit reaches target_loss on the fixed eval set (val split).
+   Also evaluate log-spaced k along the same ranking (loss-vs-size curve).
+3. Calibrate the circuit's logits: scale and shift of the candidate logit
+   gap (logit[candidate 1] - logit[candidate 0]), `calibration_steps` LBFGS
+   iterations on a fixed sample of the train pool.
+4. Faithfulness checks on the eval set: full model, circuit alone, model
+   without the circuit (inverse pruning, Fig. 32), and a random circuit with
+   the same number of nodes at every location.
+
+`run_prune` is the stage worker: load checkpoint, tokenizer, means and task
+data (`load_prune_inputs`); run one trial with `params.hyper`; write
+circuit.json, circuit.html, result.json and loss_vs_k.png
+(`write_prune_outputs`, shared with the CARBS-tuned cell of `tune.py`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tokenizers import Tokenizer
+from torch import Tensor
+
+from ...tasks import TaskBatch, candidate_logits, load_task, load_tokenizer
+from ..context import WorkContext
+from ..mean_cache.worker import load_means
+from ..nn.circuit import build_circuit, circuit_to_json, kept_indices
+from ..nn.gpt import GPT, load_checkpoint
+from ..nn.masks import NodeLayout, ablation_values, heaviside, mask_interventions
+from ..nn.sparsity import warmup_decay_lr
+from .circuit_page import render_circuit_html
+from .config import PruneConfig, PruneHyperparams
+
+ProgressFn = Callable[[dict[str, Any]], None]
+
+# ------------------------------------------------------------------------ task data
+
+
+@dataclass
+class TaskData:
+    train: TaskBatch  # pool: training batches and the calibration sample are drawn from it
+    eval: TaskBatch  # fixed evaluation set (val split): bisection, curve, faithfulness
+
+
+def chunks(batch: TaskBatch, pairs_per_chunk: int) -> list[TaskBatch]:
+    return [
+        batch.select(range(s, min(s + pairs_per_chunk, batch.n_pairs)))
+        for s in range(0, batch.n_pairs, pairs_per_chunk)
+    ]
+
+
+def candidate_gap(logits: Tensor, batch: TaskBatch) -> Tensor:
+    """logit(candidate 1) - logit(candidate 0) at each row's eval position: [2N]."""
+    pair = candidate_logits(logits, batch).float()
+    return pair[:, 1] - pair[:, 0]
+
+
+def two_way_loss(gap: Tensor, correct: Tensor, scale: Tensor | float = 1.0, shift: Tensor | float = 0.0) -> Tensor:
+    """Cross-entropy of the correct candidate under the two-way softmax, averaged over all prompts.
+
+    With logits (l0, l1) and z = l1 - l0: -log softmax = softplus(-z) if candidate 1 is correct,
+    softplus(z) otherwise. `scale`/`shift` calibrate z (a shift of z is a bias towards candidate 1).
+    """
+    z = gap * scale + shift
+    sign = correct.to(z.dtype) * 2 - 1
+    return F.softplus(-sign * z).mean()
+
+
+# ------------------------------------------------------------------- masked model
+
+
+class MaskedModel:
+    """The frozen model under node masks, read out as candidate logit gaps at the eval positions."""
+
+    def __init__(self, model: GPT, layout: NodeLayout, ablation: Tensor):
+        self.model = model
+        self.layout = layout
+        self.device = next(model.parameters()).device
+        self.ablation = ablation.to(self.device)
+
+    def gap(self, batch: TaskBatch, node_mask: Tensor | None) -> Tensor:
+        """Candidate logit gaps [2N]; node_mask None runs the unmasked model."""
+        interventions = None if node_mask is None else mask_interventions(self.layout, node_mask, self.ablation)
+        logits, _ = self.model(batch.tokens, interventions=interventions, positions=batch.eval_pos)
+        return candidate_gap(logits, batch)
+
+    @torch.no_grad()
+    def gaps(self, batches: list[TaskBatch], node_mask: Tensor | None) -> Tensor:
+        return torch.cat([self.gap(batch, node_mask) for batch in batches])
+
+
+# ------------------------------------------------------------------- mask training
+
+
+def lr_at(step: int, steps: int, lr: float, warmup_frac: float) -> float:
+    """Linear warmup over warmup_frac of the steps (rounded), then linear decay to 0."""
+    return warmup_decay_lr(lr, step, steps, int(round(warmup_frac * steps)))
+
+
+def init_tau(n_masks: int, hyper: PruneHyperparams, generator: torch.Generator) -> Tensor:
+    tau = hyper.init_noise_bias + hyper.init_noise_scale * torch.randn(n_masks, generator=generator)
+    return tau.clamp_(-1.0, 1.0)
+
+
+def train_masks(
+    masked: MaskedModel,
+    train: TaskBatch,
+    hyper: PruneHyperparams,
+    settings: PruneConfig,
+    generator: torch.Generator,
+    progress: ProgressFn | None = None,
+) -> tuple[Tensor, list[dict[str, float]]]:
+    """Learned tau [n_masks] and a short history of (step, task_loss, nodes, lr)."""
+    layout, device = masked.layout, masked.device
+    tau = init_tau(layout.n_masks, hyper, generator).to(device).requires_grad_(True)
+    multiplicity = layout.multiplicity.to(device)
+    optimizer = torch.optim.AdamW([tau], lr=hyper.lr, betas=(0.9, 1.0 - hyper.inv_beta2), weight_decay=hyper.wd)
+    max_norm = settings.grad_clip * math.sqrt(layout.n_masks)  # RMS limit as a norm limit
+    log_every = max(1, settings.steps // 100)
+    history = []
+    for step in range(settings.steps):
+        lr = lr_at(step, settings.steps, hyper.lr, hyper.lr_warmup_frac)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        batch = train.select(_draw_pairs(train.n_pairs, settings.batch_pairs, generator))
+        gate = heaviside(tau, hyper.heaviside_temp)
+        task_loss = two_way_loss(masked.gap(batch, layout.node_mask(gate)), batch.correct)
+        nodes = (gate * multiplicity).sum()
+        loss = task_loss + hyper.k_coef * nodes
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_([tau], max_norm)
+        optimizer.step()
+        with torch.no_grad():
+            tau.clamp_(-1.0, 1.0)
+        if step % log_every == 0 or step == settings.steps - 1:
+            row = {"step": step, "task_loss": float(task_loss.detach()), "nodes": float(nodes.detach()), "lr": lr}
+            history.append(row)
+            if progress is not None:
+                progress(
+                    {
+                        "completed": step + 1,
+                        "total": settings.steps,
+                        "description": f"masks: loss {row['task_loss']:.3f}, {int(row['nodes'])} nodes",
+                    }
+                )
+    return tau.detach(), history
+
+
+def _draw_pairs(n_pairs: int, batch_pairs: int, generator: torch.Generator) -> Tensor:
+    if batch_pairs <= n_pairs:
+        return torch.randperm(n_pairs, generator=generator)[:batch_pairs]
+    return torch.randint(n_pairs, (batch_pairs,), generator=generator)
+
+
+# ------------------------------------------------------------------ discretization
+
+
+@dataclass
+class Bisection:
+    k: int
+    reached_target: bool
+    probes: list[tuple[int, float]]  # (k, loss) in the order probed
+
+
+def smallest_sufficient_k(loss_at: Callable[[int], float], k_max: int, target: float) -> Bisection:
+    """The smallest k in [0, k_max] with loss_at(k) <= target, for a loss that falls with k.
+
+    When even k_max misses the target, returns k_max with reached_target False.
+    """
+    probes: list[tuple[int, float]] = []
+
+    def probe(k: int) -> float:
+        loss = loss_at(k)
+        probes.append((k, loss))
+        return loss
+
+    if not probe(k_max) <= target:
+        return Bisection(k_max, False, probes)
+    low, high = 0, k_max  # loss_at(high) <= target; every k < low misses it
+    while low < high:
+        middle = (low + high) // 2
+        if probe(middle) <= target:
+            high = middle
+        else:
+            low = middle + 1
+    return Bisection(high, True, probes)
+
+
+def log_spaced_sizes(k_max: int, points: int) -> list[int]:
+    if k_max < 1 or points < 1:
+        return []
+    return sorted({int(round(k)) for k in np.geomspace(1, k_max, points)})
+
+
+class Ranking:
+    """Mask entries ranked by tau (descending); top_k(k) keeps the first k, vectorised."""
+
+    def __init__(self, tau: Tensor, layout: NodeLayout):
+        order = torch.argsort(tau, descending=True, stable=True)
+        self.rank = torch.empty_like(order)
+        self.rank[order] = torch.arange(order.numel(), device=order.device)
+        self.layout = layout
+        self.n_active = int((tau > 0).sum())
+        self.nodes_in_top = torch.cat([torch.zeros(1), torch.cumsum(layout.multiplicity[order.cpu()], 0)]).long()
+
+    def top_k(self, k: int) -> Tensor:
+        """Node mask [n_nodes] of the circuit of the k best-ranked mask entries."""
+        return self.layout.node_mask((self.rank < k).float())
+
+    def nodes(self, k: int) -> int:
+        return int(self.nodes_in_top[k])
+
+
+@dataclass
+class Calibration:
+    scale: float = 1.0
+    shift: float = 0.0
+
+
+def fit_calibration(gap: Tensor, correct: Tensor, steps: int) -> Calibration:
+    """Scale and shift of the candidate logit gap minimising the two-way loss (LBFGS)."""
+    if steps == 0:
+        return Calibration()
+    gap, correct = gap.detach().float().cpu(), correct.cpu()
+    scale = torch.ones((), requires_grad=True)
+    shift = torch.zeros((), requires_grad=True)
+    optimizer = torch.optim.LBFGS([scale, shift], lr=1.0, max_iter=steps, line_search_fn="strong_wolfe")
+
+    def closure() -> Tensor:
+        optimizer.zero_grad()
+        loss = two_way_loss(gap, correct, scale, shift)
+        loss.backward()
+        return loss
+
+    optimizer.step(closure)
+    fitted = Calibration(scale.item(), shift.item())
+    if not (math.isfinite(fitted.scale) and math.isfinite(fitted.shift)):
+        return Calibration()
+    return fitted
+
+
+def random_like(mask: Tensor, layout: NodeLayout, generator: torch.Generator) -> Tensor:
+    """A mask-space circuit with as many kept entries per location as `mask`, chosen at random."""
+    out = torch.zeros(layout.n_masks)
+    kept = mask.cpu() > 0
+    for s in layout.mask_slices.values():
+        width = s.stop - s.start
+        count = int(kept[s].sum())
+        out[s.start + torch.randperm(width, generator=generator)[:count]] = 1.0
+    return out.to(mask.device)
+
+
+# ------------------------------------------------------------------------- trial
+
+
+@dataclass
+class TrialResult:
+    """Everything one pruning trial found; `asdict` is JSON-able."""
+
+    task: str
+    seed: int
+    target_loss: float
+    reached_target: bool
+    nodes: int  # kept nodes (a tied q/k mask entry keeps 2)
+    edges: int  # weight edges among kept nodes, the paper's metric (nn.circuit)
+    total_nodes: int
+    masks_kept: int  # k: mask entries in the circuit
+    active_after_training: int  # mask entries with tau > 0 when training ended
+    circuit_loss: float  # eval, everything outside the circuit ablated, before calibration
+    calibrated_loss: float  # same, after calibrating the logit gap
+    calibration_train_loss_before: float
+    calibration_train_loss_after: float
+    logit_scale: float
+    logit_bias: float
+    full_model_loss: float
+    inverse_loss: float  # only the circuit ablated
+    random_circuit_loss: float  # random circuit with the same nodes per location
+    edge_counts: dict[str, int]
+    bisection: list[dict[str, float]]  # {k, nodes, loss} in probe order
+    loss_vs_k: list[dict[str, float]]  # {k, nodes, loss} sorted by k: curve points and probes
+    train_history: list[dict[str, float]]
+    kept: dict[str, list[int]]  # the circuit: kept channel indices per node location
+    hyper: dict[str, float]
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> TrialResult:
+        return cls(**data)
+
+
+def run_trial(
+    model: GPT,
+    means: dict[str, Tensor] | None,
+    task_data: TaskData,
+    hyper: PruneHyperparams,
+    settings: PruneConfig,
+    seed: int,
+    task: str = "",
+    progress: ProgressFn | None = None,
+) -> TrialResult:
+    """One pruning trial; no I/O. The caller sets torch's thread count."""
+    started = time.perf_counter()
+    timings: dict[str, float] = {}
+    model.eval().requires_grad_(False)
+    device = next(model.parameters()).device
+    layout = NodeLayout(model.config, tie_qk=settings.tie_qk_masks)
+    masked = MaskedModel(model, layout, ablation_values(layout, means, settings.ablation))
+    generator = torch.Generator().manual_seed(seed)
+    train, evaluation = task_data.train.to(device), task_data.eval.to(device)
+    eval_chunks = chunks(evaluation, settings.batch_pairs)
+    calibration_set = train.select(torch.randperm(train.n_pairs, generator=generator)[: settings.eval_pairs])
+    calibration_chunks = chunks(calibration_set, settings.batch_pairs)
+    calibration_correct = calibration_set.correct
+
+    tau, history = train_masks(masked, train, hyper, settings, generator, progress)
+    timings["train_s"] = time.perf_counter() - started
+
+    mark = time.perf_counter()
+    ranking = Ranking(tau.cpu(), layout)
+    eval_gaps: dict[int, Tensor] = {}
+
+    def loss_at(k: int) -> float:
+        if k not in eval_gaps:
+            eval_gaps[k] = masked.gaps(eval_chunks, ranking.top_k(k).to(device))
+        return float(two_way_loss(eval_gaps[k], evaluation.correct))
+
+    bisection = smallest_sufficient_k(loss_at, ranking.n_active, settings.target_loss)
+    timings["bisect_s"] = time.perf_counter() - mark
+    mark = time.perf_counter()
+    for k in log_spaced_sizes(layout.n_masks, settings.curve_points):
+        loss_at(k)
+    curve = [{"k": k, "nodes": ranking.nodes(k), "loss": loss_at(k)} for k in sorted(eval_gaps)]
+    timings["curve_s"] = time.perf_counter() - mark
+
+    mark = time.perf_counter()
+    k = bisection.k
+    circuit_mask = ranking.top_k(k).to(device)
+    train_gaps = masked.gaps(calibration_chunks, circuit_mask)
+    calibration = fit_calibration(train_gaps, calibration_correct, settings.calibration_steps)
+    circuit_gaps = eval_gaps[k]
+    timings["calibrate_s"] = time.perf_counter() - mark
+
+    mark = time.perf_counter()
+    random_mask = layout.node_mask(random_like((ranking.rank < k).float(), layout, generator)).to(device)
+    full_loss = loss_at(layout.n_masks)  # every mask on is the unmasked model, bit for bit
+    inverse_loss = two_way_loss(masked.gaps(eval_chunks, 1 - circuit_mask), evaluation.correct)
+    random_loss = two_way_loss(masked.gaps(eval_chunks, random_mask), evaluation.correct)
+    kept = kept_indices(layout.split(circuit_mask))
+    circuit = build_circuit(model, kept, evaluation.candidates)
+    timings["checks_s"] = time.perf_counter() - mark
+    timings["total_s"] = time.perf_counter() - started
+
+    return TrialResult(
+        task=task,
+        seed=seed,
+        target_loss=settings.target_loss,
+        reached_target=bisection.reached_target,
+        nodes=circuit.nodes,
+        edges=circuit.edges,
+        total_nodes=layout.n_nodes,
+        masks_kept=k,
+        active_after_training=ranking.n_active,
+        circuit_loss=float(two_way_loss(circuit_gaps, evaluation.correct)),
+        calibrated_loss=float(two_way_loss(circuit_gaps, evaluation.correct, calibration.scale, calibration.shift)),
+        calibration_train_loss_before=float(two_way_loss(train_gaps, calibration_correct)),
+        calibration_train_loss_after=float(
+            two_way_loss(train_gaps, calibration_correct, calibration.scale, calibration.shift)
+        ),
+        logit_scale=calibration.scale,
+        logit_bias=calibration.shift,
+        full_model_loss=float(full_loss),
+        inverse_loss=float(inverse_loss),
+        random_circuit_loss=float(random_loss),
+        edge_counts=circuit.counts(),
+        bisection=[{"k": k_, "nodes": ranking.nodes(k_), "loss": loss} for k_, loss in bisection.probes],
+        loss_vs_k=curve,
+        train_history=history,
+        kept={name: idx.tolist() for name, idx in kept.items()},
+        hyper=hyper.model_dump(),
+        timings=timings,
+    )
+
+
+# -------------------------------------------------------------------------- stage
+
+RESULT_FILE, CIRCUIT_FILE, CIRCUIT_PAGE, CURVE_PLOT = "result.json", "circuit.json", "circuit.html", "loss_vs_k.png"
+
+
+def load_task_data(task: str, tokenizer: Tokenizer, params: PruneConfig, max_tokens: int) -> TaskData:
+    # Never more train pairs than the steps and the calibration sample can use (pair i does not
+    # depend on how many are generated, so a smaller pool is a prefix of the full one).
+    train_pairs = min(params.train_pool_pairs, max(params.steps * params.batch_pairs, params.eval_pairs))
+    return TaskData(
+        train=load_task(task, tokenizer, "train", train_pairs, params.seed, max_tokens),
+        eval=load_task(task, tokenizer, "val", params.eval_pairs, params.seed, max_tokens),
+    )
+
+
+def plot_loss_vs_size(result: TrialResult, path: Path) -> None:
+    """Eval loss of the top-k circuits along the ranking (the curve behind the paper's Fig. 2)."""
+    from ..plots import GRID_ALPHA, LEGEND_FONTSIZE, new_figure, save
+
+    fig = new_figure(7, 4.5)
+    ax = fig.subplots()
+    curve = [row for row in result.loss_vs_k if row["nodes"] > 0]
+    ax.plot([row["nodes"] for row in curve], [row["loss"] for row in curve], "o-", ms=3, label="top-k circuit (eval)")
+    probes = [row for row in result.bisection if row["nodes"] > 0]
+    ax.plot(
+        [row["nodes"] for row in probes], [row["loss"] for row in probes], "x", color="black", label="bisection probes"
+    )
+    ax.axhline(result.target_loss, color="grey", ls="--", label=f"target {result.target_loss:g}")
+    ax.axhline(result.full_model_loss, color="tab:green", ls=":", label=f"full model {result.full_model_loss:.3g}")
+    if result.nodes > 0:
+        ax.plot(
+            [result.nodes],
+            [result.circuit_loss],
+            "*",
+            ms=14,
+            color="tab:red",
+            label=f"circuit: {result.nodes} nodes, {result.edges} edges",
+        )
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("nodes kept")
+    ax.set_ylabel("two-way task loss")
+    ax.set_title(f"{result.task}: loss vs circuit size" + ("" if result.reached_target else " (target not reached)"))
+    ax.grid(alpha=GRID_ALPHA, which="both")
+    ax.legend(fontsize=LEGEND_FONTSIZE)
+    save(fig, path)
+
+
+@dataclass
+class PruneInputs:
+    """What trials of one (checkpoint, task) cell share, loaded once."""
+
+    checkpoint: Path
+    model: GPT
+    means: dict[str, Tensor] | None
+    tokenizer: Tokenizer
+    task_data: TaskData
+
+
+def load_prune_inputs(
+    checkpoint: Path, mean_cache: Path | None, tokens: Path, task: str, params: PruneConfig, device: str = "cpu"
+) -> PruneInputs:
+    """Model, means (None for zero ablation), tokenizer and task data; `mean_cache` is only read for mean ablation."""
+    model = load_checkpoint(checkpoint, device=device).eval().requires_grad_(False)
+    means = load_means(mean_cache) if params.ablation == "mean" else None
+    tokenizer = load_tokenizer(tokens)
+    task_data = load_task_data(task, tokenizer, params, min(params.max_tokens, model.config.n_ctx))
+    return PruneInputs(Path(checkpoint), model, means, tokenizer, task_data)
+
+
+def write_prune_outputs(ctx: WorkContext, inputs: PruneInputs, params: PruneConfig, result: TrialResult) -> None:
+    """The artifact of one trial's circuit: circuit.json, circuit.html, result.json, loss_vs_k.png and ctx.metrics."""
+    model, means, task_data = inputs.model, inputs.means, inputs.task_data
+    layout = NodeLayout(model.config, tie_qk=params.tie_qk_masks)
+    ablated_to = layout.split(ablation_values(layout, means, params.ablation))
+    circuit = build_circuit(
+        model,
+        {name: torch.tensor(idx, dtype=torch.long) for name, idx in result.kept.items()},
+        task_data.eval.candidates,
+    )
+    candidate_ids = torch.unique(task_data.eval.candidates).tolist()
+    # The checkpoint by name ("pretrain/tiny"), not by the folder it was fetched to, which differs per store and
+    # per run: artifacts hold only what they computed, so the same inputs give the same files (and keys) anywhere.
+    checkpoint = ctx.cell.rpartition(":")[0] or str(inputs.checkpoint)
+    circuit_data = circuit_to_json(
+        circuit,
+        ablation=ablated_to,
+        task=result.task,
+        cell=ctx.cell,
+        checkpoint=checkpoint,
+        model=model.config.model_dump(mode="json"),
+        losses={
+            "target": result.target_loss,
+            "circuit": result.circuit_loss,
+            "calibrated": result.calibrated_loss,
+            "full_model": result.full_model_loss,
+            "inverse": result.inverse_loss,
+            "random_circuit": result.random_circuit_loss,
+        },
+        reached_target=result.reached_target,
+        calibration={"logit_scale": result.logit_scale, "logit_bias": result.logit_bias},
+        hyperparameters=result.hyper,
+        settings=params.model_dump(mode="json", exclude={"hyper", "tasks", "checkpoints"}),
+        token_text={str(i): inputs.tokenizer.decode([i]) for i in candidate_ids},
+    )
+    out = Path(ctx.out_dir)
+    # Timings go to the manifest's metrics, not into the artifact (they differ on every run).
+    computed = {name: value for name, value in result.to_json().items() if name != "timings"}
+    (out / RESULT_FILE).write_text(json.dumps({"cell": ctx.cell, "checkpoint": checkpoint, **computed}, indent=1))
+    (out / CIRCUIT_FILE).write_text(json.dumps(circuit_data, indent=1))
+    (out / CIRCUIT_PAGE).write_text(render_circuit_html(circuit_data))
+    plot_loss_vs_size(result, out / CURVE_PLOT)
+    ctx.metrics.update(
+        {
+            "nodes": result.nodes,
+            "edges": result.edges,
+            "edges_with_residual": result.edge_counts["edges_with_residual"],
+            "total_nodes": result.total_nodes,
+            "target_loss": result.target_loss,
+            "reached_target": result.reached_target,
+            "circuit_loss": result.circuit_loss,
+            "calibrated_loss": result.calibrated_loss,
+            "full_model_loss": result.full_model_loss,
+            "inverse_loss": result.inverse_loss,
+            "random_circuit_loss": result.random_circuit_loss,
+            "seconds": result.timings["total_s"],
+            "timings": result.timings,
+        }
+    )
+
+
+def run_prune(ctx: WorkContext, params: PruneConfig, task: str) -> None:
+    """Prune one checkpoint on one task with the fixed hyperparameters `params.hyper`."""
+    torch.set_num_threads(ctx.num_threads)
+    mean_cache = ctx.input("mean_cache") if params.ablation == "mean" else None
+    inputs = load_prune_inputs(ctx.input("checkpoint"), mean_cache, ctx.input("tokens"), task, params, ctx.device)
+    result = run_trial(
+        inputs.model, inputs.means, inputs.task_data, params.hyper, params, params.seed, task=task, progress=ctx.report
+    )
+    ctx.report(
+        {"completed": params.steps, "total": params.steps, "description": f"{result.nodes} nodes, {result.edges} edges"}
+    )
+    write_prune_outputs(ctx, inputs, params, result)

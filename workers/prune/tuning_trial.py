@@ -1,0 +1,166 @@
+"""One pruning trial of a CARBS-tuned cell, as it runs in a Ray task (or in-process without a cluster).
+
+A trial gets picklable input handles, so it runs on any node: each handle fetches its
+input where the trial runs.  Loaded inputs stay in a per-process LRU, so a Ray worker
+that runs several trials of a cell loads the model and the task data once.
+"""
+
+from __future__ import annotations
+
+import socket
+import sys
+import time
+from dataclasses import asdict, dataclass
+from functools import lru_cache
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import torch
+
+from ...kernels.device import pick_device
+from ..context import InputHandle
+from .config import PruneConfig, PruneHyperparams
+from .trial import PruneInputs, TrialResult, load_prune_inputs, run_trial
+
+
+@dataclass(frozen=True)
+class TrialInputs:
+    """What every trial of a cell shares: where its inputs are, its settings and its resources."""
+
+    checkpoint: InputHandle
+    mean_cache: InputHandle | None  # None for zero ablation
+    tokens: InputHandle
+    task: str
+    settings: PruneConfig
+    cpus: float
+    gpus: float
+
+
+@dataclass(frozen=True)
+class TrialAssignment:
+    id: str
+    iteration: int  # 1-based
+    seed: int
+    hyper: dict[str, float]
+
+
+@dataclass
+class TrialRecord:
+    """A finished trial: its assignment, its TrialResult JSON (None when it raised) and where and when it ran."""
+
+    id: str
+    iteration: int
+    seed: int
+    hyper: dict[str, float]
+    start: float  # unix time, just before run_trial (after the inputs were loaded)
+    end: float
+    load_s: float
+    host: str
+    node: str  # Ray node id; "" when Ray is not running
+    result: dict[str, Any] | None
+    error: str | None = None
+
+    @property
+    def seconds(self) -> float:
+        return self.end - self.start
+
+    @property
+    def reached_target(self) -> bool:
+        return self.result is not None and self.result["reached_target"]
+
+    @property
+    def edges(self) -> int | None:
+        return None if self.result is None else self.result["edges"]
+
+    @property
+    def loss(self) -> float | None:
+        return None if self.result is None else self.result["circuit_loss"]
+
+    def trial_result(self) -> TrialResult:
+        assert self.result is not None, f"trial {self.id} raised ({self.error}); it has no result"
+        return TrialResult.from_json(self.result)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> TrialRecord:
+        return cls(**data)
+
+
+@lru_cache(maxsize=2)
+def _load_cached(
+    checkpoint: str, mean_cache: str | None, tokens: str, task: str, settings_json: str, device: str
+) -> PruneInputs:
+    settings = PruneConfig.model_validate_json(settings_json)
+    return load_prune_inputs(
+        Path(checkpoint), None if mean_cache is None else Path(mean_cache), Path(tokens), task, settings, device
+    )
+
+
+def cached_prune_inputs(
+    checkpoint: Path, mean_cache: Path | None, tokens: Path, task: str, settings: PruneConfig, device: str
+) -> PruneInputs:
+    """load_prune_inputs, remembered per process by input paths, task, settings and device."""
+    return _load_cached(
+        str(checkpoint),
+        None if mean_cache is None else str(mean_cache),
+        str(tokens),
+        task,
+        settings.model_dump_json(),
+        device,
+    )
+
+
+def _running_ray() -> ModuleType | None:
+    ray = sys.modules.get("ray")  # never import Ray just to ask
+    return ray if ray is not None and ray.is_initialized() else None
+
+
+def ray_node_id() -> str:
+    ray = _running_ray()
+    return "" if ray is None else ray.get_runtime_context().get_node_id()
+
+
+def schedulable_gpus(requested: float) -> float:
+    """`requested`, or 0 on a Ray cluster without GPUs, where a task asking for one would wait forever
+    (the runner does the same for cells)."""
+    ray = _running_ray()
+    if requested > 0 and ray is not None and not ray.cluster_resources().get("GPU"):
+        return 0.0
+    return requested
+
+
+def run_tuning_trial(inputs: TrialInputs, assignment: TrialAssignment) -> TrialRecord:
+    """Prune with the assignment's hyperparameters. A trial that raises becomes a failed record, so
+    one bad corner of the search space cannot stop the cell; the loop raises when a whole iteration does."""
+    torch.set_num_threads(max(1, int(inputs.cpus)))
+    device = pick_device(inputs.gpus)
+    loading = time.time()
+    mean_cache = None if inputs.mean_cache is None else inputs.mean_cache.local_path()
+    loaded = cached_prune_inputs(
+        inputs.checkpoint.local_path(), mean_cache, inputs.tokens.local_path(), inputs.task, inputs.settings, device
+    )
+    start = time.time()
+    result, error = None, None
+    try:
+        hyper = PruneHyperparams.model_validate(assignment.hyper)
+        result = run_trial(
+            loaded.model, loaded.means, loaded.task_data, hyper, inputs.settings, assignment.seed, task=inputs.task
+        ).to_json()
+    except Exception as exc:  # recorded as a failed trial, see the docstring
+        error = f"{type(exc).__name__}: {exc}"
+    return TrialRecord(
+        id=assignment.id,
+        iteration=assignment.iteration,
+        seed=assignment.seed,
+        hyper=dict(assignment.hyper),
+        start=start,
+        end=time.time(),
+        load_s=start - loading,
+        host=socket.gethostname(),
+        node=ray_node_id(),
+        result=result,
+        error=error,
+    )

@@ -1,0 +1,152 @@
+"""The report stage: every pruned circuit in one table, figure and browsable index.
+
+Inputs are the prune cells, named "<checkpoint>:<task>" (e.g. "pretrain/tiny:bracket_counting").
+Writes `summary.json`, `summary.md`, `edges_by_task.png` and `index.html`, with every circuit page
+copied under `circuits/` so the report folder opens in a browser on its own.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+import shutil
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from ..context import WorkContext
+
+RESULT_FILE = "result.json"
+CIRCUIT_PAGE = "circuit.html"
+LOSS_KEYS = ("circuit_loss", "full_model_loss", "inverse_loss", "random_circuit_loss")
+
+
+def summarize(inputs: dict[str, Path]) -> list[dict[str, Any]]:
+    rows = []
+    for name, folder in sorted(inputs.items()):
+        checkpoint, _, task = name.rpartition(":")
+        result = json.loads((folder / RESULT_FILE).read_text())
+        row = {
+            "checkpoint": checkpoint,
+            "task": task,
+            "nodes": result["nodes"],
+            "edges": result["edges"],
+            "reached_target": result["reached_target"],
+        }
+        row.update({key: result.get(key) for key in ("total_nodes", "target_loss", *LOSS_KEYS)})
+        rows.append(row)
+    return rows
+
+
+def geometric_mean_edges(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per checkpoint: the paper's headline, the geometric mean of edges over tasks that reached the target."""
+    by_checkpoint: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        by_checkpoint[row["checkpoint"]].append(row)
+    summary = {}
+    for checkpoint, items in sorted(by_checkpoint.items()):
+        reached = [r["edges"] for r in items if r["reached_target"]]
+        geo = math.exp(sum(math.log(max(e, 1)) for e in reached) / len(reached)) if reached else None
+        summary[checkpoint] = {"tasks": len(items), "reached_target": len(reached), "geomean_edges": geo}
+    return summary
+
+
+def _geomean_text(info: dict[str, Any]) -> str:
+    return "–" if info["geomean_edges"] is None else f"{info['geomean_edges']:.1f}"
+
+
+def markdown_table(rows: list[dict[str, Any]], headline: dict[str, dict[str, Any]]) -> str:
+    lines = ["| checkpoint | tasks | reached target | geomean edges |", "|---|---|---|---|"]
+    for checkpoint, info in headline.items():
+        lines.append(f"| {checkpoint} | {info['tasks']} | {info['reached_target']} | {_geomean_text(info)} |")
+    lines += [
+        "",
+        "| checkpoint | task | nodes | edges | reached | circuit loss | full model | inverse | random circuit |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        losses = " | ".join(f"{r[k]:.3f}" if isinstance(r[k], (int, float)) else "–" for k in LOSS_KEYS)
+        reached = "yes" if r["reached_target"] else "no"
+        lines.append(f"| {r['checkpoint']} | {r['task']} | {r['nodes']} | {r['edges']} | {reached} | {losses} |")
+    return "\n".join(lines) + "\n"
+
+
+def plot_edges_by_task(rows: list[dict[str, Any]], path: Path) -> None:
+    from ..plots import LEGEND_FONTSIZE, new_figure, save
+
+    tasks = sorted({r["task"] for r in rows})
+    checkpoints = sorted({r["checkpoint"] for r in rows})
+    width = 0.8 / max(1, len(checkpoints))
+    figure = new_figure(max(6, 0.5 * len(tasks) * max(1, len(checkpoints))), 4.5)
+    axis = figure.subplots()
+    for number, checkpoint in enumerate(checkpoints):
+        lookup = {r["task"]: r for r in rows if r["checkpoint"] == checkpoint}
+        xs = [i + number * width for i, task in enumerate(tasks) if task in lookup]
+        heights = [max(1, lookup[task]["edges"]) for task in tasks if task in lookup]
+        hatches = ["" if lookup[task]["reached_target"] else "//" for task in tasks if task in lookup]
+        bars = axis.bar(xs, heights, width=width, label=checkpoint)
+        for bar, hatch in zip(bars, hatches):
+            bar.set_hatch(hatch)
+    axis.set_yscale("log")
+    axis.set_xticks([i + width * (len(checkpoints) - 1) / 2 for i in range(len(tasks))])
+    axis.set_xticklabels(tasks, rotation=60, ha="right", fontsize=8)
+    axis.set_ylabel("circuit edges")
+    axis.set_title("Circuit size per task (hatched: target loss not reached)")
+    axis.legend(fontsize=LEGEND_FONTSIZE)
+    save(figure, path)
+
+
+def page_name(checkpoint: str, task: str) -> str:
+    return f"{checkpoint.replace('/', '_')}__{task}.html"
+
+
+def index_html(rows: list[dict[str, Any]], headline: dict[str, dict[str, Any]]) -> str:
+    head = "".join(
+        f"<tr><td>{html.escape(c)}</td><td>{i['tasks']}</td><td>{i['reached_target']}</td><td>{_geomean_text(i)}</td></tr>"
+        for c, i in headline.items()
+    )
+    body = "".join(
+        f"<tr class='{'ok' if r['reached_target'] else 'miss'}'><td>{html.escape(r['checkpoint'])}</td>"
+        f"<td><a href='circuits/{html.escape(page_name(r['checkpoint'], r['task']))}'>{html.escape(r['task'])}</a></td>"
+        f"<td>{r['nodes']}</td><td>{r['edges']}</td><td>{'yes' if r['reached_target'] else 'no'}</td>"
+        + "".join(f"<td>{r[k]:.3f}</td>" if isinstance(r[k], (int, float)) else "<td>–</td>" for k in LOSS_KEYS)
+        + "</tr>"
+        for r in rows
+    )
+    return f"""<!doctype html><html><head><meta charset="utf-8"><title>sparsepipe circuits</title>
+<style>body{{font-family:system-ui,sans-serif;margin:2em}}table{{border-collapse:collapse;margin-bottom:2em}}
+td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}td:first-child,td:nth-child(2){{text-align:left}}
+tr.miss{{color:#999}}</style></head><body>
+<h1>Circuits</h1><p>Edges are nonzero weights between two kept nodes; the headline is their geometric mean
+over tasks that reached the target loss.</p>
+<table><tr><th>checkpoint</th><th>tasks</th><th>reached target</th><th>geomean edges</th></tr>{head}</table>
+<img src="edges_by_task.png" alt="circuit size per task">
+<table><tr><th>checkpoint</th><th>task</th><th>nodes</th><th>edges</th><th>reached</th>
+<th>circuit loss</th><th>full model</th><th>inverse</th><th>random circuit</th></tr>{body}</table>
+</body></html>"""
+
+
+def run_report(ctx: WorkContext) -> None:
+    if not ctx.inputs:
+        raise ValueError(
+            "the report has no pruned circuits to summarize; run the prune stage with at least one task and checkpoint"
+        )
+    rows = summarize(ctx.inputs)
+    headline = geometric_mean_edges(rows)
+    out = ctx.out_dir
+    (out / "circuits").mkdir()
+    for name, folder in ctx.inputs.items():
+        checkpoint, _, task = name.rpartition(":")
+        shutil.copyfile(folder / CIRCUIT_PAGE, out / "circuits" / page_name(checkpoint, task))
+    (out / "summary.json").write_text(json.dumps({"checkpoints": headline, "cells": rows}, indent=2))
+    (out / "summary.md").write_text(markdown_table(rows, headline))
+    plot_edges_by_task(rows, out / "edges_by_task.png")
+    (out / "index.html").write_text(index_html(rows, headline))
+    ctx.metrics.update(
+        {
+            "cells": len(rows),
+            "geomean_edges": {c: i["geomean_edges"] for c, i in headline.items()},
+            "reached_target": sum(r["reached_target"] for r in rows),
+        }
+    )

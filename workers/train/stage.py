@@ -1,0 +1,109 @@
+"""The pretrain and dense stages: one training loop, a cell per sparse model variant and one dense cell."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..context import WorkContext
+from ..nn.config import TrainConfig
+from ..stage import Benchmark, Cell, CellRef, Resources, Stage
+from .config import DENSE_PRESETS, PRETRAIN_PRESETS, BridgesConfig, DenseConfig, PretrainConfig
+
+
+def _trainer_resources(config: Any) -> Resources:
+    return Resources(num_cpus=config.execution.cpus_per_trainer, num_gpus=config.execution.gpus_per_trainer, actor=True)
+
+
+def pretrain_cells(config: Any, upstream: dict[str, list[Cell]]) -> list[Cell]:
+    return [
+        Cell(
+            "pretrain",
+            variant.name,
+            config.pretrain.variant_train_config(variant).model_dump(mode="json"),
+            {"tokens": CellRef("tokenize")},
+            _trainer_resources(config),
+        )
+        for variant in config.pretrain.variants
+    ]
+
+
+def dense_cells(config: Any, upstream: dict[str, list[Cell]]) -> list[Cell]:
+    if not config.dense.enabled:
+        return []
+    return [
+        Cell(
+            "dense",
+            "",
+            config.dense.train.model_dump(mode="json"),
+            {"tokens": CellRef("tokenize")},
+            _trainer_resources(config),
+        )
+    ]
+
+
+def _against_the_tokens(config: Any, prefix: str, train: TrainConfig) -> list[str]:
+    """A model trains on tokenize's rows: the same n_ctx, and room for every token id."""
+    problems = []
+    model, tokenize = train.model, config.tokenize
+    if model.n_ctx != tokenize.n_ctx:
+        problems.append(
+            f"{prefix}.model.n_ctx={model.n_ctx} but tokenize.n_ctx={tokenize.n_ctx}: the model trains on the token "
+            "rows, so both must be equal"
+        )
+    if model.vocab_size is not None and model.vocab_size < tokenize.vocab_size:
+        problems.append(
+            f"{prefix}.model.vocab_size={model.vocab_size} is smaller than tokenize.vocab_size="
+            f"{tokenize.vocab_size}; leave it unset (taken from the tokenizer) or raise it"
+        )
+    return problems
+
+
+def check_pretrain(config: Any) -> list[str]:
+    return _against_the_tokens(config, "pretrain.train", config.pretrain.train)
+
+
+def check_dense(config: Any) -> list[str]:
+    problems = _against_the_tokens(config, "dense.train", config.dense.train) if config.dense.enabled else []
+    if config.bridges.enabled:
+        problems += _against_the_tokens(config, "bridges.train", config.bridges.train)
+    return problems
+
+
+def run_train_cell(ctx: WorkContext, params: dict[str, Any]) -> None:
+    from .worker import run_pretrain
+
+    run_pretrain(ctx, TrainConfig.model_validate(params), tokens_input="tokens")
+
+
+PRETRAIN = Stage(
+    name="pretrain",
+    version="1",
+    deps=("tokenize",),
+    cells=pretrain_cells,
+    run="sparsepipe.workers.train.stage:run_train_cell",
+    description="weight-sparse models, one cell per variant",
+    matrix=True,
+    config={"pretrain": PretrainConfig},
+    presets=PRETRAIN_PRESETS,
+    provides=("checkpoint",),
+    checks=(check_pretrain,),
+)
+DENSE = Stage(
+    name="dense",
+    version="1",
+    deps=("tokenize",),
+    cells=dense_cells,
+    run="sparsepipe.workers.train.stage:run_train_cell",
+    description="the dense baseline (same loop, sparsity off)",
+    # The bridges section waits here for the bridges stage, which will own it.
+    config={"dense": DenseConfig, "bridges": BridgesConfig},
+    presets=DENSE_PRESETS,
+    provides=("checkpoint",),
+    checks=(check_dense,),
+)
+
+BENCHMARK = Benchmark(
+    name="train",
+    help="AbsTopK and weight top-k kernels vs torch.topk, and a sparse training step vs a dense one.",
+    run="sparsepipe.workers.train.bench:measure",
+)

@@ -1,0 +1,255 @@
+"""The pretrain stage (and the dense stage): train one model on the token shards.
+
+One loop for sparse and dense models (`TrainConfig.sparsity.enabled`). Every
+`checkpoint_every` steps the whole training state (model, optimizer, step,
+loader position, RNG states, metric history) goes into the cell's progress
+area as one file; a restarted cell resumes from it and ends with exactly the
+weights of an uninterrupted run (on the CPU).
+
+Outputs in ctx.out_dir: model.safetensors + config.json (see nn.gpt.load_checkpoint),
+train_config.json, metrics.jsonl, curves.png.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ..context import WorkContext
+from ..nn.config import TrainConfig
+from ..nn.gpt import GPT, save_checkpoint
+from ..nn.sparsity import nonzero_fractions
+from ..nn.training import StepStats, Trainer, TrainingDiverged, next_token_loss
+from .bigram_baseline import bigram_loss, train_bigram_log_probs
+from .curves import plot_training_curves
+from .loader import ShardLoader
+
+__all__ = ["run_pretrain", "TrainingDiverged", "CHECKPOINT"]
+
+CHECKPOINT = "train_state.pt"  # name in the progress area
+
+
+def resolve_train_config(train: TrainConfig, loader: ShardLoader) -> TrainConfig:
+    """Fill vocab_size from the shards and check that n_ctx matches them."""
+    model = train.model
+    if model.n_ctx != loader.n_ctx:
+        raise ValueError(
+            f"model.n_ctx={model.n_ctx} but the token shards hold rows of n_ctx={loader.n_ctx}; "
+            f"set the training config's model.n_ctx to the tokenize stage's n_ctx ({loader.n_ctx})"
+        )
+    if model.vocab_size is None:
+        return train.model_copy(update={"model": model.model_copy(update={"vocab_size": loader.vocab_size})})
+    if model.vocab_size < loader.vocab_size:
+        raise ValueError(f"model.vocab_size={model.vocab_size} is smaller than the tokenizer's {loader.vocab_size}")
+    return train
+
+
+@dataclass
+class EvalResult:
+    loss: float
+    dead_neurons: int  # MLP neurons whose post_act is never > 0 on the eval batches
+
+
+@torch.no_grad()
+def evaluate(model: GPT, batches: Iterable[Tensor]) -> EvalResult:
+    model.eval()
+    neuron_hooks = [f"{layer}.mlp.post_act" for layer in range(model.config.n_layer)]
+    active = torch.zeros(
+        len(neuron_hooks), model.config.mlp_width, dtype=torch.bool, device=next(model.parameters()).device
+    )
+    total, tokens = 0.0, 0
+    for batch in batches:
+        logits, recorded = model(batch[:, :-1], record=neuron_hooks)
+        total += next_token_loss(logits, batch[:, 1:]).item() * batch[:, 1:].numel()
+        tokens += batch[:, 1:].numel()
+        for i, name in enumerate(neuron_hooks):
+            active[i] |= (recorded[name] > 0).flatten(0, 1).any(dim=0)
+    return EvalResult(loss=total / tokens, dead_neurons=int((~active).sum().item()))
+
+
+@dataclass
+class RunLog:
+    """What a run accumulates besides the trainer's state; saved in every checkpoint."""
+
+    history: list[dict[str, Any]] = field(default_factory=list)  # the rows of metrics.jsonl
+    tokens_seen: int = 0
+    train_seconds: float = 0.0
+    window_loss: float = 0.0  # sum of train losses since the last history row
+    window_steps: int = 0
+
+    def add(self, step: int, stats: StepStats, tokens: int, write_row: bool, val_loss: float | None) -> None:
+        self.tokens_seen += tokens
+        self.window_loss += stats.loss
+        self.window_steps += 1
+        if write_row:
+            self.history.append(
+                {
+                    "step": step,
+                    "lr": stats.lr,
+                    "l0": stats.l0,
+                    "train_loss": self.window_loss / self.window_steps,
+                    "val_loss": val_loss,
+                    "tokens_seen": self.tokens_seen,
+                    "grad_rms": stats.grad_rms,
+                }
+            )
+            self.window_loss, self.window_steps = 0.0, 0
+
+
+def _rng_state() -> dict[str, Any]:
+    np_state = np.random.get_state()
+    state = {
+        "torch": torch.get_rng_state(),
+        "numpy": (np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *np_state[2:]),
+        "python": random.getstate(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    kind, keys, *rest = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), *rest))
+    random.setstate(state["python"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_train_state(ctx: WorkContext, train: TrainConfig, trainer: Trainer, loader: ShardLoader, log: RunLog) -> None:
+    state = {
+        "train_config": train.model_dump(mode="json"),
+        "trainer": trainer.state_dict(),
+        "loader": loader.state_dict(),
+        "rng": _rng_state(),
+        "log": log.__dict__,
+    }
+    with tempfile.TemporaryDirectory() as scratch:
+        path = Path(scratch) / CHECKPOINT
+        torch.save(state, path)
+        ctx.progress.put(CHECKPOINT, path)
+
+
+def load_train_state(ctx: WorkContext, train: TrainConfig, trainer: Trainer, loader: ShardLoader) -> RunLog | None:
+    """Restore the latest checkpoint of this cell, if any; returns its RunLog."""
+    if ctx.progress is None:
+        return None
+    with tempfile.TemporaryDirectory() as scratch:
+        path = Path(scratch) / CHECKPOINT
+        if not ctx.progress.get(CHECKPOINT, path):
+            return None
+        state = torch.load(path, map_location=next(trainer.model.parameters()).device, weights_only=True)
+    if state["train_config"] != train.model_dump(mode="json"):
+        raise ValueError(
+            f"the checkpoint {CHECKPOINT!r} in this cell's progress was saved with a different training config"
+        )
+    trainer.load_state_dict(state["trainer"])
+    loader.load_state_dict(state["loader"])
+    _set_rng_state(state["rng"])
+    return RunLog(**state["log"])
+
+
+def checkpoint_label(step: int) -> str:
+    return f"step {step} ({CHECKPOINT!r} in this cell's progress)"
+
+
+def run_pretrain(ctx: WorkContext, train: TrainConfig, tokens_input: str = "tokenize") -> None:
+    torch.set_num_threads(ctx.num_threads)
+    # Tiny Adam moments of long-unused weights become denormal floats, which slow CPU math ~5x.
+    torch.set_flush_denormal(True)
+    tokens_root = ctx.input(tokens_input)
+    loader = ShardLoader(tokens_root, "train", train.batch_size, seed=train.seed)
+    train = resolve_train_config(train, loader)
+    device = torch.device(ctx.device)
+    val_batches = [
+        b.to(device) for b in ShardLoader(tokens_root, "val", train.batch_size).iter_eval(train.eval_batches)
+    ]
+
+    torch.manual_seed(train.seed)
+    trainer = Trainer(GPT(train.model).to(device), train)
+    log = load_train_state(ctx, train, trainer, loader) or RunLog()
+    last_checkpoint = checkpoint_label(trainer.step) if trainer.step else None
+
+    resumed = {"note": f"resumed at step {trainer.step}"} if trainer.step else {}
+    ctx.report(
+        {
+            "completed": trainer.step,
+            "total": train.steps,
+            "description": f"resumed at step {trainer.step}" if trainer.step else "starting",
+            **resumed,
+        }
+    )
+    log_every = max(1, train.steps // 1000)
+    report_every = max(1, train.steps // 100)
+    final_eval = None
+    while trainer.step < train.steps:
+        started = time.perf_counter()
+        batch = loader.next_batch().to(device)
+        try:
+            stats = trainer.train_step(batch)
+        except TrainingDiverged as error:
+            raise TrainingDiverged(error.step, error.reason, last_checkpoint) from None
+        step = trainer.step
+        evaluation = (
+            evaluate(trainer.model, val_batches) if step % train.eval_every == 0 or step == train.steps else None
+        )
+        val_loss = evaluation.loss if evaluation else None
+        log.add(
+            step,
+            stats,
+            batch[:, 1:].numel(),
+            write_row=evaluation is not None or step % log_every == 0,
+            val_loss=val_loss,
+        )
+        log.train_seconds += time.perf_counter() - started
+        if ctx.progress is not None and step % train.checkpoint_every == 0 and step < train.steps:
+            if not all(torch.isfinite(p).all() for p in trainer.model.parameters()):
+                raise TrainingDiverged(step, "a weight became NaN/inf", last_checkpoint)
+            save_train_state(ctx, train, trainer, loader, log)
+            last_checkpoint = checkpoint_label(step)
+        if step % report_every == 0 or step == train.steps:
+            ctx.report({"completed": step, "total": train.steps, "description": f"loss {stats.loss:.3f}"})
+        final_eval = evaluation
+
+    write_outputs(ctx, train, trainer.model, final_eval, log, tokens_root, val_batches)
+
+
+def write_outputs(
+    ctx: WorkContext,
+    train: TrainConfig,
+    model: GPT,
+    final: EvalResult,
+    log: RunLog,
+    tokens_root: Path,
+    val_batches: list[Tensor],
+) -> None:
+    bigram_val_loss = bigram_loss(train_bigram_log_probs(tokens_root).to(val_batches[0].device), val_batches)
+    out = Path(ctx.out_dir)
+    save_checkpoint(model, out)
+    (out / "train_config.json").write_text(train.model_dump_json(indent=2))
+    with open(out / "metrics.jsonl", "w") as handle:
+        for row in log.history:
+            handle.write(json.dumps(row) + "\n")
+    plot_training_curves(log.history, bigram_val_loss, out / "curves.png")
+    ctx.metrics.update(
+        {
+            "final_val_loss": final.loss,
+            "bigram_val_loss": bigram_val_loss,
+            "target_l0": train.sparsity.target_l0 if train.sparsity.enabled else 1.0,
+            "l0_by_param": nonzero_fractions(model),
+            "dead_neurons": final.dead_neurons,
+            "tokens_seen": log.tokens_seen,
+            "steps": train.steps,
+            "train_seconds": log.train_seconds,
+        }
+    )
