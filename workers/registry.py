@@ -6,6 +6,8 @@ a benchmark (`sparsepipe bench`) is one line in BENCHMARKS.
 
 from __future__ import annotations
 
+from .bridges.stage import BENCHMARK as BRIDGES_BENCHMARK
+from .bridges.stage import BRIDGES
 from .carbs import BENCHMARK as CARBS_BENCHMARK
 from .mean_cache.stage import MEAN_CACHE
 from .prune.stage import PRUNE
@@ -20,6 +22,7 @@ STAGES: tuple[Stage, ...] = (
     TOKENIZE,
     PRETRAIN,
     DENSE,
+    BRIDGES,
     MEAN_CACHE,
     PRUNE,
     REPORT,
@@ -29,5 +32,6 @@ STAGES: tuple[Stage, ...] = (
 BENCHMARKS: tuple[Benchmark, ...] = (
     TOKENIZE_BENCHMARK,
     TRAIN_BENCHMARK,
+    BRIDGES_BENCHMARK,
     CARBS_BENCHMARK,
 )

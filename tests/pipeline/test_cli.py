@@ -105,7 +105,7 @@ def test_unreachable_store_exits_4(monkeypatch):
 def test_dag_prints_every_stage_and_edge():
     result = runner.invoke(app, ["dag"])
     assert result.exit_code == 0, result.output
-    for stage in ("tokenize", "pretrain", "dense", "mean_cache", "prune", "report"):
+    for stage in ("tokenize", "pretrain", "dense", "bridges", "mean_cache", "prune", "report"):
         assert stage in result.output
     assert "tokenize -> pretrain" in result.output and "prune -> report" in result.output
 
@@ -115,7 +115,7 @@ def test_dag_json_lists_stages_in_dependency_order():
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
     order = [stage["name"] for stage in data["stages"]]
-    assert order == ["tokenize", "pretrain", "dense", "mean_cache", "prune", "report"]
+    assert order == ["tokenize", "pretrain", "dense", "bridges", "mean_cache", "prune", "report"]
     for upstream, downstream in data["edges"]:
         assert order.index(upstream) < order.index(downstream)
     assert ["mean_cache", "prune"] in data["edges"]
@@ -129,7 +129,7 @@ def test_bench_commands_come_from_the_registered_benchmarks():
     assert result.exit_code == 0
     for benchmark in BENCHMARKS:
         assert benchmark.name in result.output
-    assert [b.name for b in BENCHMARKS] == ["tokenize", "train", "carbs"]
+    assert [b.name for b in BENCHMARKS] == ["tokenize", "train", "bridges", "carbs"]
 
 
 def test_a_benchmark_runs_through_its_reference(tmp_path, monkeypatch):

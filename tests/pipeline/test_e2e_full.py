@@ -27,20 +27,31 @@ def test_run_full_smoke_with_fixed_pruning_hyperparameters(sparsepipe, tmp_path)
     )
     assert result.returncode == 0, result.stderr[-4000:]
     cells = {(c["stage"], c["cell"]): c for c in json.loads(result.stdout)["cells"]}
-    assert {stage for stage, _ in cells} == {"tokenize", "pretrain", "dense", "mean_cache", "prune", "report"}
-    for key in (("pretrain", "smoke"), ("dense", "")):
+    assert {stage for stage, _ in cells} == {
+        "tokenize",
+        "pretrain",
+        "dense",
+        "bridges",
+        "mean_cache",
+        "prune",
+        "report",
+    }
+    for key in (("pretrain", "smoke"), ("dense", ""), ("bridges", "smoke")):
         assert TRAIN_METRICS <= set(cells[key]["metrics"]), key
     assert cells[("pretrain", "smoke")]["metrics"]["target_l0"] == 0.25
     assert cells[("dense", "")]["metrics"]["l0_by_param"]["blocks.0.mlp.c_fc.weight"] == 1.0
     sparse_fc = cells[("pretrain", "smoke")]["metrics"]["l0_by_param"]["blocks.0.mlp.c_fc.weight"]
     assert sparse_fc == pytest.approx(0.25, abs=0.01)
     prune_cells = [c for (stage, _), c in cells.items() if stage == "prune"]
-    assert len(prune_cells) == 4  # 2 checkpoints x 2 smoke tasks
+    assert len(prune_cells) == 6  # 3 checkpoints (pretrain, dense, bridges) x 2 smoke tasks
     for cell in prune_cells:
         assert PRUNE_METRICS <= set(cell["metrics"]), cell["cell"]
     report_dir = next((tmp_path / "artifacts" / "report").glob("*/attempts/*"))
     assert {"index.html", "summary.json", "summary.md", "edges_by_task.png"} <= {p.name for p in report_dir.iterdir()}
-    assert len(list((report_dir / "circuits").iterdir())) == 4
+    assert len(list((report_dir / "circuits").iterdir())) == 6
+    assert {"nmse_d2s_sum", "kl_s2d_sum", "dense_val_loss", "interventions"} <= set(
+        cells[("bridges", "smoke")]["metrics"]
+    )
 
     again = sparsepipe("run", "full", "--preset", "smoke", "--set", "tune.enabled=false", "--json", cwd=tmp_path)
     report = json.loads(again.stdout)

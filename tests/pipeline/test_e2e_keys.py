@@ -28,5 +28,13 @@ def test_two_clean_runs_local_and_s3_give_identical_keys(sparsepipe, tmp_path, s
             "run", "full", "--preset", "smoke", "--store", s3_url, "--json", cwd=tmp_path, env=s3_env, timeout=900
         )
     )
-    assert {stage for stage, _ in local} == {"tokenize", "pretrain", "dense", "mean_cache", "prune", "report"}
+    assert {stage for stage, _ in local} == {
+        "tokenize",
+        "pretrain",
+        "dense",
+        "bridges",
+        "mean_cache",
+        "prune",
+        "report",
+    }
     assert local == remote

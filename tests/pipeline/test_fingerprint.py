@@ -57,20 +57,21 @@ def test_node_location_list_reaches_every_model_stage(sources):
     sees it."""
     before = _fingerprints(sources)
     _touch(sources["workers"] / "nn" / "config.py")
-    assert _changed(before, _fingerprints(sources)) == {"pretrain", "dense", "mean_cache", "prune"}
+    assert _changed(before, _fingerprints(sources)) == {"pretrain", "dense", "bridges", "mean_cache", "prune"}
 
 
 def test_deep_module_reached_only_through_lazy_imports(sources):
     """The kernels are imported by the model, which the stage module imports inside a function."""
     before = _fingerprints(sources)
     _touch(sources["kernels"] / "select_torch.py")
-    assert _changed(before, _fingerprints(sources)) == {"pretrain", "dense", "mean_cache", "prune"}
+    assert _changed(before, _fingerprints(sources)) == {"pretrain", "dense", "bridges", "mean_cache", "prune"}
 
 
-def test_a_task_definition_changes_prune_only(sources):
+def test_a_task_definition_changes_prune_and_bridges_only(sources):
+    """Prune and the bridges' interventions (A.4) run tasks; nothing else does."""
     before = _fingerprints(sources)
     _touch(sources["tasks"] / "definitions" / "with_open.py")
-    assert _changed(before, _fingerprints(sources)) == {"prune"}
+    assert _changed(before, _fingerprints(sources)) == {"prune", "bridges"}
 
 
 def test_modules_outside_the_closure_change_nothing(sources):

@@ -80,6 +80,9 @@ def test_prune_stage_writes_every_output(tmp_path, tokens_dir, checkpoint_dir, m
         "total_nodes",
     }
     assert required <= set(metrics)
+    # Reported losses are on the test split, with their pair count; selection on val (issue 10).
+    assert metrics["test_pairs"] == PARAMS.eval_pairs and metrics["loss_reduction"] == "mean" and metrics["cost"] > 0
+    assert {"selection_loss", "test_reached_target"} <= set(metrics)
     assert metrics["total_nodes"] == 32 + 3 * 16 + 32 + 32 + 128 + 32
     result = json.loads((out / "result.json").read_text())
     circuit = json.loads((out / "circuit.json").read_text())
@@ -96,6 +99,15 @@ def test_prune_stage_writes_every_output(tmp_path, tokens_dir, checkpoint_dir, m
         circuit["losses"]["circuit"] == metrics["circuit_loss"]
         and circuit["hyperparameters"] == PARAMS.hyper.model_dump()
     )
+    assert circuit["losses"]["selection_val"] == metrics["selection_loss"]
+    assert (
+        circuit["evaluation"]["reported_split"] == "test" and circuit["evaluation"]["test_pairs"] == PARAMS.eval_pairs
+    )
+    assert (
+        circuit["evaluation"]["pairs"] == result["pairs"]
+        and result["pairs"]["test"] == result["test_pairs"] == PARAMS.eval_pairs
+    )
+    assert result["work"]["cost"] == result["cost"] == metrics["cost"]
     assert set(circuit["token_text"].values()) == {'")\n', "')\n"}
     assert (out / "circuit.html").read_text().startswith("<!doctype html>")
     assert (out / "loss_vs_k.png").read_bytes()[:4] == b"\x89PNG"

@@ -8,7 +8,7 @@ import math
 import pytest
 
 from sparsepipe.workers.context import local_context
-from sparsepipe.workers.report.worker import run_report
+from sparsepipe.workers.report.worker import INTERVENTIONS_INPUT, run_report
 
 
 def _prune_output(folder, edges, reached, task):
@@ -21,9 +21,14 @@ def _prune_output(folder, edges, reached, task):
         "total_nodes": 500,
         "target_loss": 0.15,
         "circuit_loss": 0.1 if reached else 0.4,
+        "calibrated_loss": 0.09 if reached else 0.35,
         "full_model_loss": 0.05,
         "inverse_loss": 0.7,
         "random_circuit_loss": 0.69,
+        "test_pairs": 64,
+        "loss_reduction": "mean",
+        "selection_loss": 0.12,
+        "test_reached_target": reached,
     }
     (folder / "result.json").write_text(json.dumps(result))
     (folder / "circuit.html").write_text(f"<html>{task}</html>")
@@ -48,10 +53,34 @@ def test_report_tables_figure_and_index(tmp_path):
     index = (ctx.out_dir / "index.html").read_text()
     assert "circuits/pretrain_tiny__var_swap.html" in index
     assert (ctx.out_dir / "circuits" / "dense__bracket_counting.html").read_text() == "<html>bracket_counting</html>"
-    assert "| pretrain/tiny | var_swap | 501 | 1000 | yes |" in (ctx.out_dir / "summary.md").read_text()
+    markdown = (ctx.out_dir / "summary.md").read_text()
+    assert "| pretrain/tiny | var_swap | 501 | 1000 | yes | 0.100 | 0.090 | 0.050 | 0.700 | 0.690 | 64 |" in markdown
+    assert "| calibrated | full model | inverse | random circuit | test pairs |" in markdown
+    assert (
+        "Losses on the test split (loss_reduction mean)" in markdown
+        and "Losses on each task's held-out test pairs" in index
+    )
+    assert "<th>test pairs</th>" in index and "<td>64</td>" in index
+    assert summary["cells"][0]["test_pairs"] == 64 and summary["cells"][0]["loss_reduction"] == "mean"
     assert ctx.metrics["cells"] == 4 and math.isclose(ctx.metrics["geomean_edges"]["dense"], 400.0)
 
 
 def test_report_without_inputs_is_an_error(tmp_path):
     with pytest.raises(ValueError, match="no pruned circuits"):
         run_report(local_context(tmp_path / "out"))
+
+
+def test_report_shows_the_bridges_intervention_curves(tmp_path):
+    bridged = tmp_path / "bridges" / "interventions"
+    bridged.mkdir(parents=True)
+    (bridged / "single_double_quote.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    (bridged / "single_double_quote.json").write_text("{}")
+    inputs = {
+        "bridges/base:single_double_quote": _prune_output(tmp_path / "a", 10, True, "single_double_quote"),
+        f"{INTERVENTIONS_INPUT}bridges/base": tmp_path / "bridges",
+    }
+    ctx = local_context(tmp_path / "out", inputs=inputs)
+    run_report(ctx)
+    assert (ctx.out_dir / "interventions" / "bridges_base" / "single_double_quote.json").exists()
+    assert "interventions/bridges_base/single_double_quote.png" in (ctx.out_dir / "index.html").read_text()
+    assert ctx.metrics["cells"] == 1

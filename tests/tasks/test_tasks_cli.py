@@ -144,9 +144,10 @@ def test_eval_defaults_to_the_committed_checkpoints(tokenizer_path, tmp_path):
     result = runner.invoke(cli_tasks.app, [*base, "--checkpoints", "pretrain/smoke", "--json"])
     assert result.exit_code == 0, result.output
     assert [(s["checkpoint"], s["task"]) for s in json.loads(result.output)] == [("pretrain/smoke", "var_if")]
-    # dense is part of the smoke config but not committed: the error names the command that builds it
+    # dense and bridges are part of the smoke config but not committed: the error names the command that builds them
     missing = runner.invoke(cli_tasks.app, base)
-    assert missing.exit_code == 2 and "sparsepipe run dense" in missing.output
+    assert missing.exit_code == 2 and "sparsepipe run bridges" in missing.output
+    assert "dense" in missing.output and "bridges/smoke" in missing.output
     assert runner.invoke(cli_tasks.app, [*base, "--checkpoints", "nosuch"]).exit_code == 2
 
 

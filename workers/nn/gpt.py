@@ -29,6 +29,9 @@ plain `register_forward_hook` or any module-hooking tool reaches it.
 activation at any of them for that call only (the hooks are removed when the
 forward ends, also on error); an intervention's output is what the rest of the
 forward sees, and what gets recorded.
+
+`residual_boundaries` names the residual stream at every sublayer boundary and
+`forward_from` runs the model from any of them to the logits (bridges use both).
 """
 
 from __future__ import annotations
@@ -94,6 +97,13 @@ def hook_names(config: ModelConfig) -> list[str]:
         locations = [hook_name(layer, loc) for loc in ALL_NODE_LOCATIONS]
         names += [f"{layer}.resid_in", *locations[:5], f"{layer}.resid_mid", *locations[5:]]
     return names + [FINAL_RESID]
+
+
+def residual_boundaries(config: ModelConfig) -> list[str]:
+    """The residual stream at every sublayer boundary, in forward order: before each attention
+    block (`L.resid_in`), before each MLP block (`L.resid_mid`), and `final_resid`; 2 * n_layer + 1
+    names. Boundary i is the input of sublayer i (even i: attention of layer i // 2, odd: its MLP)."""
+    return [f"{layer}.{half}" for layer in range(config.n_layer) for half in ("resid_in", "resid_mid")] + [FINAL_RESID]
 
 
 def topk_sizes(config: ModelConfig) -> dict[str, int | None]:
@@ -245,8 +255,15 @@ class Block(nn.Module):
         self.hook_resid_mid = HookPoint(f"{layer}.resid_mid")  # [B, T, d_model]
 
     def forward(self, x: Tensor) -> Tensor:
+        return self.mlp_sublayer(self.attn_sublayer(x))
+
+    def attn_sublayer(self, x: Tensor) -> Tensor:
+        """resid_in -> resid_mid: the attention half of the block."""
         x = self.hook_resid_in(x)
-        x = x + self.attn(self.attn.hook_act_in(_sparsify(self.ln_1(x), self.topk["attn_in"])))
+        return x + self.attn(self.attn.hook_act_in(_sparsify(self.ln_1(x), self.topk["attn_in"])))
+
+    def mlp_sublayer(self, x: Tensor) -> Tensor:
+        """resid_mid -> the next block's resid_in: the MLP half of the block."""
         x = self.hook_resid_mid(x)
         return x + self.mlp(self.mlp.hook_act_in(_sparsify(self.ln_2(x), self.topk["mlp_in"])))
 
@@ -327,6 +344,29 @@ class GPT(nn.Module):
             rows = torch.arange(tokens.shape[0], device=tokens.device)
             x, tokens = x[rows, positions], tokens[rows, positions]
         return self.unembed(x, tokens), hooks.recorded
+
+    def forward_from(
+        self,
+        x: Tensor,
+        boundary: int,
+        tokens: Tensor,
+        interventions: dict[str, Intervention] | None = None,
+    ) -> Tensor:
+        """Logits [B, T, vocab] from the residual stream `x` at sublayer boundary `boundary`
+        (an index into `residual_boundaries`): runs sublayers boundary.. to the end, then unembeds.
+        `tokens` [B, T] feed the bigram table. The hook point of boundary `boundary` itself sees `x`;
+        `interventions` as in `forward`, for this call only."""
+        n_boundaries = 2 * self.config.n_layer + 1
+        if not 0 <= boundary < n_boundaries:
+            raise IndexError(
+                f"boundary {boundary} out of range: this model has {n_boundaries} (0 .. {n_boundaries - 1})"
+            )
+        with CallHooks(self.hook_points, None, interventions):
+            for sublayer in range(boundary, n_boundaries - 1):
+                block = self.blocks[sublayer // 2]
+                x = block.attn_sublayer(x) if sublayer % 2 == 0 else block.mlp_sublayer(x)
+            x = self.hook_final_resid(x)
+        return self.unembed(x, tokens)
 
     def embed(self, tokens: Tensor) -> Tensor:
         """tokens [B, T] -> the residual stream entering layer 0 [B, T, d_model]."""

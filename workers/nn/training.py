@@ -10,11 +10,11 @@ from __future__ import annotations
 import contextlib
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
 from .config import OptimConfig, TrainConfig
 from .gpt import GPT
@@ -51,12 +51,16 @@ def lm_loss(model: GPT, batch: Tensor) -> Tensor:
     return next_token_loss(logits, batch[:, 1:])
 
 
-def build_optimizer(model: GPT, optim: OptimConfig) -> torch.optim.AdamW:
+def build_optimizer(model: GPT, optim: OptimConfig, extra: nn.Module | None = None) -> torch.optim.AdamW:
     """AdamW; weight decay on matrices and embeddings only (not biases, norms, sinks, bigram table).
-    With weight_decay_mode "after_topk" AdamW decays nothing and `Trainer` decays after the top-k."""
+    With weight_decay_mode "after_topk" AdamW decays nothing and `Trainer` decays after the top-k.
+    `extra` modules: their 2-D weights are decayed, the rest not."""
     roles = model.parameter_roles()
     decayed = [p for n, p in model.named_parameters() if roles[n].kind in ("matrix", "embed")]
     other = [p for n, p in model.named_parameters() if roles[n].kind not in ("matrix", "embed")]
+    if extra is not None:
+        decayed += [p for p in extra.parameters() if p.dim() >= 2]
+        other += [p for p in extra.parameters() if p.dim() < 2]
     decay = optim.weight_decay if optim.weight_decay_mode == "adamw" else 0.0
     groups = [{"params": decayed, "weight_decay": decay}, {"params": other, "weight_decay": 0.0}]
     return torch.optim.AdamW(groups, lr=optim.lr, betas=(optim.beta1, optim.beta2), eps=optim.eps)
@@ -77,14 +81,18 @@ def limit_grad_rms(params: list[torch.nn.Parameter], optim: OptimConfig) -> floa
 
 
 class Trainer:
-    """Model, optimizer, sparsifier and step counter of one training run."""
+    """Model, optimizer, sparsifier and step counter of one training run.
 
-    def __init__(self, model: GPT, train: TrainConfig):
-        self.model, self.train = model, train
+    `extra`: modules trained jointly with the model (e.g. bridges): in the optimizer (matrices
+    decayed like the model's) and in the gradient-RMS limit, never weight-sparsified.
+    """
+
+    def __init__(self, model: GPT, train: TrainConfig, extra: nn.Module | None = None):
+        self.model, self.train, self.extra = model, train, extra
         self.schedule = L0Schedule(train.sparsity, train.steps) if train.sparsity.enabled else None
         self.sparsifier = WeightSparsifier(model, self.schedule) if self.schedule else None
-        self.optimizer = build_optimizer(model, train.optim)
-        self.params = [p for p in model.parameters() if p.requires_grad]
+        self.optimizer = build_optimizer(model, train.optim, extra)
+        self.params = [p for p in self.optimizer_params() if p.requires_grad]
         self.decayed_after_topk = (
             self.optimizer.param_groups[0]["params"] if train.optim.weight_decay_mode == "after_topk" else []
         )
@@ -99,7 +107,11 @@ class Trainer:
     def weight_l0(self) -> float:
         return self.schedule.weight_l0(self.step) if self.schedule else 1.0
 
-    def train_step(self, batch: Tensor) -> StepStats:
+    def optimizer_params(self) -> list[nn.Parameter]:
+        return [*self.model.parameters(), *(self.extra.parameters() if self.extra is not None else [])]
+
+    def train_step(self, batch: Tensor, loss_fn: Callable[[Tensor], Tensor] | None = None) -> StepStats:
+        """One step on `batch`; `loss_fn(batch)` replaces the next-token loss of the model."""
         l0 = self.weight_l0()
         lr = learning_rate(self.step, self.train.steps, self.train.optim, l0)
         for group in self.optimizer.param_groups:
@@ -107,7 +119,7 @@ class Trainer:
         self.model.train()
         self.optimizer.zero_grad(set_to_none=True)
         with self.autocast:
-            loss = lm_loss(self.model, batch)
+            loss = lm_loss(self.model, batch) if loss_fn is None else loss_fn(batch)
         loss_value = loss.item()
         if not math.isfinite(loss_value):
             raise TrainingDiverged(self.step + 1, f"the training loss is {loss_value}")
@@ -126,9 +138,14 @@ class Trainer:
         return StepStats(loss=loss_value, lr=lr, l0=self.weight_l0(), grad_rms=grad_rms)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(), "step": self.step}
+        state = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(), "step": self.step}
+        if self.extra is not None:
+            state["extra"] = self.extra.state_dict()
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.model.load_state_dict(state["model"])
+        if self.extra is not None:
+            self.extra.load_state_dict(state["extra"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.step = state["step"]

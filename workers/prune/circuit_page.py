@@ -146,7 +146,7 @@ def render_circuit_html(data: dict[str, Any], max_edges: int = MAX_DRAWN_EDGES) 
     )
     title = f"circuit: {data.get('task', '?')} on {data.get('cell') or data.get('checkpoint', '?')}"
     tables = _table("size", data["counts"])
-    for key in ("losses", "calibration", "hyperparameters"):
+    for key in ("losses", "evaluation", "calibration", "hyperparameters"):
         if isinstance(data.get(key), dict):
             tables += _table(key, data[key])
     return (

@@ -32,9 +32,22 @@ class PruneConfig(StrictModel):
         ),
     )
     target_loss: float = Field(0.15, gt=0)
+    loss_reduction: Literal["mean", "pair_sum"] = Field(
+        "mean",
+        description=(
+            "The task loss the target and every reported loss use: 'mean' over a pair's two prompts, or their "
+            "'pair_sum' (the reference release's per-pair sum, twice as large: a stricter target at the same "
+            "target_loss)."
+        ),
+    )
     steps: int = Field(2000, ge=1)
     batch_pairs: int = Field(64, ge=1)
-    eval_pairs: int = Field(256, ge=1, description="Fixed evaluation set for bisection and faithfulness checks.")
+    eval_pairs: int = Field(
+        256,
+        ge=1,
+        description="Pairs in each fixed evaluation set: "
+        "val (bisection, CARBS selection) and test (every reported loss).",
+    )
     max_tokens: int = Field(256, ge=8)
     ablation: Literal["mean", "zero"] = "mean"
     tie_qk_masks: bool = False

@@ -8,7 +8,7 @@ from typing import Any
 
 from ..stage import Cell, CellRef, ConfigError
 
-CHECKPOINT_STAGES = ("pretrain", "dense")
+CHECKPOINT_STAGES = ("pretrain", "dense", "bridges")  # each also a dep of mean_cache and prune
 
 
 def select(patterns: list[str], names: list[str], what: str, hint: str) -> list[str]:

@@ -12,13 +12,31 @@ One trial (`run_trial`, pure: tensors in, a JSON-able `TrialResult` out):
    linearly to 0. Each step draws batch_pairs pairs from the train pool.
 2. Discretize. Rank mask entries by tau; bisect for the smallest k whose
    top-k circuit reaches target_loss on the fixed eval set (val split).
-   Also evaluate log-spaced k along the same ranking (loss-vs-size curve).
+   Also evaluate log-spaced k along the same ranking (loss-vs-size curve, val).
 3. Calibrate the circuit's logits: scale and shift of the candidate logit
    gap (logit[candidate 1] - logit[candidate 0]), `calibration_steps` LBFGS
    iterations on a fixed sample of the train pool.
-4. Faithfulness checks on the eval set: full model, circuit alone, model
-   without the circuit (inverse pruning, Fig. 32), and a random circuit with
-   the same number of nodes at every location.
+4. Report on held-out pairs (test split), never used to train or select:
+   full model, circuit alone, calibrated circuit, model without the circuit
+   (inverse pruning, Fig. 32), and a random circuit with the same number of
+   nodes at every location.
+
+Splits (DESIGN.md, "Definitions"): masks train on the task's train pairs, bisection
+and CARBS's choice of the best trial use the val pairs (`selection_loss`), and every
+reported loss (`full_model_loss`, `circuit_loss`, `calibrated_loss`, `inverse_loss`,
+`random_circuit_loss`) is measured on the `test_pairs` test pairs.
+
+Task loss (`settings.loss_reduction`): "mean" averages the two-way cross-entropy over a
+pair's two prompts; "pair_sum" sums them, as the reference release stores it (twice
+the mean). The target comparison of bisection and every reported loss use it. Mask
+training optimises the mean in both (a constant factor that k_coef absorbs), so the
+choice changes only the target: pair_sum at target t keeps exactly the circuit that
+mean keeps at t / 2 (a stricter target, so a larger circuit).
+
+Work: `TrialResult.work` counts the forward passes a trial ran (prompt rows and
+token positions; a backward pass is counted as two forwards), and `cost` is that
+count in token-forwards: a deterministic measure for CARBS, unlike wall time
+(which stays in `timings`).
 
 `run_prune` is the stage worker: load checkpoint, tokenizer, means and task
 data (`load_prune_inputs`); run one trial with `params.hyper`; write
@@ -59,7 +77,8 @@ ProgressFn = Callable[[dict[str, Any]], None]
 @dataclass
 class TaskData:
     train: TaskBatch  # pool: training batches and the calibration sample are drawn from it
-    eval: TaskBatch  # fixed evaluation set (val split): bisection, curve, faithfulness
+    eval: TaskBatch  # fixed selection set (val split): bisection, curve, CARBS's choice
+    test: TaskBatch  # fixed held-out set (test split): every reported loss
 
 
 def chunks(batch: TaskBatch, pairs_per_chunk: int) -> list[TaskBatch]:
@@ -75,15 +94,50 @@ def candidate_gap(logits: Tensor, batch: TaskBatch) -> Tensor:
     return pair[:, 1] - pair[:, 0]
 
 
-def two_way_loss(gap: Tensor, correct: Tensor, scale: Tensor | float = 1.0, shift: Tensor | float = 0.0) -> Tensor:
-    """Cross-entropy of the correct candidate under the two-way softmax, averaged over all prompts.
+LOSS_REDUCTIONS = ("mean", "pair_sum")
 
+
+def two_way_loss(
+    gap: Tensor, correct: Tensor, scale: Tensor | float = 1.0, shift: Tensor | float = 0.0, reduction: str = "mean"
+) -> Tensor:
+    """Cross-entropy of the correct candidate under the two-way softmax, averaged over pairs.
+
+    reduction "mean": the mean over a pair's two prompts (= the mean over all prompts);
+    "pair_sum": their sum, as the reference release stores it (twice the mean).
     With logits (l0, l1) and z = l1 - l0: -log softmax = softplus(-z) if candidate 1 is correct,
     softplus(z) otherwise. `scale`/`shift` calibrate z (a shift of z is a bias towards candidate 1).
     """
     z = gap * scale + shift
     sign = correct.to(z.dtype) * 2 - 1
-    return F.softplus(-sign * z).mean()
+    per_prompt = F.softplus(-sign * z)
+    if reduction == "mean":
+        return per_prompt.mean()
+    if reduction == "pair_sum":  # rows 2i and 2i+1 are the two prompts of pair i
+        return per_prompt.reshape(-1, 2).sum(dim=1).mean()
+    raise ValueError(f"unknown loss reduction {reduction!r}; choose one of {', '.join(LOSS_REDUCTIONS)}")
+
+
+@dataclass
+class Work:
+    """The forward passes a trial ran: a deterministic measure of its cost (wall time is not)."""
+
+    forwards: int = 0  # model calls
+    rows: int = 0  # prompts through the model
+    tokens: int = 0  # token positions through the model (padded batch width x rows)
+    backward_tokens: int = 0  # token positions through a backward pass (mask training)
+
+    def add(self, batch: TaskBatch) -> None:
+        self.forwards += 1
+        self.rows += int(batch.tokens.shape[0])
+        self.tokens += int(batch.tokens.numel())
+
+    @property
+    def cost(self) -> int:
+        """Token-forwards, a backward pass counted as two forwards (the usual FLOP ratio)."""
+        return self.tokens + 2 * self.backward_tokens
+
+    def to_json(self) -> dict[str, int]:
+        return {**asdict(self), "cost": self.cost}
 
 
 # ------------------------------------------------------------------- masked model
@@ -97,9 +151,11 @@ class MaskedModel:
         self.layout = layout
         self.device = next(model.parameters()).device
         self.ablation = ablation.to(self.device)
+        self.work = Work()
 
     def gap(self, batch: TaskBatch, node_mask: Tensor | None) -> Tensor:
         """Candidate logit gaps [2N]; node_mask None runs the unmasked model."""
+        self.work.add(batch)
         interventions = None if node_mask is None else mask_interventions(self.layout, node_mask, self.ablation)
         logits, _ = self.model(batch.tokens, interventions=interventions, positions=batch.eval_pos)
         return candidate_gap(logits, batch)
@@ -144,11 +200,14 @@ def train_masks(
             group["lr"] = lr
         batch = train.select(_draw_pairs(train.n_pairs, settings.batch_pairs, generator))
         gate = heaviside(tau, hyper.heaviside_temp)
-        task_loss = two_way_loss(masked.gap(batch, layout.node_mask(gate)), batch.correct)
+        task_loss = two_way_loss(
+            masked.gap(batch, layout.node_mask(gate)), batch.correct
+        )  # mean for either loss_reduction
         nodes = (gate * multiplicity).sum()
         loss = task_loss + hyper.k_coef * nodes
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        masked.work.backward_tokens += int(batch.tokens.numel())
         torch.nn.utils.clip_grad_norm_([tau], max_norm)
         optimizer.step()
         with torch.no_grad():
@@ -239,7 +298,9 @@ class Calibration:
 
 
 def fit_calibration(gap: Tensor, correct: Tensor, steps: int) -> Calibration:
-    """Scale and shift of the candidate logit gap minimising the two-way loss (LBFGS)."""
+    """Scale and shift of the candidate logit gap minimising the two-way loss (LBFGS).
+
+    Either loss reduction has the same minimiser."""
     if steps == 0:
         return Calibration()
     gap, correct = gap.detach().float().cpu(), correct.cpu()
@@ -281,13 +342,17 @@ class TrialResult:
     task: str
     seed: int
     target_loss: float
-    reached_target: bool
+    loss_reduction: str  # "mean" or "pair_sum": how every loss below reduces a pair's two prompts
+    reached_target: bool  # selection_loss <= target_loss (val split)
+    selection_loss: float  # val: the circuit's loss that bisection compared with the target
+    test_reached_target: bool  # circuit_loss <= target_loss (test split)
     nodes: int  # kept nodes (a tied q/k mask entry keeps 2)
     edges: int  # weight edges among kept nodes, the paper's metric (nn.circuit)
     total_nodes: int
     masks_kept: int  # k: mask entries in the circuit
     active_after_training: int  # mask entries with tau > 0 when training ended
-    circuit_loss: float  # eval, everything outside the circuit ablated, before calibration
+    # Reported losses, all on the test split (test_pairs pairs):
+    circuit_loss: float  # everything outside the circuit ablated, before calibration
     calibrated_loss: float  # same, after calibrating the logit gap
     calibration_train_loss_before: float
     calibration_train_loss_after: float
@@ -296,13 +361,17 @@ class TrialResult:
     full_model_loss: float
     inverse_loss: float  # only the circuit ablated
     random_circuit_loss: float  # random circuit with the same nodes per location
+    test_pairs: int  # pairs behind every reported loss
+    pairs: dict[str, int]  # pairs per role: train (pool), calibration (from the pool), val, test
     edge_counts: dict[str, int]
-    bisection: list[dict[str, float]]  # {k, nodes, loss} in probe order
-    loss_vs_k: list[dict[str, float]]  # {k, nodes, loss} sorted by k: curve points and probes
+    bisection: list[dict[str, float]]  # {k, nodes, loss} in probe order (val)
+    loss_vs_k: list[dict[str, float]]  # {k, nodes, loss} sorted by k: curve points and probes (val)
     train_history: list[dict[str, float]]
     kept: dict[str, list[int]]  # the circuit: kept channel indices per node location
     hyper: dict[str, float]
-    timings: dict[str, float] = field(default_factory=dict)
+    work: dict[str, int]  # forward passes run (`Work`); deterministic for a given trial
+    cost: float  # work["cost"], token-forwards: the cost CARBS observes
+    timings: dict[str, float] = field(default_factory=dict)  # wall seconds, recorded only
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -330,8 +399,10 @@ def run_trial(
     layout = NodeLayout(model.config, tie_qk=settings.tie_qk_masks)
     masked = MaskedModel(model, layout, ablation_values(layout, means, settings.ablation))
     generator = torch.Generator().manual_seed(seed)
-    train, evaluation = task_data.train.to(device), task_data.eval.to(device)
+    reduction = settings.loss_reduction
+    train, evaluation, test = task_data.train.to(device), task_data.eval.to(device), task_data.test.to(device)
     eval_chunks = chunks(evaluation, settings.batch_pairs)
+    test_chunks = chunks(test, settings.batch_pairs)
     calibration_set = train.select(torch.randperm(train.n_pairs, generator=generator)[: settings.eval_pairs])
     calibration_chunks = chunks(calibration_set, settings.batch_pairs)
     calibration_correct = calibration_set.correct
@@ -346,7 +417,7 @@ def run_trial(
     def loss_at(k: int) -> float:
         if k not in eval_gaps:
             eval_gaps[k] = masked.gaps(eval_chunks, ranking.top_k(k).to(device))
-        return float(two_way_loss(eval_gaps[k], evaluation.correct))
+        return float(two_way_loss(eval_gaps[k], evaluation.correct, reduction=reduction))
 
     bisection = smallest_sufficient_k(loss_at, ranking.n_active, settings.target_loss)
     timings["bisect_s"] = time.perf_counter() - mark
@@ -361,14 +432,21 @@ def run_trial(
     circuit_mask = ranking.top_k(k).to(device)
     train_gaps = masked.gaps(calibration_chunks, circuit_mask)
     calibration = fit_calibration(train_gaps, calibration_correct, settings.calibration_steps)
-    circuit_gaps = eval_gaps[k]
     timings["calibrate_s"] = time.perf_counter() - mark
 
+    # Reporting: held-out test pairs, after every choice (masks, k, calibration) is made.
     mark = time.perf_counter()
+
+    def test_loss(gaps: Tensor, scale: float = 1.0, shift: float = 0.0) -> float:
+        return float(two_way_loss(gaps, test.correct, scale, shift, reduction=reduction))
+
     random_mask = layout.node_mask(random_like((ranking.rank < k).float(), layout, generator)).to(device)
-    full_loss = loss_at(layout.n_masks)  # every mask on is the unmasked model, bit for bit
-    inverse_loss = two_way_loss(masked.gaps(eval_chunks, 1 - circuit_mask), evaluation.correct)
-    random_loss = two_way_loss(masked.gaps(eval_chunks, random_mask), evaluation.correct)
+    circuit_gaps = masked.gaps(test_chunks, circuit_mask)
+    # every mask on is the unmasked model, bit for bit
+    full_gaps = masked.gaps(test_chunks, ranking.top_k(layout.n_masks).to(device))
+    inverse_loss = test_loss(masked.gaps(test_chunks, 1 - circuit_mask))
+    random_loss = test_loss(masked.gaps(test_chunks, random_mask))
+    circuit_loss = test_loss(circuit_gaps)
     kept = kept_indices(layout.split(circuit_mask))
     circuit = build_circuit(model, kept, evaluation.candidates)
     timings["checks_s"] = time.perf_counter() - mark
@@ -378,29 +456,41 @@ def run_trial(
         task=task,
         seed=seed,
         target_loss=settings.target_loss,
+        loss_reduction=reduction,
         reached_target=bisection.reached_target,
+        selection_loss=loss_at(k),
+        test_reached_target=circuit_loss <= settings.target_loss,
         nodes=circuit.nodes,
         edges=circuit.edges,
         total_nodes=layout.n_nodes,
         masks_kept=k,
         active_after_training=ranking.n_active,
-        circuit_loss=float(two_way_loss(circuit_gaps, evaluation.correct)),
-        calibrated_loss=float(two_way_loss(circuit_gaps, evaluation.correct, calibration.scale, calibration.shift)),
-        calibration_train_loss_before=float(two_way_loss(train_gaps, calibration_correct)),
+        circuit_loss=circuit_loss,
+        calibrated_loss=test_loss(circuit_gaps, calibration.scale, calibration.shift),
+        calibration_train_loss_before=float(two_way_loss(train_gaps, calibration_correct, reduction=reduction)),
         calibration_train_loss_after=float(
-            two_way_loss(train_gaps, calibration_correct, calibration.scale, calibration.shift)
+            two_way_loss(train_gaps, calibration_correct, calibration.scale, calibration.shift, reduction)
         ),
         logit_scale=calibration.scale,
         logit_bias=calibration.shift,
-        full_model_loss=float(full_loss),
-        inverse_loss=float(inverse_loss),
-        random_circuit_loss=float(random_loss),
+        full_model_loss=test_loss(full_gaps),
+        inverse_loss=inverse_loss,
+        random_circuit_loss=random_loss,
+        test_pairs=test.n_pairs,
+        pairs={
+            "train": train.n_pairs,
+            "calibration": calibration_set.n_pairs,
+            "val": evaluation.n_pairs,
+            "test": test.n_pairs,
+        },
         edge_counts=circuit.counts(),
         bisection=[{"k": k_, "nodes": ranking.nodes(k_), "loss": loss} for k_, loss in bisection.probes],
         loss_vs_k=curve,
         train_history=history,
         kept={name: idx.tolist() for name, idx in kept.items()},
         hyper=hyper.model_dump(),
+        work=masked.work.to_json(),
+        cost=float(masked.work.cost),
         timings=timings,
     )
 
@@ -417,36 +507,47 @@ def load_task_data(task: str, tokenizer: Tokenizer, params: PruneConfig, max_tok
     return TaskData(
         train=load_task(task, tokenizer, "train", train_pairs, params.seed, max_tokens),
         eval=load_task(task, tokenizer, "val", params.eval_pairs, params.seed, max_tokens),
+        test=load_task(task, tokenizer, "test", params.eval_pairs, params.seed, max_tokens),
     )
 
 
 def plot_loss_vs_size(result: TrialResult, path: Path) -> None:
-    """Eval loss of the top-k circuits along the ranking (the curve behind the paper's Fig. 2)."""
+    """Val loss of the top-k circuits along the ranking (the curve behind the paper's Fig. 2); the circuit on test."""
     from ..plots import GRID_ALPHA, LEGEND_FONTSIZE, new_figure, save
 
     fig = new_figure(7, 4.5)
     ax = fig.subplots()
     curve = [row for row in result.loss_vs_k if row["nodes"] > 0]
-    ax.plot([row["nodes"] for row in curve], [row["loss"] for row in curve], "o-", ms=3, label="top-k circuit (eval)")
+    ax.plot([row["nodes"] for row in curve], [row["loss"] for row in curve], "o-", ms=3, label="top-k circuit (val)")
     probes = [row for row in result.bisection if row["nodes"] > 0]
     ax.plot(
         [row["nodes"] for row in probes], [row["loss"] for row in probes], "x", color="black", label="bisection probes"
     )
     ax.axhline(result.target_loss, color="grey", ls="--", label=f"target {result.target_loss:g}")
-    ax.axhline(result.full_model_loss, color="tab:green", ls=":", label=f"full model {result.full_model_loss:.3g}")
+    ax.axhline(
+        result.full_model_loss, color="tab:green", ls=":", label=f"full model, test {result.full_model_loss:.3g}"
+    )
     if result.nodes > 0:
         ax.plot(
             [result.nodes],
-            [result.circuit_loss],
+            [result.selection_loss],
             "*",
             ms=14,
             color="tab:red",
-            label=f"circuit: {result.nodes} nodes, {result.edges} edges",
+            label=f"circuit (val): {result.nodes} nodes, {result.edges} edges",
+        )
+        ax.plot(
+            [result.nodes],
+            [result.circuit_loss],
+            "D",
+            ms=7,
+            color="tab:purple",
+            label=f"circuit, test ({result.test_pairs} pairs) {result.circuit_loss:.3g}",
         )
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("nodes kept")
-    ax.set_ylabel("two-way task loss")
+    ax.set_ylabel(f"two-way task loss ({result.loss_reduction})")
     ax.set_title(f"{result.task}: loss vs circuit size" + ("" if result.reached_target else " (target not reached)"))
     ax.grid(alpha=GRID_ALPHA, which="both")
     ax.legend(fontsize=LEGEND_FONTSIZE)
@@ -503,6 +604,16 @@ def write_prune_outputs(ctx: WorkContext, inputs: PruneInputs, params: PruneConf
             "full_model": result.full_model_loss,
             "inverse": result.inverse_loss,
             "random_circuit": result.random_circuit_loss,
+            "selection_val": result.selection_loss,
+        },
+        evaluation={
+            "reported_split": "test",
+            "test_pairs": result.test_pairs,
+            "selection_split": "val",
+            "mask_training_split": "train",
+            "pairs": result.pairs,
+            "loss_reduction": result.loss_reduction,
+            "test_reached_target": result.test_reached_target,
         },
         reached_target=result.reached_target,
         calibration={"logit_scale": result.logit_scale, "logit_bias": result.logit_bias},
@@ -524,7 +635,11 @@ def write_prune_outputs(ctx: WorkContext, inputs: PruneInputs, params: PruneConf
             "edges_with_residual": result.edge_counts["edges_with_residual"],
             "total_nodes": result.total_nodes,
             "target_loss": result.target_loss,
+            "loss_reduction": result.loss_reduction,
             "reached_target": result.reached_target,
+            "selection_loss": result.selection_loss,
+            "test_reached_target": result.test_reached_target,
+            "test_pairs": result.test_pairs,
             "circuit_loss": result.circuit_loss,
             "calibrated_loss": result.calibrated_loss,
             "full_model_loss": result.full_model_loss,
@@ -532,6 +647,7 @@ def write_prune_outputs(ctx: WorkContext, inputs: PruneInputs, params: PruneConf
             "random_circuit_loss": result.random_circuit_loss,
             "seconds": result.timings["total_s"],
             "timings": result.timings,
+            "cost": result.cost,
         }
     )
 

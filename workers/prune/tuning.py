@@ -4,8 +4,12 @@
     for each of tune.iterations iterations (32 in the paper):
         ask for tune.trials_per_iteration suggestions (8 in the paper)
         run them as concurrent trials (ctx.submit: Ray tasks of cpus_per_trial / gpus_per_trial)
-        observe them all: output = circuit edges at the target loss, cost = trial wall time,
+        observe them all: output = circuit edges at the target loss (val split), cost = the
+        trial's work in token-forwards (deterministic; wall time is only recorded),
         failure = the circuit never reached the target loss (or the trial raised)
+
+Selection (CARBS's observations and the best trial) reads only val-split results; the
+test-split losses of the best trial are what the artifact reports (see trial.py).
 
 The artifact is the best trial's circuit in the files `run_prune` writes (circuit.json,
 circuit.html, result.json, loss_vs_k.png), plus trials.jsonl and tuning.png; the metrics are
@@ -57,9 +61,10 @@ def new_tuner(params: PruneConfig, tune: TuneConfig) -> Carbs:
 
 
 def observation(record: TrialRecord) -> ObservationInput:
+    """Output edges and cost the trial's deterministic work (`TrialRecord.cost`), never its wall time."""
     if not record.reached_target:
-        return ObservationInput(record.id, output=math.nan, cost=record.seconds, is_failure=True)
-    return ObservationInput(record.id, output=float(record.edges), cost=record.seconds)
+        return ObservationInput(record.id, output=math.nan, cost=record.cost, is_failure=True)
+    return ObservationInput(record.id, output=float(record.edges), cost=record.cost)
 
 
 class TuningProgress:

@@ -12,7 +12,9 @@ TRIALS_FILE, TUNING_PLOT = "trials.jsonl", "tuning.png"
 
 
 def best_trial(records: list[TrialRecord]) -> TrialRecord:
-    """Fewest edges among trials that reached the target loss; when none did, the lowest loss."""
+    """Fewest edges among trials that reached the target loss; when none did, the lowest loss.
+
+    Uses only val-split results (reached_target, edges, selection_loss): test losses never choose."""
     finished = [r for r in records if r.result is not None]
     if not finished:
         raise ValueError("no trial produced a circuit")
@@ -50,6 +52,8 @@ def trial_log(records: list[TrialRecord]) -> list[dict[str, Any]]:
             "edges": record.edges,
             "loss": None if record.loss is None else _short(record.loss),
             "reached_target": record.reached_target,
+            "cost": None if record.result is None else record.cost,
+            "seconds": round(record.seconds, 3),
             "start": round(record.start, 2),
             "end": round(record.end, 2),
             "host": record.host,

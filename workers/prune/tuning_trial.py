@@ -7,6 +7,7 @@ that runs several trials of a cell loads the model and the task data once.
 
 from __future__ import annotations
 
+import math
 import socket
 import sys
 import time
@@ -63,7 +64,13 @@ class TrialRecord:
 
     @property
     def seconds(self) -> float:
+        """Wall time of the trial: recorded, never the tuner's cost (it varies with the machine's load)."""
         return self.end - self.start
+
+    @property
+    def cost(self) -> float:
+        """The deterministic work the trial did (TrialResult.cost, token-forwards); NaN when it raised."""
+        return math.nan if self.result is None else float(self.result["cost"])
 
     @property
     def reached_target(self) -> bool:
@@ -75,7 +82,8 @@ class TrialRecord:
 
     @property
     def loss(self) -> float | None:
-        return None if self.result is None else self.result["circuit_loss"]
+        """The circuit's val loss, the one selection may use (circuit_loss is test: reported, never compared)."""
+        return None if self.result is None else self.result["selection_loss"]
 
     def trial_result(self) -> TrialResult:
         assert self.result is not None, f"trial {self.id} raised ({self.error}); it has no result"

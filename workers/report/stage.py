@@ -1,4 +1,7 @@
-"""The report stage: one cell over every prune cell: table, figure, browsable index."""
+"""The report stage: one cell over every prune cell: table, figure, browsable index.
+
+The bridges cells, when there are any, are inputs too: their A.4 intervention curves go into the index.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +10,16 @@ from typing import Any
 from ..context import WorkContext
 from ..stage import Cell, Resources, Stage
 from .config import ReportConfig
+from .worker import INTERVENTIONS_INPUT
 
 
 def report_cells(config: Any, upstream: dict[str, list[Cell]]) -> list[Cell]:
     pruned = upstream.get("prune", [])
     if not config.report.enabled or not pruned:
         return []
-    return [Cell("report", "", {}, {cell.cell: cell.ref for cell in pruned}, Resources(num_cpus=1))]
+    inputs = {cell.cell: cell.ref for cell in pruned}
+    inputs |= {f"{INTERVENTIONS_INPUT}{cell.ref}": cell.ref for cell in upstream.get("bridges", [])}
+    return [Cell("report", "", {}, inputs, Resources(num_cpus=1))]
 
 
 def run_report_cell(ctx: WorkContext, params: dict[str, Any]) -> None:
@@ -25,10 +31,10 @@ def run_report_cell(ctx: WorkContext, params: dict[str, Any]) -> None:
 REPORT = Stage(
     name="report",
     version="1",
-    deps=("prune",),
+    deps=("prune", "bridges"),
     cells=report_cells,
     run="sparsepipe.workers.report.stage:run_report_cell",
-    description="every circuit in one table, figure and browsable index",
+    description="every circuit in one table, figure and browsable index (with the bridges' intervention curves)",
     config={"report": ReportConfig},
     provides=("report",),
 )

@@ -1,8 +1,14 @@
 """The report stage: every pruned circuit in one table, figure and browsable index.
 
-Inputs are the prune cells, named "<checkpoint>:<task>" (e.g. "pretrain/tiny:bracket_counting").
+Inputs are the prune cells, named "<checkpoint>:<task>" (e.g. "pretrain/tiny:bracket_counting"), and
+the bridges cells, named "interventions/bridges/<variant>", whose A.4 intervention curves are copied under
+`interventions/` and shown in the index.
 Writes `summary.json`, `summary.md`, `edges_by_task.png` and `index.html`, with every circuit page
 copied under `circuits/` so the report folder opens in a browser on its own.
+
+Every loss in the tables is measured on the task's held-out test pairs (their count is the
+"test pairs" column), in the prune cell's loss_reduction; "reached" is the selection on val
+pairs that bisection made (the circuit's test loss is beside it).
 """
 
 from __future__ import annotations
@@ -19,7 +25,11 @@ from ..context import WorkContext
 
 RESULT_FILE = "result.json"
 CIRCUIT_PAGE = "circuit.html"
-LOSS_KEYS = ("circuit_loss", "full_model_loss", "inverse_loss", "random_circuit_loss")
+LOSS_KEYS = ("circuit_loss", "calibrated_loss", "full_model_loss", "inverse_loss", "random_circuit_loss")
+LOSS_HEADERS = ("circuit loss", "calibrated", "full model", "inverse", "random circuit")
+# Input-name prefix of a bridges cell ("interventions/bridges/base"); prune cells are "<checkpoint>:<task>".
+INTERVENTIONS_INPUT = "interventions/"
+INTERVENTIONS_DIR = "interventions"  # in a bridges artifact: <task>.json and <task>.png
 
 
 def summarize(inputs: dict[str, Path]) -> list[dict[str, Any]]:
@@ -34,7 +44,19 @@ def summarize(inputs: dict[str, Path]) -> list[dict[str, Any]]:
             "edges": result["edges"],
             "reached_target": result["reached_target"],
         }
-        row.update({key: result.get(key) for key in ("total_nodes", "target_loss", *LOSS_KEYS)})
+        row.update(
+            {
+                key: result.get(key)
+                for key in (
+                    "total_nodes",
+                    "target_loss",
+                    "loss_reduction",
+                    "test_pairs",
+                    "test_reached_target",
+                    *LOSS_KEYS,
+                )
+            }
+        )
         rows.append(row)
     return rows
 
@@ -56,19 +78,28 @@ def _geomean_text(info: dict[str, Any]) -> str:
     return "–" if info["geomean_edges"] is None else f"{info['geomean_edges']:.1f}"
 
 
+def _reduction_text(rows: list[dict[str, Any]]) -> str:
+    """How the losses reduce a pair's two prompts, e.g. "loss_reduction mean" (several if cells differ)."""
+    reductions = sorted({r.get("loss_reduction") or "mean" for r in rows})
+    return "loss_reduction " + ", ".join(reductions)
+
+
 def markdown_table(rows: list[dict[str, Any]], headline: dict[str, dict[str, Any]]) -> str:
     lines = ["| checkpoint | tasks | reached target | geomean edges |", "|---|---|---|---|"]
     for checkpoint, info in headline.items():
         lines.append(f"| {checkpoint} | {info['tasks']} | {info['reached_target']} | {_geomean_text(info)} |")
+    lines += ["", f"Losses on the test split ({_reduction_text(rows)}); 'reached' is the val-split selection.", ""]
     lines += [
-        "",
-        "| checkpoint | task | nodes | edges | reached | circuit loss | full model | inverse | random circuit |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| checkpoint | task | nodes | edges | reached | " + " | ".join(LOSS_HEADERS) + " | test pairs |",
+        "|---" * (6 + len(LOSS_HEADERS)) + "|",
     ]
     for r in rows:
         losses = " | ".join(f"{r[k]:.3f}" if isinstance(r[k], (int, float)) else "–" for k in LOSS_KEYS)
         reached = "yes" if r["reached_target"] else "no"
-        lines.append(f"| {r['checkpoint']} | {r['task']} | {r['nodes']} | {r['edges']} | {reached} | {losses} |")
+        pairs = "–" if r["test_pairs"] is None else r["test_pairs"]
+        lines.append(
+            f"| {r['checkpoint']} | {r['task']} | {r['nodes']} | {r['edges']} | {reached} | {losses} | {pairs} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -111,9 +142,11 @@ def index_html(rows: list[dict[str, Any]], headline: dict[str, dict[str, Any]]) 
         f"<td><a href='circuits/{html.escape(page_name(r['checkpoint'], r['task']))}'>{html.escape(r['task'])}</a></td>"
         f"<td>{r['nodes']}</td><td>{r['edges']}</td><td>{'yes' if r['reached_target'] else 'no'}</td>"
         + "".join(f"<td>{r[k]:.3f}</td>" if isinstance(r[k], (int, float)) else "<td>–</td>" for k in LOSS_KEYS)
+        + f"<td>{'–' if r['test_pairs'] is None else r['test_pairs']}</td>"
         + "</tr>"
         for r in rows
     )
+    loss_heads = "".join(f"<th>{h}</th>" for h in LOSS_HEADERS)
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>sparsepipe circuits</title>
 <style>body{{font-family:system-ui,sans-serif;margin:2em}}table{{border-collapse:collapse;margin-bottom:2em}}
 td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}td:first-child,td:nth-child(2){{text-align:left}}
@@ -122,27 +155,61 @@ tr.miss{{color:#999}}</style></head><body>
 over tasks that reached the target loss.</p>
 <table><tr><th>checkpoint</th><th>tasks</th><th>reached target</th><th>geomean edges</th></tr>{head}</table>
 <img src="edges_by_task.png" alt="circuit size per task">
+<p>Losses on each task's held-out test pairs ({html.escape(_reduction_text(rows))});
+"reached" is the selection on val pairs.</p>
 <table><tr><th>checkpoint</th><th>task</th><th>nodes</th><th>edges</th><th>reached</th>
-<th>circuit loss</th><th>full model</th><th>inverse</th><th>random circuit</th></tr>{body}</table>
+{loss_heads}<th>test pairs</th></tr>{body}</table>
 </body></html>"""
 
 
+def copy_interventions(bridges: dict[str, Path], out: Path) -> list[str]:
+    """The bridges cells' A.4 intervention curves (interventions/<task>.json, .png) under out/interventions/<cell>/;
+    returns the PNG paths, relative to `out`."""
+    pictures = []
+    for name, folder in sorted(bridges.items()):
+        source = folder / INTERVENTIONS_DIR
+        if not source.is_dir():
+            continue
+        target = out / INTERVENTIONS_DIR / name.replace("/", "_")
+        shutil.copytree(source, target)
+        pictures += [str(png.relative_to(out)) for png in sorted(target.glob("*.png"))]
+    return pictures
+
+
 def run_report(ctx: WorkContext) -> None:
-    if not ctx.inputs:
+    pruned = {name: folder for name, folder in ctx.inputs.items() if not name.startswith(INTERVENTIONS_INPUT)}
+    bridged = {  # "bridges/<variant>" -> its folder, for the intervention curves
+        name.removeprefix(INTERVENTIONS_INPUT): folder
+        for name, folder in ctx.inputs.items()
+        if name.startswith(INTERVENTIONS_INPUT)
+    }
+    if not pruned:
         raise ValueError(
             "the report has no pruned circuits to summarize; run the prune stage with at least one task and checkpoint"
         )
-    rows = summarize(ctx.inputs)
+    rows = summarize(pruned)
     headline = geometric_mean_edges(rows)
     out = ctx.out_dir
     (out / "circuits").mkdir()
-    for name, folder in ctx.inputs.items():
+    interventions = copy_interventions(bridged, out)
+    for name, folder in pruned.items():
         checkpoint, _, task = name.rpartition(":")
         shutil.copyfile(folder / CIRCUIT_PAGE, out / "circuits" / page_name(checkpoint, task))
     (out / "summary.json").write_text(json.dumps({"checkpoints": headline, "cells": rows}, indent=2))
     (out / "summary.md").write_text(markdown_table(rows, headline))
     plot_edges_by_task(rows, out / "edges_by_task.png")
-    (out / "index.html").write_text(index_html(rows, headline))
+    page = index_html(rows, headline)
+    if interventions:
+        figures = "".join(
+            f"<figure><img src='{html.escape(p)}'><figcaption>{html.escape(p)}</figcaption></figure>"
+            for p in interventions
+        )
+        section = (
+            "<h2>Bridge interventions (paper A.4, Fig. 9)</h2>"
+            "<p>The dense model's candidate probabilities while a bridged sparse node steers it.</p>"
+        )
+        page = page.replace("</body>", section + figures + "</body>")
+    (out / "index.html").write_text(page)
     ctx.metrics.update(
         {
             "cells": len(rows),

@@ -1,4 +1,4 @@
-"""The pretrain and dense stages' settings (and the bridges section), and their values in each preset.
+"""The pretrain and dense stages' settings, and their values in each preset.
 
 The model and the training step are configured by `nn.config` (ModelConfig,
 OptimConfig, SparsityConfig, TrainConfig); this module adds the sweep over
@@ -42,15 +42,20 @@ class PretrainConfig(StrictModel):
 
     def variant_train_config(self, variant: ModelVariant) -> TrainConfig:
         """The full training config of one sweep cell."""
-        data = self.train.model_dump()
-        for field in ("d_model", "n_layer", "afrac"):
-            if getattr(variant, field) is not None:
-                data["model"][field] = getattr(variant, field)
-        if variant.target_l0 is not None:
-            data["sparsity"]["target_l0"] = variant.target_l0
-        if variant.lr is not None:
-            data["optim"]["lr"] = variant.lr
-        return TrainConfig.model_validate(data)
+        return apply_variant(self.train, variant)
+
+
+def apply_variant(train: TrainConfig, variant: ModelVariant) -> TrainConfig:
+    """`train` with the fields `variant` changes (pretrain's sweep, and the bridges stage's)."""
+    data = train.model_dump()
+    for field in ("d_model", "n_layer", "afrac"):
+        if getattr(variant, field) is not None:
+            data["model"][field] = getattr(variant, field)
+    if variant.target_l0 is not None:
+        data["sparsity"]["target_l0"] = variant.target_l0
+    if variant.lr is not None:
+        data["optim"]["lr"] = variant.lr
+    return TrainConfig.model_validate(data)
 
 
 class DenseConfig(StrictModel):
@@ -67,16 +72,6 @@ class DenseConfig(StrictModel):
         if train.sparsity.enabled:
             raise ValueError("dense.train.sparsity.enabled must be false: the dense baseline has no weight sparsity")
         return train
-
-
-class BridgesConfig(StrictModel):
-    enabled: bool = False
-    train: TrainConfig = Field(default_factory=TrainConfig)
-    encoder_afrac: float = Field(0.25, gt=0, le=1)
-    coef_ce: float = Field(1.0, ge=0)
-    coef_kl: float = Field(1.0, ge=0)
-    coef_nmse: float = Field(1.0, ge=0)
-    coef_hybrid_kl: float = Field(1.0, ge=0)
 
 
 # ------------------------------------------------------------------- presets
@@ -199,10 +194,6 @@ DENSE_PRESETS: dict[str, dict[str, Any]] = {
                 _train(_SMALL_MODEL, steps=20_000, batch=64, eval_every=500, checkpoint_every=1000, optim={"lr": 3e-3})
             )
         },
-        "bridges": {
-            "enabled": True,
-            "train": _train(_SMALL_MODEL, steps=10_000, batch=64, eval_every=500, checkpoint_every=1000),
-        },
     },
     "paper": {
         "dense": {
@@ -217,17 +208,6 @@ DENSE_PRESETS: dict[str, dict[str, Any]] = {
                     dtype="bfloat16",
                 )
             )
-        },
-        "bridges": {
-            "enabled": True,
-            "train": _train(
-                {**_PAPER_MODEL, "n_layer": 4},
-                steps=100_000,
-                batch=512,
-                eval_every=2000,
-                checkpoint_every=2000,
-                dtype="bfloat16",
-            ),
         },
     },
 }

@@ -7,7 +7,7 @@ from typing import Any
 from ..context import WorkContext
 from ..nn.config import TrainConfig
 from ..stage import Benchmark, Cell, CellRef, Resources, Stage
-from .config import DENSE_PRESETS, PRETRAIN_PRESETS, BridgesConfig, DenseConfig, PretrainConfig
+from .config import DENSE_PRESETS, PRETRAIN_PRESETS, DenseConfig, PretrainConfig
 
 
 def _trainer_resources(config: Any) -> Resources:
@@ -63,10 +63,7 @@ def check_pretrain(config: Any) -> list[str]:
 
 
 def check_dense(config: Any) -> list[str]:
-    problems = _against_the_tokens(config, "dense.train", config.dense.train) if config.dense.enabled else []
-    if config.bridges.enabled:
-        problems += _against_the_tokens(config, "bridges.train", config.bridges.train)
-    return problems
+    return _against_the_tokens(config, "dense.train", config.dense.train) if config.dense.enabled else []
 
 
 def run_train_cell(ctx: WorkContext, params: dict[str, Any]) -> None:
@@ -95,8 +92,7 @@ DENSE = Stage(
     cells=dense_cells,
     run="sparsepipe.workers.train.stage:run_train_cell",
     description="the dense baseline (same loop, sparsity off)",
-    # The bridges section waits here for the bridges stage, which will own it.
-    config={"dense": DenseConfig, "bridges": BridgesConfig},
+    config={"dense": DenseConfig},
     presets=DENSE_PRESETS,
     provides=("checkpoint",),
     checks=(check_dense,),

@@ -18,7 +18,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import numpy as np
 import torch
@@ -33,7 +33,7 @@ from .bigram_baseline import bigram_loss, train_bigram_log_probs
 from .curves import plot_training_curves
 from .loader import ShardLoader
 
-__all__ = ["run_pretrain", "TrainingDiverged", "CHECKPOINT"]
+__all__ = ["run_pretrain", "train_loop", "TrainingDiverged", "CHECKPOINT"]
 
 CHECKPOINT = "train_state.pt"  # name in the progress area
 
@@ -57,6 +57,10 @@ def resolve_train_config(train: TrainConfig, loader: ShardLoader) -> TrainConfig
 class EvalResult:
     loss: float
     dead_neurons: int  # MLP neurons whose post_act is never > 0 on the eval batches
+
+    def history_fields(self) -> dict[str, Any]:
+        """Columns this evaluation adds to its metrics.jsonl row besides val_loss."""
+        return {}
 
 
 @torch.no_grad()
@@ -86,7 +90,15 @@ class RunLog:
     window_loss: float = 0.0  # sum of train losses since the last history row
     window_steps: int = 0
 
-    def add(self, step: int, stats: StepStats, tokens: int, write_row: bool, val_loss: float | None) -> None:
+    def add(
+        self,
+        step: int,
+        stats: StepStats,
+        tokens: int,
+        write_row: bool,
+        val_loss: float | None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
         self.tokens_seen += tokens
         self.window_loss += stats.loss
         self.window_steps += 1
@@ -100,6 +112,7 @@ class RunLog:
                     "val_loss": val_loss,
                     "tokens_seen": self.tokens_seen,
                     "grad_rms": stats.grad_rms,
+                    **(extra or {}),
                 }
             )
             self.window_loss, self.window_steps = 0.0, 0
@@ -177,6 +190,26 @@ def run_pretrain(ctx: WorkContext, train: TrainConfig, tokens_input: str = "toke
 
     torch.manual_seed(train.seed)
     trainer = Trainer(GPT(train.model).to(device), train)
+    final_eval, log = train_loop(ctx, train, trainer, loader, lambda: evaluate(trainer.model, val_batches))
+    write_outputs(ctx, train, trainer.model, final_eval, log, tokens_root, val_batches)
+
+
+def train_loop(
+    ctx: WorkContext,
+    train: TrainConfig,
+    trainer: Trainer,
+    loader: ShardLoader,
+    evaluate_now: Callable[[], Any],
+    loss_fn: Callable[[Tensor], Tensor] | None = None,
+) -> tuple[Any, RunLog]:
+    """Resume from this cell's checkpoint, train to `train.steps`, checkpoint and report progress.
+
+    `evaluate_now()` runs every `eval_every` steps and at the end; its result has `.loss` (the
+    history's val_loss) and `history_fields()`, more columns for that row (see EvalResult).
+    `loss_fn(batch)` replaces the next-token loss (see `Trainer.train_step`).
+    Returns the last evaluation and the run log.
+    """
+    device = next(trainer.model.parameters()).device
     log = load_train_state(ctx, train, trainer, loader) or RunLog()
     last_checkpoint = checkpoint_label(trainer.step) if trainer.step else None
 
@@ -196,13 +229,11 @@ def run_pretrain(ctx: WorkContext, train: TrainConfig, tokens_input: str = "toke
         started = time.perf_counter()
         batch = loader.next_batch().to(device)
         try:
-            stats = trainer.train_step(batch)
+            stats = trainer.train_step(batch, loss_fn)
         except TrainingDiverged as error:
             raise TrainingDiverged(error.step, error.reason, last_checkpoint) from None
         step = trainer.step
-        evaluation = (
-            evaluate(trainer.model, val_batches) if step % train.eval_every == 0 or step == train.steps else None
-        )
+        evaluation = evaluate_now() if step % train.eval_every == 0 or step == train.steps else None
         val_loss = evaluation.loss if evaluation else None
         log.add(
             step,
@@ -210,18 +241,18 @@ def run_pretrain(ctx: WorkContext, train: TrainConfig, tokens_input: str = "toke
             batch[:, 1:].numel(),
             write_row=evaluation is not None or step % log_every == 0,
             val_loss=val_loss,
+            extra=evaluation.history_fields() if evaluation is not None else None,
         )
         log.train_seconds += time.perf_counter() - started
         if ctx.progress is not None and step % train.checkpoint_every == 0 and step < train.steps:
-            if not all(torch.isfinite(p).all() for p in trainer.model.parameters()):
+            if not all(torch.isfinite(p).all() for p in trainer.optimizer_params()):
                 raise TrainingDiverged(step, "a weight became NaN/inf", last_checkpoint)
             save_train_state(ctx, train, trainer, loader, log)
             last_checkpoint = checkpoint_label(step)
         if step % report_every == 0 or step == train.steps:
             ctx.report({"completed": step, "total": train.steps, "description": f"loss {stats.loss:.3f}"})
         final_eval = evaluation
-
-    write_outputs(ctx, train, trainer.model, final_eval, log, tokens_root, val_batches)
+    return final_eval, log
 
 
 def write_outputs(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 from tune_toys import SETTINGS, TASK
@@ -12,9 +13,9 @@ from sparsepipe.pipeline.dag import default_registry
 from sparsepipe.workers.context import local_context
 from sparsepipe.workers.prune.config import PruneHyperparams, TuneConfig
 from sparsepipe.workers.prune.stage import TUNED_CELL_CPUS, run_prune_cell
-from sparsepipe.workers.prune.tuning import STATE_FILE, TrialsFailedError, run_tuning
+from sparsepipe.workers.prune.tuning import STATE_FILE, TrialsFailedError, observation, run_tuning
 from sparsepipe.workers.prune.tuning_report import best_trial
-from sparsepipe.workers.prune.tuning_trial import TrialRecord
+from sparsepipe.workers.prune.tuning_trial import TrialAssignment, TrialInputs, TrialRecord, run_tuning_trial
 
 TUNE = TuneConfig(iterations=3, trials_per_iteration=3, cpus_per_trial=1)
 
@@ -50,7 +51,10 @@ def test_every_trial_of_every_iteration_is_observed(tuned):
         assert observed[entry["id"]]["is_failure"] == (not entry["reached_target"])
         if entry["reached_target"]:
             assert observed[entry["id"]]["output"] == entry["edges"]
-        assert observed[entry["id"]]["cost"] == pytest.approx(entry["end"] - entry["start"], abs=0.02)
+        # cost = the trial's deterministic work (token-forwards), not its wall time
+        assert observed[entry["id"]]["cost"] == entry["cost"] > 0 and entry["seconds"] == pytest.approx(
+            entry["end"] - entry["start"], abs=0.01
+        )
 
 
 @SLOW
@@ -122,8 +126,15 @@ def test_a_finished_cell_run_again_resumes_every_trial(tuned, cell_inputs, tmp_p
     assert again.metrics["trial_log"] == ctx.metrics["trial_log"] and again.metrics["edges"] == ctx.metrics["edges"]
 
 
-def _record(trial_id: str, edges: int, loss: float, reached: bool) -> TrialRecord:
-    result = {"edges": edges, "nodes": edges, "circuit_loss": loss, "reached_target": reached}
+def _record(trial_id: str, edges: int, loss: float, reached: bool, test_loss: float = 0.5) -> TrialRecord:
+    result = {
+        "edges": edges,
+        "nodes": edges,
+        "selection_loss": loss,
+        "circuit_loss": test_loss,
+        "reached_target": reached,
+        "cost": 1000.0,
+    }
     return TrialRecord(trial_id, 1, 0, {}, 0.0, 1.0, 0.0, "host", "", result)
 
 
@@ -138,6 +149,40 @@ def test_best_trial_prefers_reaching_the_target_then_fewer_edges_then_lower_loss
     assert best_trial([_record("a", 5, 0.4, False), _record("b", 9, 0.3, False)]).id == "b"
     errored = TrialRecord("e", 1, 0, {}, 0.0, 1.0, 0.0, "host", "", None, "RuntimeError: boom")
     assert best_trial([errored, _record("a", 5, 0.4, False)]).id == "a"
+
+
+def test_best_trial_never_reads_the_test_losses():
+    """Selection ties break on the val loss; a better test loss does not win."""
+    records = [_record("a", 10, 0.12, True, test_loss=0.01), _record("b", 10, 0.11, True, test_loss=0.9)]
+    assert best_trial(records).id == "b"
+    assert (
+        best_trial([_record("a", 5, 0.4, False, test_loss=0.0), _record("b", 9, 0.3, False, test_loss=2.0)]).id == "b"
+    )
+
+
+def test_the_tuner_observes_work_not_wall_time():
+    slow = TrialRecord("a", 1, 0, {}, 0.0, 100.0, 0.0, "host", "", _record("a", 10, 0.1, True).result)
+    fast = TrialRecord("b", 1, 0, {}, 0.0, 0.5, 0.0, "host", "", _record("b", 10, 0.1, True).result)
+    assert observation(slow).cost == observation(fast).cost == 1000.0
+    missed = observation(_record("c", 10, 0.3, False))
+    assert missed.is_failure and missed.cost == 1000.0
+    errored = TrialRecord("e", 1, 0, {}, 0.0, 1.0, 0.0, "host", "", None, "RuntimeError: boom")
+    assert observation(errored).is_failure and math.isnan(observation(errored).cost)
+
+
+def test_two_identical_trials_have_the_same_cost(cell_inputs, tmp_path):
+    """The same assignment run twice: the same work, so the same cost, whatever the wall clock says."""
+    ctx = local_context(tmp_path / "out", inputs=cell_inputs)
+    inputs = TrialInputs(
+        ctx.handle("checkpoint"), ctx.handle("mean_cache"), ctx.handle("tokens"), TASK, SETTINGS, cpus=1, gpus=0
+    )
+    assignment = TrialAssignment("0000", 1, 7, PruneHyperparams().model_dump())
+    first, second = run_tuning_trial(inputs, assignment), run_tuning_trial(inputs, assignment)
+    assert first.error is None and second.error is None
+    assert first.cost == second.cost > 0 and first.result["work"] == second.result["work"]
+    a, b = observation(first), observation(second)
+    assert (a.cost, a.is_failure, first.edges) == (b.cost, b.is_failure, second.edges)
+    assert first.result["test_pairs"] == SETTINGS.eval_pairs and first.result["pairs"]["val"] == SETTINGS.eval_pairs
 
 
 def test_prune_cells_carry_the_tune_config_only_when_tuning():

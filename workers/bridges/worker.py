@@ -1,0 +1,152 @@
+"""The bridges stage worker: train a weight-sparse model with bridges to the frozen dense model.
+
+Inputs: "tokens" (the tokenize artifact) and "dense" (the dense checkpoint).
+The training loop, resume, NaN checks and progress reports are pretrain's
+(`train.worker.train_loop`); the step is `Trainer.train_step` with the bridges as
+extra parameters and `BridgeObjective.loss` as the loss; weight sparsity and
+its schedule apply to the sparse model only, exactly as in pretrain.
+
+Outputs in ctx.out_dir:
+  model.safetensors + config.json   the bridged sparse model, a checkpoint mean_cache and prune accept
+  train_config.json, metrics.jsonl, curves.png      as pretrain writes them (rows also hold
+                                    dense_val_loss and NMSE / KL per location and direction)
+  bridges.safetensors + bridges.json                the encoders and decoders
+  bridges_curves.png                NMSE and KL sums vs step
+  interventions/<task>.json, .png   A.4 steering curves (see interventions.py)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..context import WorkContext
+from ..nn.gpt import GPT, load_checkpoint
+from ..nn.training import Trainer
+from ..plots import GRID_ALPHA, LEGEND_FONTSIZE, new_figure, save
+from ..train.loader import ShardLoader
+from ..train.worker import resolve_train_config, train_loop, write_outputs
+from .bridges import DIRECTIONS, BridgeEval, BridgeObjective, Bridges, check_bridgeable, evaluate_bridges, save_bridges
+from .config import BridgesConfig
+from .interventions import default_node, intervention_curve, parse_node, residual_rms, strengths_of
+
+CURVES_FILE = "bridges_curves.png"
+INTERVENTIONS_DIR = "interventions"
+
+
+def run_bridges(ctx: WorkContext, config: BridgesConfig) -> None:
+    torch.set_num_threads(ctx.num_threads)
+    torch.set_flush_denormal(True)
+    tokens_root = ctx.input("tokens")
+    loader = ShardLoader(tokens_root, "train", config.train.batch_size, seed=config.train.seed)
+    train = resolve_train_config(config.train, loader)
+    device = torch.device(ctx.device)
+    dense = load_checkpoint(ctx.input("dense"), device=device).eval().requires_grad_(False)
+    check_bridgeable(dense.config, train.model)
+    val_batches = [
+        b.to(device) for b in ShardLoader(tokens_root, "val", train.batch_size).iter_eval(train.eval_batches)
+    ]
+
+    torch.manual_seed(train.seed)
+    sparse = GPT(train.model).to(device)
+    bridges = Bridges(dense.config, sparse.config, config.encoder_afrac).to(device)
+    objective = BridgeObjective(dense, sparse, bridges, config)
+    trainer = Trainer(sparse, train, extra=bridges)
+    final, log = train_loop(
+        ctx, train, trainer, loader, lambda: evaluate_bridges(objective, val_batches), objective.loss
+    )
+
+    write_outputs(ctx, train, sparse, final, log, tokens_root, val_batches)
+    out = Path(ctx.out_dir)
+    save_bridges(bridges, out)
+    plot_bridge_curves(log.history, out / CURVES_FILE)
+    ctx.metrics.update(bridge_metrics(final, log.history))
+    if config.interventions.tasks:
+        ctx.report({"completed": train.steps, "total": train.steps, "description": "interventions"})
+        ctx.metrics["interventions"] = run_interventions(
+            dense, sparse, bridges, config, tokens_root, val_batches, out / INTERVENTIONS_DIR
+        )
+
+
+def bridge_metrics(final: BridgeEval, history: list[dict[str, Any]]) -> dict[str, Any]:
+    """Final val numbers, and the first evaluation's sums to show what training changed."""
+    first = next(row for row in history if row.get("val_loss") is not None)
+    metrics: dict[str, Any] = {"dense_val_loss": final.dense_loss, "sparse_val_loss": final.loss}
+    for kind in ("nmse", "kl"):
+        for direction in DIRECTIONS:
+            metrics[f"{kind}_{direction}"] = final.terms[f"{kind}_{direction}"]
+            metrics[f"{kind}_{direction}_sum"] = final.terms[f"{kind}_{direction}_sum"]
+            metrics[f"{kind}_{direction}_sum_first_eval"] = first[f"{kind}_{direction}_sum"]
+    metrics["first_eval_step"] = first["step"]
+    return metrics
+
+
+def run_interventions(
+    dense: GPT,
+    sparse: GPT,
+    bridges: Bridges,
+    config: BridgesConfig,
+    tokens_root: Path,
+    reference: list[torch.Tensor],
+    folder: Path,
+) -> dict[str, Any]:
+    """One curve per task; a task this tokenizer cannot encode is reported, not fatal."""
+    from ...tasks import TaskError, load_task, load_tokenizer
+
+    settings = config.interventions
+    tokenizer = load_tokenizer(tokens_root)
+    batches = reference[: settings.reference_batches]
+    rms_sparse, rms_dense = residual_rms(sparse.eval(), batches), residual_rms(dense, batches)
+    device = next(dense.parameters()).device
+    results: dict[str, Any] = {}
+    for task in settings.tasks:
+        spec = settings.nodes.get(task)
+        node = parse_node(spec, sparse.config.n_layer) if spec else default_node(task, sparse.config.n_layer)
+        try:
+            batch = load_task(
+                task, tokenizer, "val", settings.pairs, settings.seed, min(settings.max_tokens, sparse.config.n_ctx)
+            ).to(device)
+            names = [tokenizer.decode([int(c)]) for c in batch.candidates[0]]
+            curve = intervention_curve(
+                dense, sparse, bridges.eval(), batch, node, strengths_of(settings), rms_sparse, rms_dense, names
+            )
+        except (TaskError, ValueError) as error:
+            results[task] = {"skipped": str(error)}
+            continue
+        curve.write(folder)
+        results[task] = {
+            "node": curve.node,
+            "pairs": curve.pairs,
+            "prob_counterfactual_at_0": curve.prob_counterfactual[0],
+            "prob_counterfactual_at_1": curve.prob_counterfactual[-1],
+            "prob_presented_at_0": curve.prob_presented[0],
+            "prob_presented_at_1": curve.prob_presented[-1],
+        }
+    return results
+
+
+def plot_bridge_curves(history: list[dict[str, Any]], path: Path) -> None:
+    """Val NMSE and KL sums (over locations) vs step, both directions; val CE of both models."""
+    evals = [row for row in history if row.get("val_loss") is not None and "nmse_d2s_sum" in row]
+    fig = new_figure(11, 3.6)
+    nmse_ax, kl_ax, ce_ax = fig.subplots(1, 3)
+    steps = [row["step"] for row in evals]
+    for direction, label in (("d2s", "dense -> sparse (encoders)"), ("s2d", "sparse -> dense (decoders)")):
+        nmse_ax.plot(steps, [row[f"nmse_{direction}_sum"] for row in evals], "o-", ms=3, label=label)
+        kl_ax.plot(steps, [row[f"kl_{direction}_sum"] for row in evals], "o-", ms=3, label=label)
+    ce_ax.plot(steps, [row["val_loss"] for row in evals], "o-", ms=3, label="bridged sparse")
+    ce_ax.plot(steps, [row["dense_val_loss"] for row in evals], "--", label="dense (frozen)")
+    for ax, title in (
+        (nmse_ax, "NMSE, sum over locations"),
+        (kl_ax, "KL(dense || hybrid), sum over locations"),
+        (ce_ax, "val CE (nats)"),
+    ):
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel("step")
+        ax.grid(alpha=GRID_ALPHA)
+        ax.legend(fontsize=LEGEND_FONTSIZE)
+    nmse_ax.set_yscale("log")
+    kl_ax.set_yscale("log")
+    save(fig, path)
