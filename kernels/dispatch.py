@@ -51,7 +51,11 @@ def use_triton(tensor: torch.Tensor, kernel_module: str) -> bool:
         return True
     if not (tensor.is_cuda and triton_installed()):
         return False
-    return importlib.import_module(f"{__package__}.{kernel_module}").supports(tensor)
+    try:
+        module = importlib.import_module(f"{__package__}.{kernel_module}")
+    except ImportError:  # triton present but unusable on this platform: the reference path
+        return False
+    return module.supports(tensor)
 
 
 def check_triton_device(tensor: torch.Tensor) -> None:

@@ -13,7 +13,7 @@ from fnmatch import fnmatch
 from pathlib import Path
 
 from .config import PipelineConfig
-from .dag import HIT, Planner, Registry
+from .dag import DAMAGED, HIT, Planner, Registry
 from .store import Store
 
 
@@ -47,7 +47,7 @@ def committed(
     chosen = [p for p in plans if any(_matches(pattern, str(p.cell.ref)) for pattern in patterns)]
     missing = [p for p in chosen if p.status != HIT or p.manifest is None]
     if missing:
-        names = ", ".join(str(p.cell.ref) for p in missing)
+        names = ", ".join(str(p.cell.ref) + (" (damaged)" if p.status == DAMAGED else "") for p in missing)
         build = " ".join(sorted({p.cell.stage for p in missing}, key=registry.order.index))
         raise ArtifactNotFound(
             f"{kind} {names} is not committed in {config.store} for this config; build it with "

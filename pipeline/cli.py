@@ -13,9 +13,12 @@ import time
 from typing import Annotated, Any, Optional
 
 import typer
+from rich import box
+from rich.markup import escape
 from rich.table import Table
 
 from .cli_bench import app as bench_app
+from .cli_options import ClusterOptionCommand
 from .cli_tasks import app as tasks_app
 from .config import ConfigError, PipelineConfig
 from .console import (
@@ -23,7 +26,11 @@ from .console import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
     EXIT_PARTIAL,
+    EXIT_STORE,
     EXIT_USAGE,
+    STORE_CLEAN,
+    STORE_PLAN,
+    STORE_READ,
     ConfigOpt,
     JsonOpt,
     PresetOpt,
@@ -36,12 +43,17 @@ from .console import fail as _fail
 from .console import load_config as _load
 from .console import open_store as _open_store
 from .console import registry as _registry
-from .dag import RUN, CellPlan, Planner
-from .store import Store
+from .console import warn as _warn
+from .dag import DAMAGED, HIT, RUN, CellPlan, Planner
+from .integrity import BadManifest, summarize
+from .store import Manifest, Store, StoreError
+
+HELP_OPTIONS = {"help_option_names": ["-h", "--help"]}
 
 app = typer.Typer(
     name="sparsepipe",
     no_args_is_help=True,
+    context_settings=HELP_OPTIONS,
     pretty_exceptions_show_locals=False,
     help=(
         "Weight-sparse transformers, end to end: tokenize a Python corpus, train sparse and dense models, "
@@ -81,7 +93,7 @@ def _print_plan(plans: list[CellPlan]) -> None:
     for column in ("stage", "cell", "status", "key", "reason"):
         table.add_column(column)
     for plan in plans:
-        style = "yellow" if plan.status == RUN else "green"
+        style = {RUN: "yellow", DAMAGED: "red"}.get(plan.status, "green")
         table.add_row(
             plan.cell.stage, plan.cell.cell or "-", f"[{style}]{plan.status}[/]", (plan.key or "?")[:12], plan.reason
         )
@@ -100,7 +112,7 @@ def _with_prune_selection(
     return assignments
 
 
-@app.command()
+@app.command(cls=ClusterOptionCommand)
 def run(
     target: Annotated[
         str, typer.Argument(help="`full` for the whole pipeline, or one stage (its missing upstream stages run first).")
@@ -127,14 +139,23 @@ def run(
         Optional[str],
         typer.Option(
             "--cluster",
-            is_flag=False,
-            flag_value="auto",
+            metavar="[HOST:PORT]",
             help=(
-                "Run on an existing Ray cluster: --cluster HOST:PORT, or bare --cluster for execution.address / "
-                "RAY_ADDRESS."
+                "Run on an existing Ray cluster: --cluster HOST:PORT, or a bare --cluster (anywhere on the line) "
+                "for execution.address / RAY_ADDRESS."
             ),
         ),
     ] = None,
+    verify_inputs: Annotated[
+        bool,
+        typer.Option(
+            "--verify-inputs",
+            help=(
+                "Re-hash every input file against its manifest before a stage uses it (default: sizes, and files "
+                "changed since their commit)."
+            ),
+        ),
+    ] = False,
     tasks: Annotated[
         Optional[list[str]],
         typer.Option("--tasks", help="Prune these tasks: all, names or globs, comma-separated or repeated."),
@@ -173,12 +194,14 @@ def run(
     started = time.time()
     try:
         with ProgressView(err) as view:
-            runner = Runner(registry, backend, cfg, progress=view)
+            runner = Runner(registry, backend, cfg, progress=view, verify_inputs=verify_inputs)
             report = runner.run(targets, forced, cluster, on_connect=lambda where: err.print(f"running on {where}"))
     except ClusterError as error:
         _fail(str(error), EXIT_CLUSTER)
     except ConfigError as error:
         _fail(str(error), EXIT_USAGE)
+    except StoreError as error:
+        _fail(str(error), EXIT_STORE)
     except KeyboardInterrupt:
         err.print("[yellow]interrupted[/]: committed artifacts are kept; run the same command again to resume")
         raise typer.Exit(EXIT_INTERRUPTED)
@@ -196,14 +219,18 @@ def run(
             )
         )
     else:
-        ran = sum(1 for o in report.outcomes if o.plan.status == RUN and o.ok)
-        hits = sum(1 for o in report.outcomes if o.plan.status != RUN)
+        ran = sum(1 for o in report.outcomes if o.plan.status != HIT and o.ok)
+        hits = sum(1 for o in report.outcomes if o.plan.status == HIT)
         err.print(
             f"{ran} cells ran, {hits} were cached (HIT), {len(failed)} failed, in {time.time() - started:.1f}s; "
             f"store {cfg.store}"
         )
     for outcome in failed:
-        err.print(f"[red]failed[/] {outcome.plan.cell.ref}: {outcome.error or outcome.skipped_because}")
+        err.print(
+            f"[red]failed[/] {outcome.plan.cell.ref}: {escape(outcome.error or outcome.skipped_because or '')}",
+            soft_wrap=True,
+            highlight=False,
+        )
     if failed:
         matrix_only = all(registry[o.plan.cell.stage].matrix for o in failed)
         raise typer.Exit(EXIT_PARTIAL if matrix_only else EXIT_FAILED)
@@ -212,11 +239,18 @@ def run(
 def _plan_or_exit(
     registry, backend: Store, cfg: PipelineConfig, targets: list[str], forced: set[str]
 ) -> list[CellPlan]:
+    planner = Planner(registry, backend)
     try:
-        return Planner(registry, backend).plan(cfg, targets, forced)
+        plans = planner.plan(cfg, targets, forced)
     except ConfigError as error:  # e.g. --tasks naming no task
         _fail(str(error), EXIT_USAGE)
         raise
+    except StoreError as error:
+        _fail(str(error), EXIT_STORE)
+        raise
+    for warning in planner.warnings:
+        _warn(warning)
+    return plans
 
 
 def _emit_plan(plans: list[CellPlan], as_json: bool) -> None:
@@ -240,50 +274,132 @@ def plan(
     checkpoints: Annotated[Optional[list[str]], typer.Option("--checkpoints", help="As for `run`.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Show, for every stage and cell, HIT (committed, will be skipped) or RUN and why.
+    """Show, for every stage and cell, HIT (committed, will be skipped), RUN or DAMAGED (rebuilt) and why.
 
     A RUN reason names what changed since the cell was last built: params (which keys),
     code, stage version, an upstream artifact, or `never built`.
     """
     cfg = _load(preset, config, _with_prune_selection(set_, tasks, checkpoints), store)
-    _emit_plan(_plan_or_exit(_registry(), _open_store(cfg), cfg, _targets(target), _forced(force)), as_json)
+    _emit_plan(_plan_or_exit(_registry(), _open_store(cfg, STORE_PLAN), cfg, _targets(target), _forced(force)), as_json)
+
+
+# Metric names shown in the compact status line, in priority order, with their short labels.
+HEADLINE_METRICS = (
+    ("edges", "edges"),
+    ("circuit_loss", "loss"),
+    ("final_val_loss", "val_loss"),
+    ("train_tokens", "tokens"),
+    ("cells", "cells"),
+    ("reached_target", "reached"),
+)
+
+
+def _headline(manifest: Manifest, limit: int = 2) -> str:
+    """A compact summary of an artifact's metrics (all of them: `status STAGE` or --json)."""
+    metrics = manifest.metrics
+    shown = [
+        f"{label}={_short(metrics[name])}"
+        for name, label in HEADLINE_METRICS
+        if name in metrics and not isinstance(metrics[name], (dict, list))
+    ]
+    if not shown:
+        shown = [f"{k}={_short(v)}" for k, v in metrics.items() if not isinstance(v, (dict, list))]
+    return " ".join(shown[:limit])
+
+
+def _label(manifest: Manifest) -> str:
+    return f"{manifest.stage}/{manifest.cell}" if manifest.cell else manifest.stage
+
+
+def _scan(backend: Store) -> tuple[list[Manifest], list[BadManifest], list[BadManifest]]:
+    """(current artifacts, bad manifest files that matter, bad ones a newer valid generation superseded).
+
+    An artifact is the newest valid generation of its key; older generations are history.
+    """
+    try:
+        found = list(backend.scan_manifests())
+    except StoreError as error:
+        _fail(str(error), EXIT_STORE)
+        raise
+    newest: dict[tuple[str, str], Manifest] = {}
+    for manifest in (m for m in found if isinstance(m, Manifest)):
+        current = newest.get((manifest.stage, manifest.key))
+        if current is None or manifest.generation > current.generation:
+            newest[(manifest.stage, manifest.key)] = manifest
+    current_paths = {m.path for m in newest.values()}
+    manifests = [m for m in found if isinstance(m, Manifest) and m.path in current_paths]
+    bad = [m for m in found if isinstance(m, BadManifest)]
+
+    def superseded(item: BadManifest) -> bool:
+        valid = newest.get((item.stage, item.key))
+        return valid is not None and valid.generation > (item.generation or 0)
+
+    return manifests, [b for b in bad if not superseded(b)], [b for b in bad if superseded(b)]
 
 
 @app.command()
-def status(store: StoreOpt = None, as_json: JsonOpt = False) -> None:
-    """List committed artifacts: stage, cell, key, generation, size and headline metrics."""
+def status(
+    stage: Annotated[Optional[str], typer.Argument(help="Show every metric of this stage's artifacts.")] = None,
+    store: StoreOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List committed artifacts: one compact line each (cell, generation, size, headline metrics).
+
+    `status STAGE` shows every metric of that stage's artifacts; --json everything, with paths.
+    Artifacts whose files no longer match their manifest are marked DAMAGED; manifest files
+    that cannot be read are skipped with a warning (`sparsepipe verify` lists them).
+    """
     cfg = _load(None, None, [], store)
-    backend = _open_store(cfg)
-    manifests = list(backend.iter_manifests())
+    backend = _open_store(cfg, STORE_READ)
+    if stage is not None and stage not in _registry().stages:
+        _fail(f"unknown stage {stage!r}; stages are: {', '.join(_registry().order)}", EXIT_USAGE)
+    manifests, bad, superseded = _scan(backend)
+    for item in bad + superseded:
+        _warn(f"skipping {item.describe()} (`sparsepipe verify` lists it)")
+    if stage is not None:
+        manifests = [m for m in manifests if m.stage == stage]
+    damage = {m.path: backend.check(m) for m in manifests}
     if as_json:
+        artifacts = [{**_manifest_json(m, backend.attempt_url(m)), "damaged": damage[m.path]} for m in manifests]
+        unreadable = [{"path": b.path, "problem": b.problem} for b in bad]
         print(
             json.dumps(
-                {"store": cfg.store, "artifacts": [_manifest_json(m, backend.attempt_url(m)) for m in manifests]},
+                {"store": cfg.store, "artifacts": artifacts, "unreadable_manifests": unreadable},
                 indent=2,
             )
         )
         return
-    table = Table(title=f"artifacts in {cfg.store}")
-    for column in ("stage", "cell", "key", "gen", "size", "metrics"):
-        table.add_column(column)
+    if stage is not None:
+        for manifest in manifests:
+            state = f" [red]DAMAGED[/] {escape(summarize(damage[manifest.path]))}" if damage[manifest.path] else ""
+            out.print(
+                f"[bold]{escape(_label(manifest))}[/] gen {manifest.generation} key {manifest.key[:12]} "
+                f"{_size(manifest.size)}{state}",
+                highlight=False,
+            )
+            out.print(f"  {backend.attempt_url(manifest)}", highlight=False, soft_wrap=True)
+            for name, value in manifest.metrics.items():
+                text = json.dumps(value, default=str) if isinstance(value, (dict, list)) else _short(value)
+                out.print(f"  {name}: {escape(text)}", highlight=False)
+        if not manifests:
+            err.print(f"no committed {stage} artifacts in {cfg.store}")
+        return
+    table = Table(title=f"artifacts in {cfg.store}", box=box.SIMPLE_HEAD, pad_edge=False)
+    table.add_column("artifact", overflow="fold", ratio=1)
+    table.add_column("gen", justify="right", no_wrap=True)
+    table.add_column("size", justify="right", no_wrap=True)
+    table.add_column("headline", no_wrap=True, overflow="ellipsis")
     for manifest in manifests:
-        metrics = ", ".join(
-            f"{k}={_short(v)}" for k, v in list(manifest.metrics.items())[:4] if not isinstance(v, (dict, list))
-        )
-        table.add_row(
-            manifest.stage,
-            manifest.cell or "-",
-            manifest.key[:12],
-            str(manifest.generation),
-            _size(manifest.size),
-            metrics,
-        )
+        headline = "[red]DAMAGED[/]" if damage[manifest.path] else escape(_headline(manifest))
+        table.add_row(escape(_label(manifest)), str(manifest.generation), _size(manifest.size), headline)
     out.print(table)
     report_stages = {stage.name for stage in _registry().stages.values() if "report" in stage.provides}
     reports = [m for m in manifests if m.stage in report_stages]
     if reports:
         newest = max(reports, key=lambda m: m.data.get("committed_at", 0))
         out.print(f"report: {backend.attempt_url(newest)}/index.html", soft_wrap=True, highlight=False)
+    if any(damage.values()):
+        err.print("DAMAGED artifacts are rebuilt by the next `sparsepipe run`; `sparsepipe verify` names their files")
 
 
 def _manifest_json(manifest, path: str) -> dict[str, Any]:
@@ -314,12 +430,25 @@ def _size(size: int) -> str:
 
 @app.command()
 def verify(store: StoreOpt = None, as_json: JsonOpt = False) -> None:
-    """Re-hash every committed artifact against its MANIFEST; exit 1 if any file is missing or changed."""
+    """Re-hash every committed artifact against its MANIFEST, and check that every MANIFEST file is one.
+
+    Exit 1 if any file is missing or changed, or any manifest file is unreadable; each problem comes with
+    how to repair it.
+    """
     cfg = _load(None, None, [], store)
-    backend = _open_store(cfg)
+    backend = _open_store(cfg, STORE_READ)
+    manifests, bad, superseded = _scan(backend)
+    for item in superseded:
+        _warn(f"{item.describe()}; superseded by a newer generation (delete the file to silence this)")
     results = []
-    for manifest in backend.iter_manifests():
+    for manifest in manifests:
         problems = backend.verify(manifest)
+        repair = None
+        if problems:
+            repair = (
+                f"`sparsepipe run {manifest.stage}` with the config that built it rebuilds it as generation "
+                f"{backend.next_generation(manifest.stage, manifest.key)}"
+            )
         results.append(
             {
                 "stage": manifest.stage,
@@ -327,17 +456,51 @@ def verify(store: StoreOpt = None, as_json: JsonOpt = False) -> None:
                 "key": manifest.key,
                 "generation": manifest.generation,
                 "problems": problems,
+                "repair": repair,
             }
         )
         if not as_json:
             label = f"{manifest.stage}/{manifest.cell or '-'} {manifest.key[:12]} gen {manifest.generation}"
-            err.print(f"[green]ok[/] {label}" if not problems else f"[red]CORRUPT[/] {label}: " + "; ".join(problems))
-    bad = [r for r in results if r["problems"]]
+            if problems:
+                err.print(
+                    f"[red]CORRUPT[/] {escape(label)}: {escape('; '.join(problems))}; repair: {escape(repair or '')}",
+                    soft_wrap=True,
+                    highlight=False,
+                )
+            else:
+                err.print(f"[green]ok[/] {escape(label)}", highlight=False)
+    unreadable = []
+    for item in bad:
+        repair = (
+            f"`sparsepipe run {item.stage} --force {item.stage}` with the config that built it commits generation "
+            f"{backend.next_generation(item.stage, item.key)}; `gc` keeps this key's attempts while the file exists"
+        )
+        unreadable.append(
+            {"path": item.path, "stage": item.stage, "key": item.key, "problem": item.problem, "repair": repair}
+        )
+        if not as_json:
+            err.print(
+                f"[red]UNREADABLE[/] {escape(item.describe())}; repair: {escape(repair)}",
+                soft_wrap=True,
+                highlight=False,
+            )
+    corrupt = [r for r in results if r["problems"]]
     if as_json:
-        print(json.dumps({"checked": len(results), "corrupt": len(bad), "artifacts": results}, indent=2))
+        print(
+            json.dumps(
+                {
+                    "checked": len(results),
+                    "corrupt": len(corrupt),
+                    "unreadable": len(unreadable),
+                    "artifacts": results,
+                    "unreadable_manifests": unreadable,
+                },
+                indent=2,
+            )
+        )
     else:
-        err.print(f"{len(results)} artifacts checked, {len(bad)} corrupt")
-    if bad:
+        err.print(f"{len(results)} artifacts checked, {len(corrupt)} corrupt, {len(unreadable)} unreadable manifest(s)")
+    if corrupt or unreadable:
         raise typer.Exit(EXIT_FAILED)
 
 
@@ -346,24 +509,52 @@ def gc(
     store: StoreOpt = None,
     older_than: Annotated[
         float,
-        typer.Option("--older-than", help="Only attempts untouched for this many seconds (protects runs in flight)."),
+        typer.Option(
+            "--older-than", min=0, help="Only what is untouched for this many seconds (protects runs in flight)."
+        ),
     ] = 3600.0,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="List what would be removed.")] = False,
+    dry_run: Annotated[
+        bool,
+        typer.Option("--dry-run", help="List what would be removed, one path per line, and remove nothing."),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Remove attempt folders that no MANIFEST references (crashed or lost writers). Committed artifacts are
-    never touched."""
+    """Remove what no committed artifact needs: unreferenced attempts (crashed or lost writers), the resume
+    state (`progress/`) of cells already committed, and scratch folders killed workers left in the temp directory.
+
+    Committed artifacts are never touched, nor any attempt of a key with an unreadable MANIFEST.
+    """
+    import shutil
+
+    from .scratch import stale_scratch
+
     cfg = _load(None, None, [], store)
-    backend = _open_store(cfg)
-    orphans = backend.garbage(older_than)
-    if not dry_run:
-        for path in orphans:
-            backend.remove(path)
+    backend = _open_store(cfg, STORE_CLEAN)
+    try:
+        found = {
+            "attempts": backend.garbage(older_than),
+            "progress": backend.finished_progress(older_than),
+            "scratch": [str(p) for p in stale_scratch(older_than, include_unowned=True)],
+        }
+        if not dry_run:
+            for path in found["attempts"] + found["progress"]:
+                backend.remove(path)
+            for path in found["scratch"]:
+                shutil.rmtree(path, ignore_errors=True)
+    except StoreError as error:
+        _fail(str(error), EXIT_STORE)
     if as_json:
-        print(json.dumps({"removed" if not dry_run else "would_remove": orphans}, indent=2))
-    else:
-        verb = "would remove" if dry_run else "removed"
-        err.print(f"{verb} {len(orphans)} unreferenced attempt(s)")
+        print(json.dumps({"removed" if not dry_run else "would_remove": found}, indent=2))
+        return
+    verb = "would remove" if dry_run else "removed"
+    if dry_run:
+        for kind, paths in found.items():
+            for path in paths:
+                print(f"{kind}\t{backend.url_of(path) if kind != 'scratch' else path}")
+    err.print(
+        f"{verb} {len(found['attempts'])} unreferenced attempt(s), {len(found['progress'])} finished progress "
+        f"folder(s), {len(found['scratch'])} scratch folder(s)"
+    )
 
 
 @app.command()

@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Annotated, Any, Callable, Optional
 
 import typer
-from rich.console import Console
 
 from ..workers.registry import BENCHMARKS
 from ..workers.stage import Benchmark
+from .console import err
 from .store import git_commit
 
 app = typer.Typer(
@@ -23,8 +23,6 @@ app = typer.Typer(
         "the device named."
     ),
 )
-err = Console(stderr=True)
-
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")]
 OutOpt = Annotated[Optional[Path], typer.Option("--out", help="Also write the JSON result to this file.")]
 QuickOpt = Annotated[

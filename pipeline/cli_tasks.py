@@ -97,13 +97,16 @@ class StoreSettings:
 
     def committed(self, kind: str, patterns: list[str] | None) -> list[tuple[str, Path]]:
         from .artifacts import ArtifactNotFound, committed
-        from .console import load_config, open_store, registry
+        from .console import STORE_PLAN, load_config, open_store, registry
+        from .store import StoreError
 
         cfg = load_config(self.preset, self.config, self.assignments, self.store)
         try:
-            return committed(registry(), open_store(cfg), cfg, kind, patterns)
+            return committed(registry(), open_store(cfg, STORE_PLAN), cfg, kind, patterns)
         except ArtifactNotFound as error:
             _fail(str(error), EXIT_USAGE)
+        except StoreError as error:
+            _fail(str(error), EXIT_STORE)
         except OSError as error:
             _fail(f"the store {cfg.store} cannot be read: {error}", EXIT_STORE)
         raise AssertionError("unreachable")

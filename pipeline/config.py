@@ -43,6 +43,14 @@ class ExecutionConfig(StrictModel):
         4, ge=1, description="Cells of one matrix stage in flight at once (each holds a model in memory)."
     )
     max_retries: int = Field(2, ge=0)
+    store_retry_s: float = Field(
+        180.0,
+        ge=0,
+        description=(
+            "Seconds a store operation retries transient errors (connection refused, timeouts, 5xx) before the "
+            "cell fails."
+        ),
+    )
 
 
 class S3Config(StrictModel):
@@ -76,8 +84,15 @@ PipelineConfig = pipeline_config_model(STAGES)
 # ---------------------------------------------------------------------- loading
 
 ENV_PREFIX = "SPARSEPIPE_"
-# Variables with our prefix that are not config keys.
-_ENV_NOT_CONFIG = {"SPARSEPIPE_KERNELS", "SPARSEPIPE_PRESET", "SPARSEPIPE_CONFIG"}
+# Variables with our prefix that are switches of the program, not config keys (README, "Configuration").
+ENV_SWITCHES = {
+    "SPARSEPIPE_KERNELS": "kernel path: auto, reference or triton",
+    "SPARSEPIPE_PRESET": "the preset when --preset is not given",
+    "SPARSEPIPE_CONFIG": "the config file when --config is not given",
+    "SPARSEPIPE_CACHE": "where S3 artifacts are cached locally (default ~/.cache/sparsepipe)",
+    "SPARSEPIPE_RAY_LOGS": "non-empty: show Ray worker logs",
+}
+_ENV_NOT_CONFIG = set(ENV_SWITCHES)
 
 
 def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
@@ -116,7 +131,14 @@ def _parse_scalar(text: str) -> Any:
 def load_config_file(path: Path) -> dict[str, Any]:
     if not path.exists():
         raise ConfigError(f"config file {path} does not exist")
-    text = path.read_text()
+    if path.is_dir():
+        raise ConfigError(f"config file {path} is a folder; pass a .yaml, .toml or .json file")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"config file {path} is not UTF-8 text (byte {error.start}: {error.reason})") from None
+    except OSError as error:
+        raise ConfigError(f"config file {path} cannot be read: {error.strerror or error}") from None
     try:
         if path.suffix == ".toml":
             data = tomllib.loads(text)
@@ -206,6 +228,11 @@ def resolve_config(
     # Longest key first, so the most specific source is named.
     source_of = dict(sorted(source_of.items(), key=lambda kv: -len(kv[0])))
     try:
-        return PipelineConfig.model_validate(merged)
+        resolved = PipelineConfig.model_validate(merged)
     except ValidationError as error:
         raise ConfigError(_describe(error, source_of)) from None
+    # What no single section's model can see (one stage's values against another's): each stage's checks.
+    problems = [problem for stage in STAGES for check in stage.checks for problem in check(resolved)]
+    if problems:
+        raise ConfigError("\n".join(problems))
+    return resolved

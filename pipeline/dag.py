@@ -26,6 +26,7 @@ from typing import Any
 from ..workers.stage import Cell, CellLister, CellRef, Resources, Stage
 from .config import PipelineConfig
 from .fingerprint import code_fingerprint
+from .integrity import summarize
 from .store import Manifest, Store, canonical_json
 
 __all__ = [
@@ -39,6 +40,7 @@ __all__ = [
     "CellPlan",
     "HIT",
     "RUN",
+    "DAMAGED",
     "code_fingerprint",
 ]
 
@@ -145,12 +147,14 @@ def cache_key(pre: dict[str, Any]) -> str:
 # -------------------------------------------------------------------- plans
 
 HIT, RUN = "HIT", "RUN"
+# A committed artifact whose files no longer match its manifest: never served, rebuilt as a new generation.
+DAMAGED = "DAMAGED"
 
 
 @dataclass
 class CellPlan:
     cell: Cell
-    status: str  # HIT or RUN
+    status: str  # HIT, RUN or DAMAGED (runs, like RUN)
     reason: str
     key: str | None = None  # None while an upstream still has to run
     preimage: dict[str, Any] | None = None
@@ -165,7 +169,7 @@ class CellPlan:
             "reason": self.reason,
             "key": self.key,
             "generation": self.generation
-            if self.status == RUN
+            if self.status != HIT
             else (self.manifest.generation if self.manifest else None),
         }
 
@@ -199,18 +203,40 @@ def explain_change(old: dict[str, Any], new: dict[str, Any]) -> str:
     return "; ".join(reasons) or "key changed"
 
 
+def needed_cells(cells: dict[str, list[Cell]], targets: list[str]) -> dict[str, list[Cell]]:
+    """Only the cells of the target stages and the cells they read, transitively.
+
+    A stage that is merely upstream of a target (a checkpoint stage the target's cell selection
+    leaves out) keeps only the cells some selected cell needs.
+    """
+    by_ref = {cell.ref: cell for stage_cells in cells.values() for cell in stage_cells}
+    needed: set[CellRef] = set()
+    stack = [cell.ref for name in targets for cell in cells.get(name, [])]
+    while stack:
+        ref = stack.pop()
+        if ref in needed or ref not in by_ref:
+            continue
+        needed.add(ref)
+        stack.extend(by_ref[ref].inputs.values())
+    return {name: [cell for cell in stage_cells if cell.ref in needed] for name, stage_cells in cells.items()}
+
+
 class Planner:
     """Decides HIT or RUN for every cell, given what the store holds."""
 
-    def __init__(self, registry: Registry, store: Store):
+    def __init__(self, registry: Registry, store: Store, verify_inputs: bool = False):
         self.registry = registry
         self.store = store
+        self.verify_inputs = verify_inputs  # re-hash every file of every HIT, not just sizes
         self._history: dict[str, list[Manifest]] = {}
+        self.warnings: list[str] = []  # unusable manifest files met while planning
 
     def _previous(self, stage: str, cell: str) -> Manifest | None:
         if stage not in self._history:
             pattern = self.store._path(stage, "*", "MANIFEST.*.json")
-            manifests = [self.store._read_manifest(p) for p in self.store.fs.glob(pattern)]
+            manifests = [
+                self.store._read_manifest(p) for p in self.store._io("listing manifests", self.store.fs.glob, pattern)
+            ]
             self._history[stage] = sorted((m for m in manifests if m), key=lambda m: m.data.get("committed_at", 0))
         matches = [m for m in self._history[stage] if m.cell == cell]
         return matches[-1] if matches else None
@@ -230,23 +256,54 @@ class Planner:
         }
         pre = preimage(stage, cell, digests)
         key = cache_key(pre)
-        manifest = self.store.lookup(cell.stage, key)
+        found = self.store.manifests_of(cell.stage, key)
+        valid = [m for m in found if isinstance(m, Manifest)]
+        manifest = valid[-1] if valid else None
+        bad = [m for m in found if not isinstance(m, Manifest)]
+        for item in bad:
+            warning = f"{cell.ref}: skipping {item.describe()}"
+            if warning not in self.warnings:
+                self.warnings.append(warning)
+        # Every manifest file holds its generation, valid or not: a rebuild takes the next free one.
+        generation = max((m.generation or 0 for m in found), default=-1) + 1
         if cell.stage in forced:
-            generation = 0 if manifest is None else manifest.generation + 1
             return CellPlan(cell, RUN, f"--force (generation {generation})", key, pre, manifest, generation)
         if manifest is not None:
+            problems = self.store.check(manifest, full=self.verify_inputs)
+            if problems:
+                return CellPlan(
+                    cell,
+                    DAMAGED,
+                    f"generation {manifest.generation} is damaged ({summarize(problems)}); "
+                    f"rebuilding as generation {generation}",
+                    key,
+                    pre,
+                    None,
+                    generation,
+                )
             return CellPlan(
                 cell, HIT, f"committed generation {manifest.generation}", key, pre, manifest, manifest.generation
             )
+        if bad:
+            return CellPlan(
+                cell,
+                RUN,
+                f"{bad[-1].path.rsplit('/', 1)[-1]} is {bad[-1].problem.split(':')[0]}; "
+                f"building generation {generation}",
+                key,
+                pre,
+                None,
+                generation,
+            )
         previous = self._previous(cell.stage, cell.cell)
-        reason = "never built" if previous is None else explain_change(previous.data["preimage"], pre)
+        reason = "never built" if previous is None else explain_change(previous.data.get("preimage", {}), pre)
         return CellPlan(cell, RUN, reason, key, pre, None, 0)
 
     def plan(self, config: PipelineConfig, targets: list[str], forced: set[str] | None = None) -> list[CellPlan]:
         """A static plan: cells whose upstream must run first are RUN without a key yet."""
         forced = forced or set()
         stages = self.registry.closure(targets)
-        cells = self.registry.list_cells(config, stages)
+        cells = needed_cells(self.registry.list_cells(config, stages), targets)
         committed: dict[CellRef, Manifest] = {}
         running: set[CellRef] = set()
         plans = []

@@ -10,7 +10,6 @@ try's winner or commits the same generation exclusively.
 from __future__ import annotations
 
 import importlib
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +17,9 @@ from typing import Any, Callable
 
 from ..workers.context import WorkContext
 from .dag import CellRef
-from .store import CommitRecord, Manifest, StoreSpec
+from .integrity import summarize, written_elsewhere
+from .scratch import scratch_dir
+from .store import CommitRecord, Manifest, Store, StoreError, StoreSpec
 
 REPORT_INTERVAL_S = 0.25
 
@@ -38,6 +39,7 @@ class UnitRequest:
     num_cpus: float = 1.0
     num_gpus: float = 0.0
     parents: dict[str, dict[str, str]] = field(default_factory=dict)
+    verify_inputs: bool = False  # re-hash every input file (`run --verify-inputs`)
 
     @property
     def label(self) -> str:
@@ -51,9 +53,11 @@ class StoreInput:
     spec: StoreSpec
     manifest_raw: bytes
     manifest_path: str
+    verify: bool = False  # re-hash every file (run --verify-inputs)
 
     def local_path(self) -> Path:
-        return self.spec.open().materialize(Manifest(raw=self.manifest_raw, path=self.manifest_path))
+        manifest = Manifest(raw=self.manifest_raw, path=self.manifest_path)
+        return checked_input(self.spec.open(), manifest.stage, manifest, self.verify)
 
 
 def resolve_function(reference: str) -> Callable[..., Any]:
@@ -67,7 +71,7 @@ def _throttled(report: Callable[[dict[str, Any]], None]) -> Callable[[dict[str, 
     def send(event: dict[str, Any]) -> None:
         now = time.monotonic()
         finished = event.get("total") is not None and event.get("completed") == event.get("total")
-        if finished or now - last[0] >= REPORT_INTERVAL_S:
+        if finished or event.get("note") or now - last[0] >= REPORT_INTERVAL_S:
             last[0] = now
             report(event)
 
@@ -115,6 +119,25 @@ def ray_submit(
     return results
 
 
+def checked_input(store: Store, name: str, manifest: Manifest, full: bool) -> Path:
+    """A local folder holding input `name`, checked against its manifest before any use.
+
+    Local stores: sizes from one listing, re-hash of files changed since the commit (all
+    files when `full` or written on another host).  S3: every file is hashed on download,
+    a cached copy is checked by size (re-hashed when `full`).
+    """
+    # S3: materialize hashes what it downloads.
+    rehash = store.spec.is_local and (full or written_elsewhere(manifest.data))
+    problems = store.check(manifest, full=rehash)
+    if problems:
+        label = f"{manifest.stage}/{manifest.cell}" if manifest.cell else manifest.stage
+        raise StoreError(
+            f"input {name} ({label}, generation {manifest.generation}) does not match its manifest: "
+            f"{summarize(problems)}; `sparsepipe plan` shows it DAMAGED and `sparsepipe run` rebuilds it"
+        )
+    return store.materialize(manifest, verify=full)
+
+
 def execute_unit(
     spec: StoreSpec,
     request: UnitRequest,
@@ -126,9 +149,12 @@ def execute_unit(
     existing = store.lookup(request.stage, request.key)
     if existing is not None and existing.generation >= request.generation:
         return existing.raw, existing.path, False  # a retry after the first attempt committed
-    inputs = {name: store.materialize(Manifest(raw=raw, path=path)) for name, (raw, path) in request.inputs.items()}
+    inputs = {
+        name: checked_input(store, name, Manifest(raw=raw, path=path), request.verify_inputs)
+        for name, (raw, path) in request.inputs.items()
+    }
     started = time.time()
-    with tempfile.TemporaryDirectory(prefix=f"sparsepipe-{request.stage}-") as scratch:
+    with scratch_dir(request.stage) as scratch:
         out_dir = Path(scratch) / "out"
         out_dir.mkdir()
         ctx = WorkContext(
@@ -139,7 +165,9 @@ def execute_unit(
             device=_device(request.num_gpus),
             cell=request.cell,
             submit=submit,
-            handles={name: StoreInput(spec, raw, path) for name, (raw, path) in request.inputs.items()},
+            handles={
+                name: StoreInput(spec, raw, path, request.verify_inputs) for name, (raw, path) in request.inputs.items()
+            },
         )
         if report is not None:
             ctx.report = _throttled(report)

@@ -23,6 +23,7 @@ class ProgressView:
         )
         self.stage_tasks: dict[str, Any] = {}
         self.cell_tasks: dict[str, Any] = {}
+        self.announced: set[tuple[str, str]] = set()  # (cell, note) lines already printed
 
     def __enter__(self) -> "ProgressView":
         self.bars.start()
@@ -38,7 +39,14 @@ class ProgressView:
             done_total[1] += 1
             done_total[0] += plan.status == HIT
         for stage, (done, total) in totals.items():
-            self.stage_tasks[stage] = self.bars.add_task(f"[bold]{stage}[/] cells", total=total, completed=done)
+            cached = done == total
+            task = self.bars.add_task(
+                f"[bold]{stage}[/] cells" + (" (cached)" if cached else ""), total=total, completed=done
+            )
+            if cached:
+                self.bars.update(task, completed=done)  # marks it finished ...
+                self.bars.stop_task(task)  # ... and stops its clock at 0:00:00
+            self.stage_tasks[stage] = task
 
     def begin(self, plan: CellPlan) -> None:
         label = str(plan.cell.ref)
@@ -50,6 +58,10 @@ class ProgressView:
             if task is None:
                 continue
             description = event.get("description")
+            for note in event.get("notes", []):
+                if (label, note) not in self.announced:  # printed as a line, so pipes and log files show it too
+                    self.announced.add((label, note))
+                    self.console.print(f"{label}: {note}", highlight=False)
             self.bars.update(
                 task,
                 completed=event.get("completed", 0),

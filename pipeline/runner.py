@@ -119,9 +119,13 @@ def _remote_units():
     class ProgressBoard:
         def __init__(self) -> None:
             self.events: dict[str, dict[str, Any]] = {}
+            self.notes: dict[str, list[str]] = {}  # lines a cell wants logged (e.g. "resumed at step 200"), kept
 
         def update(self, label: str, event: dict[str, Any]) -> None:
-            self.events[label] = event
+            notes = self.notes.setdefault(label, [])
+            if event.get("note"):
+                notes.append(str(event["note"]))
+            self.events[label] = {**event, "notes": list(notes)}
 
         def snapshot(self) -> dict[str, dict[str, Any]]:
             return dict(self.events)
@@ -143,11 +147,19 @@ def _remote_units():
 
 
 class Runner:
-    def __init__(self, registry: Registry, store: Store, config: PipelineConfig, progress: Any = None):
+    def __init__(
+        self,
+        registry: Registry,
+        store: Store,
+        config: PipelineConfig,
+        progress: Any = None,
+        verify_inputs: bool = False,
+    ):
         self.registry = registry
         self.store = store
         self.config = config
-        self.planner = Planner(registry, store)
+        self.verify_inputs = verify_inputs
+        self.planner = Planner(registry, store, verify_inputs=verify_inputs)
         self.progress = progress  # a ProgressView, or None
 
     def _request(self, plan: CellPlan, committed: dict[CellRef, Manifest], has_gpus: bool) -> UnitRequest:
@@ -170,6 +182,7 @@ class Runner:
             num_cpus=cell.resources.num_cpus,
             num_gpus=cell.resources.num_gpus if has_gpus else 0.0,
             parents=parents,
+            verify_inputs=self.verify_inputs,
         )
 
     @staticmethod
@@ -266,6 +279,10 @@ class Runner:
             for ref, (_, _, actor) in in_flight.items():
                 ray.cancel(ref, force=True) if actor is None else ray.kill(actor)
             ray.shutdown()
+            if cluster is None:  # workers killed mid-cell leave their scratch folders on this machine
+                from .scratch import remove_stale_scratch
+
+                remove_stale_scratch(wait_s=3.0 if any(o.error for o in report.outcomes) or in_flight else 0.0)
         return report
 
 

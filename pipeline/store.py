@@ -11,7 +11,8 @@ manifest is atomic and exclusive (a hard link locally, `If-None-Match: *` on S3
 through s3fs' "xb" mode), so of two racing writers exactly one commits and the
 other adopts the winner's artifact.  `--force` commits generation + 1 the same
 way.  Nothing committed is ever overwritten or deleted, except by `gc`, which
-only removes attempts that no manifest references.
+only removes attempts that no manifest file (valid or not) might reference,
+and resume state (`progress/`) of generations already committed.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import hashlib
 import json
 import os
 import platform
+import shutil
 import socket
 import subprocess
 import tempfile
@@ -31,6 +33,10 @@ from pathlib import Path
 from typing import Any, BinaryIO, Iterator
 
 import fsspec
+
+from .integrity import BadManifest, changed_after, etag_changed, generation_of, manifest_problem
+from .retry import DEFAULT_RETRY_S, retry_call
+from .retry import is_transient as _transient
 
 SCHEMA = 1
 MANIFEST_PREFIX = "MANIFEST."
@@ -54,6 +60,26 @@ def sha256_file(path: Path) -> str:
         return sha256_stream(handle)
 
 
+def _file_mode() -> int:
+    """The mode a plain new file gets under this process's umask (0644 under the usual 022)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+def _cached_copy_damaged(folder: Path, manifest: "Manifest", rehash: bool = False) -> bool:
+    """A cached download is checked by size on every use (it was hashed when fetched), re-hashed on request."""
+    for relative, info in manifest.files.items():
+        try:
+            if (folder / relative).stat().st_size != info["size"]:
+                return True
+            if rehash and sha256_file(folder / relative) != info["sha256"]:
+                return True
+        except OSError:
+            return True
+    return False
+
+
 def canonical_json(value: Any) -> bytes:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
@@ -65,13 +91,14 @@ class StoreSpec:
     url: str
     endpoint_url: str | None = None
     region: str | None = None
+    retry_s: float = DEFAULT_RETRY_S  # how long transient store errors are retried (execution.store_retry_s)
 
     @property
     def is_local(self) -> bool:
         return "://" not in self.url or self.url.startswith("file://")
 
-    def open(self) -> "Store":
-        return Store(self)
+    def open(self, create: bool = True, retry_open: bool = True) -> "Store":
+        return Store(self, create=create, retry_open=retry_open)
 
 
 @dataclass
@@ -159,12 +186,13 @@ def git_commit() -> str | None:
 
 
 class Store:
-    def __init__(self, spec: StoreSpec):
+    def __init__(self, spec: StoreSpec, create: bool = True, retry_open: bool = True):
         self.spec = spec
         if spec.is_local:
             self.fs = fsspec.filesystem("file")
             self.root = str(Path(spec.url.removeprefix("file://")).expanduser().resolve())
-            self.fs.makedirs(self.root, exist_ok=True)
+            if create:
+                self.fs.makedirs(self.root, exist_ok=True)
         else:
             protocol, _, path = spec.url.partition("://")
             options: dict[str, Any] = {"use_listings_cache": False, "skip_instance_cache": True}
@@ -178,7 +206,10 @@ class Store:
                 options["client_kwargs"] = client_kwargs
             self.fs = fsspec.filesystem(protocol, **options)
             self.root = path.rstrip("/")
-            self._check_reachable()
+            if retry_open:
+                self._io("reaching the store", self._check_reachable)
+            else:
+                self._check_reachable()
 
     def _check_reachable(self) -> None:
         bucket = self.root.split("/")[0]
@@ -189,11 +220,30 @@ class Store:
                 f"the store {self.spec.url} does not exist: bucket {bucket!r} not found; create it first"
             ) from None
         except Exception as error:  # botocore raises many kinds; all mean "unreachable"
+            if getattr(self, "_retrying", False) and _transient(error):
+                raise
             endpoint = self.spec.endpoint_url or os.environ.get("AWS_ENDPOINT_URL") or "AWS"
             raise StoreError(
                 f"cannot reach the store {self.spec.url} at {endpoint}: {error}. Check AWS_ENDPOINT_URL and "
                 "credentials."
             ) from None
+
+    def _io(self, what: str, function, *args, **kwargs):
+        """A store operation, retried on transient errors for spec.retry_s seconds."""
+        self._retrying = True
+        try:
+            return retry_call(function, *args, budget_s=self.spec.retry_s, what=f"{what} ({self.spec.url})", **kwargs)
+        except StoreError:
+            raise
+        except Exception as error:
+            if _transient(error):
+                raise StoreError(
+                    f"cannot reach the store {self.spec.url} ({what}) after retrying for {self.spec.retry_s:.0f}s: "
+                    f"{type(error).__name__}: {error}"
+                ) from None
+            raise
+        finally:
+            self._retrying = False
 
     # ------------------------------------------------------------------ paths
 
@@ -210,40 +260,64 @@ class Store:
 
     def _manifest_paths(self, stage: str, key: str) -> list[str]:
         try:
-            entries = self.fs.ls(self.artifact_dir(stage, key), detail=False)
+            entries = self._io("listing", self.fs.ls, self.artifact_dir(stage, key), detail=False)
         except FileNotFoundError:
             return []
-        return sorted(p for p in entries if p.rsplit("/", 1)[-1].startswith(MANIFEST_PREFIX))
+        return sorted((p for p in entries if generation_of(p) is not None), key=lambda p: generation_of(p) or 0)
 
-    def _read_manifest(self, path: str) -> Manifest | None:
+    def load_manifest(self, path: str) -> Manifest | BadManifest | None:
+        """The manifest at `path`; a BadManifest when the file exists but is not one; None when absent."""
         try:
-            raw = self.fs.cat_file(path)
+            raw = self._io("reading a manifest", self.fs.cat_file, path)
         except FileNotFoundError:
             return None
         try:
-            json.loads(raw)
-        except ValueError:
-            return None  # never produced by us: creation is atomic; ignore rather than trust
-        return Manifest(raw=raw, path=path)
+            data = json.loads(raw)
+        except ValueError as error:
+            return BadManifest(path, f"unreadable ({len(raw)} bytes, not JSON: {error})" if raw else "empty (0 bytes)")
+        problem = manifest_problem(data)
+        if problem is not None:
+            return BadManifest(path, f"not a manifest: {problem}")
+        manifest = Manifest(raw=raw, path=path)
+        manifest.__dict__["data"] = data  # the cached_property, already parsed
+        return manifest
+
+    def _read_manifest(self, path: str) -> Manifest | None:
+        found = self.load_manifest(path)
+        return found if isinstance(found, Manifest) else None
 
     def lookup(self, stage: str, key: str) -> Manifest | None:
-        """The committed artifact of (stage, key): its newest generation, or None."""
+        """The committed artifact of (stage, key): its newest valid generation, or None."""
         for path in reversed(self._manifest_paths(stage, key)):
             manifest = self._read_manifest(path)
             if manifest is not None:
                 return manifest
         return None
 
+    def manifests_of(self, stage: str, key: str) -> list[Manifest | BadManifest]:
+        """Every manifest file of (stage, key), oldest generation first."""
+        return [m for m in (self.load_manifest(p) for p in self._manifest_paths(stage, key)) if m is not None]
+
+    def bad_manifests(self, stage: str, key: str) -> list[BadManifest]:
+        return [m for m in self.manifests_of(stage, key) if isinstance(m, BadManifest)]
+
     def next_generation(self, stage: str, key: str) -> int:
-        current = self.lookup(stage, key)
-        return 0 if current is None else current.generation + 1
+        """The first generation no manifest file (valid or not) occupies."""
+        paths = self._manifest_paths(stage, key)
+        return 0 if not paths else max(generation_of(p) or 0 for p in paths) + 1
+
+    def scan_manifests(self) -> Iterator[Manifest | BadManifest]:
+        """Every manifest file in the store: valid ones as Manifest, the others as BadManifest."""
+        pattern = self._path("*", "*", f"{MANIFEST_PREFIX}*.json")
+        for path in sorted(self._io("listing manifests", self.fs.glob, pattern)):
+            found = self.load_manifest(path)
+            if found is not None:
+                yield found
 
     def iter_manifests(self) -> Iterator[Manifest]:
-        pattern = self._path("*", "*", f"{MANIFEST_PREFIX}*.json")
-        for path in sorted(self.fs.glob(pattern)):
-            manifest = self._read_manifest(path)
-            if manifest is not None:
-                yield manifest
+        for found in self.scan_manifests():
+            if isinstance(found, Manifest):
+                yield found
 
     # ----------------------------------------------------------------- commit
 
@@ -263,10 +337,14 @@ class Store:
         attempt_dir = self._path(record.stage, record.key, "attempts", attempt)
         for relative in files:
             target = f"{attempt_dir}/{relative}"
-            self.fs.makedirs(target.rsplit("/", 1)[0], exist_ok=True)
-            self.fs.put_file(str(Path(local_dir) / relative), target)
+            self._io("creating a folder", self.fs.makedirs, target.rsplit("/", 1)[0], exist_ok=True)
+            self._io("uploading", self.fs.put_file, str(Path(local_dir) / relative), target)
         for relative, info in files.items():
-            uploaded = self.fs.size(f"{attempt_dir}/{relative}")
+            described = self._io("checking an upload", self.fs.info, f"{attempt_dir}/{relative}")
+            uploaded = described.get("size")
+            etag = described.get("ETag")
+            if etag and not self.spec.is_local:
+                info["etag"] = str(etag).strip('"')  # lets a listing reveal a later overwrite (see check)
             if uploaded != info["size"]:
                 raise StoreError(f"upload of {relative} to {attempt_dir} is {uploaded} bytes, expected {info['size']}")
         body = {
@@ -290,11 +368,17 @@ class Store:
         }
         raw = json.dumps(body, indent=2, sort_keys=True, default=str).encode("utf-8")
         path = self._path(record.stage, record.key, f"{MANIFEST_PREFIX}{generation:04d}.json")
-        if self.create_exclusive(path, raw):
+        if self._io("creating the manifest", self.create_exclusive, path, raw):
             return Manifest(raw=raw, path=path), True
-        winner = self._read_manifest(path)
-        if winner is None:
-            raise StoreError(f"{path} exists but cannot be read")
+        winner = self.load_manifest(path)
+        if isinstance(winner, Manifest) and winner.raw == raw:
+            return winner, True  # our own write, whose reply a transient error lost
+        if not isinstance(winner, Manifest):
+            problem = winner.problem if winner is not None else "it vanished"
+            raise StoreError(
+                f"{path} exists but cannot be used ({problem}); run again: the next run builds generation "
+                f"{self.next_generation(record.stage, record.key)}"
+            )
         return winner, False
 
     def create_exclusive(self, path: str, data: bytes) -> bool:
@@ -306,6 +390,7 @@ class Store:
                 handle.write(data)
                 handle.flush()
                 os.fsync(handle.fileno())
+                os.fchmod(handle.fileno(), _file_mode())  # readable like the data files, not mkstemp's 0600
             try:
                 os.link(handle.name, path)
                 return True
@@ -325,7 +410,7 @@ class Store:
     def attempt_url(self, manifest: Manifest) -> str:
         return self.url_of(self._path(manifest.stage, manifest.key, "attempts", manifest.attempt))
 
-    def materialize(self, manifest: Manifest, cache_root: Path | None = None) -> Path:
+    def materialize(self, manifest: Manifest, cache_root: Path | None = None, verify: bool = False) -> Path:
         """A local folder with the artifact's files: the attempt itself for local stores, a cached copy otherwise."""
         attempt_dir = self._path(manifest.stage, manifest.key, "attempts", manifest.attempt)
         if self.spec.is_local:
@@ -334,13 +419,21 @@ class Store:
         target = cache_root / manifest.digest
         done = target / ".complete"
         if done.exists():
-            return target
+            if not _cached_copy_damaged(target, manifest, rehash=verify):
+                return target
+            shutil.rmtree(target, ignore_errors=True)  # a damaged cached copy: fetch again
         cache_root.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(dir=cache_root, prefix=".fetch-"))
         for relative, info in manifest.files.items():
             local = staging / relative
             local.parent.mkdir(parents=True, exist_ok=True)
-            self.fs.get_file(f"{attempt_dir}/{relative}", str(local))
+            try:
+                self._io("downloading", self.fs.get_file, f"{attempt_dir}/{relative}", str(local))
+            except FileNotFoundError:
+                raise StoreError(
+                    f"{relative} of {manifest.stage}/{manifest.key} is missing from the store, so the artifact does "
+                    "not match its manifest; run `sparsepipe verify`"
+                ) from None
             if sha256_file(local) != info["sha256"]:
                 raise StoreError(
                     f"{relative} of {manifest.stage}/{manifest.key} does not match its manifest; run `sparsepipe "
@@ -355,20 +448,47 @@ class Store:
 
     def verify(self, manifest: Manifest) -> list[str]:
         """Problems found by re-hashing every file of the artifact (empty when intact)."""
+        return self.check(manifest, full=True)
+
+    def _hash(self, path: str) -> str:
+        def read() -> str:
+            with self.fs.open(path, "rb") as handle:
+                return sha256_stream(handle)
+
+        return self._io("hashing", read)
+
+    def check(self, manifest: Manifest, full: bool = False) -> list[str]:
+        """Problems of a committed artifact's files (empty when intact).
+
+        Always: every file exists with its manifest size (one listing).  Re-hashed:
+        files changed after the commit, or every file when `full` (see integrity.py).
+        """
         attempt_dir = self._path(manifest.stage, manifest.key, "attempts", manifest.attempt)
+        try:
+            listing = self._io("listing an artifact", self.fs.find, attempt_dir, detail=True)
+        except FileNotFoundError:
+            listing = {}
+        committed_at = float(manifest.data.get("committed_at") or 0.0)
         problems = []
         for relative, info in manifest.files.items():
             path = f"{attempt_dir}/{relative}"
-            try:
-                with self.fs.open(path, "rb") as handle:
-                    actual = sha256_stream(handle)
-            except FileNotFoundError:
+            entry = listing.get(path)
+            if entry is None:
                 problems.append(f"{relative}: missing")
                 continue
-            if actual != info["sha256"]:
-                problems.append(
-                    f"{relative}: sha256 {actual[:12]}… does not match the manifest's {info['sha256'][:12]}…"
-                )
+            if entry.get("size") != info["size"]:
+                problems.append(f"{relative}: {entry.get('size')} bytes, the manifest says {info['size']}")
+                continue
+            if full or changed_after(entry, committed_at) or etag_changed(entry, info):
+                try:
+                    actual = self._hash(path)
+                except FileNotFoundError:
+                    problems.append(f"{relative}: missing")
+                    continue
+                if actual != info["sha256"]:
+                    problems.append(
+                        f"{relative}: sha256 {actual[:12]}… does not match the manifest's {info['sha256'][:12]}…"
+                    )
         return problems
 
     # --------------------------------------------------------------- progress
@@ -379,18 +499,51 @@ class Store:
     # --------------------------------------------------------------------- gc
 
     def garbage(self, older_than_s: float = 0.0) -> list[str]:
-        """Attempt folders no manifest references, last touched more than `older_than_s` ago."""
-        referenced = {self._path(m.stage, m.key, "attempts", m.attempt) for m in self.iter_manifests()}
+        """Attempt folders no manifest references, last touched more than `older_than_s` ago.
+
+        A key with any manifest file that cannot be read keeps all its attempts: that
+        manifest might reference any of them.
+        """
+        referenced: set[str] = set()
+        protected_keys: set[str] = set()
+        for found in self.scan_manifests():
+            if isinstance(found, Manifest):
+                referenced.add(self._path(found.stage, found.key, "attempts", found.attempt))
+            else:
+                protected_keys.add(self._path(found.stage, found.key))
         now = time.time()
         orphans = []
-        for attempts_dir in self.fs.glob(self._path("*", "*", "attempts")):
-            for attempt in self.fs.ls(attempts_dir, detail=False):
+        for attempts_dir in self._io("listing attempts", self.fs.glob, self._path("*", "*", "attempts")):
+            if attempts_dir.rsplit("/", 1)[0] in protected_keys:
+                continue
+            for attempt in self._io("listing attempts", self.fs.ls, attempts_dir, detail=False):
                 if attempt in referenced:
                     continue
                 if older_than_s > 0 and now - self._newest_mtime(attempt) < older_than_s:
                     continue
                 orphans.append(attempt)
         return sorted(orphans)
+
+    def finished_progress(self, older_than_s: float = 0.0) -> list[str]:
+        """`progress/<gen>` folders whose generation (or a later one) is committed: resume state nobody needs."""
+        committed: dict[str, int] = {}
+        for manifest in self.iter_manifests():
+            folder = self._path(manifest.stage, manifest.key)
+            committed[folder] = max(committed.get(folder, -1), manifest.generation)
+        now = time.time()
+        done = []
+        for progress_dir in self._io("listing progress", self.fs.glob, self._path("*", "*", "progress")):
+            newest = committed.get(progress_dir.rsplit("/", 1)[0])
+            if newest is None:
+                continue
+            for folder in self._io("listing progress", self.fs.ls, progress_dir, detail=False):
+                name = folder.rstrip("/").rsplit("/", 1)[-1]
+                if not name.isdigit() or int(name) > newest:
+                    continue
+                if older_than_s > 0 and now - self._newest_mtime(folder) < older_than_s:
+                    continue
+                done.append(folder)
+        return sorted(done)
 
     def _newest_mtime(self, folder: str) -> float:
         newest = 0.0
@@ -403,7 +556,7 @@ class Store:
         return newest
 
     def remove(self, path: str) -> None:
-        self.fs.rm(path, recursive=True)
+        self._io("removing", self.fs.rm, path, recursive=True)
 
 
 class StoreProgressArea:
@@ -415,27 +568,29 @@ class StoreProgressArea:
 
     def put(self, name: str, local_file: Path) -> None:
         target = f"{self.root}/{name}"
-        self.store.fs.makedirs(target.rsplit("/", 1)[0], exist_ok=True)
+        self.store._io("saving progress", self.store.fs.makedirs, target.rsplit("/", 1)[0], exist_ok=True)
         if self.store.spec.is_local:
             staging = f"{target}.{uuid.uuid4().hex}.tmp"
             self.store.fs.put_file(str(local_file), staging)
             os.replace(staging, target)
         else:
-            self.store.fs.put_file(str(local_file), target)  # a single PUT replaces atomically
+            self.store._io(
+                "saving progress", self.store.fs.put_file, str(local_file), target
+            )  # a single PUT replaces atomically
 
     def get(self, name: str, local_file: Path) -> bool:
         try:
-            self.store.fs.get_file(f"{self.root}/{name}", str(local_file))
+            self.store._io("reading progress", self.store.fs.get_file, f"{self.root}/{name}", str(local_file))
             return True
         except FileNotFoundError:
             return False
 
     def exists(self, name: str) -> bool:
-        return self.store.fs.exists(f"{self.root}/{name}")
+        return self.store._io("reading progress", self.store.fs.exists, f"{self.root}/{name}")
 
     def list(self, prefix: str = "") -> list[str]:
         try:
-            found = self.store.fs.find(self.root)
+            found = self.store._io("listing progress", self.store.fs.find, self.root)
         except FileNotFoundError:
             return []
         names = [p[len(self.root) + 1 :] for p in found]

@@ -75,6 +75,8 @@ class Benchmark:
 
 # (the resolved pipeline config, the cells listed so far by upstream stages) -> this stage's cells
 CellLister = Callable[[Any, dict[str, list[Cell]]], list[Cell]]
+# the resolved pipeline config -> the problems found, each naming the keys involved (empty: none)
+ConfigCheck = Callable[[Any], list[str]]
 
 
 @dataclass(frozen=True)
@@ -92,6 +94,9 @@ class Stage:
     `sparsepipe tasks eval`, which evaluates every committed checkpoint; "report" marks the artifact
     whose index.html `sparsepipe status` points to.
     `shortcuts` maps a `run`/`plan` option (tasks, checkpoints) to the config key it sets.
+    `checks` see the whole resolved config, for what no single section's model can: this stage's values
+    against an upstream's (a model's n_ctx against the token rows'). Any problem they return is a config
+    error (exit 2) before anything runs, not a failure inside a worker after the upstream stages ran.
     """
 
     name: str
@@ -106,3 +111,4 @@ class Stage:
     records: tuple[str, ...] = ()
     provides: tuple[str, ...] = ()
     shortcuts: dict[str, str] = field(default_factory=dict)
+    checks: tuple[ConfigCheck, ...] = ()

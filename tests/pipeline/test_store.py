@@ -129,4 +129,4 @@ def test_unreachable_s3_store_is_a_clear_error(monkeypatch):
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
     monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
     with pytest.raises(StoreError, match="cannot reach the store"):
-        StoreSpec("s3://nowhere/prefix", endpoint_url="http://127.0.0.1:9").open()
+        StoreSpec("s3://nowhere/prefix", endpoint_url="http://127.0.0.1:9", retry_s=1).open()

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -155,7 +156,7 @@ def run_tuning(ctx: WorkContext, params: PruneConfig, tune: TuneConfig, task: st
     )
     resources = {"num_cpus": inputs.cpus, "num_gpus": inputs.gpus}
 
-    with tempfile.TemporaryDirectory(prefix="sparsepipe-tune-") as scratch:
+    with tempfile.TemporaryDirectory(prefix=f"sparsepipe-tune-{os.getpid()}-") as scratch:
         progress = TuningProgress(ctx.progress, Path(scratch))
         tuner, completed = progress.load_state() or (new_tuner(params, tune), 0)
         records = progress.load_trials()

@@ -8,6 +8,10 @@ from pydantic import Field, model_validator
 
 from ..stage import StrictModel
 
+# The longest row the pipeline supports: far beyond every preset (paper: 256). The models train on these
+# rows (their n_ctx must equal it), and one float32 attention map of one head at this length is 256 MB.
+MAX_N_CTX = 8192
+
 
 class CorpusConfig(StrictModel):
     paths: list[str] = Field(
@@ -47,7 +51,7 @@ class TokenizeConfig(StrictModel):
     corpus: CorpusConfig = Field(default_factory=CorpusConfig)
     generated: GeneratedConfig = Field(default_factory=GeneratedConfig)
     vocab_size: int = Field(2048, ge=260, le=65535)
-    n_ctx: int = Field(256, ge=8, description="Rows hold n_ctx + 1 tokens (inputs and shifted targets).")
+    n_ctx: int = Field(256, ge=8, le=MAX_N_CTX, description="Rows hold n_ctx + 1 tokens (inputs and shifted targets).")
     val_fraction: float = Field(0.02, gt=0, lt=0.5)
     tokenizer_train_bytes: int = Field(64_000_000, ge=10_000, description="Corpus bytes sampled to train the BPE.")
     documents_per_shard: int = Field(2000, ge=1, description="A shard holds at most this many documents ...")

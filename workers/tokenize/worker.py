@@ -121,6 +121,15 @@ def _encode_all(ctx: WorkContext, units: list[tuple[str, str, list[str]]], token
             todo.append((relative, texts))
     resumed = len(units) - len(todo)
     done = [resumed]
+    if resumed:
+        ctx.report(
+            {
+                "completed": resumed,
+                "total": len(units),
+                "description": f"resumed: {resumed}/{len(units)} shards already encoded",
+                "note": f"resumed with {resumed}/{len(units)} shards already encoded",
+            }
+        )
 
     def save(number: int, rows: np.ndarray) -> None:
         relative = todo[number][0]

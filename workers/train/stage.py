@@ -41,6 +41,31 @@ def dense_cells(config: Any, upstream: dict[str, list[Cell]]) -> list[Cell]:
     ]
 
 
+def _against_the_tokens(config: Any, prefix: str, train: TrainConfig) -> list[str]:
+    """A model trains on tokenize's rows: the same n_ctx, and room for every token id."""
+    problems = []
+    model, tokenize = train.model, config.tokenize
+    if model.n_ctx != tokenize.n_ctx:
+        problems.append(
+            f"{prefix}.model.n_ctx={model.n_ctx} but tokenize.n_ctx={tokenize.n_ctx}: the model trains on the token "
+            "rows, so both must be equal"
+        )
+    if model.vocab_size is not None and model.vocab_size < tokenize.vocab_size:
+        problems.append(
+            f"{prefix}.model.vocab_size={model.vocab_size} is smaller than tokenize.vocab_size="
+            f"{tokenize.vocab_size}; leave it unset (taken from the tokenizer) or raise it"
+        )
+    return problems
+
+
+def check_pretrain(config: Any) -> list[str]:
+    return _against_the_tokens(config, "pretrain.train", config.pretrain.train)
+
+
+def check_dense(config: Any) -> list[str]:
+    return _against_the_tokens(config, "dense.train", config.dense.train) if config.dense.enabled else []
+
+
 def run_train_cell(ctx: WorkContext, params: dict[str, Any]) -> None:
     from .worker import run_pretrain
 
@@ -58,6 +83,7 @@ PRETRAIN = Stage(
     config={"pretrain": PretrainConfig},
     presets=PRETRAIN_PRESETS,
     provides=("checkpoint",),
+    checks=(check_pretrain,),
 )
 DENSE = Stage(
     name="dense",
@@ -69,6 +95,7 @@ DENSE = Stage(
     config={"dense": DenseConfig},
     presets=DENSE_PRESETS,
     provides=("checkpoint",),
+    checks=(check_dense,),
 )
 
 BENCHMARK = Benchmark(

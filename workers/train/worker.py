@@ -213,11 +213,13 @@ def train_loop(
     log = load_train_state(ctx, train, trainer, loader) or RunLog()
     last_checkpoint = checkpoint_label(trainer.step) if trainer.step else None
 
+    resumed = {"note": f"resumed at step {trainer.step}"} if trainer.step else {}
     ctx.report(
         {
             "completed": trainer.step,
             "total": train.steps,
             "description": f"resumed at step {trainer.step}" if trainer.step else "starting",
+            **resumed,
         }
     )
     log_every = max(1, train.steps // 1000)

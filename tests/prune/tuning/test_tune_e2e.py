@@ -20,14 +20,26 @@ def test_batch_pruning_lists_every_task_of_every_checkpoint(sparsepipe, tmp_path
     assert result.returncode == 0, result.stderr[-3000:]
     cells = [c["cell"] for c in json.loads(result.stdout)["cells"] if c["stage"] == "prune"]
     assert sorted(cells) == sorted(
-        f"{checkpoint}:{task}" for checkpoint in ("pretrain/smoke", "dense") for task in task_names()
+        f"{checkpoint}:{task}" for checkpoint in ("pretrain/smoke", "dense", "bridges/smoke") for task in task_names()
     )
 
 
 def test_batch_pruning_of_every_task_end_to_end(sparsepipe, tmp_path):
-    # The dense checkpoint is left out to halve the run; the selection of both is checked above.
+    # The dense and bridged checkpoints are left out (bridges need dense) to cut the run; the selection of all
+    # three is checked above.
     result = sparsepipe(
-        "run", "prune", "--preset", "smoke", "--tasks", "all", "--set", "dense.enabled=false", "--json", cwd=tmp_path
+        "run",
+        "prune",
+        "--preset",
+        "smoke",
+        "--tasks",
+        "all",
+        "--set",
+        "dense.enabled=false",
+        "--set",
+        "bridges.enabled=false",
+        "--json",
+        cwd=tmp_path,
     )
     report = json.loads(result.stdout)
     prune = {c["cell"]: c for c in report["cells"] if c["stage"] == "prune"}
