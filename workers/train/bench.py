@@ -5,7 +5,7 @@ L0, AbsTopK at all eight node locations. Dense: the same model and step with
 sparsity and AbsTopK off. Both run on identical random batches, interleaved
 round by round so that machine noise hits both alike.
 
-    python -m sparsepipe.workers.train_bench [--quick] [--device cpu|cuda|auto] [--threads N]
+    python -m sparsepipe.workers.train.bench [--quick] [--device cpu|cuda|auto] [--threads N]
 """
 
 from __future__ import annotations
