@@ -39,6 +39,11 @@ def test_ctrl_c_cleans_scratch_and_the_rerun_logs_its_resume(tmp_path):
         "tokenize.documents_per_shard=1",
         "--set",
         "tokenize.vocab_size=300",
+        # Every real document, nothing generated: 24 one-document shards, so the cell is still running at Ctrl-C.
+        "--set",
+        "tokenize.corpus.max_bytes=null",
+        "--set",
+        "tokenize.generated.weight=0",
     ]
     try:
         driver = subprocess.Popen(
