@@ -22,7 +22,7 @@ SPARSEPIPE = [sys.executable, "-m", "sparsepipe.pipeline"]
 def test_ctrl_c_cleans_scratch_and_the_rerun_logs_its_resume(tmp_path):
     corpus = tmp_path / "corpus"
     corpus.mkdir()
-    for number in range(24):
+    for number in range(32):
         (corpus / f"m{number}.py").write_text(
             "".join(f"def f{number}_{i}(x):\n    return x * {i} + {number}\n" for i in range(6000))
         )
@@ -39,7 +39,7 @@ def test_ctrl_c_cleans_scratch_and_the_rerun_logs_its_resume(tmp_path):
         "tokenize.documents_per_shard=1",
         "--set",
         "tokenize.vocab_size=300",
-        # Every real document, nothing generated: 24 one-document shards, so the cell is still running at Ctrl-C.
+        # Every real document, nothing generated: 32 one-document shards, so the cell is still running at Ctrl-C.
         "--set",
         "tokenize.corpus.max_bytes=null",
         "--set",
