@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import time
 from typing import Any, Callable
 
 import torch
@@ -23,7 +22,7 @@ from ...kernels.device import device_name, pick_device
 from ..nn.config import ModelConfig
 from ..nn.gpt import GPT
 from ..nn.training import Trainer
-from ..train.bench import SHAPES, TARGET_L0, _synchronize, _trainer
+from ..train.bench import SHAPES, TARGET_L0, _trainer, time_interleaved
 from .bridges import BridgeObjective, Bridges
 from .config import BridgesConfig
 
@@ -54,18 +53,7 @@ def bench_bridges_step(device: str = "auto", quick: bool = False) -> dict[str, A
     batches = torch.randint(
         0, vocab, (steps_per_round, batch_size, model.n_ctx + 1), generator=torch.Generator().manual_seed(0)
     ).to(dev)
-    for step in steps.values():
-        for i in range(warmup):
-            step(batches[i % steps_per_round])
-    times: dict[str, list[float]] = {name: [] for name in steps}
-    for _ in range(rounds):
-        for name, step in steps.items():
-            _synchronize(dev)
-            started = time.perf_counter()
-            for batch in batches:
-                step(batch)
-            _synchronize(dev)
-            times[name].append((time.perf_counter() - started) / steps_per_round)
+    times = time_interleaved(steps, batches, warmup, rounds, dev)
     bridges_s, sparse_s = statistics.mean(times["bridges"]), statistics.mean(times["sparse"])
     return {
         "bridges_step_s": bridges_s,

@@ -14,7 +14,7 @@ import argparse
 import json
 import statistics
 import time
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -36,6 +36,26 @@ TARGET_L0 = 1 / 16
 def _synchronize(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+
+
+def time_interleaved(
+    steps: dict[str, Callable[[torch.Tensor], Any]], batches: torch.Tensor, warmup: int, rounds: int, dev: torch.device
+) -> dict[str, list[float]]:
+    """Seconds per step of each named step function, per round; rounds interleave the steps on the same batches,
+    so every ratio is measured side by side under the same load."""
+    for step in steps.values():
+        for i in range(warmup):
+            step(batches[i % len(batches)])
+    times: dict[str, list[float]] = {name: [] for name in steps}
+    for _ in range(rounds):
+        for name, step in steps.items():
+            _synchronize(dev)
+            started = time.perf_counter()
+            for batch in batches:
+                step(batch)
+            _synchronize(dev)
+            times[name].append((time.perf_counter() - started) / len(batches))
+    return times
 
 
 def _trainer(model: ModelConfig, sparse: bool, batch_size: int, steps: int, device: torch.device) -> Trainer:
@@ -70,18 +90,9 @@ def bench_step_times(device: str = "auto", quick: bool = False) -> dict[str, Any
         0, vocab, (steps_per_round, batch_size, model.n_ctx + 1), generator=torch.Generator().manual_seed(0)
     ).to(dev)
 
-    for trainer in trainers.values():
-        for i in range(warmup):
-            trainer.train_step(batches[i % steps_per_round])
-    times: dict[str, list[float]] = {name: [] for name in trainers}
-    for _ in range(rounds):
-        for name, trainer in trainers.items():
-            _synchronize(dev)
-            started = time.perf_counter()
-            for batch in batches:
-                trainer.train_step(batch)
-            _synchronize(dev)
-            times[name].append((time.perf_counter() - started) / steps_per_round)
+    times = time_interleaved(
+        {name: trainer.train_step for name, trainer in trainers.items()}, batches, warmup, rounds, dev
+    )
 
     sparse_s, dense_s = statistics.mean(times["sparse"]), statistics.mean(times["dense"])
     return {
