@@ -51,6 +51,11 @@ class TokenizeConfig(StrictModel):
     corpus: CorpusConfig = Field(default_factory=CorpusConfig)
     generated: GeneratedConfig = Field(default_factory=GeneratedConfig)
     vocab_size: int = Field(2048, ge=260, le=65535)
+    tokenizer: str | None = Field(
+        None,
+        description="Use this tokenizer instead of training one: our tokenizer.json, a tiktoken ranks file, or a "
+        "folder with the reference release's encoder.json + vocab.bpe (local or s3://). Its size must be vocab_size.",
+    )
     n_ctx: int = Field(256, ge=8, le=MAX_N_CTX, description="Rows hold n_ctx + 1 tokens (inputs and shifted targets).")
     val_fraction: float = Field(0.02, gt=0, lt=0.5)
     tokenizer_train_bytes: int = Field(64_000_000, ge=10_000, description="Corpus bytes sampled to train the BPE.")
