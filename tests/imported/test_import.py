@@ -274,3 +274,23 @@ def test_our_checkpoint_folder_exports(tmp_path):
     assert result.exit_code == 0, result.output
     back, _, _ = read_release(str(tmp_path / "release"))
     assert torch.allclose(back(tokens())[0], load_checkpoint(tmp_path / "ours")(tokens())[0], atol=1e-6)
+
+
+@pytest.mark.slow
+def test_import_then_prune_end_to_end(sparsepipe, tmp_path):
+    """`sparsepipe run prune --checkpoints imported/NAME` on an imported smoke-sized model: mean cache, prune."""
+    model = build(n_layer=1, d_model=32, n_head=2, d_head=8, n_ctx=128, vocab_size=2048).float()
+    write_fixture(tmp_path / "release", model)
+    imported = sparsepipe("import", str(tmp_path / "release"), "--name", "tiny", cwd=tmp_path)
+    assert imported.returncode == 0, imported.stderr[-2000:]
+    result = sparsepipe(
+        "run", "prune", "--preset", "smoke", "--set", "tune.enabled=false", "--checkpoints", "imported/tiny",
+        "--tasks", "single_double_quote", "--json", cwd=tmp_path, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-4000:]
+    cells = {(c["stage"], c["cell"]): c for c in json.loads(result.stdout)["cells"]}
+    assert cells[("imported", "tiny")]["status"] == "HIT"
+    assert cells[("mean_cache", "imported/tiny")]["metrics"]["locations"] == 8
+    prune = [c for (stage, _), c in cells.items() if stage == "prune"]
+    assert len(prune) == 1 and "edges" in prune[0]["metrics"]
+    assert not any(stage in ("pretrain", "dense", "bridges") for stage, _ in cells)
