@@ -210,8 +210,14 @@ def _unembedding_links(model: GPT, kept: dict[str, Tensor], names: list[str], ca
 # ---------------------------------------------------------------------------- export
 
 
-def _node_id(location: str, index: int) -> str:
+def node_id(location: str, index: int) -> str:
+    """The key of a node in circuit.json: "2.attn.q:17"."""
     return f"{location}:{index}"
+
+
+def node_name(location: str, index: int) -> str:
+    """A node's name in the reference release's convention: "2.attn.q[17]"."""
+    return f"{location}[{index}]"
 
 
 def circuit_to_json(circuit: Circuit, ablation: dict[str, Tensor] | None = None, **provenance: Any) -> dict[str, Any]:
@@ -221,7 +227,8 @@ def circuit_to_json(circuit: Circuit, ablation: dict[str, Tensor] | None = None,
     for location, indices in circuit.kept.items():
         for index in indices.tolist():
             node = {
-                "id": _node_id(location, index),
+                "id": node_id(location, index),
+                "name": node_name(location, index),
                 "location": location,
                 "layer": int(location.split(".")[0]),
                 "index": index,
@@ -233,7 +240,7 @@ def circuit_to_json(circuit: Circuit, ablation: dict[str, Tensor] | None = None,
     for links in circuit.links:
         weights = links.weight.tolist() if links.weight is not None else [None] * len(links)
         for src, dst, weight in zip(links.source_index.tolist(), links.target_index.tolist(), weights):
-            edge = {"kind": links.kind, "source": _node_id(links.source, src), "target": _node_id(links.target, dst)}
+            edge = {"kind": links.kind, "source": node_id(links.source, src), "target": node_id(links.target, dst)}
             if weight is not None:
                 edge["weight"] = weight
             edges.append(edge)
