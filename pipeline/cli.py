@@ -18,6 +18,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from .cli_bench import app as bench_app
+from .cli_import import export_checkpoint, import_checkpoint
 from .cli_options import ClusterOptionCommand
 from .cli_tasks import app as tasks_app
 from .config import ConfigError, PipelineConfig
@@ -69,6 +70,8 @@ config_app = typer.Typer(no_args_is_help=True, help="Inspect the resolved config
 app.add_typer(config_app, name="config")
 app.add_typer(tasks_app, name="tasks")
 app.add_typer(bench_app, name="bench")
+app.command("import")(import_checkpoint)
+app.command("export")(export_checkpoint)
 
 
 def _targets(target: str) -> list[str]:
