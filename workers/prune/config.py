@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from ..stage import StrictModel
 
@@ -31,7 +31,16 @@ class PruneConfig(StrictModel):
             "names (pretrain/base)."
         ),
     )
-    target_loss: float = Field(0.15, gt=0)
+    target_loss: float = Field(
+        0.15, gt=0, description="The target loss CARBS tunes at and the circuit page shows (always among `targets`)."
+    )
+    targets: list[float] = Field(
+        default_factory=lambda: [0.15],
+        description=(
+            "Target losses of the loss sweep (paper Fig. 2): one mask training, then one bisection per target, "
+            "giving one circuit per (checkpoint, task, target); target_loss is added when missing."
+        ),
+    )
     loss_reduction: Literal["mean", "pair_sum"] = Field(
         "mean",
         description=(
@@ -64,7 +73,24 @@ class PruneConfig(StrictModel):
     curve_points: int = Field(
         12, ge=0, description="Log-spaced circuit sizes at which the loss-vs-size curve is evaluated; 0 skips it."
     )
+    binarize_pairs: int = Field(
+        16,
+        ge=0,
+        description="Train pairs the step functions of the binarized circuit are fitted on (App. C); 0 skips it.",
+    )
     seed: int = 0
+
+    @field_validator("targets")
+    @classmethod
+    def _positive_targets(cls, targets: list[float]) -> list[float]:
+        if any(not t > 0 for t in targets):
+            raise ValueError(f"every prune.targets value must be > 0, got {targets}")
+        return targets
+
+    @property
+    def target_sweep(self) -> list[float]:
+        """The target losses swept, ascending: `targets` and `target_loss`."""
+        return sorted(set(self.targets) | {self.target_loss})
 
 
 class TuneConfig(StrictModel):
