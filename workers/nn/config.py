@@ -57,6 +57,13 @@ class ModelConfig(StrictModel):
     def mlp_width(self) -> int:
         return self.d_mlp or 4 * self.d_model
 
+    @property
+    def matrix_params(self) -> int:
+        """Entries of the weight matrices (attention c_attn and c_proj, MLP c_fc and c_proj): the parameters
+        whose nonzero fraction is `sparsity.target_l0` (embeddings and biases have their own fractions)."""
+        inner = self.n_head * self.d_head
+        return self.n_layer * (4 * inner * self.d_model + 2 * self.mlp_width * self.d_model)
+
 
 # ----------------------------------------------------------------------- training
 
@@ -93,7 +100,16 @@ class SparsityConfig(StrictModel):
 
 
 class OptimConfig(StrictModel):
-    lr: float = Field(1e-2, gt=0)
+    lr: float = Field(
+        1e-2,
+        gt=0,
+        description=(
+            "Base lr: the peak of the warmup-then-linear-decay schedule at weight L0 = 1. With lr_l0_scaling the "
+            "applied lr is lr / sqrt(L0(t)) (paper A.2), so a sparse model ends annealing at lr / sqrt(target_l0). "
+            "The reference release's train.py multiplies by sqrt(target_l0 / L0(t)) instead: its lr X is this "
+            "lr = X * sqrt(target_l0). Sweep it per variant (pretrain.variants[].lr)."
+        ),
+    )
     beta1: float = Field(0.9, ge=0, lt=1)
     beta2: float = Field(0.95, ge=0, lt=1)
     eps: float = Field(0.1, gt=0)

@@ -134,7 +134,14 @@ PRESETS: dict[str, dict[str, Any]] = {
         "tune": {"iterations": 8, "trials_per_iteration": 8},
     },
     "paper": {
-        "prune": {"steps": 2000, "batch_pairs": 64, "eval_pairs": 512, "mean_cache_batches": 256},
+        "prune": {
+            "steps": 2000,
+            "batch_pairs": 64,
+            "eval_pairs": 512,
+            "mean_cache_batches": 256,
+            # Fig. 2's sweep of target task losses (one mask training per cell, one bisection per target).
+            "targets": [0.05, 0.1, 0.15, 0.2, 0.3],
+        },
         "tune": {"iterations": 32, "trials_per_iteration": 8},
     },
 }
