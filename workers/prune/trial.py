@@ -40,7 +40,7 @@ count in token-forwards: a deterministic measure for CARBS, unlike wall time
 
 `run_prune` is the stage worker: load checkpoint, tokenizer, means and task
 data (`load_prune_inputs`); run one trial with `params.hyper`; write
-circuit.json, circuit.html, result.json and loss_vs_k.png
+circuit.json, circuit.html, result.json and loss_vs_k.png (its data in loss_vs_k.json and .csv)
 (`write_prune_outputs`, shared with the CARBS-tuned cell of `tune.py`).
 """
 
@@ -618,46 +618,61 @@ def load_task_data(task: str, tokenizer: Tokenizer, params: PruneConfig, max_tok
 
 
 def plot_loss_vs_size(result: TrialResult, path: Path) -> None:
-    """Val loss of the top-k circuits along the ranking (the curve behind the paper's Fig. 2); the circuit on test."""
-    from ..plots import GRID_ALPHA, LEGEND_FONTSIZE, new_figure, save
+    """Val loss of the top-k circuits along the ranking against nodes and against edges (the curve behind the
+    paper's Fig. 2), the circuit of every swept target (val and test); the numbers beside it (`save_data`)."""
+    from ..plots import GRID_ALPHA, LEGEND_FONTSIZE, new_figure, save, save_data
 
-    fig = new_figure(7, 4.5)
-    ax = fig.subplots()
+    fig = new_figure(11, 4.5)
+    axes = fig.subplots(1, 2, sharey=True)
     curve = [row for row in result.loss_vs_k if row["nodes"] > 0]
-    ax.plot([row["nodes"] for row in curve], [row["loss"] for row in curve], "o-", ms=3, label="top-k circuit (val)")
     probes = [row for row in result.bisection if row["nodes"] > 0]
-    ax.plot(
-        [row["nodes"] for row in probes], [row["loss"] for row in probes], "x", color="black", label="bisection probes"
-    )
-    ax.axhline(result.target_loss, color="grey", ls="--", label=f"target {result.target_loss:g}")
-    ax.axhline(
-        result.full_model_loss, color="tab:green", ls=":", label=f"full model, test {result.full_model_loss:.3g}"
-    )
-    if result.nodes > 0:
-        ax.plot(
-            [result.nodes],
-            [result.selection_loss],
+    circuits = [row for row in result.sweep if row["nodes"] > 0]
+    for axis, size in zip(axes, ("nodes", "edges")):
+        points = [row for row in curve if size in row and row[size] > 0]  # results from before edges were recorded
+        axis.plot([r[size] for r in points], [r["loss"] for r in points], "o-", ms=3, label="top-k circuit (val)")
+        if size == "nodes":
+            axis.plot(
+                [r["nodes"] for r in probes], [r["loss"] for r in probes], "x", color="black", label="bisection probes"
+            )
+        for target in sorted({r["target_loss"] for r in result.sweep} | {result.target_loss}):
+            axis.axhline(target, color="grey", ls="--", lw=0.8)
+        axis.axhline(
+            result.full_model_loss, color="tab:green", ls=":", label=f"full model, test {result.full_model_loss:.3g}"
+        )
+        shown = [r for r in circuits if r[size] > 0]
+        axis.plot(
+            [r[size] for r in shown],
+            [r["selection_loss"] for r in shown],
             "*",
-            ms=14,
+            ms=12,
             color="tab:red",
-            label=f"circuit (val): {result.nodes} nodes, {result.edges} edges",
+            label="circuit per target (val)",
         )
-        ax.plot(
-            [result.nodes],
-            [result.circuit_loss],
+        axis.plot(
+            [r[size] for r in shown],
+            [r["circuit_loss"] for r in shown],
             "D",
-            ms=7,
+            ms=6,
             color="tab:purple",
-            label=f"circuit, test ({result.test_pairs} pairs) {result.circuit_loss:.3g}",
+            label=f"circuit per target, test ({result.test_pairs} pairs)",
         )
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("nodes kept")
-    ax.set_ylabel(f"two-way task loss ({result.loss_reduction})")
-    ax.set_title(f"{result.task}: loss vs circuit size" + ("" if result.reached_target else " (target not reached)"))
-    ax.grid(alpha=GRID_ALPHA, which="both")
-    ax.legend(fontsize=LEGEND_FONTSIZE)
+        axis.set_xscale("log")
+        axis.set_yscale("log")
+        axis.set_xlabel(f"{size} kept")
+        axis.grid(alpha=GRID_ALPHA, which="both")
+    axes[0].set_ylabel(f"two-way task loss ({result.loss_reduction})")
+    axes[0].legend(fontsize=LEGEND_FONTSIZE)
+    status = "" if result.reached_target else " (target not reached)"
+    fig.suptitle(
+        f"{result.task}: loss vs circuit size, target {result.target_loss:g}: {result.nodes} nodes, "
+        f"{result.edges} edges{status}"
+    )
     save(fig, path)
+    save_data(
+        [{"kind": "curve", **row} for row in result.loss_vs_k]
+        + [{"kind": "circuit", **{k: v for k, v in row.items() if k != "kept"}} for row in result.sweep],
+        path,
+    )
 
 
 @dataclass
