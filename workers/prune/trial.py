@@ -576,10 +576,12 @@ def binarized_losses(
 
 
 def add_binarization(inputs: PruneInputs, settings: PruneConfig, result: TrialResult) -> None:
-    """Fill in `binarized_loss` (App. C) of every circuit of `result.sweep` and of the circuit itself.
+    """Fill in `binarized_loss` (App. C) of every circuit of `result.sweep` that reached its target, and of the
+    circuit itself (None where the target was missed: there is no circuit to binarize).
 
     Run once on the circuit that is written (not in every CARBS trial); the step functions are fitted on the
-    first `binarize_pairs` pairs of the train pool, the loss is measured on the test pairs."""
+    first `binarize_pairs` pairs of the train pool, the loss is measured on the test pairs. It costs about
+    3 x nodes forward passes of those pairs (one per node and candidate threshold)."""
     if settings.binarize_pairs == 0:
         return
     model = inputs.model
@@ -590,6 +592,9 @@ def add_binarization(inputs: PruneInputs, settings: PruneConfig, result: TrialRe
     fit = train.select(range(min(settings.binarize_pairs, train.n_pairs))).to(device)
     test = inputs.task_data.test.to(device)
     for row in result.sweep:
+        if not row["reached_target"]:  # no circuit at this target (bisection kept every active node)
+            row["binarized_loss"] = row["binarized_fit_loss"] = None
+            continue
         mask = torch.zeros(layout.n_nodes)
         for name, idx in row["kept"].items():
             mask[layout.node_slices[name].start + torch.tensor(idx, dtype=torch.long)] = 1.0

@@ -266,7 +266,7 @@ def plot_fig3(points: list[dict[str, Any]], path: Path) -> None:
             [p["geomean_edges"] for p in items], [p["val_loss"] for p in items], "o-", ms=5, label=f"d_model {width}"
         )
         for p in items:
-            axis.annotate(f"L0 {p['target_l0']:.3g}", (p["geomean_edges"], p["val_loss"]), fontsize=7)
+            axis.annotate(f"L0 {_number(p['target_l0'])}", (p["geomean_edges"], p["val_loss"]), fontsize=7)
     tasks = points[0]["tasks"] if points else 0
     target = points[0]["target_loss"] if points else None
     axis.set_xscale("log")
