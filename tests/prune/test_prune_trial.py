@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 from pruning_toys import key_task
@@ -69,3 +70,36 @@ def test_tied_qk_zero_ablation_trial_that_misses_its_target(trained_model, task_
     assert result.nodes == result.masks_kept + len(result.kept["0.attn.q"])  # a tied entry keeps two nodes
     assert not result.reached_target and result.selection_loss > settings.target_loss
     assert result.masks_kept == result.active_after_training and len(result.bisection) == 1
+
+
+def test_target_sweep_gives_one_circuit_per_target_from_one_ranking(trained_model, trained_means, task_data):
+    settings = SETTINGS.model_copy(update={"targets": [0.05, 0.5]})
+    assert settings.target_sweep == [0.05, 0.15, 0.5]  # target_loss is always swept
+    result = run_trial(trained_model, trained_means, task_data, settings.hyper, settings, seed=0, task="key")
+    assert [row["target_loss"] for row in result.sweep] == [0.05, 0.15, 0.5]
+    main = result.sweep[1]
+    assert (main["masks_kept"], main["nodes"], main["edges"]) == (result.masks_kept, result.nodes, result.edges)
+    assert main["circuit_loss"] == result.circuit_loss and main["kept"] == result.kept
+    # A looser target never needs a larger circuit (one ranking, bisection per target).
+    sizes = [row["masks_kept"] for row in result.sweep]
+    assert sizes == sorted(sizes, reverse=True)
+    for row in result.sweep:
+        assert row["reached_target"] == (row["selection_loss"] <= row["target_loss"])
+        assert row["nodes"] == sum(len(idx) for idx in row["kept"].values())
+    # The loss-vs-size curve counts edges too; the full model has the most.
+    assert all("edges" in row for row in result.loss_vs_k)
+    assert result.loss_vs_k[-1]["edges"] >= max(row["edges"] for row in result.loss_vs_k)
+
+
+def test_binarized_loss_of_every_circuit(trained_model, trained_means, task_data, result):
+    from sparsepipe.workers.prune.trial import PruneInputs, add_binarization
+
+    inputs = PruneInputs(None, trained_model, trained_means, None, task_data)
+    settings = SETTINGS.model_copy(update={"binarize_pairs": 8})
+    copy = type(result).from_json(json.loads(json.dumps(result.to_json())))
+    add_binarization(inputs, settings, copy)
+    row = copy.sweep[0]
+    assert copy.binarized_loss == row["binarized_loss"] and math.isfinite(copy.binarized_loss)
+    assert math.isfinite(row["binarized_fit_loss"])
+    # Binarizing keeps the task mostly (the key task's features are on/off), far from chance (log 2).
+    assert copy.binarized_loss < 0.5

@@ -45,17 +45,20 @@ def test_report_tables_figure_and_index(tmp_path):
     ctx = local_context(tmp_path / "out", inputs=inputs)
     run_report(ctx)
     summary = json.loads((ctx.out_dir / "summary.json").read_text())
-    # The headline skips tasks that missed the target: geomean(10, 1000) = 100.
-    assert summary["checkpoints"]["pretrain/tiny"]["geomean_edges"] == pytest.approx(100.0)
+    # The headline is over the tasks every checkpoint reached: dense has only bracket_counting.
+    assert summary["checkpoints"]["pretrain/tiny"]["geomean_edges"] == pytest.approx(10.0)
     assert summary["checkpoints"]["pretrain/tiny"]["reached_target"] == 2
+    assert summary["checkpoints"]["pretrain/tiny"]["common_tasks"] == 1
     assert summary["checkpoints"]["dense"]["geomean_edges"] == pytest.approx(400.0)
     assert (ctx.out_dir / "edges_by_task.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     index = (ctx.out_dir / "index.html").read_text()
     assert "circuits/pretrain_tiny__var_swap.html" in index
     assert (ctx.out_dir / "circuits" / "dense__bracket_counting.html").read_text() == "<html>bracket_counting</html>"
     markdown = (ctx.out_dir / "summary.md").read_text()
-    assert "| pretrain/tiny | var_swap | 501 | 1000 | yes | 0.100 | 0.090 | 0.050 | 0.700 | 0.690 | 64 |" in markdown
-    assert "| calibrated | full model | inverse | random circuit | test pairs |" in markdown
+    assert (
+        "| pretrain/tiny | var_swap | 501 | 1000 | yes | 0.100 | – | 0.090 | 0.050 | 0.700 | 0.690 | 64 |" in markdown
+    )
+    assert "| binarized | calibrated | full model | inverse | random circuit | test pairs |" in markdown
     assert (
         "Losses on the test split (loss_reduction mean)" in markdown
         and "Losses on each task's held-out test pairs" in index

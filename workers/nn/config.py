@@ -93,6 +93,13 @@ class ModelConfig(StrictModel):
         """Width of every attention and MLP input: d_model, plus the concatenated positions."""
         return self.d_model + (self.d_pos_emb or 0)
 
+    @property
+    def matrix_params(self) -> int:
+        """Entries of the weight matrices (attention c_attn and c_proj, MLP c_fc and c_proj): the parameters
+        whose nonzero fraction is `sparsity.target_l0` (embeddings and biases have their own fractions)."""
+        inner, mlp = self.n_head * self.d_head, self.mlp_width
+        return self.n_layer * (3 * inner * self.d_in + inner * self.d_model + mlp * self.d_in + mlp * self.d_model)
+
 
 # ----------------------------------------------------------------------- training
 
@@ -129,7 +136,16 @@ class SparsityConfig(StrictModel):
 
 
 class OptimConfig(StrictModel):
-    lr: float = Field(1e-2, gt=0)
+    lr: float = Field(
+        1e-2,
+        gt=0,
+        description=(
+            "Base lr: the peak of the warmup-then-linear-decay schedule at weight L0 = 1. With lr_l0_scaling the "
+            "applied lr is lr / sqrt(L0(t)) (paper A.2), so a sparse model ends annealing at lr / sqrt(target_l0). "
+            "The reference release's train.py multiplies by sqrt(target_l0 / L0(t)) instead: its lr X is this "
+            "lr = X * sqrt(target_l0). Sweep it per variant (pretrain.variants[].lr)."
+        ),
+    )
     beta1: float = Field(0.9, ge=0, lt=1)
     beta2: float = Field(0.95, ge=0, lt=1)
     eps: float = Field(0.1, gt=0)

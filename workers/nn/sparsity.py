@@ -5,8 +5,14 @@ only its largest-magnitude entries, so that every matrix has the same nonzero
 fraction; the fraction (L0) is annealed from dense to the target over the first
 half of training; no neuron or attention channel keeps fewer than j = 4 nonzero
 weights; the learning rate is warmup-then-linear-decay times 1/sqrt(L0) (the
-"sharkfin"). The reference's train.py scales by sqrt(target / L0) instead,
-which differs only by the constant sqrt(target), absorbed by the lr sweep.
+"sharkfin").
+
+The lr convention (`OptimConfig.lr`): the configured lr is the base lr, the peak at L0 = 1; the
+applied lr is base / sqrt(L0(t)), so at the target L0 it is base / sqrt(target_l0), 8x the base at
+1/64 and 22.6x at 1/512. The reference's train.py scales by sqrt(target / L0) instead, which is the
+same schedule with base = (its lr) x sqrt(target): a reference lr X is base lr X * sqrt(target_l0)
+here (the paper preset's variants are set that way). The paper sweeps lr for every run (A.2): a
+sweep is a list of variants that differ only in `lr`; the report keeps the best val loss of each.
 """
 
 from __future__ import annotations

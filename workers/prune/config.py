@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from ..stage import StrictModel
 
@@ -55,7 +55,16 @@ class PruneConfig(StrictModel):
             "names (pretrain/base)."
         ),
     )
-    target_loss: float = Field(0.15, gt=0)
+    target_loss: float = Field(
+        0.15, gt=0, description="The target loss CARBS tunes at and the circuit page shows (always among `targets`)."
+    )
+    targets: list[float] = Field(
+        default_factory=lambda: [0.15],
+        description=(
+            "Target losses of the loss sweep (paper Fig. 2): one mask training, then one bisection per target, "
+            "giving one circuit per (checkpoint, task, target); target_loss is added when missing."
+        ),
+    )
     loss_reduction: Literal["mean", "pair_sum"] = Field(
         "mean",
         description=(
@@ -89,7 +98,24 @@ class PruneConfig(StrictModel):
         12, ge=0, description="Log-spaced circuit sizes at which the loss-vs-size curve is evaluated; 0 skips it."
     )
     viewer: ViewerConfig = Field(default_factory=ViewerConfig)
+    binarize_pairs: int = Field(
+        16,
+        ge=0,
+        description="Train pairs the step functions of the binarized circuit are fitted on (App. C); 0 skips it.",
+    )
     seed: int = 0
+
+    @field_validator("targets")
+    @classmethod
+    def _positive_targets(cls, targets: list[float]) -> list[float]:
+        if any(not t > 0 for t in targets):
+            raise ValueError(f"every prune.targets value must be > 0, got {targets}")
+        return targets
+
+    @property
+    def target_sweep(self) -> list[float]:
+        """The target losses swept, ascending: `targets` and `target_loss`."""
+        return sorted(set(self.targets) | {self.target_loss})
 
 
 class TuneConfig(StrictModel):
@@ -144,7 +170,14 @@ PRESETS: dict[str, dict[str, Any]] = {
         "tune": {"iterations": 8, "trials_per_iteration": 8},
     },
     "paper": {
-        "prune": {"steps": 2000, "batch_pairs": 64, "eval_pairs": 512, "mean_cache_batches": 256},
+        "prune": {
+            "steps": 2000,
+            "batch_pairs": 64,
+            "eval_pairs": 512,
+            "mean_cache_batches": 256,
+            # Fig. 2's sweep of target task losses (one mask training per cell, one bisection per target).
+            "targets": [0.05, 0.1, 0.15, 0.2, 0.3],
+        },
         "tune": {"iterations": 32, "trials_per_iteration": 8},
     },
 }

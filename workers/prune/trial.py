@@ -40,7 +40,7 @@ count in token-forwards: a deterministic measure for CARBS, unlike wall time
 
 `run_prune` is the stage worker: load checkpoint, tokenizer, means and task
 data (`load_prune_inputs`); run one trial with `params.hyper`; write
-circuit.json, circuit.html, result.json and loss_vs_k.png
+circuit.json, circuit.html, result.json and loss_vs_k.png (its data in loss_vs_k.json and .csv)
 (`write_prune_outputs`, shared with the CARBS-tuned cell of `tune.py`).
 """
 
@@ -67,6 +67,8 @@ from ..nn.gpt import GPT, load_checkpoint
 from ..nn.masks import NodeLayout, ablation_values, heaviside, mask_interventions
 from ..nn.sparsity import warmup_decay_lr
 from ..train.loader import ShardLoader
+from ..train.summary import checkpoint_summary
+from .binarize import StepFunctions, fit_steps
 from .circuit_page import render_circuit_html
 from .config import PruneConfig, PruneHyperparams
 from .node_examples import node_examples
@@ -155,16 +157,41 @@ class MaskedModel:
         self.ablation = ablation.to(self.device)
         self.work = Work()
 
-    def gap(self, batch: TaskBatch, node_mask: Tensor | None) -> Tensor:
+    def interventions(self, node_mask: Tensor, steps: StepFunctions | None = None) -> dict[str, Any]:
+        """The mask gates at every node location, then the step functions `steps` at their nodes (App. C)."""
+        gates = mask_interventions(self.layout, node_mask, self.ablation)
+        if steps is None:
+            return gates
+        return {name: steps.intervention(gates[name], s) for name, s in self.layout.node_slices.items()}
+
+    def gap(self, batch: TaskBatch, node_mask: Tensor | None, steps: StepFunctions | None = None) -> Tensor:
         """Candidate logit gaps [2N]; node_mask None runs the unmasked model."""
         self.work.add(batch)
-        interventions = None if node_mask is None else mask_interventions(self.layout, node_mask, self.ablation)
+        interventions = None if node_mask is None else self.interventions(node_mask, steps)
         logits, _ = self.model(batch.tokens, interventions=interventions, positions=batch.eval_pos)
         return candidate_gap(logits, batch)
 
     @torch.no_grad()
-    def gaps(self, batches: list[TaskBatch], node_mask: Tensor | None) -> Tensor:
-        return torch.cat([self.gap(batch, node_mask) for batch in batches])
+    def gaps(self, batches: list[TaskBatch], node_mask: Tensor | None, steps: StepFunctions | None = None) -> Tensor:
+        return torch.cat([self.gap(batch, node_mask, steps) for batch in batches])
+
+    @torch.no_grad()
+    def activations(self, batches: list[TaskBatch], node_mask: Tensor, nodes: Tensor) -> Tensor:
+        """The activations [positions, len(nodes)] of node-space indices `nodes` under `node_mask`, at every
+        real position (up to each prompt's eval position; padding after it is left out)."""
+        rows = []
+        for batch in batches:
+            self.work.add(batch)
+            _, recorded = self.model(
+                batch.tokens,
+                record=self.layout.names,
+                interventions=self.interventions(node_mask),
+                positions=batch.eval_pos,
+            )
+            flat = torch.cat([recorded[name] for name in self.layout.names], dim=-1)  # [B, T, n_nodes]
+            real = torch.arange(flat.shape[1], device=flat.device)[None, :] <= batch.eval_pos[:, None]
+            rows.append(flat[real][:, nodes.to(flat.device)].float().cpu())
+        return torch.cat(rows)
 
 
 # ------------------------------------------------------------------- mask training
@@ -292,6 +319,10 @@ class Ranking:
     def nodes(self, k: int) -> int:
         return int(self.nodes_in_top[k])
 
+    def edges(self, k: int, model: GPT) -> int:
+        """Weight edges among the nodes of the top-k circuit (`nn.circuit`)."""
+        return build_circuit(model, kept_indices(self.layout.split(self.top_k(k)))).edges
+
 
 @dataclass
 class Calibration:
@@ -374,6 +405,12 @@ class TrialResult:
     work: dict[str, int]  # forward passes run (`Work`); deterministic for a given trial
     cost: float  # work["cost"], token-forwards: the cost CARBS observes
     timings: dict[str, float] = field(default_factory=dict)  # wall seconds, recorded only
+    # Test loss with every kept node on its fitted step function (App. C); None when binarize_pairs is 0.
+    binarized_loss: float | None = None
+    # One circuit per target of settings.target_sweep, ascending: target_loss, reached_target, masks_kept,
+    # nodes, edges, selection_loss (val), circuit_loss, test_reached_target, binarized_loss (test),
+    # binarized_fit_loss (train), kept.
+    sweep: list[dict[str, Any]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -421,12 +458,16 @@ def run_trial(
             eval_gaps[k] = masked.gaps(eval_chunks, ranking.top_k(k).to(device))
         return float(two_way_loss(eval_gaps[k], evaluation.correct, reduction=reduction))
 
-    bisection = smallest_sufficient_k(loss_at, ranking.n_active, settings.target_loss)
+    bisections = {t: smallest_sufficient_k(loss_at, ranking.n_active, t) for t in settings.target_sweep}
+    bisection = bisections[settings.target_loss]
     timings["bisect_s"] = time.perf_counter() - mark
     mark = time.perf_counter()
     for k in log_spaced_sizes(layout.n_masks, settings.curve_points):
         loss_at(k)
-    curve = [{"k": k, "nodes": ranking.nodes(k), "loss": loss_at(k)} for k in sorted(eval_gaps)]
+    curve = [
+        {"k": k, "nodes": ranking.nodes(k), "edges": ranking.edges(k, model), "loss": loss_at(k)}
+        for k in sorted(eval_gaps)
+    ]
     timings["curve_s"] = time.perf_counter() - mark
 
     mark = time.perf_counter()
@@ -452,6 +493,27 @@ def run_trial(
     kept = kept_indices(layout.split(circuit_mask))
     circuit = build_circuit(model, kept, evaluation.candidates)
     timings["checks_s"] = time.perf_counter() - mark
+
+    # The target sweep (Fig. 2): one circuit per target from the same ranking.
+    mark = time.perf_counter()
+    sweep = []
+    for target, found in bisections.items():
+        mask = ranking.top_k(found.k).to(device)
+        test_value = circuit_loss if found.k == k else test_loss(masked.gaps(test_chunks, mask))
+        sweep.append(
+            {
+                "target_loss": target,
+                "reached_target": found.reached_target,
+                "masks_kept": found.k,
+                "nodes": ranking.nodes(found.k),
+                "edges": ranking.edges(found.k, model),
+                "selection_loss": loss_at(found.k),
+                "circuit_loss": test_value,
+                "test_reached_target": test_value <= target,
+                "kept": {name: idx.tolist() for name, idx in kept_indices(layout.split(mask)).items()},
+            }
+        )
+    timings["sweep_s"] = time.perf_counter() - mark
     timings["total_s"] = time.perf_counter() - started
 
     return TrialResult(
@@ -494,6 +556,7 @@ def run_trial(
         work=masked.work.to_json(),
         cost=float(masked.work.cost),
         timings=timings,
+        sweep=sweep,
     )
 
 
@@ -509,6 +572,54 @@ def loss_without_each_node(
         mask[position] = 0
         losses[position] = float(two_way_loss(masked.gaps(pieces, mask), batch.correct, reduction=reduction))
     return losses
+
+
+def binarized_losses(
+    masked: MaskedModel, mask: Tensor, fit: TaskBatch, test: TaskBatch, pairs_per_chunk: int, reduction: str
+) -> tuple[float, float]:
+    """Fit a step function per kept node of `mask` (node space) on `fit` (train pairs, `binarize.fit_steps`),
+    then the task loss on `test` with every kept node binarized; returns (test loss, final fitting loss)."""
+    fit_chunks, test_chunks = chunks(fit, pairs_per_chunk), chunks(test, pairs_per_chunk)
+    nodes = torch.nonzero(mask.cpu() > 0).flatten()
+    activations = masked.activations(fit_chunks, mask, nodes)
+
+    def loss_with(steps: StepFunctions) -> float:
+        return float(two_way_loss(masked.gaps(fit_chunks, mask, steps), fit.correct, reduction=reduction))
+
+    steps, log = fit_steps(activations, nodes, loss_with)
+    fit_loss = log[-1]["loss"] if log else loss_with(steps)
+    return float(two_way_loss(masked.gaps(test_chunks, mask, steps), test.correct, reduction=reduction)), fit_loss
+
+
+def add_binarization(inputs: PruneInputs, settings: PruneConfig, result: TrialResult) -> None:
+    """Fill in `binarized_loss` (App. C) of every circuit of `result.sweep` that reached its target, and of the
+    circuit itself (None where the target was missed: there is no circuit to binarize).
+
+    Run once on the circuit that is written (not in every CARBS trial); the step functions are fitted on the
+    first `binarize_pairs` pairs of the train pool, the loss is measured on the test pairs. It costs about
+    3 x nodes forward passes of those pairs (one per node and candidate threshold)."""
+    if settings.binarize_pairs == 0:
+        return
+    model = inputs.model
+    device = next(model.parameters()).device
+    layout = NodeLayout(model.config, tie_qk=settings.tie_qk_masks)
+    masked = MaskedModel(model, layout, ablation_values(layout, inputs.means, settings.ablation))
+    train = inputs.task_data.train
+    fit = train.select(range(min(settings.binarize_pairs, train.n_pairs))).to(device)
+    test = inputs.task_data.test.to(device)
+    for row in result.sweep:
+        if not row["reached_target"]:  # no circuit at this target (bisection kept every active node)
+            row["binarized_loss"] = row["binarized_fit_loss"] = None
+            continue
+        mask = torch.zeros(layout.n_nodes)
+        for name, idx in row["kept"].items():
+            mask[layout.node_slices[name].start + torch.tensor(idx, dtype=torch.long)] = 1.0
+        loss, fit_loss = binarized_losses(
+            masked, mask.to(device), fit, test, settings.batch_pairs, settings.loss_reduction
+        )
+        row["binarized_loss"], row["binarized_fit_loss"] = loss, fit_loss
+        if row["target_loss"] == result.target_loss:
+            result.binarized_loss = loss
 
 
 # -------------------------------------------------------------------------- stage
@@ -528,46 +639,61 @@ def load_task_data(task: str, tokenizer: Tokenizer, params: PruneConfig, max_tok
 
 
 def plot_loss_vs_size(result: TrialResult, path: Path) -> None:
-    """Val loss of the top-k circuits along the ranking (the curve behind the paper's Fig. 2); the circuit on test."""
-    from ..plots import GRID_ALPHA, LEGEND_FONTSIZE, new_figure, save
+    """Val loss of the top-k circuits along the ranking against nodes and against edges (the curve behind the
+    paper's Fig. 2), the circuit of every swept target (val and test); the numbers beside it (`save_data`)."""
+    from ..plots import GRID_ALPHA, LEGEND_FONTSIZE, new_figure, save, save_data
 
-    fig = new_figure(7, 4.5)
-    ax = fig.subplots()
+    fig = new_figure(11, 4.5)
+    axes = fig.subplots(1, 2, sharey=True)
     curve = [row for row in result.loss_vs_k if row["nodes"] > 0]
-    ax.plot([row["nodes"] for row in curve], [row["loss"] for row in curve], "o-", ms=3, label="top-k circuit (val)")
     probes = [row for row in result.bisection if row["nodes"] > 0]
-    ax.plot(
-        [row["nodes"] for row in probes], [row["loss"] for row in probes], "x", color="black", label="bisection probes"
-    )
-    ax.axhline(result.target_loss, color="grey", ls="--", label=f"target {result.target_loss:g}")
-    ax.axhline(
-        result.full_model_loss, color="tab:green", ls=":", label=f"full model, test {result.full_model_loss:.3g}"
-    )
-    if result.nodes > 0:
-        ax.plot(
-            [result.nodes],
-            [result.selection_loss],
+    circuits = [row for row in result.sweep if row["nodes"] > 0]
+    for axis, size in zip(axes, ("nodes", "edges")):
+        points = [row for row in curve if size in row and row[size] > 0]  # results from before edges were recorded
+        axis.plot([r[size] for r in points], [r["loss"] for r in points], "o-", ms=3, label="top-k circuit (val)")
+        if size == "nodes":
+            axis.plot(
+                [r["nodes"] for r in probes], [r["loss"] for r in probes], "x", color="black", label="bisection probes"
+            )
+        for target in sorted({r["target_loss"] for r in result.sweep} | {result.target_loss}):
+            axis.axhline(target, color="grey", ls="--", lw=0.8)
+        axis.axhline(
+            result.full_model_loss, color="tab:green", ls=":", label=f"full model, test {result.full_model_loss:.3g}"
+        )
+        shown = [r for r in circuits if r[size] > 0]
+        axis.plot(
+            [r[size] for r in shown],
+            [r["selection_loss"] for r in shown],
             "*",
-            ms=14,
+            ms=12,
             color="tab:red",
-            label=f"circuit (val): {result.nodes} nodes, {result.edges} edges",
+            label="circuit per target (val)",
         )
-        ax.plot(
-            [result.nodes],
-            [result.circuit_loss],
+        axis.plot(
+            [r[size] for r in shown],
+            [r["circuit_loss"] for r in shown],
             "D",
-            ms=7,
+            ms=6,
             color="tab:purple",
-            label=f"circuit, test ({result.test_pairs} pairs) {result.circuit_loss:.3g}",
+            label=f"circuit per target, test ({result.test_pairs} pairs)",
         )
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("nodes kept")
-    ax.set_ylabel(f"two-way task loss ({result.loss_reduction})")
-    ax.set_title(f"{result.task}: loss vs circuit size" + ("" if result.reached_target else " (target not reached)"))
-    ax.grid(alpha=GRID_ALPHA, which="both")
-    ax.legend(fontsize=LEGEND_FONTSIZE)
+        axis.set_xscale("log")
+        axis.set_yscale("log")
+        axis.set_xlabel(f"{size} kept")
+        axis.grid(alpha=GRID_ALPHA, which="both")
+    axes[0].set_ylabel(f"two-way task loss ({result.loss_reduction})")
+    axes[0].legend(fontsize=LEGEND_FONTSIZE)
+    status = "" if result.reached_target else " (target not reached)"
+    fig.suptitle(
+        f"{result.task}: loss vs circuit size, target {result.target_loss:g}: {result.nodes} nodes, "
+        f"{result.edges} edges{status}"
+    )
     save(fig, path)
+    save_data(
+        [{"kind": "curve", **row} for row in result.loss_vs_k]
+        + [{"kind": "circuit", **{k: v for k, v in row.items() if k != "kept"}} for row in result.sweep],
+        path,
+    )
 
 
 @dataclass
@@ -665,6 +791,7 @@ def write_prune_outputs(ctx: WorkContext, inputs: PruneInputs, params: PruneConf
         losses={
             "target": result.target_loss,
             "circuit": result.circuit_loss,
+            "binarized": result.binarized_loss,
             "calibrated": result.calibrated_loss,
             "full_model": result.full_model_loss,
             "inverse": result.inverse_loss,
@@ -690,7 +817,10 @@ def write_prune_outputs(ctx: WorkContext, inputs: PruneInputs, params: PruneConf
     out = Path(ctx.out_dir)
     # Timings go to the manifest's metrics, not into the artifact (they differ on every run).
     computed = {name: value for name, value in result.to_json().items() if name != "timings"}
-    (out / RESULT_FILE).write_text(json.dumps({"cell": ctx.cell, "checkpoint": checkpoint, **computed}, indent=1))
+    model_info = checkpoint_summary(inputs.checkpoint, model)
+    (out / RESULT_FILE).write_text(
+        json.dumps({"cell": ctx.cell, "checkpoint": checkpoint, "model_info": model_info, **computed}, indent=1)
+    )
     (out / CIRCUIT_FILE).write_text(json.dumps(circuit_data, indent=1))
     (out / CIRCUIT_PAGE).write_text(render_circuit_html(circuit_data))
     plot_loss_vs_size(result, out / CURVE_PLOT)
@@ -707,6 +837,7 @@ def write_prune_outputs(ctx: WorkContext, inputs: PruneInputs, params: PruneConf
             "test_reached_target": result.test_reached_target,
             "test_pairs": result.test_pairs,
             "circuit_loss": result.circuit_loss,
+            "binarized_loss": result.binarized_loss,
             "calibrated_loss": result.calibrated_loss,
             "full_model_loss": result.full_model_loss,
             "inverse_loss": result.inverse_loss,
@@ -714,6 +845,8 @@ def write_prune_outputs(ctx: WorkContext, inputs: PruneInputs, params: PruneConf
             "seconds": result.timings["total_s"],
             "timings": result.timings,
             "cost": result.cost,
+            "sweep": [{key: value for key, value in row.items() if key != "kept"} for row in result.sweep],
+            "pretrain_val_loss": model_info["val_loss"],
         }
     )
 
@@ -726,6 +859,7 @@ def run_prune(ctx: WorkContext, params: PruneConfig, task: str) -> None:
     result = run_trial(
         inputs.model, inputs.means, inputs.task_data, params.hyper, params, params.seed, task=task, progress=ctx.report
     )
+    add_binarization(inputs, params, result)
     ctx.report(
         {"completed": params.steps, "total": params.steps, "description": f"{result.nodes} nodes, {result.edges} edges"}
     )

@@ -35,7 +35,7 @@ import torch
 from ..carbs.tuner import Carbs, CarbsConfig, ObservationInput, pruning_search_space
 from ..context import ProgressArea, WorkContext, run_calls
 from .config import PruneConfig, TuneConfig
-from .trial import write_prune_outputs
+from .trial import add_binarization, write_prune_outputs
 from .tuning_report import TRIALS_FILE, TUNING_PLOT, best_trial, plot_tuning, tuning_metrics, write_trials
 from .tuning_trial import (
     TrialAssignment,
@@ -200,7 +200,9 @@ def run_tuning(ctx: WorkContext, params: PruneConfig, tune: TuneConfig, task: st
 
     trials = list(records.values())
     best = best_trial(trials)
-    write_prune_outputs(ctx, local, params, best.trial_result())
+    result = best.trial_result()
+    add_binarization(local, params, result)
+    write_prune_outputs(ctx, local, params, result)
     out = Path(ctx.out_dir)
     write_trials(trials, out / TRIALS_FILE)
     plot_tuning(trials, tune.iterations, task, out / TUNING_PLOT)

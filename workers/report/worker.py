@@ -15,18 +15,25 @@ from __future__ import annotations
 
 import html
 import json
-import math
 import shutil
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
 from ..context import WorkContext
+from .figures import circuits, main_target, same_task_geomeans, write_figures
 
 RESULT_FILE = "result.json"
 CIRCUIT_PAGE = "circuit.html"
-LOSS_KEYS = ("circuit_loss", "calibrated_loss", "full_model_loss", "inverse_loss", "random_circuit_loss")
-LOSS_HEADERS = ("circuit loss", "calibrated", "full model", "inverse", "random circuit")
+LOSS_KEYS = (
+    "circuit_loss",
+    "binarized_loss",
+    "calibrated_loss",
+    "full_model_loss",
+    "inverse_loss",
+    "random_circuit_loss",
+)
+LOSS_HEADERS = ("circuit loss", "binarized", "calibrated", "full model", "inverse", "random circuit")
 # Input-name prefix of a bridges cell ("interventions/bridges/base"); prune cells are "<checkpoint>:<task>".
 INTERVENTIONS_INPUT = "interventions/"
 INTERVENTIONS_DIR = "interventions"  # in a bridges artifact: <task>.json and <task>.png
@@ -57,21 +64,30 @@ def summarize(inputs: dict[str, Path]) -> list[dict[str, Any]]:
                 )
             }
         )
+        # The circuits per target and the checkpoint's summary, for the figures (not the tables).
+        row["sweep"] = [{k: v for k, v in c.items() if k != "kept"} for c in result.get("sweep", [])]
+        row["model_info"] = result.get("model_info", {})
         rows.append(row)
     return rows
 
 
 def geometric_mean_edges(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Per checkpoint: the paper's headline, the geometric mean of edges over tasks that reached the target."""
+    """Per checkpoint: the paper's headline, the geometric mean of edges at the target loss over the same task
+    set for every checkpoint: the tasks that every checkpoint reached (`figures.same_task_geomeans`)."""
     by_checkpoint: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for row in rows:
         by_checkpoint[row["checkpoint"]].append(row)
-    summary = {}
-    for checkpoint, items in sorted(by_checkpoint.items()):
-        reached = [r["edges"] for r in items if r["reached_target"]]
-        geo = math.exp(sum(math.log(max(e, 1)) for e in reached) / len(reached)) if reached else None
-        summary[checkpoint] = {"tasks": len(items), "reached_target": len(reached), "geomean_edges": geo}
-    return summary
+    checkpoints = sorted(by_checkpoint)
+    common, geomeans = same_task_geomeans(circuits(rows), checkpoints, main_target(rows)) if rows else ([], {})
+    return {
+        checkpoint: {
+            "tasks": len(by_checkpoint[checkpoint]),
+            "reached_target": sum(1 for r in by_checkpoint[checkpoint] if r["reached_target"]),
+            "common_tasks": len(common),
+            "geomean_edges": geomeans[checkpoint],
+        }
+        for checkpoint in checkpoints
+    }
 
 
 def _geomean_text(info: dict[str, Any]) -> str:
@@ -85,9 +101,12 @@ def _reduction_text(rows: list[dict[str, Any]]) -> str:
 
 
 def markdown_table(rows: list[dict[str, Any]], headline: dict[str, dict[str, Any]]) -> str:
-    lines = ["| checkpoint | tasks | reached target | geomean edges |", "|---|---|---|---|"]
+    lines = ["| checkpoint | tasks | reached target | common tasks | geomean edges |", "|---|---|---|---|---|"]
     for checkpoint, info in headline.items():
-        lines.append(f"| {checkpoint} | {info['tasks']} | {info['reached_target']} | {_geomean_text(info)} |")
+        lines.append(
+            f"| {checkpoint} | {info['tasks']} | {info['reached_target']} | {info['common_tasks']} | "
+            f"{_geomean_text(info)} |"
+        )
     lines += ["", f"Losses on the test split ({_reduction_text(rows)}); 'reached' is the val-split selection.", ""]
     lines += [
         "| checkpoint | task | nodes | edges | reached | " + " | ".join(LOSS_HEADERS) + " | test pairs |",
@@ -104,7 +123,7 @@ def markdown_table(rows: list[dict[str, Any]], headline: dict[str, dict[str, Any
 
 
 def plot_edges_by_task(rows: list[dict[str, Any]], path: Path) -> None:
-    from ..plots import LEGEND_FONTSIZE, new_figure, save
+    from ..plots import LEGEND_FONTSIZE, new_figure, save, save_data
 
     tasks = sorted({r["task"] for r in rows})
     checkpoints = sorted({r["checkpoint"] for r in rows})
@@ -126,6 +145,13 @@ def plot_edges_by_task(rows: list[dict[str, Any]], path: Path) -> None:
     axis.set_title("Circuit size per task (hatched: target loss not reached)")
     axis.legend(fontsize=LEGEND_FONTSIZE)
     save(figure, path)
+    save_data(
+        [
+            {key: r[key] for key in ("checkpoint", "task", "target_loss", "nodes", "edges", "reached_target")}
+            for r in rows
+        ],
+        path,
+    )
 
 
 def page_name(checkpoint: str, task: str) -> str:
@@ -134,7 +160,8 @@ def page_name(checkpoint: str, task: str) -> str:
 
 def index_html(rows: list[dict[str, Any]], headline: dict[str, dict[str, Any]]) -> str:
     head = "".join(
-        f"<tr><td>{html.escape(c)}</td><td>{i['tasks']}</td><td>{i['reached_target']}</td><td>{_geomean_text(i)}</td></tr>"
+        f"<tr><td>{html.escape(c)}</td><td>{i['tasks']}</td><td>{i['reached_target']}</td><td>{i['common_tasks']}</td>"
+        f"<td>{_geomean_text(i)}</td></tr>"
         for c, i in headline.items()
     )
     body = "".join(
@@ -152,9 +179,11 @@ def index_html(rows: list[dict[str, Any]], headline: dict[str, dict[str, Any]]) 
 td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}td:first-child,td:nth-child(2){{text-align:left}}
 tr.miss{{color:#999}}</style></head><body>
 <h1>Circuits</h1><p>Edges are nonzero weights between two kept nodes; the headline is their geometric mean
-over tasks that reached the target loss.</p>
-<table><tr><th>checkpoint</th><th>tasks</th><th>reached target</th><th>geomean edges</th></tr>{head}</table>
-<img src="edges_by_task.png" alt="circuit size per task">
+over the tasks that every checkpoint reached at the target loss ("common tasks"), the same set for all.</p>
+<table><tr><th>checkpoint</th><th>tasks</th><th>reached target</th><th>common tasks</th>
+<th>geomean edges</th></tr>{head}</table>
+<figure><img src="edges_by_task.png" alt="circuit size per task"><figcaption>circuit size per task
+(data: <a href="edges_by_task.json">JSON</a>, <a href="edges_by_task.csv">CSV</a>)</figcaption></figure>
 <p>Losses on each task's held-out test pairs ({html.escape(_reduction_text(rows))});
 "reached" is the selection on val pairs.</p>
 <table><tr><th>checkpoint</th><th>task</th><th>nodes</th><th>edges</th><th>reached</th>
@@ -198,7 +227,8 @@ def run_report(ctx: WorkContext) -> None:
     (out / "summary.json").write_text(json.dumps({"checkpoints": headline, "cells": rows}, indent=2))
     (out / "summary.md").write_text(markdown_table(rows, headline))
     plot_edges_by_task(rows, out / "edges_by_task.png")
-    page = index_html(rows, headline)
+    figure_metrics, figures_section = write_figures(rows, out)
+    page = index_html(rows, headline).replace("</body>", figures_section + "</body>")
     if interventions:
         figures = "".join(
             f"<figure><img src='{html.escape(p)}'><figcaption>{html.escape(p)}</figcaption></figure>"
@@ -215,5 +245,6 @@ def run_report(ctx: WorkContext) -> None:
             "cells": len(rows),
             "geomean_edges": {c: i["geomean_edges"] for c, i in headline.items()},
             "reached_target": sum(r["reached_target"] for r in rows),
+            **figure_metrics,
         }
     )

@@ -7,23 +7,41 @@ model variants, the dense baseline, and the presets.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from ..nn.config import ModelConfig, OptimConfig, SparsityConfig, TrainConfig
 from ..stage import StrictModel
 
 
 class ModelVariant(StrictModel):
-    """One cell of the pretrain sweep: a name and the fields it changes."""
+    """One cell of a sweep (pretrain, dense, bridges): a name and the fields it changes.
+
+    Width: d_model, n_head, n_layer, d_mlp. Sparsity: target_l0 (a fraction) or target_nonzeros (an absolute
+    count of nonzero weight-matrix entries, `ModelConfig.matrix_params`), so "more total parameters at the
+    same nonzero count" (paper Fig. 3) is one config. lr: the base lr (see `OptimConfig.lr`); variants that
+    differ only in lr are an lr sweep, of which the report keeps the best val loss.
+    """
 
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
-    d_model: int | None = None
-    n_layer: int | None = None
+    d_model: int | None = Field(None, ge=4)
+    n_head: int | None = Field(None, ge=1)
+    n_layer: int | None = Field(None, ge=1)
+    d_mlp: int | None = Field(None, ge=1)
     target_l0: float | None = Field(None, gt=0, le=1)
+    target_nonzeros: int | None = Field(
+        None, ge=1, description="Nonzero weight-matrix entries at the end of annealing; sets target_l0."
+    )
     afrac: float | None = Field(None, gt=0, le=1)
     lr: float | None = Field(None, gt=0)
+
+    @model_validator(mode="after")
+    def _one_sparsity(self) -> "ModelVariant":
+        if self.target_l0 is not None and self.target_nonzeros is not None:
+            raise ValueError(f"variant {self.name!r}: set target_l0 or target_nonzeros, not both")
+        return self
 
 
 class PretrainConfig(StrictModel):
@@ -48,18 +66,37 @@ class PretrainConfig(StrictModel):
 def apply_variant(train: TrainConfig, variant: ModelVariant) -> TrainConfig:
     """`train` with the fields `variant` changes (pretrain's sweep, and the bridges stage's)."""
     data = train.model_dump()
-    for field in ("d_model", "n_layer", "afrac"):
+    for field in ("d_model", "n_head", "n_layer", "d_mlp", "afrac"):
         if getattr(variant, field) is not None:
             data["model"][field] = getattr(variant, field)
     if variant.target_l0 is not None:
         data["sparsity"]["target_l0"] = variant.target_l0
+    if variant.target_nonzeros is not None:
+        data["sparsity"]["target_l0"] = l0_for_nonzeros(ModelConfig.model_validate(data["model"]), variant)
     if variant.lr is not None:
         data["optim"]["lr"] = variant.lr
     return TrainConfig.model_validate(data)
 
 
+def l0_for_nonzeros(model: ModelConfig, variant: ModelVariant) -> float:
+    """The weight L0 at which `model` keeps `variant.target_nonzeros` nonzero matrix entries."""
+    assert variant.target_nonzeros is not None
+    total = model.matrix_params
+    if variant.target_nonzeros > total:
+        raise ValueError(
+            f"variant {variant.name!r}: target_nonzeros={variant.target_nonzeros} exceeds the model's "
+            f"{total} weight-matrix entries"
+        )
+    return variant.target_nonzeros / total
+
+
 class DenseConfig(StrictModel):
     enabled: bool = True
+    variants: list[ModelVariant] = Field(
+        default_factory=list,
+        description="More dense models beside the base one (cells dense/<name>), e.g. several widths: the report "
+        "pairs each sparse model with the dense model nearest in pretraining loss. Bridges use the base one.",
+    )
     train: TrainConfig = Field(
         default_factory=lambda: TrainConfig(
             model=ModelConfig(afrac=None),
@@ -76,6 +113,17 @@ class DenseConfig(StrictModel):
         if train.sparsity.enabled:
             raise ValueError("dense.train.sparsity.enabled must be false: the dense baseline has no weight sparsity")
         return train
+
+    @field_validator("variants")
+    @classmethod
+    def _dense_variants(cls, variants: list[ModelVariant]) -> list[ModelVariant]:
+        names = [v.name for v in variants]
+        if len(set(names)) != len(names):
+            raise ValueError(f"dense variant names must be unique, got {names}")
+        sparse = [v.name for v in variants if v.target_l0 is not None or v.target_nonzeros is not None]
+        if sparse:
+            raise ValueError(f"dense variants {sparse} set a sparsity: dense models have none")
+        return variants
 
 
 # ------------------------------------------------------------------- presets
@@ -119,13 +167,39 @@ def _dense(train: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-# Fig. 3 of the paper sweeps total nonzero parameters and activation fraction.
-_PAPER_VARIANTS = [
-    {"name": f"l0_{l0:g}_afrac_{afrac:g}", "target_l0": l0, "afrac": afrac}
-    # 1/512 is the sparsest L0 at which d_model 2048 keeps 4 weights for each of its 8192 neurons.
-    for l0 in (1 / 64, 1 / 256, 1 / 512)
-    for afrac in (0.25, 0.125)
-]
+# The paper preset's sweep (Fig. 3, A.2). Width at fixed nonzeros and L0 at fixed width in one grid: every
+# d_model of _PAPER_WIDTHS (n_head = d_model / 16, d_head 16) at every nonzero count of _PAPER_NONZEROS, so a
+# column is "more total parameters at the same nonzeros" and a row is an L0 sweep at one width. The
+# smallest count is d_model 2048 at L0 1/512, the sparsest at which it keeps 4 weights per neuron; the
+# largest is d_model 512 at L0 1/8. Each point is an lr sweep (A.2: "sweep lr for every experiment"): the
+# reference release's lr 1.28e-2, converted to this code's base-lr convention (x sqrt(target_l0),
+# nn/sparsity.py), times _PAPER_LR_FACTORS; the report keeps the best val loss of each.
+_PAPER_WIDTHS = (512, 1024, 2048)
+_PAPER_NONZEROS = (786_432, 1_572_864, 3_145_728)
+_PAPER_LR_FACTORS = (0.5, 1.0, 2.0)
+_REFERENCE_LR = 1.28e-2
+
+
+def _paper_variants() -> list[dict[str, Any]]:
+    variants = []
+    for d_model in _PAPER_WIDTHS:
+        shape = {"d_model": d_model, "n_head": d_model // _PAPER_MODEL["d_head"]}
+        model = ModelConfig.model_validate({**_PAPER_MODEL, **shape})
+        for nonzeros in _PAPER_NONZEROS:
+            l0 = nonzeros / model.matrix_params
+            for factor in _PAPER_LR_FACTORS:
+                variants.append(
+                    {
+                        "name": f"d{d_model}_nz{nonzeros}_lr{factor:g}",
+                        **shape,
+                        "target_nonzeros": nonzeros,
+                        "lr": float(f"{_REFERENCE_LR * math.sqrt(l0) * factor:.3g}"),
+                    }
+                )
+    return variants
+
+
+_PAPER_VARIANTS = _paper_variants()
 
 PRETRAIN_PRESETS: dict[str, dict[str, Any]] = {
     "smoke": {
@@ -179,7 +253,8 @@ PRETRAIN_PRESETS: dict[str, dict[str, Any]] = {
                 batch=512,
                 eval_every=2000,
                 checkpoint_every=2000,
-                optim={"lr": 1.28e-2},
+                # lr: each variant sets its own (the reference's 1.28e-2 in this code's convention, swept)
+                sparsity={"target_l0": 1 / 512},
                 dtype="bfloat16",
             ),
             "variants": _PAPER_VARIANTS,
@@ -219,7 +294,9 @@ DENSE_PRESETS: dict[str, dict[str, Any]] = {
                     optim={"lr": 3e-3},
                     dtype="bfloat16",
                 )
-            )
+            ),
+            # More dense widths, so that each sparse model has a dense one near its pretraining loss (Fig. 2).
+            "variants": [{"name": f"d{d}", "d_model": d, "n_head": d // 16} for d in (256, 512, 2048)],
         },
     },
 }

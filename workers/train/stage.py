@@ -7,7 +7,7 @@ from typing import Any
 from ..context import WorkContext
 from ..nn.config import TrainConfig
 from ..stage import Benchmark, Cell, CellRef, Resources, Stage
-from .config import DENSE_PRESETS, PRETRAIN_PRESETS, DenseConfig, PretrainConfig
+from .config import DENSE_PRESETS, PRETRAIN_PRESETS, DenseConfig, PretrainConfig, apply_variant
 
 
 def _trainer_resources(config: Any) -> Resources:
@@ -28,16 +28,14 @@ def pretrain_cells(config: Any, upstream: dict[str, list[Cell]]) -> list[Cell]:
 
 
 def dense_cells(config: Any, upstream: dict[str, list[Cell]]) -> list[Cell]:
+    """The base dense model (cell "", what bridges use) and one cell per `dense.variants` entry."""
     if not config.dense.enabled:
         return []
+    trains = [("", config.dense.train)]
+    trains += [(variant.name, apply_variant(config.dense.train, variant)) for variant in config.dense.variants]
     return [
-        Cell(
-            "dense",
-            "",
-            config.dense.train.model_dump(mode="json"),
-            {"tokens": CellRef("tokenize")},
-            _trainer_resources(config),
-        )
+        Cell("dense", name, train.model_dump(mode="json"), {"tokens": CellRef("tokenize")}, _trainer_resources(config))
+        for name, train in trains
     ]
 
 

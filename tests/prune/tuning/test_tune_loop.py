@@ -84,6 +84,8 @@ def test_the_artifact_is_the_smallest_circuit_that_reached_the_target(tuned):
         "circuit.html",
         "result.json",
         "loss_vs_k.png",
+        "loss_vs_k.json",
+        "loss_vs_k.csv",
         "trials.jsonl",
         "tuning.png",
     }
