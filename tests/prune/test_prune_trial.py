@@ -94,7 +94,7 @@ def test_target_sweep_gives_one_circuit_per_target_from_one_ranking(trained_mode
 def test_binarized_loss_of_every_circuit(trained_model, trained_means, task_data, result):
     from sparsepipe.workers.prune.trial import PruneInputs, add_binarization
 
-    inputs = PruneInputs(None, trained_model, trained_means, None, task_data)
+    inputs = PruneInputs(None, trained_model, trained_means, None, task_data, tokens=None)
     settings = SETTINGS.model_copy(update={"binarize_pairs": 8})
     copy = type(result).from_json(json.loads(json.dumps(result.to_json())))
     add_binarization(inputs, settings, copy)

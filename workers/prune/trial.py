@@ -606,6 +606,7 @@ def add_binarization(inputs: PruneInputs, settings: PruneConfig, result: TrialRe
     masked = MaskedModel(model, layout, ablation_values(layout, inputs.means, settings.ablation))
     train = inputs.task_data.train
     fit = train.select(range(min(settings.binarize_pairs, train.n_pairs))).to(device)
+    result.sweep = [dict(row) for row in result.sweep]  # the trial's own record (trials.jsonl) stays as it ran
     test = inputs.task_data.test.to(device)
     for row in result.sweep:
         if not row["reached_target"]:  # no circuit at this target (bisection kept every active node)

@@ -241,7 +241,8 @@ def plot_fig2(data: dict[str, Any], path: Path) -> None:
         for r in ratios:
             ratio_ax.annotate(f"{r['dense_over_sparse_edges']:.1f}x", (r["target_loss"], r["dense_over_sparse_edges"]))
     ratio_ax.axhline(1, color="grey", ls=":")
-    ratio_ax.set_xscale("log")
+    if any(p["geomean_edges"] for p in data["points"]):  # no circuit reached a target: nothing to put on a log axis
+        ratio_ax.set_xscale("log")
     ratio_ax.set_xlabel("target task loss")
     ratio_ax.set_ylabel("dense / sparse edges")
     ratio_ax.grid(alpha=GRID_ALPHA, which="both")
