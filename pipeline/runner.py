@@ -8,11 +8,11 @@ a unit receives manifest references and reads and writes the store itself.
 from __future__ import annotations
 
 import os
-import socket
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from .cluster import ClusterError, open_cluster, resolve_address
 from .config import PipelineConfig
 from .dag import HIT, CellPlan, CellRef, Planner, Registry
 from .execute import UnitRequest, execute_unit, ray_submit
@@ -20,10 +20,6 @@ from .store import Manifest, Store, StoreSpec
 
 # Variables a worker on another node needs to reach the same store and behave the same.
 FORWARDED_ENV_PREFIXES = ("AWS_", "SPARSEPIPE_", "TRITON_")
-
-
-class ClusterError(RuntimeError):
-    """No Ray cluster answers at the given address."""
 
 
 @dataclass
@@ -65,22 +61,6 @@ def forwarded_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k.startswith(FORWARDED_ENV_PREFIXES)}
 
 
-def _check_address(address: str, timeout_s: float) -> None:
-    """Fail fast when nothing listens: ray.init would retry a dead GCS for minutes."""
-    hostport = address.removeprefix("ray://")
-    host, _, port = hostport.rpartition(":")
-    if not host or not port.isdigit():
-        raise ClusterError(f"cluster address {address!r} is not HOST:PORT (e.g. 127.0.0.1:6379)")
-    try:
-        with socket.create_connection((host, int(port)), timeout=min(timeout_s, 5.0)):
-            pass
-    except OSError as error:
-        raise ClusterError(
-            f"no Ray cluster answers at {address} ({error}). Start one with `ray start --head --port {port}` "
-            "or pass the address of a running cluster to --cluster (or set RAY_ADDRESS)."
-        ) from None
-
-
 def connect(config: PipelineConfig, cluster: str | None) -> str:
     """Start or join Ray. Returns a description of where we run."""
     import ray
@@ -100,13 +80,13 @@ def connect(config: PipelineConfig, cluster: str | None) -> str:
             configure_logging=False,
         )
         return f"local Ray instance ({int(ray.cluster_resources().get('CPU', 0))} CPUs)"
-    address = cluster if cluster not in ("", "auto") else (config.execution.address or os.environ.get("RAY_ADDRESS"))
-    if not address:
-        raise ClusterError(
-            "--cluster needs an address: pass --cluster HOST:PORT, set execution.address, or set RAY_ADDRESS"
-        )
-    _check_address(address, config.execution.connect_timeout_s)
-    ray.init(address=address, runtime_env=runtime_env, log_to_driver=False, configure_logging=False)
+    address = resolve_address(cluster, config.execution.address)
+    access = open_cluster(address, config.execution.connect_timeout_s)
+    runtime_env["env_vars"].update(access.env)
+    try:
+        ray.init(address=address, runtime_env=runtime_env, log_to_driver=False, configure_logging=False)
+    except (ConnectionError, RuntimeError) as error:
+        raise ClusterError(f"cannot join the Ray cluster at {address}: {error}") from None
     nodes = [n for n in ray.nodes() if n.get("Alive")]
     return f"Ray cluster at {address} ({len(nodes)} nodes, {int(ray.cluster_resources().get('CPU', 0))} CPUs)"
 
@@ -199,15 +179,15 @@ class Runner:
         committed = {p.cell.ref: p.manifest for p in static if p.status == HIT and p.manifest is not None}
         todo = [p.cell for p in static if p.status != HIT]
         report.outcomes.extend(CellOutcome(p, manifest=p.manifest) for p in static if p.status == HIT)
+        if todo:  # before any progress output: a cluster that refuses us ends the run with one line
+            where = connect(self.config, cluster)
+            report.ray_started = True
+            if on_connect:
+                on_connect(where)
         if self.progress:
             self.progress.start(static)
         if not todo:
             return report
-
-        where = connect(self.config, cluster)
-        report.ray_started = True
-        if on_connect:
-            on_connect(where)
         has_gpus = ray.cluster_resources().get("GPU", 0) > 0
         board_class, run_task, actor_class = _remote_units()
         board = board_class.remote()
