@@ -52,8 +52,10 @@ class RayHead:
         """What a client needs to reach this head (with its token, when it has one)."""
         return {"RAY_AUTH_TOKEN": self.token} if self.token else {}
 
-    def start(self, timeout_s: float = 120) -> "RayHead":
+    def start(self, timeout_s: float = 300) -> "RayHead":
         env = {k: v for k, v in os.environ.items() if not k.startswith(("RAY_AUTH", "RAY_ADDRESS"))}
+        # The cluster's `python` is the one with sparsepipe installed, as in infra/'s image (detached jobs run it).
+        env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
         env.update(self.extra_env)
         env["RAY_AUTH_MODE"] = "token" if self.token else "disabled"
         if self.token:
@@ -99,8 +101,9 @@ class RayHead:
             if self._ready():
                 return self
             time.sleep(0.5)
+        log = self.read_log()
         self.stop()
-        raise RuntimeError(f"the Ray head did not come up in {timeout_s}s: {self.read_log()[-3000:]}")
+        raise RuntimeError(f"the Ray head did not come up in {timeout_s}s: {log[-3000:]}")
 
     def _ready(self) -> bool:
         if "This command will now block forever" not in self.read_log():
