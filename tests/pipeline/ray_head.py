@@ -56,11 +56,12 @@ class RayHead:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("RAY_AUTH", "RAY_ADDRESS"))}
         # The cluster's `python` is the one with sparsepipe installed, as in infra/'s image (detached jobs run it).
         env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+        env.setdefault("RAY_DASHBOARD_STARTUP_TIMEOUT_S", "300")  # 60 by default: too short on a busy 2-core box
         env.update(self.extra_env)
         env["RAY_AUTH_MODE"] = "token" if self.token else "disabled"
         if self.token:
             env["RAY_AUTH_TOKEN"] = self.token
-        worker_low = random.randrange(20000, 59000, 100)
+        worker_low = random.randrange(10000, 20000, 100)  # below the ephemeral ports free_port() hands out
         command = [
             RAY,
             "start",
