@@ -190,7 +190,15 @@ def run_pretrain(ctx: WorkContext, train: TrainConfig, tokens_input: str = "toke
 
     torch.manual_seed(train.seed)
     trainer = Trainer(GPT(train.model).to(device), train)
-    final_eval, log = train_loop(ctx, train, trainer, loader, lambda: evaluate(trainer.model, val_batches))
+    if ctx.workers > 1:  # data-parallel on Ray Train; this process only writes the outputs
+        from .parallel import train_data_parallel
+
+        state = train_data_parallel(ctx, train, tokens_root)
+        trainer.model.load_state_dict(state["model"])
+        final_eval, log = evaluate(trainer.model, val_batches), RunLog(**state["log"])
+        ctx.metrics["train_workers"] = state["world"]
+    else:
+        final_eval, log = train_loop(ctx, train, trainer, loader, lambda: evaluate(trainer.model, val_batches))
     write_outputs(ctx, train, trainer.model, final_eval, log, tokens_root, val_batches)
 
 
