@@ -91,6 +91,24 @@ def connect(config: PipelineConfig, cluster: str | None) -> str:
     return f"Ray cluster at {address} ({len(nodes)} nodes, {int(ray.cluster_resources().get('CPU', 0))} CPUs)"
 
 
+def check_placeable(cells: list[Any], cluster: dict[str, float]) -> None:
+    """A data-parallel cell whose workers the cluster cannot hold at once fails now, not by waiting forever."""
+    for cell in cells:
+        resources = cell.resources
+        if resources.workers <= 1:
+            continue
+        for name, each in (("CPU", resources.num_cpus), ("GPU", resources.num_gpus)):
+            if name == "GPU" and not cluster.get("GPU"):
+                continue  # without GPUs the workers train on the CPU
+            needed, total = resources.workers * each, cluster.get(name, 0.0)
+            if needed > total:
+                raise ClusterError(
+                    f"{cell.ref} needs {resources.workers} training workers x {each:g} {name} = {needed:g} {name}, "
+                    f"but the cluster has {total:g} {name}: lower execution.train_workers (or "
+                    f"execution.{'cpus' if name == 'CPU' else 'gpus'}_per_trainer), or add nodes"
+                )
+
+
 def _remote_units():
     """Ray wrappers around execute_unit, built lazily so `plan` never imports ray."""
     import ray
@@ -161,6 +179,7 @@ class Runner:
             inputs=inputs,
             num_cpus=cell.resources.num_cpus,
             num_gpus=cell.resources.num_gpus if has_gpus else 0.0,
+            workers=cell.resources.workers,
             parents=parents,
             verify_inputs=self.verify_inputs,
         )
@@ -182,6 +201,7 @@ class Runner:
         if todo:  # before any progress output: a cluster that refuses us ends the run with one line
             where = connect(self.config, cluster)
             report.ray_started = True
+            check_placeable(todo, ray.cluster_resources())
             if on_connect:
                 on_connect(where)
         if self.progress:
@@ -226,6 +246,8 @@ class Runner:
                         continue
                     request = self._request(plan, committed, has_gpus)
                     options = {"num_cpus": request.num_cpus, "num_gpus": request.num_gpus}
+                    if request.workers > 1:  # its workers hold the resources, the unit itself none
+                        options = {"num_cpus": 0, "num_gpus": 0}
                     if cell.resources.actor:
                         actor = actor_class.options(**options, max_restarts=retries, max_task_retries=retries).remote()
                         ref = actor.run.remote(spec, request, board)
