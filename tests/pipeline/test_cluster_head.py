@@ -123,9 +123,7 @@ def test_detached_smoke_pipeline_finishes_after_the_submitter_exits(sparsepipe, 
     assert len(artifacts) == 14 and "report" in {a["stage"] for a in artifacts}
 
     # The same command detached again resumes: everything is committed, nothing runs. Followed to the end.
-    again = sparsepipe(
-        *command, "--cluster", f"http://{token_head.dashboard_url.split('://')[1]}", "--detach", cwd=tmp_path
-    )
+    again = sparsepipe(*command, "--cluster", token_head.dashboard_url, "--detach", cwd=tmp_path)
     assert again.returncode == 0, again.stderr[-3000:]
     followed = sparsepipe(
         "jobs", "logs", again.stdout.strip(), "--follow", "--cluster", token_head.address, cwd=tmp_path
