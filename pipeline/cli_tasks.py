@@ -11,10 +11,11 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from rich.rule import Rule
 from rich.table import Table
 from rich.text import Text
 
-from .console import EXIT_FAILED, EXIT_STORE, EXIT_USAGE, ConfigOpt, PresetOpt, SetOpt, StoreOpt, err, out
+from .console import EXIT_FAILED, EXIT_STORE, EXIT_USAGE, RULE_WIDTH, ConfigOpt, PresetOpt, SetOpt, StoreOpt, err, out
 from .console import fail as _fail
 
 app = typer.Typer(
@@ -176,7 +177,7 @@ def show(
     except TaskError as error:
         _fail(str(error), EXIT_FAILED)
     for index, pair in enumerate(pairs):
-        out.rule(f"{name} · {split} · pair {index}")
+        out.print(Rule(f"{name} · {split} · pair {index}"), width=min(out.width, RULE_WIDTH))
         own = [t for t in pair.templates if t.startswith(f"{task.templates.family}:")]
         out.print(
             Text(

@@ -29,6 +29,7 @@ from .store_check import check_store_url
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_PARTIAL, EXIT_STORE, EXIT_CLUSTER, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 5, 130
 
 UNWRAPPED_WIDTH = 10_000
+RULE_WIDTH = 100  # a separator line stays this wide when the output is not wrapped
 
 
 class AdaptiveConsole(Console):

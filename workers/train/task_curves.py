@@ -28,16 +28,23 @@ from ..nn.gpt import GPT, load_checkpoint
 READ_TASKS = "single_double_quote,bracket_counting,set_or_string_fixedvarname"
 
 
+def _describe(train: TrainConfig) -> str:
+    """What tells the cells of one sweep apart: width, depth, lr, L0, activation fraction."""
+    l0 = f" l0={train.sparsity.target_l0:g}" if train.sparsity.enabled else ""
+    return f"{train.model.n_layer}x{train.model.d_model} lr={train.optim.lr:g}{l0} afrac={train.model.afrac}"
+
+
 def _models(store: str, tokenizer: Tokenizer):
     for stage in ("pretrain", "dense"):
         for path in sorted(glob.glob(f"{store}/{stage}/*/progress/*/train_state.pt")):
             state = torch.load(path, map_location="cpu", weights_only=True)
-            config = TrainConfig.model_validate(state["train_config"]).model
+            train = TrainConfig.model_validate(state["train_config"])
+            config = train.model
             if config.vocab_size is None:
                 config = config.model_copy(update={"vocab_size": tokenizer.get_vocab_size()})
             model = GPT(config)
             model.load_state_dict(state["trainer"]["model"])
-            yield stage, state["trainer"]["step"], model
+            yield f"{stage} {_describe(train)}", state["trainer"]["step"], model
         for folder in sorted(glob.glob(f"{store}/{stage}/*/attempts/*/")):
             if os.path.exists(os.path.join(folder, "model.safetensors")):
                 yield stage, "final", load_checkpoint(folder)
