@@ -98,7 +98,9 @@ class RayHead:
         deadline = time.time() + timeout_s
         while time.time() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"ray start exited {self.process.returncode}: {self.read_log()[-3000:]}")
+                log = self.read_log()
+                self.stop()  # whatever it started before failing, and its temp dir
+                raise RuntimeError(f"ray start exited {self.process.returncode}: {log[-3000:]}")
             if self._ready():
                 return self
             time.sleep(0.5)
