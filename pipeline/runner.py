@@ -83,6 +83,8 @@ def connect(config: PipelineConfig, cluster: str | None) -> str:
     address = resolve_address(cluster, config.execution.address)
     access = open_cluster(address, config.execution.connect_timeout_s)
     runtime_env["env_vars"].update(access.env)
+    if os.environ.get("RAY_JOB_CONFIG_JSON_ENV_VAR"):  # a detached driver: the job's runtime env already has them
+        runtime_env = None
     try:
         ray.init(address=address, runtime_env=runtime_env, log_to_driver=False, configure_logging=False)
     except (ConnectionError, RuntimeError) as error:

@@ -18,7 +18,7 @@ from safetensors.torch import load_file
 from tiny_run import tiny_train_config
 
 from sparsepipe.workers.context import local_context
-from sparsepipe.workers.train.parallel import FINAL
+from sparsepipe.workers.train.parallel import FINAL, run_pretrain_parallel
 from sparsepipe.workers.train.worker import run_pretrain
 
 pytestmark = pytest.mark.slow
@@ -50,7 +50,7 @@ def _train(tmp_path: Path, tokens_dir: Path, name: str, workers: int, **kwargs):
         workers=workers,
         **kwargs,
     )
-    run_pretrain(ctx, tiny_train_config(steps=20, checkpoint_every=5))
+    (run_pretrain_parallel if workers > 1 else run_pretrain)(ctx, tiny_train_config(steps=20, checkpoint_every=5))
     return ctx
 
 

@@ -129,6 +129,18 @@ def _rank_loop(config: dict[str, Any]) -> None:
             config["final"].put(FINAL, Path(scratch) / FINAL)
 
 
+def run_pretrain_parallel(ctx: WorkContext, train: TrainConfig, tokens_input: str = "tokenize") -> None:
+    """run_pretrain on ctx.workers Ray Train workers; this process evaluates and writes the outputs."""
+    from .worker import RunLog, evaluate, prepare_run, write_outputs
+
+    tokens_root, _, train, val_batches = prepare_run(ctx, train, tokens_input)
+    state = train_data_parallel(ctx, train, tokens_root)
+    model = GPT(train.model).to(torch.device(ctx.device))
+    model.load_state_dict(state["model"])
+    ctx.metrics["train_workers"] = state["world"]
+    write_outputs(ctx, train, model, evaluate(model, val_batches), RunLog(**state["log"]), tokens_root, val_batches)
+
+
 class _FinalBox:
     """Where rank 0 leaves the final state when the cell has no progress area (outside the pipeline)."""
 

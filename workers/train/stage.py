@@ -74,9 +74,11 @@ def check_dense(config: Any) -> list[str]:
 
 
 def run_train_cell(ctx: WorkContext, params: dict[str, Any]) -> None:
-    from .worker import run_pretrain
-
-    run_pretrain(ctx, TrainConfig.model_validate(params), tokens_input="tokens")
+    if ctx.workers > 1:
+        from .parallel import run_pretrain_parallel as run
+    else:
+        from .worker import run_pretrain as run
+    run(ctx, TrainConfig.model_validate(params), tokens_input="tokens")
 
 
 PRETRAIN = Stage(
