@@ -84,3 +84,14 @@ def abstopk(x: torch.Tensor, k: int) -> torch.Tensor:
     if use_triton(x, "triton_rows"):
         return abstopk_triton(x, k)
     return abstopk_reference(x, k)
+
+
+def abstopk_torch_topk(x: torch.Tensor, k: int) -> torch.Tensor:
+    """AbsTopK as the reference release computes it: torch.topk(|x|, sorted=False), then scatter.
+
+    Same as `abstopk` except among exactly equal magnitudes, where torch.topk's choice is
+    implementation-defined (it may differ across devices and versions). Differentiable by autograd.
+    """
+    k = _check(x, k)
+    indices = x.abs().topk(k, dim=-1, sorted=False).indices
+    return torch.zeros_like(x).scatter(-1, indices, x.gather(-1, indices))

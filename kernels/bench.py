@@ -17,7 +17,7 @@ from collections.abc import Callable
 import torch
 
 from . import reference
-from .abstopk import abstopk
+from .abstopk import abstopk, abstopk_torch_topk
 from .device import device_name, pick_device
 from .dispatch import kernel_choice, triton_installed, use_triton
 from .weight_topk import weight_topk_mask
@@ -30,8 +30,7 @@ QUICK_SHAPES = dict(activations=(256, 128), activation_k=32, weight=(128, 256), 
 
 def abstopk_baseline(x: torch.Tensor, k: int) -> torch.Tensor:
     """The reference release's AbsTopK: torch.topk on |x|, then scatter."""
-    indices = x.abs().topk(k, dim=-1, sorted=False).indices
-    return torch.zeros_like(x).scatter_(-1, indices, x.gather(-1, indices))
+    return abstopk_torch_topk(x, k)
 
 
 def weight_topk_baseline(w: torch.Tensor, k: int) -> torch.Tensor:

@@ -18,6 +18,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from .cli_bench import app as bench_app
+from .cli_import import export_checkpoint, import_checkpoint
 from .cli_jobs import app as jobs_app
 from .cli_options import ClusterOptionCommand
 from .cli_tasks import app as tasks_app
@@ -71,6 +72,8 @@ app.add_typer(config_app, name="config")
 app.add_typer(tasks_app, name="tasks")
 app.add_typer(bench_app, name="bench")
 app.add_typer(jobs_app, name="jobs")
+app.command("import")(import_checkpoint)
+app.command("export")(export_checkpoint)
 
 
 def _targets(target: str) -> list[str]:

@@ -21,7 +21,7 @@ import hashlib
 from dataclasses import dataclass
 from fnmatch import fnmatch
 from importlib import metadata
-from typing import Any
+from typing import Any, Callable
 
 from ..workers.stage import Cell, CellLister, CellRef, Resources, Stage
 from .config import PipelineConfig
@@ -90,10 +90,18 @@ class Registry:
             add(target)
         return [name for name in self.order if name in needed]
 
-    def list_cells(self, config: PipelineConfig, stages: list[str]) -> dict[str, list[Cell]]:
+    def list_cells(
+        self, config: PipelineConfig, stages: list[str], committed: Callable[[str], list[Cell]] | None = None
+    ) -> dict[str, list[Cell]]:
+        """Every stage's cells; `committed(stage)` adds the cells committed in the store, for stages that
+        declare `committed_cells` (a cell the config lists too keeps the config's params)."""
         cells: dict[str, list[Cell]] = {}
         for name in stages:
-            cells[name] = self.stages[name].cells(config, cells)
+            listed = self.stages[name].cells(config, cells)
+            if committed is not None and self.stages[name].committed_cells:
+                names = {cell.cell for cell in listed}
+                listed += [cell for cell in committed(name) if cell.cell not in names]
+            cells[name] = listed
         return cells
 
 
@@ -231,6 +239,17 @@ class Planner:
         self._history: dict[str, list[Manifest]] = {}
         self.warnings: list[str] = []  # unusable manifest files met while planning
 
+    def committed_cells(self, stage: str) -> list[Cell]:
+        """The cells committed in the store for `stage`, each as its newest commit built it, by cell name."""
+        newest: dict[str, Manifest] = {}
+        self._previous(stage, "")  # reads the stage's manifests once
+        for manifest in self._history[stage]:
+            newest[manifest.cell] = manifest
+        return [
+            Cell(stage, cell, manifest.data.get("preimage", {}).get("params", {}))
+            for cell, manifest in sorted(newest.items())
+        ]
+
     def _previous(self, stage: str, cell: str) -> Manifest | None:
         if stage not in self._history:
             pattern = self.store._path(stage, "*", "MANIFEST.*.json")
@@ -303,7 +322,7 @@ class Planner:
         """A static plan: cells whose upstream must run first are RUN without a key yet."""
         forced = forced or set()
         stages = self.registry.closure(targets)
-        cells = needed_cells(self.registry.list_cells(config, stages), targets)
+        cells = needed_cells(self.registry.list_cells(config, stages, self.committed_cells), targets)
         committed: dict[CellRef, Manifest] = {}
         running: set[CellRef] = set()
         plans = []

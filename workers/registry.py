@@ -9,6 +9,7 @@ from __future__ import annotations
 from .bridges.stage import BENCHMARK as BRIDGES_BENCHMARK
 from .bridges.stage import BRIDGES
 from .carbs import BENCHMARK as CARBS_BENCHMARK
+from .imported.stage import IMPORTED
 from .mean_cache.stage import MEAN_CACHE
 from .prune.stage import PRUNE
 from .report.stage import REPORT
@@ -23,6 +24,7 @@ STAGES: tuple[Stage, ...] = (
     PRETRAIN,
     DENSE,
     BRIDGES,
+    IMPORTED,
     MEAN_CACHE,
     PRUNE,
     REPORT,

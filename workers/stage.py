@@ -99,6 +99,8 @@ class Stage:
     `checks` see the whole resolved config, for what no single section's model can: this stage's values
     against an upstream's (a model's n_ctx against the token rows'). Any problem they return is a config
     error (exit 2) before anything runs, not a failure inside a worker after the upstream stages ran.
+    `committed_cells`: besides the cells `cells` lists, every cell committed in the store is listed, with the
+    params it was committed with (cells a command commits, as `sparsepipe import`; such a stage has no deps).
     """
 
     name: str
@@ -114,3 +116,4 @@ class Stage:
     provides: tuple[str, ...] = ()
     shortcuts: dict[str, str] = field(default_factory=dict)
     checks: tuple[ConfigCheck, ...] = ()
+    committed_cells: bool = False

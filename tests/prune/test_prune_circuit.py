@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from xml.etree import ElementTree
 
+import pytest
 import torch
 
 from sparsepipe.workers.nn.circuit import build_circuit, circuit_to_json, kept_indices
@@ -115,17 +116,30 @@ def test_json_and_html_export(tmp_path):
     weight_edges = [e for e in data["edges"] if e["kind"] == "read_q"]
     assert weight_edges == [{"kind": "read_q", "source": "0.attn.act_in:1", "target": "0.attn.q:0", "weight": 0.5}]
     page = render_circuit_html(data)
-    assert page.startswith("<!doctype html>") and "http" not in page.replace('xmlns="http://www.w3.org/2000/svg"', "")
-    assert page.count("<circle") == 14 + 2 + 2  # kept nodes + embedded channels {1, 2} + tokens {0, 4}
-    assert "0.attn.act_in:1" in page and "w=0.5" in page
-    svg = page[page.index("<svg") : page.index("</svg>") + len("</svg>")]
-    ElementTree.fromstring(svg)  # well-formed: browsers render it as SVG
+    assert page.startswith("<!doctype html>") and "http" not in page.replace(
+        "http://www.w3.org/2000/svg", ""
+    )  # no network
+    view = embedded_data(page)
+    names = [node["name"] for node in view["graph"]["nodes"]]
+    assert len(names) == 14 + 2 + 2  # kept nodes + embedded channels {1, 2} + tokens {0, 4}
+    assert names[:2] == ["0.attn.act_in[1]", "0.attn.act_in[3]"] and "embed[1]" in names
+    assert view["graph"]["columns"][0] == "embed" and view["graph"]["columns"][-1] == "unembed"
+    assert [0.5 == link[3] for link in view["graph"]["links"]].count(True) == 1
+    assert view["losses"] == {"circuit": 0.1} and "edges" not in view
+    ElementTree.fromstring(page[page.index("<svg") : page.index("</svg>") + len("</svg>")])  # well-formed SVG
 
 
-def test_circuit_page_draws_at_most_the_strongest_edges():
+def embedded_data(page: str) -> dict:
+    start = page.index(">", page.index('<script type="application/json" id="circuit-data"')) + 1
+    return json.loads(page[start : page.index("</script>", start)])
+
+
+def test_circuit_page_holds_at_most_the_strongest_edges():
     model, kept = hand_built()
     data = json.loads(json.dumps(circuit_to_json(build_circuit(model, kept, candidate_tokens=torch.tensor([0, 4])))))
-    drawn = render_circuit_html(data).count("<line")
+    every = embedded_data(render_circuit_html(data))["graph"]["links"]
     page = render_circuit_html(data, max_edges=2)
-    assert page.count("<line") == 2 < drawn and f"Showing the 2 strongest of {drawn} links" in page
-    assert "w=1.1" in page and "w=0.5" not in page  # the strongest links are kept, weak ones dropped
+    links = embedded_data(page)["graph"]["links"]
+    assert len(links) == 2 < len(every) and f"the 2 strongest of {len(every)} links" in page
+    # The strongest links are kept (|w| 1.1, then one of the two links of |w| 1.0), weak ones dropped.
+    assert sorted(abs(link[3]) for link in links) == pytest.approx([1.0, 1.1])

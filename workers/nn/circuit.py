@@ -143,20 +143,28 @@ def build_circuit(model: GPT, kept: dict[str, Tensor], candidate_tokens: Tensor 
     return circuit
 
 
-def _reads(model: GPT, names: list[str]) -> list[tuple[int, str, Tensor]]:
-    """(forward position, read location, channels whose norm weight is nonzero)."""
+def _reads(model: GPT, names: list[str], positions: bool = False) -> list[tuple[int, str, Tensor]]:
+    """(forward position, read location, channels whose norm weight is nonzero), over the read's whole width.
+
+    With concatenated positions (pos_emb=concat) a read's channels past d_model are position channels, off the
+    residual stream: False, or with `positions`, nonzero where their own norm's weight is."""
     reads = []
     for position, name in enumerate(names):
         layer, _, suffix = name.partition(".")
         if suffix in ("attn.act_in", "mlp.act_in"):
             block = model.blocks[int(layer)]
             norm = block.ln_1 if suffix == "attn.act_in" else block.ln_2
-            reads.append((position, name, norm.weight.detach().cpu() != 0))
+            passes = norm.weight.detach().cpu() != 0
+            position_norm = block.ln_p1 if suffix == "attn.act_in" else block.ln_p2
+            if position_norm is not None:
+                tail = position_norm.weight.detach().cpu() != 0
+                passes = torch.cat([passes, tail if positions else torch.zeros_like(tail)])
+            reads.append((position, name, passes))
     return reads
 
 
 def _residual_links(model: GPT, kept: dict[str, Tensor], names: list[str]) -> list[Links]:
-    width = model.config.d_model
+    width = model.config.d_in  # a write's channels are the first d_model of a read's
     links = []
     reads = _reads(model, names)
     for position, write in enumerate(names):
@@ -172,11 +180,14 @@ def _residual_links(model: GPT, kept: dict[str, Tensor], names: list[str]) -> li
 
 def _embedding_links(model: GPT, kept: dict[str, Tensor], names: list[str]) -> list[Links]:
     embedded = (model.wte.weight.detach().cpu() != 0).any(dim=0)
-    if model.wpe is not None:
-        embedded |= (model.wpe.weight.detach().cpu() != 0).any(dim=0)
+    positions = None if model.wpe is None else (model.wpe.weight.detach().cpu() != 0).any(dim=0)
+    if positions is not None and model.config.pos_emb == "concat":
+        embedded = torch.cat([embedded, positions])  # read channels d_model.. are the position table's
+    elif positions is not None:
+        embedded |= positions
     return [
         _channel_links("embed_read", EMBED, read, kept[read][(embedded & passes)[kept[read]]])
-        for _, read, passes in _reads(model, names)
+        for _, read, passes in _reads(model, names, positions=True)
     ]
 
 
@@ -199,8 +210,14 @@ def _unembedding_links(model: GPT, kept: dict[str, Tensor], names: list[str], ca
 # ---------------------------------------------------------------------------- export
 
 
-def _node_id(location: str, index: int) -> str:
+def node_id(location: str, index: int) -> str:
+    """The key of a node in circuit.json: "2.attn.q:17"."""
     return f"{location}:{index}"
+
+
+def node_name(location: str, index: int) -> str:
+    """A node's name in the reference release's convention: "2.attn.q[17]"."""
+    return f"{location}[{index}]"
 
 
 def circuit_to_json(circuit: Circuit, ablation: dict[str, Tensor] | None = None, **provenance: Any) -> dict[str, Any]:
@@ -210,7 +227,8 @@ def circuit_to_json(circuit: Circuit, ablation: dict[str, Tensor] | None = None,
     for location, indices in circuit.kept.items():
         for index in indices.tolist():
             node = {
-                "id": _node_id(location, index),
+                "id": node_id(location, index),
+                "name": node_name(location, index),
                 "location": location,
                 "layer": int(location.split(".")[0]),
                 "index": index,
@@ -222,7 +240,7 @@ def circuit_to_json(circuit: Circuit, ablation: dict[str, Tensor] | None = None,
     for links in circuit.links:
         weights = links.weight.tolist() if links.weight is not None else [None] * len(links)
         for src, dst, weight in zip(links.source_index.tolist(), links.target_index.tolist(), weights):
-            edge = {"kind": links.kind, "source": _node_id(links.source, src), "target": _node_id(links.target, dst)}
+            edge = {"kind": links.kind, "source": node_id(links.source, src), "target": node_id(links.target, dst)}
             if weight is not None:
                 edge["weight"] = weight
             edges.append(edge)

@@ -26,6 +26,10 @@ NODE_LOCATIONS: dict[str, str] = {
 }
 ALL_NODE_LOCATIONS: tuple[str, ...] = tuple(NODE_LOCATIONS)
 NodeLocation = Literal[ALL_NODE_LOCATIONS]  # type: ignore[valid-type]
+# The residual stream after each sublayer's addition (and `residual_activation`): AbsTopK may act there too
+# (the reference release's resid_post_attn / resid_post_mlp); these are not node locations.
+RESIDUAL_LOCATIONS: tuple[str, ...] = ("resid_post_attn", "resid_post_mlp")
+TopkLocation = Literal[ALL_NODE_LOCATIONS + RESIDUAL_LOCATIONS]  # type: ignore[valid-type]
 
 
 class ModelConfig(StrictModel):
@@ -38,24 +42,56 @@ class ModelConfig(StrictModel):
     vocab_size: int | None = Field(None, description="Taken from the tokenizer when None.")
     bigram_table: bool = True
     attn_sink: bool = True
-    pos_emb: Literal["none", "learned"] = "none"
+    pos_emb: Literal["none", "learned", "concat"] = Field(
+        "none",
+        description="none; learned: a learned [n_ctx, d_model] table added to the token embedding; concat: a learned "
+        "[n_ctx, d_pos_emb] table, normed per block (ln_p1, ln_p2) and concatenated to every attention and MLP "
+        "input (read-only position channels: act_in is d_model + d_pos_emb wide).",
+    )
+    d_pos_emb: int | None = Field(None, ge=1, description="Width of the concatenated positions (pos_emb=concat).")
     afrac: float | None = Field(
         0.25, gt=0, le=1, description="AbsTopK keeps afrac of each node location; None disables."
     )
-    afrac_locations: list[NodeLocation] = Field(default_factory=lambda: list(ALL_NODE_LOCATIONS))
+    afrac_locations: list[TopkLocation] = Field(default_factory=lambda: list(ALL_NODE_LOCATIONS))
+    abstopk_ties: Literal["lowest_index", "torch_topk"] = Field(
+        "lowest_index",
+        description="Among equal magnitudes AbsTopK keeps the lowest index; torch_topk: torch.topk's "
+        "implementation-defined choice (the reference release). Differs only on exact ties.",
+    )
     activation: Literal["gelu", "relu"] = "gelu"
+    residual_activation: Literal["identity", "relu"] = Field(
+        "identity", description="relu: a ReLU on the residual stream after each sublayer's addition."
+    )
+    norm: Literal["rms", "layer"] = Field("rms", description="RMSNorm, or LayerNorm (mean-centred).")
+    norm_bias: bool = Field(False, description="LayerNorm with a learned bias (norm=layer only).")
+    bias: bool = Field(True, description="Biases in every Linear of the blocks.")
+    tied_embeddings: bool = Field(False, description="The unembedding is the token embedding's matrix.")
+    final_logits_bias: bool = Field(False, description="A fixed [vocab] buffer added to the logits.")
     norm_eps: float | None = Field(
         None,
         gt=0,
         description="RMSNorm epsilon; None: torch's default, the machine epsilon of the activations' dtype "
         "(as the reference release). 1e-6 changes the forward on small residual streams, and AbsTopK then keeps "
-        "different entries.",
+        "different entries. LayerNorm (norm=layer): None is torch's default, 1e-5.",
     )
     init_std: float = 0.02
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "ModelConfig":
+        if (self.pos_emb == "concat") != (self.d_pos_emb is not None):
+            raise ValueError("model.d_pos_emb is set exactly when model.pos_emb is 'concat'")
+        if self.norm_bias and self.norm != "layer":
+            raise ValueError("model.norm_bias needs model.norm='layer' (RMSNorm has no bias)")
+        return self
 
     @property
     def mlp_width(self) -> int:
         return self.d_mlp or 4 * self.d_model
+
+    @property
+    def d_in(self) -> int:
+        """Width of every attention and MLP input: d_model, plus the concatenated positions."""
+        return self.d_model + (self.d_pos_emb or 0)
 
 
 # ----------------------------------------------------------------------- training

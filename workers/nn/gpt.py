@@ -48,8 +48,8 @@ from pydantic import ValidationError
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
-from ...kernels import abstopk
-from .config import ALL_NODE_LOCATIONS, NODE_LOCATIONS, ModelConfig
+from ...kernels import abstopk, abstopk_torch_topk
+from .config import ALL_NODE_LOCATIONS, NODE_LOCATIONS, RESIDUAL_LOCATIONS, ModelConfig
 
 # Config location name -> hook name within a layer (defined once, in nn/config.py).
 LOCATION_HOOKS: dict[str, str] = NODE_LOCATIONS
@@ -65,6 +65,8 @@ def location_width(config: ModelConfig, location: str) -> int:
         return config.n_head * config.d_head
     if location == "mlp_neuron":
         return config.mlp_width
+    if location in ("attn_in", "mlp_in"):
+        return config.d_in  # with concatenated positions, their channels follow the residual ones
     return config.d_model
 
 
@@ -107,9 +109,9 @@ def residual_boundaries(config: ModelConfig) -> list[str]:
 
 
 def topk_sizes(config: ModelConfig) -> dict[str, int | None]:
-    """k of AbsTopK at each config location; None where the location is left dense."""
+    """k of AbsTopK at each config location (node and residual locations); None where it is left dense."""
     sizes: dict[str, int | None] = {}
-    for location in ALL_NODE_LOCATIONS:
+    for location in ALL_NODE_LOCATIONS + RESIDUAL_LOCATIONS:
         width = location_width(config, location)
         active = config.afrac is not None and location in config.afrac_locations
         k = max(1, int(config.afrac * width)) if active else width
@@ -191,9 +193,10 @@ class Attention(nn.Module):
         super().__init__()
         self.n_head, self.d_head = config.n_head, config.d_head
         inner = config.n_head * config.d_head
-        self.c_attn = nn.Linear(config.d_model, 3 * inner)  # q, k, v in that order
-        self.c_proj = nn.Linear(inner, config.d_model)
+        self.c_attn = nn.Linear(config.d_in, 3 * inner, bias=config.bias)  # q, k, v in that order
+        self.c_proj = nn.Linear(inner, config.d_model, bias=config.bias)
         self.topk = topk
+        self.ties = config.abstopk_ties
         self.hook_act_in = HookPoint(hook_name(layer, "attn_in"))  # [B, T, d_model]; applied by Block
         self.hook_q, self.hook_k, self.hook_v = (
             HookPoint(hook_name(layer, loc)) for loc in ("attn_q", "attn_k", "attn_v")
@@ -211,7 +214,7 @@ class Attention(nn.Module):
         q, k, v = self.c_attn(x).chunk(3, dim=-1)
         # AbsTopK runs over the concatenation of all heads, as in the reference.
         q, k, v = (
-            point(_sparsify(t, self.topk[loc]))
+            point(_sparsify(t, self.topk[loc], self.ties))
             for t, loc, point in ((q, "attn_q", self.hook_q), (k, "attn_k", self.hook_k), (v, "attn_v", self.hook_v))
         )
         q, k, v = (t.view(B, T, self.n_head, self.d_head).transpose(1, 2) for t in (q, k, v))  # (B, nh, T, dh)
@@ -224,52 +227,88 @@ class Attention(nn.Module):
             bias = torch.cat([sink, self.causal_bias[:T, :T].to(q.dtype).expand(self.n_head, T, T)], dim=-1)
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
         y = y.transpose(1, 2).reshape(B, T, self.n_head * self.d_head)
-        return self.hook_resid_delta(_sparsify(self.c_proj(y), self.topk["attn_out"]))
+        return self.hook_resid_delta(_sparsify(self.c_proj(y), self.topk["attn_out"], self.ties))
 
 
 class MLP(nn.Module):
     def __init__(self, config: ModelConfig, layer: int, topk: dict[str, int | None]):
         super().__init__()
-        self.c_fc = nn.Linear(config.d_model, config.mlp_width)
-        self.c_proj = nn.Linear(config.mlp_width, config.d_model)
+        self.c_fc = nn.Linear(config.d_in, config.mlp_width, bias=config.bias)
+        self.c_proj = nn.Linear(config.mlp_width, config.d_model, bias=config.bias)
         self.act = nn.GELU() if config.activation == "gelu" else nn.ReLU()  # exact (erf) GELU
         self.topk = topk
+        self.ties = config.abstopk_ties
         self.hook_act_in = HookPoint(hook_name(layer, "mlp_in"))  # [B, T, d_model]; applied by Block
         self.hook_post_act = HookPoint(hook_name(layer, "mlp_neuron"))  # [B, T, d_mlp]
         self.hook_resid_delta = HookPoint(hook_name(layer, "mlp_out"))  # [B, T, d_model]
 
     def forward(self, x: Tensor) -> Tensor:
-        h = self.hook_post_act(_sparsify(self.act(self.c_fc(x)), self.topk["mlp_neuron"]))
-        return self.hook_resid_delta(_sparsify(self.c_proj(h), self.topk["mlp_out"]))
+        h = self.hook_post_act(_sparsify(self.act(self.c_fc(x)), self.topk["mlp_neuron"], self.ties))
+        return self.hook_resid_delta(_sparsify(self.c_proj(h), self.topk["mlp_out"], self.ties))
+
+
+def make_norm(config: ModelConfig, width: int) -> nn.Module:
+    """RMSNorm (eps None: the dtype's machine epsilon), or LayerNorm (eps None: 1e-5), learned weight."""
+    if config.norm == "layer":
+        eps = 1e-5 if config.norm_eps is None else config.norm_eps
+        return nn.LayerNorm(width, eps=eps, bias=config.norm_bias)
+    return nn.RMSNorm(width, eps=config.norm_eps)
 
 
 class Block(nn.Module):
     def __init__(self, config: ModelConfig, layer: int, topk: dict[str, int | None]):
         super().__init__()
-        self.ln_1 = nn.RMSNorm(config.d_model, eps=config.norm_eps)
+        self.ln_1 = make_norm(config, config.d_model)
         self.attn = Attention(config, layer, topk)
-        self.ln_2 = nn.RMSNorm(config.d_model, eps=config.norm_eps)
+        self.ln_2 = make_norm(config, config.d_model)
         self.mlp = MLP(config, layer, topk)
+        # Concatenated positions get their own norm before each sublayer.
+        self.ln_p1 = make_norm(config, config.d_pos_emb) if config.d_pos_emb else None
+        self.ln_p2 = make_norm(config, config.d_pos_emb) if config.d_pos_emb else None
         self.topk = topk
+        self.ties = config.abstopk_ties
+        self.residual_relu = config.residual_activation == "relu"
         self.hook_resid_in = HookPoint(f"{layer}.resid_in")  # [B, T, d_model]
         self.hook_resid_mid = HookPoint(f"{layer}.resid_mid")  # [B, T, d_model]
 
-    def forward(self, x: Tensor) -> Tensor:
-        return self.mlp_sublayer(self.attn_sublayer(x))
+    def forward(self, x: Tensor, positions: Tensor | None = None) -> Tensor:
+        return self.mlp_sublayer(self.attn_sublayer(x, positions), positions)
 
-    def attn_sublayer(self, x: Tensor) -> Tensor:
-        """resid_in -> resid_mid: the attention half of the block."""
+    def attn_sublayer(self, x: Tensor, positions: Tensor | None = None) -> Tensor:
+        """resid_in -> resid_mid: the attention half of the block. `positions` [T, d_pos_emb]: pos_emb=concat."""
         x = self.hook_resid_in(x)
-        return x + self.attn(self.attn.hook_act_in(_sparsify(self.ln_1(x), self.topk["attn_in"])))
+        read = self._read(self.ln_1(x), self.ln_p1, positions)
+        return self._residual(
+            x + self.attn(self.attn.hook_act_in(_sparsify(read, self.topk["attn_in"], self.ties))), "resid_post_attn"
+        )
 
-    def mlp_sublayer(self, x: Tensor) -> Tensor:
+    def mlp_sublayer(self, x: Tensor, positions: Tensor | None = None) -> Tensor:
         """resid_mid -> the next block's resid_in: the MLP half of the block."""
         x = self.hook_resid_mid(x)
-        return x + self.mlp(self.mlp.hook_act_in(_sparsify(self.ln_2(x), self.topk["mlp_in"])))
+        read = self._read(self.ln_2(x), self.ln_p2, positions)
+        return self._residual(
+            x + self.mlp(self.mlp.hook_act_in(_sparsify(read, self.topk["mlp_in"], self.ties))), "resid_post_mlp"
+        )
+
+    @staticmethod
+    def _read(normed: Tensor, position_norm: nn.Module | None, positions: Tensor | None) -> Tensor:
+        if position_norm is None:
+            return normed
+        if positions is None:
+            raise ValueError("this model concatenates positions to every read (pos_emb=concat): pass positions")
+        p = position_norm(positions).to(normed.dtype).expand(*normed.shape[:-1], -1)
+        return torch.cat([normed, p], dim=-1)
+
+    def _residual(self, x: Tensor, location: str) -> Tensor:
+        if self.residual_relu:
+            x = torch.relu(x)
+        return _sparsify(x, self.topk[location], self.ties)
 
 
-def _sparsify(x: Tensor, k: int | None) -> Tensor:
-    return x if k is None else abstopk(x, k)
+def _sparsify(x: Tensor, k: int | None, ties: str = "lowest_index") -> Tensor:
+    if k is None:
+        return x
+    return abstopk(x, k) if ties == "lowest_index" else abstopk_torch_topk(x, k)
 
 
 class ParamRole(NamedTuple):
@@ -293,12 +332,19 @@ class GPT(nn.Module):
         self.config = config
         self.topk = topk_sizes(config)
         self.wte = nn.Embedding(config.vocab_size, config.d_model)
-        self.wpe = nn.Embedding(config.n_ctx, config.d_model) if config.pos_emb == "learned" else None
+        pos_width = {"none": None, "learned": config.d_model, "concat": config.d_pos_emb}[config.pos_emb]
+        self.wpe = nn.Embedding(config.n_ctx, pos_width) if pos_width else None
         self.blocks = nn.ModuleList(Block(config, layer, self.topk) for layer in range(config.n_layer))
-        self.ln_f = nn.RMSNorm(config.d_model, eps=config.norm_eps)
+        self.ln_f = make_norm(config, config.d_model)
         self.lm_head = nn.Linear(config.d_model, config.vocab_size, bias=False)
+        if config.tied_embeddings:
+            self.lm_head.weight = self.wte.weight
         # Dense vocab x vocab table: row `bigram[token_t]` is added to the logits at position t (Appendix A.1).
         self.bigram = nn.Parameter(torch.zeros(config.vocab_size, config.vocab_size)) if config.bigram_table else None
+        if config.final_logits_bias:  # fixed (a buffer, not trained), as in the reference release
+            self.register_buffer("final_logits_bias", torch.zeros(config.vocab_size))
+        else:
+            self.final_logits_bias = None
         self.hook_final_resid = HookPoint(FINAL_RESID)  # [B, T, d_model], before the final norm
         self._init_weights()
         # Built once (TransformerLens's setup()): reference name -> hook point, in forward order.
@@ -337,8 +383,9 @@ class GPT(nn.Module):
         """
         with CallHooks(self.hook_points, record, interventions) as hooks:
             x = self.embed(tokens)
+            positions_read = self.concatenated_positions(tokens.shape[1])
             for block in self.blocks:
-                x = block(x)
+                x = block(x, positions_read)
             x = self.hook_final_resid(x)
         if positions is not None:
             rows = torch.arange(tokens.shape[0], device=tokens.device)
@@ -361,10 +408,11 @@ class GPT(nn.Module):
             raise IndexError(
                 f"boundary {boundary} out of range: this model has {n_boundaries} (0 .. {n_boundaries - 1})"
             )
+        positions = self.concatenated_positions(x.shape[1])
         with CallHooks(self.hook_points, None, interventions):
             for sublayer in range(boundary, n_boundaries - 1):
                 block = self.blocks[sublayer // 2]
-                x = block.attn_sublayer(x) if sublayer % 2 == 0 else block.mlp_sublayer(x)
+                x = block.attn_sublayer(x, positions) if sublayer % 2 == 0 else block.mlp_sublayer(x, positions)
             x = self.hook_final_resid(x)
         return self.unembed(x, tokens)
 
@@ -373,13 +421,19 @@ class GPT(nn.Module):
         T = tokens.shape[1]
         assert T <= self.config.n_ctx, f"sequence of {T} tokens is longer than n_ctx={self.config.n_ctx}"
         x = self.wte(tokens)
-        if self.wpe is not None:
+        if self.wpe is not None and self.config.pos_emb == "learned":
             x = x + self.wpe(torch.arange(T, device=tokens.device))
         return x
+
+    def concatenated_positions(self, T: int) -> Tensor | None:
+        """[T, d_pos_emb]: the position table every block concatenates to its reads (pos_emb=concat), else None."""
+        return self.wpe.weight[:T] if self.config.pos_emb == "concat" else None
 
     def unembed(self, final_resid: Tensor, tokens: Tensor) -> Tensor:
         """The final residual stream [B, T, d_model] (and the tokens, for the bigram table) -> logits."""
         logits = self.lm_head(self.ln_f(final_resid))
+        if self.final_logits_bias is not None:
+            logits = logits + self.final_logits_bias.to(logits.dtype)
         if self.bigram is not None:
             logits = logits + self.bigram[tokens].to(logits.dtype)
         return logits
@@ -393,7 +447,7 @@ class GPT(nn.Module):
                 roles[name] = ParamRole("matrix", neuron_dim=0)  # rows are q/k/v channels / neurons
             elif name.endswith("c_proj.weight"):
                 roles[name] = ParamRole("matrix", neuron_dim=1)  # columns are v channels / neurons
-            elif name.endswith(".bias"):
+            elif name.endswith(".bias") and not (name.startswith("ln_") or ".ln_" in name):
                 roles[name] = ParamRole("bias")
             else:
                 roles[name] = ParamRole("dense")
@@ -414,7 +468,7 @@ def save_checkpoint(model: GPT, folder: str | Path) -> None:
     """Write `model.safetensors` and `config.json` (the full ModelConfig) into `folder`."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    state = {name: t.detach().cpu().contiguous() for name, t in model.state_dict().items()}
+    state = {name: t.detach().cpu().contiguous() for name, t in checkpoint_state(model).items()}
     save_file(state, str(folder / WEIGHTS_FILE))
     (folder / CONFIG_FILE).write_text(model.config.model_dump_json(indent=2))
 
@@ -431,7 +485,7 @@ def load_checkpoint(folder: str | Path, device: str | torch.device = "cpu") -> G
         raise CheckpointError(f"{folder / CONFIG_FILE} is not a valid ModelConfig:\n{error}") from None
     model = GPT(config)
     state = load_file(str(folder / WEIGHTS_FILE))
-    expected = model.state_dict()
+    expected = checkpoint_state(model)
     missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
     wrong_shape = sorted(n for n in set(state) & set(expected) if state[n].shape != expected[n].shape)
     if missing or unexpected or wrong_shape:
@@ -439,5 +493,25 @@ def load_checkpoint(folder: str | Path, device: str | torch.device = "cpu") -> G
             f"{folder / WEIGHTS_FILE} does not match its config.json: missing {missing}, unexpected {unexpected}, "
             f"wrong shape {[(n, tuple(state[n].shape), tuple(expected[n].shape)) for n in wrong_shape]}"
         )
-    model.load_state_dict(state, strict=True)
+    load_state(model, state)
     return model.to(device)
+
+
+TIED_ALIAS = "lm_head.weight"  # with tied_embeddings, the same tensor as wte.weight: stored once
+
+
+def checkpoint_state(model: GPT) -> dict[str, Tensor]:
+    """The model's state dict as stored: every tensor once (a tied unembedding is wte.weight)."""
+    state = model.state_dict()
+    if model.config.tied_embeddings:
+        del state[TIED_ALIAS]
+    return state
+
+
+def load_state(model: GPT, state: dict[str, Tensor]) -> None:
+    """Load `state` (as `checkpoint_state` names it) strictly: every tensor, nothing else."""
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if model.config.tied_embeddings and TIED_ALIAS in missing:
+        missing.remove(TIED_ALIAS)
+    if missing or unexpected:
+        raise CheckpointError(f"state does not match the model: missing {missing}, unexpected {unexpected}")

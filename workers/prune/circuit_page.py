@@ -1,51 +1,37 @@
-"""One self-contained HTML page per circuit: an SVG graph you can hover, no network needed.
+"""One self-contained HTML page per circuit: the kept nodes and their links, and what each node does.
 
-Columns are the node locations in forward order (plus the embedding and the
-candidate-token unembedding at the ends); each kept node is a dot in its
-column, sorted by channel index. Weight edges are solid (blue positive, red
-negative, opacity by |w|), residual-stream links dashed grey, q/k channel
-pairs dotted purple. Hovering a node highlights its links; every node and
-link has a tooltip.
+The page is static: its script, style and data are inline (viewer.js, viewer.css and the circuit's
+JSON), so it opens from the store folder or any copy of it with no server and no network.
+
+- Graph: only kept nodes, one column per node location in forward order (embedding channels on
+  the left, the task's candidate tokens on the right), grouped by layer. Weight edges are solid,
+  width by |weight|, blue positive and red negative; residual-stream links dashed grey; q/k
+  channel pairs dotted purple. Pan (drag), zoom (wheel, buttons), filter weight edges by |w|,
+  search a node by name (`2.attn.q[17]`).
+- Node panel (click a node): its name, its ablation value, its in- and out-edges with weights,
+  its top and bottom activating pretraining contexts and its activation on both prompts of a
+  few task pairs (`node_examples`, stored in circuit.json under "activations").
+- Ablation view: the test loss of the full model, of the circuit, and of the circuit with each
+  node removed (circuit.json's "node_ablation", stored for small circuits).
+
+Every number the page shows is read from the embedded circuit JSON, never recomputed.
 """
 
 from __future__ import annotations
 
 import html
 import json
+from pathlib import Path
 from typing import Any
 
 from ..nn.circuit import EMBED, UNEMBED, WEIGHT_EDGE_KINDS
 
-COLUMN_GAP, ROW_GAP, TOP, LEFT = 118, 16, 70, 60
-STYLE = """
-body { font: 13px system-ui, sans-serif; margin: 1.5em; color: #222; }
-table { border-collapse: collapse; margin: 0 2em 1em 0; display: inline-table; vertical-align: top; }
-td, th { border: 1px solid #ccc; padding: 2px 8px; text-align: right; }
-th { background: #f4f4f4; text-align: left; }
-svg line { pointer-events: stroke; }
-svg .dim { opacity: 0.06 !important; }
-svg .hot { opacity: 1 !important; stroke-width: 2.5; }
-svg circle:hover { stroke: #000; stroke-width: 2; }
-.column { font-size: 11px; fill: #444; }
-"""
-SCRIPT = """
-const svg = document.querySelector('svg');
-svg.querySelectorAll('circle').forEach(node => {
-  node.addEventListener('mouseenter', () => {
-    svg.querySelectorAll('line').forEach(l => {
-      const on = l.dataset.s === node.id || l.dataset.t === node.id;
-      l.classList.add(on ? 'hot' : 'dim');
-    });
-  });
-  node.addEventListener('mouseleave',
-    () => svg.querySelectorAll('line').forEach(l => l.classList.remove('hot', 'dim')));
-});
-"""
-
-
-def _table(title: str, rows: dict[str, Any]) -> str:
-    body = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(_fmt(v))}</td></tr>" for k, v in rows.items())
-    return f"<table><tr><th colspan=2>{html.escape(title)}</th></tr>{body}</table>"
+HERE = Path(__file__).parent
+SCRIPT_FILE, STYLE_FILE = HERE / "viewer.js", HERE / "viewer.css"
+# Past this many links a page is tens of MB; circuit.json keeps every link, the page the strongest.
+MAX_DRAWN_EDGES = 20000
+LINK_KINDS = (*WEIGHT_EDGE_KINDS, "write_unembed", "residual", "embed_read", "qk_pair")
+SUMMARY_TABLES = ("losses", "evaluation", "calibration", "hyperparameters")
 
 
 def _fmt(value: Any) -> str:
@@ -56,57 +42,9 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-def _columns(data: dict[str, Any]) -> list[str]:
-    return [EMBED, *data["kept"].keys(), UNEMBED]
-
-
-def _positions(data: dict[str, Any]) -> dict[str, tuple[float, float]]:
-    """Node id -> (x, y). Embedding/unembedding nodes are the link endpoints that use them."""
-    members: dict[str, set[int]] = {column: set() for column in _columns(data)}
-    for location, indices in data["kept"].items():
-        members[location].update(indices)
-    for edge in data["edges"]:
-        for end in (edge["source"], edge["target"]):
-            location, _, index = end.rpartition(":")
-            if location in (EMBED, UNEMBED):
-                members[location].add(int(index))
-    return {
-        f"{column}:{index}": (LEFT + c * COLUMN_GAP, TOP + r * ROW_GAP)
-        for c, column in enumerate(_columns(data))
-        for r, index in enumerate(sorted(members[column]))
-    }
-
-
-def _edge_svg(edge: dict[str, Any], positions: dict[str, tuple[float, float]], max_weight: float) -> str:
-    (x1, y1), (x2, y2) = positions[edge["source"]], positions[edge["target"]]
-    weight = edge.get("weight")
-    tip = f"{edge['kind']}: {edge['source']} → {edge['target']}" + (f"  w={weight:.4g}" if weight is not None else "")
-    if edge["kind"] in WEIGHT_EDGE_KINDS or edge["kind"] == "write_unembed":
-        colour = "#1f5fbf" if weight >= 0 else "#c0392b"
-        style = f'stroke="{colour}" stroke-opacity="{0.25 + 0.75 * abs(weight) / max_weight:.3f}" stroke-width="1.3"'
-    elif edge["kind"] == "qk_pair":
-        style = 'stroke="#8e44ad" stroke-opacity="0.6" stroke-dasharray="2,3"'
-    else:
-        style = 'stroke="#888" stroke-opacity="0.35" stroke-dasharray="5,4"'
-    ids = f'data-s="{html.escape(edge["source"])}" data-t="{html.escape(edge["target"])}"'
-    return f'<line x1="{x1}" y1="{y1}" x2="{x2}" y2="{y2}" {style} {ids}><title>{html.escape(tip)}</title></line>'
-
-
-def _node_svg(node_id: str, x: float, y: float, ablation: dict[str, float], token_text: dict[str, str]) -> str:
-    location, _, index = node_id.rpartition(":")
-    tip = {
-        EMBED: f"embedding, residual channel {index}",
-        UNEMBED: f"unembedding, token {index} {token_text.get(index, '')!r}",
-    }.get(location, f"{location} #{index}")
-    if node_id in ablation:
-        tip += f"\nablated to {ablation[node_id]:.4g}"
-    fill = {EMBED: "#2c3e50", UNEMBED: "#2c3e50"}.get(location, "#e67e22" if ".attn." in location else "#16a085")
-    label = f'<text x="{x + 7}" y="{y + 4}" font-size="9" fill="#666">{html.escape(index)}</text>'
-    circle = f'<circle id="{html.escape(node_id)}" cx="{x}" cy="{y}" r="5" fill="{fill}">'
-    return f"{circle}<title>{html.escape(tip)}</title></circle>{label}"
-
-
-MAX_DRAWN_EDGES = 4000  # past this a page is tens of MB and unreadable; circuit.json keeps every edge
+def _table(title: str, rows: dict[str, Any]) -> str:
+    body = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(_fmt(v))}</td></tr>" for k, v in rows.items())
+    return f"<table class='summary'><tr><th colspan=2>{html.escape(title)}</th></tr>{body}</table>"
 
 
 def _strongest(edges: list[dict[str, Any]], limit: int) -> list[dict[str, Any]]:
@@ -115,47 +53,89 @@ def _strongest(edges: list[dict[str, Any]], limit: int) -> list[dict[str, Any]]:
     return sorted(edges, key=lambda e: -abs(e["weight"]) if e.get("weight") is not None else 0.0)[:limit]
 
 
-def render_circuit_html(data: dict[str, Any], max_edges: int = MAX_DRAWN_EDGES) -> str:
-    """A page for `circuit.circuit_to_json(...)` output (drawing at most `max_edges` of the strongest edges)."""
-    positions = _positions(data)
-    columns = _columns(data)
-    weights = [abs(e["weight"]) for e in data["edges"] if e.get("weight") is not None]
-    max_weight = max(weights, default=1.0) or 1.0
-    ablation = {node["id"]: node["ablation_value"] for node in data["nodes"] if "ablation_value" in node}
-    height = (
-        TOP
-        + ROW_GAP * max(1, max((sum(1 for p in positions if p.rpartition(":")[0] == c) for c in columns), default=1))
-        + 20
-    )
-    width = LEFT + COLUMN_GAP * len(columns)
-    headers = "".join(
-        f'<text class="column" x="{LEFT + c * COLUMN_GAP}" y="{20 + 14 * (c % 2)}" '
-        f'text-anchor="middle">{html.escape(column)}</text>'
-        for c, column in enumerate(columns)
-    )
-    drawable = [e for e in data["edges"] if e["source"] in positions and e["target"] in positions]
+def _endpoint(node: str, token_text: dict[str, str]) -> dict[str, Any]:
+    location, _, index = node.rpartition(":")
+    if location == EMBED:
+        name = f"embed[{index}]"
+    else:
+        name = f"unembed {token_text.get(index, '')!r}"
+    return {"id": node, "name": name, "location": location, "index": int(index)}
+
+
+def graph(data: dict[str, Any], max_edges: int) -> dict[str, Any]:
+    """The drawn part of a circuit: nodes (kept ones, then embedding/unembedding endpoints), columns in
+    forward order, links as [source, target, kind, weight] over node positions (the strongest max_edges)."""
+    nodes = [
+        {key: node[key] for key in ("id", "name", "location", "layer", "index", "ablation_value") if key in node}
+        for node in data["nodes"]
+    ]
+    position = {node["id"]: i for i, node in enumerate(nodes)}
+    for edge in data["edges"]:
+        for end in (edge["source"], edge["target"]):
+            if end not in position and end.rpartition(":")[0] in (EMBED, UNEMBED):
+                position[end] = len(nodes)
+                nodes.append(_endpoint(end, data.get("token_text", {})))
+    drawable = [e for e in data["edges"] if e["source"] in position and e["target"] in position]
     shown = _strongest(drawable, max_edges)
-    edges = "".join(_edge_svg(e, positions, max_weight) for e in shown)
+    kind = {name: i for i, name in enumerate(LINK_KINDS)}
+    present = {node["location"] for node in nodes}
+    columns = [c for c in (EMBED, *data["kept"], UNEMBED) if c in present]
+    return {
+        "nodes": nodes,
+        "columns": columns,
+        "kinds": list(LINK_KINDS),
+        "links": [[position[e["source"]], position[e["target"]], kind[e["kind"]], e.get("weight")] for e in shown],
+        "links_total": len(drawable),
+    }
+
+
+def page_data(data: dict[str, Any], max_edges: int = MAX_DRAWN_EDGES) -> dict[str, Any]:
+    """What the page's script reads: the circuit JSON with its node and edge lists replaced by `graph`."""
+    return {
+        **{key: value for key, value in data.items() if key not in ("nodes", "edges")},
+        "graph": graph(data, max_edges),
+    }
+
+
+def _script_json(value: Any) -> str:
+    """JSON that is safe inside <script>: no "</" can close the element early."""
+    return json.dumps(value, separators=(",", ":")).replace("</", "<\\/")
+
+
+def render_circuit_html(data: dict[str, Any], max_edges: int = MAX_DRAWN_EDGES) -> str:
+    """A page for `circuit.circuit_to_json(...)` output, drawing at most `max_edges` of the strongest links."""
+    view = page_data(data, max_edges)
+    title = f"circuit: {data.get('task', '?')} on {data.get('cell') or data.get('checkpoint', '?')}"
+    tables = _table("size", data["counts"]) + "".join(
+        _table(key, data[key]) for key in SUMMARY_TABLES if isinstance(data.get(key), dict)
+    )
+    shown, total = len(view["graph"]["links"]), view["graph"]["links_total"]
     omitted = (
-        f"<p><b>Showing the {len(shown)} strongest of {len(drawable)} links</b>; circuit.json lists them all.</p>"
-        if len(shown) < len(drawable)
+        f"<p class='warn'>The page holds the {shown} strongest of {total} links; circuit.json lists them all.</p>"
+        if shown < total
         else ""
     )
-    nodes = "".join(
-        _node_svg(node_id, x, y, ablation, data.get("token_text", {})) for node_id, (x, y) in positions.items()
-    )
-    title = f"circuit: {data.get('task', '?')} on {data.get('cell') or data.get('checkpoint', '?')}"
-    tables = _table("size", data["counts"])
-    for key in ("losses", "evaluation", "calibration", "hyperparameters"):
-        if isinstance(data.get(key), dict):
-            tables += _table(key, data[key])
-    return (
-        "<!doctype html><html><head><meta "
-        f"charset='utf-8'><title>{html.escape(title)}</title><style>{STYLE}</style></head><body>"
-        f"<h2>{html.escape(title)}</h2>{tables}"
-        "<p>Solid: weight edges (blue +, red −). Dashed grey: residual-stream links. Dotted purple: q/k channel "
-        "pairs. "
-        f"Hover a node to highlight its links.</p>{omitted}"
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}">{headers}{edges}{nodes}</svg>'
-        f"<script>{SCRIPT}</script></body></html>"
-    )
+    return f"""<!doctype html>
+<html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<style>{STYLE_FILE.read_text()}</style></head><body>
+<header><h2>{html.escape(title)}</h2><div id="headline"></div></header>
+{omitted}
+<div id="toolbar">
+ <input id="search" list="node-names" placeholder="find a node: 2.attn.q[17]" size="26">
+ <datalist id="node-names"></datalist>
+ <label>min |w| <input id="min-weight" type="range" min="0" max="1000" value="0"></label>
+ <span id="weight-label"></span>
+ <label><input id="show-residual" type="checkbox"> residual links</label>
+ <button id="zoom-in" title="zoom in">+</button><button id="zoom-out" title="zoom out">−</button>
+ <button id="fit">fit</button>
+ <span class="legend"><i class="pos"></i>w&gt;0 <i class="neg"></i>w&lt;0 <i class="res"></i>residual
+ <i class="qk"></i>q·k pair · width ∝ |w| · drag to pan, wheel to zoom, click a node</span>
+</div>
+<main><div id="graph"><svg id="canvas" xmlns="http://www.w3.org/2000/svg"><g id="viewport"></g></svg></div>
+<aside id="panel"><p class="hint">Click a node to see its weights and what it responds to.</p></aside></main>
+<section id="ablation"></section>
+<details><summary>All settings and counts</summary>{tables}</details>
+<script type="application/json" id="circuit-data">{_script_json(view)}</script>
+<script>{SCRIPT_FILE.read_text()}</script>
+</body></html>
+"""

@@ -22,6 +22,30 @@ class PruneHyperparams(StrictModel):
     heaviside_temp: float = Field(1.0, gt=0)
 
 
+class ViewerConfig(StrictModel):
+    """What a circuit page shows beside the graph; computed by the prune stage and stored in circuit.json."""
+
+    examples: int = Field(
+        20, ge=0, description="Top and bottom activating pretraining contexts shown per node (each side); 0 skips them."
+    )
+    example_rows: int = Field(
+        64, ge=1, description="Pretraining rows scanned for them: the first rows of the tokenized corpus's val split."
+    )
+    context_before: int = Field(12, ge=0, description="Tokens shown before an example's token.")
+    context_after: int = Field(3, ge=0, description="Tokens shown after it.")
+    task_pairs: int = Field(
+        4, ge=0, description="Test pairs on whose two prompts each node's activation (in the circuit) is shown."
+    )
+    max_nodes: int = Field(
+        512, ge=0, description="Circuits with more kept nodes than this get no activation examples (page size)."
+    )
+    ablate_each_max_nodes: int = Field(
+        64,
+        ge=0,
+        description="Circuits with at most this many nodes also get the test loss with each node removed in turn.",
+    )
+
+
 class PruneConfig(StrictModel):
     tasks: list[str] = Field(default_factory=lambda: ["all"], description="Task names or globs; 'all' for every task.")
     checkpoints: list[str] = Field(
@@ -64,6 +88,7 @@ class PruneConfig(StrictModel):
     curve_points: int = Field(
         12, ge=0, description="Log-spaced circuit sizes at which the loss-vs-size curve is evaluated; 0 skips it."
     )
+    viewer: ViewerConfig = Field(default_factory=ViewerConfig)
     seed: int = 0
 
 
@@ -86,6 +111,7 @@ PRESETS: dict[str, dict[str, Any]] = {
             "eval_pairs": 16,
             "max_tokens": 128,
             "mean_cache_batches": 2,
+            "viewer": {"example_rows": 16},
         },
         "tune": {"iterations": 1, "trials_per_iteration": 2, "cpus_per_trial": 0.5},
     },

@@ -8,14 +8,18 @@ from typing import Any
 
 from ..stage import Cell, CellRef, ConfigError
 
-CHECKPOINT_STAGES = ("pretrain", "dense", "bridges")  # each also a dep of mean_cache and prune
+CHECKPOINT_STAGES = ("pretrain", "dense", "bridges", "imported")  # each also a dep of mean_cache and prune
+# Imported models read their own tokenizer's ids (`tokenize.tokenizer`), so `all` leaves them out: name them.
+NAMED_ONLY_STAGES = ("imported",)
 
 
-def select(patterns: list[str], names: list[str], what: str, hint: str) -> list[str]:
-    if "all" in patterns:
-        return names
+def select(patterns: list[str], names: list[str], what: str, hint: str, named_only: tuple[str, ...] = ()) -> list[str]:
+    """The names `patterns` select; "all" selects every name but those of the `named_only` stages."""
     chosen = []
     for pattern in patterns:
+        if pattern == "all":
+            chosen.extend(n for n in names if n.split("/")[0] not in named_only and n not in chosen)
+            continue
         matches = [n for n in names if fnmatch(n, pattern) or n.split("/")[0] == pattern]
         if not matches:
             raise ConfigError(f"{what} {pattern!r} matches nothing; {hint}: {', '.join(names) or '(none)'}")
@@ -27,5 +31,11 @@ def selected_checkpoints(config: Any, upstream: dict[str, list[Cell]]) -> list[C
     refs = {str(c.ref): c.ref for stage in CHECKPOINT_STAGES for c in upstream.get(stage, [])}
     return [
         refs[name]
-        for name in select(config.prune.checkpoints, list(refs), "checkpoint", "the checkpoints of this config are")
+        for name in select(
+            config.prune.checkpoints,
+            list(refs),
+            "checkpoint",
+            "the checkpoints of this config and store are (`sparsepipe import` adds imported/NAME)",
+            NAMED_ONLY_STAGES,
+        )
     ]

@@ -62,12 +62,14 @@ from torch import Tensor
 from ...tasks import TaskBatch, candidate_logits, load_task, load_tokenizer
 from ..context import WorkContext
 from ..mean_cache.worker import load_means
-from ..nn.circuit import build_circuit, circuit_to_json, kept_indices
+from ..nn.circuit import build_circuit, circuit_to_json, kept_indices, node_id
 from ..nn.gpt import GPT, load_checkpoint
 from ..nn.masks import NodeLayout, ablation_values, heaviside, mask_interventions
 from ..nn.sparsity import warmup_decay_lr
+from ..train.loader import ShardLoader
 from .circuit_page import render_circuit_html
 from .config import PruneConfig, PruneHyperparams
+from .node_examples import node_examples
 
 ProgressFn = Callable[[dict[str, Any]], None]
 
@@ -495,6 +497,20 @@ def run_trial(
     )
 
 
+@torch.no_grad()
+def loss_without_each_node(
+    masked: MaskedModel, batch: TaskBatch, circuit_mask: Tensor, batch_pairs: int, reduction: str
+) -> dict[int, float]:
+    """{node position in node space: the test loss of the circuit with that one node also ablated}."""
+    pieces = chunks(batch, batch_pairs)
+    losses = {}
+    for position in torch.nonzero(circuit_mask.cpu() > 0).flatten().tolist():
+        mask = circuit_mask.clone()
+        mask[position] = 0
+        losses[position] = float(two_way_loss(masked.gaps(pieces, mask), batch.correct, reduction=reduction))
+    return losses
+
+
 # -------------------------------------------------------------------------- stage
 
 RESULT_FILE, CIRCUIT_FILE, CIRCUIT_PAGE, CURVE_PLOT = "result.json", "circuit.json", "circuit.html", "loss_vs_k.png"
@@ -563,6 +579,7 @@ class PruneInputs:
     means: dict[str, Tensor] | None
     tokenizer: Tokenizer
     task_data: TaskData
+    tokens: Path  # the tokenize artifact: the pretraining rows of the activation examples
 
 
 def load_prune_inputs(
@@ -573,14 +590,62 @@ def load_prune_inputs(
     means = load_means(mean_cache) if params.ablation == "mean" else None
     tokenizer = load_tokenizer(tokens)
     task_data = load_task_data(task, tokenizer, params, min(params.max_tokens, model.config.n_ctx))
-    return PruneInputs(Path(checkpoint), model, means, tokenizer, task_data)
+    return PruneInputs(Path(checkpoint), model, means, tokenizer, task_data, Path(tokens))
+
+
+def pretraining_rows(tokens: Path, count: int) -> Tensor:
+    """The first `count` rows of the val split (fewer if it has fewer), inputs only: [N, n_ctx]."""
+    batches, total = [], 0
+    for batch in ShardLoader(tokens, "val", count).iter_eval(count):
+        batches.append(batch[: count - total])
+        total += batches[-1].shape[0]
+        if total == count:
+            break
+    return torch.cat(batches)[:, :-1]
+
+
+def viewer_sections(
+    inputs: PruneInputs, params: PruneConfig, result: TrialResult, layout: NodeLayout, ablation: Tensor
+) -> dict[str, Any]:
+    """circuit.json's "node_ablation" (test loss with each node removed, for circuits of at most
+    viewer.ablate_each_max_nodes nodes) and "activations" (`node_examples`) for the circuit page."""
+    viewer, model = params.viewer, inputs.model
+    device = next(model.parameters()).device
+    masked = MaskedModel(model, layout, ablation)
+    circuit_mask = layout.flatten(
+        {
+            name: torch.zeros(width).index_fill_(0, torch.tensor(result.kept[name], dtype=torch.long), 1.0)
+            for name, width in layout.locations
+        }
+    ).to(device)
+    test = inputs.task_data.test.to(device)
+    sections: dict[str, Any] = {}
+    if 0 < result.nodes <= viewer.ablate_each_max_nodes:
+        names = {
+            position: node_id(name, position - s.start)
+            for name, s in layout.node_slices.items()
+            for position in range(s.start, s.stop)
+        }
+        losses = loss_without_each_node(masked, test, circuit_mask, params.batch_pairs, params.loss_reduction)
+        sections["node_ablation"] = {
+            "split": "test",
+            "circuit": result.circuit_loss,
+            "full_model": result.full_model_loss,
+            "without_node": {names[position]: loss for position, loss in losses.items()},
+        }
+    rows = pretraining_rows(inputs.tokens, viewer.example_rows)[:, : model.config.n_ctx]
+    interventions = mask_interventions(layout, circuit_mask, masked.ablation)
+    pairs = test.select(range(min(viewer.task_pairs, test.n_pairs)))
+    sections["activations"] = node_examples(model, rows, pairs, result.kept, interventions, inputs.tokenizer, viewer)
+    return sections
 
 
 def write_prune_outputs(ctx: WorkContext, inputs: PruneInputs, params: PruneConfig, result: TrialResult) -> None:
     """The artifact of one trial's circuit: circuit.json, circuit.html, result.json, loss_vs_k.png and ctx.metrics."""
     model, means, task_data = inputs.model, inputs.means, inputs.task_data
     layout = NodeLayout(model.config, tie_qk=params.tie_qk_masks)
-    ablated_to = layout.split(ablation_values(layout, means, params.ablation))
+    ablation = ablation_values(layout, means, params.ablation)
+    ablated_to = layout.split(ablation)
     circuit = build_circuit(
         model,
         {name: torch.tensor(idx, dtype=torch.long) for name, idx in result.kept.items()},
@@ -620,6 +685,7 @@ def write_prune_outputs(ctx: WorkContext, inputs: PruneInputs, params: PruneConf
         hyperparameters=result.hyper,
         settings=params.model_dump(mode="json", exclude={"hyper", "tasks", "checkpoints"}),
         token_text={str(i): inputs.tokenizer.decode([i]) for i in candidate_ids},
+        **viewer_sections(inputs, params, result, layout, ablation),
     )
     out = Path(ctx.out_dir)
     # Timings go to the manifest's metrics, not into the artifact (they differ on every run).

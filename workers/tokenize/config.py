@@ -51,6 +51,11 @@ class TokenizeConfig(StrictModel):
     corpus: CorpusConfig = Field(default_factory=CorpusConfig)
     generated: GeneratedConfig = Field(default_factory=GeneratedConfig)
     vocab_size: int = Field(2048, ge=260, le=65535)
+    tokenizer: str | None = Field(
+        None,
+        description="Use this tokenizer instead of training one: our tokenizer.json, a tiktoken ranks file, or a "
+        "folder with the reference release's encoder.json + vocab.bpe (local or s3://). Its size must be vocab_size.",
+    )
     n_ctx: int = Field(256, ge=8, le=MAX_N_CTX, description="Rows hold n_ctx + 1 tokens (inputs and shifted targets).")
     val_fraction: float = Field(0.02, gt=0, lt=0.5)
     tokenizer_train_bytes: int = Field(64_000_000, ge=10_000, description="Corpus bytes sampled to train the BPE.")
@@ -83,8 +88,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         }
     },
     # 16 MB of corpus: 20% real code (a hash sample of the stdlib and site-packages), 80% generated simple
-    # idioms (paper A.6); about 6.5M tokens, which the sparse model's 4000 steps of 32 x 64 tokens read about
-    # 1.3 times. Measured (RESULTS-issue10.md): at weight 0.8 instead of 0.5 the sparse model's test loss
+    # idioms (paper A.6); about 6.5M tokens, which 3000 steps of 32 x 64 tokens read about once. Measured
+    # (RESULTS-issue10.md): at weight 0.8 instead of 0.5 the sparse model's test loss
     # falls from 0.36 to 0.16 on single_double_quote and from 0.59 to 0.27 on bracket_counting.
     # n_ctx 64 holds every task's prompts (they are fitted to the context) at half the step cost of 128.
     "tiny": {

@@ -11,6 +11,7 @@ from .config import PRESETS, TokenizeConfig
 
 def tokenize_cells(config: Any, upstream: dict[str, list[Cell]]) -> list[Cell]:
     from .corpus import corpus_files, corpus_fingerprint
+    from .given import given_fingerprint
 
     files = corpus_files(config.tokenize.corpus.paths)
     if config.tokenize.generated.weight < 1 and not files:
@@ -22,16 +23,20 @@ def tokenize_cells(config: Any, upstream: dict[str, list[Cell]]) -> list[Cell]:
 
     # The corpus is an input too: its fingerprint keys the cell, so edited files re-tokenize.
     params = {
-        **config.tokenize.model_dump(mode="json"),
+        **config.tokenize.model_dump(mode="json", exclude={"tokenizer"}),
         "corpus_fingerprint": corpus_fingerprint(config.tokenize.corpus.paths, files),
     }
+    if config.tokenize.tokenizer is not None:  # a given tokenizer enters the key by content
+        params["tokenizer"] = config.tokenize.tokenizer
+        params["tokenizer_fingerprint"] = given_fingerprint(config.tokenize.tokenizer)
     return [Cell("tokenize", "", params, resources=Resources(num_cpus=1))]
 
 
 def run_tokenize_cell(ctx: WorkContext, params: dict[str, Any]) -> None:
     from .worker import run_tokenize
 
-    run_tokenize(ctx, TokenizeConfig.model_validate({k: v for k, v in params.items() if k != "corpus_fingerprint"}))
+    fingerprints = ("corpus_fingerprint", "tokenizer_fingerprint")
+    run_tokenize(ctx, TokenizeConfig.model_validate({k: v for k, v in params.items() if k not in fingerprints}))
 
 
 TOKENIZE = Stage(

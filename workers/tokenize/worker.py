@@ -14,30 +14,17 @@ from typing import Any
 
 import numpy as np
 import pyarrow.parquet as pq
-from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
+from tokenizers import Tokenizer, pre_tokenizers, trainers
 
 from ..context import WorkContext, run_calls
 from . import generated
 from .config import TokenizeConfig
 from .corpus import Document, load_documents
 from .encoding import EOT, encode_shard
+from .given import given_tokenizer, new_bpe_tokenizer
 from .shards import SHARDS_FILE, write_shard
 
 TOKENIZER_FILE = "tokenizer.json"
-# The reference's tinypython pre-tokenizer (../shared/reference/openai_reference.md §3).
-TINYPYTHON_PATTERN = r"[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+"
-
-
-def new_bpe_tokenizer() -> Tokenizer:
-    tokenizer = Tokenizer(models.BPE())
-    tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
-        [
-            pre_tokenizers.Split(Regex(TINYPYTHON_PATTERN), behavior="isolated"),
-            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
-        ]
-    )
-    tokenizer.decoder = decoders.ByteLevel()
-    return tokenizer
 
 
 def train_tokenizer(texts: list[str], vocab_size: int) -> Tokenizer:
@@ -94,7 +81,16 @@ def shard_texts(documents: list[Document], max_documents: int, max_bytes: int) -
 def _tokenizer_for_run(
     ctx: WorkContext, train_documents: list[Document], params: TokenizeConfig, extra_texts: list[str] = ()
 ) -> str:
-    """Train the tokenizer, or reuse the one a killed run already trained (its shards depend on it)."""
+    """Train the tokenizer, or reuse the one a killed run already trained (its shards depend on it); or
+    convert the given one (`tokenize.tokenizer`)."""
+    if params.tokenizer is not None:
+        tokenizer = given_tokenizer(params.tokenizer)
+        if tokenizer.get_vocab_size() != params.vocab_size or tokenizer.token_to_id(EOT) != params.vocab_size - 1:
+            raise ValueError(
+                f"tokenize.tokenizer {params.tokenizer} has {tokenizer.get_vocab_size()} ids with {EOT} at "
+                f"{tokenizer.token_to_id(EOT)}; set tokenize.vocab_size to its size (end-of-text last)"
+            )
+        return tokenizer.to_str()
     saved = ctx.out_dir / ".tokenizer.progress.json"
     if ctx.progress is not None and ctx.progress.get(TOKENIZER_FILE, saved):
         text = saved.read_text()
