@@ -19,6 +19,7 @@ from rich.table import Table
 
 from .cli_bench import app as bench_app
 from .cli_import import export_checkpoint, import_checkpoint
+from .cli_jobs import app as jobs_app
 from .cli_options import ClusterOptionCommand
 from .cli_tasks import app as tasks_app
 from .config import ConfigError, PipelineConfig
@@ -70,6 +71,7 @@ config_app = typer.Typer(no_args_is_help=True, help="Inspect the resolved config
 app.add_typer(config_app, name="config")
 app.add_typer(tasks_app, name="tasks")
 app.add_typer(bench_app, name="bench")
+app.add_typer(jobs_app, name="jobs")
 app.command("import")(import_checkpoint)
 app.command("export")(export_checkpoint)
 
@@ -169,6 +171,16 @@ def run(
             "--checkpoints", help="Prune these models: all, stage names (pretrain, dense, bridges) or globs over cells."
         ),
     ] = None,
+    detach: Annotated[
+        bool,
+        typer.Option(
+            "--detach",
+            help=(
+                "With --cluster: submit this run as a Ray Job on the cluster (config and store settings travel with "
+                "it), print its id and return. Follow it with `sparsepipe jobs logs ID --follow`."
+            ),
+        ),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Run the pipeline (or one stage), skipping every cell whose artifact is already committed.
@@ -182,6 +194,8 @@ def run(
       sparsepipe run full --cluster 10.0.0.5:6379 --store s3://bucket/runs
 
       sparsepipe run prune --tasks all --checkpoints all   # overnight batch pruning
+
+      sparsepipe run full --cluster 10.0.0.5:6379 --store s3://bucket/runs --detach   # close the laptop
     """
     from .runner import ClusterError, Runner
 
@@ -191,6 +205,9 @@ def run(
     registry = _registry()
     if dry_run:
         _emit_plan(_plan_or_exit(registry, backend, cfg, targets, forced), as_json)
+        return
+    if detach:
+        _detach(cfg, target, forced, verify_inputs, cluster, as_json)
         return
     from .progress import ProgressView
 
@@ -237,6 +254,32 @@ def run(
     if failed:
         matrix_only = all(registry[o.plan.cell.stage].matrix for o in failed)
         raise typer.Exit(EXIT_PARTIAL if matrix_only else EXIT_FAILED)
+
+
+def _detach(
+    cfg: PipelineConfig, target: str, forced: set[str], verify_inputs: bool, cluster: str | None, as_json: bool
+) -> None:
+    from .cluster import ClusterError
+    from .jobs import job_server, submit
+    from .runner import forwarded_env
+
+    if cluster is None:
+        _fail("--detach submits the run to a cluster's job server: add --cluster [HOST:PORT]", EXIT_USAGE)
+    try:
+        url, access = job_server(cluster, cfg.execution.address, cfg.execution.connect_timeout_s)
+        job_id = submit(url, access, cfg, target, forced, verify_inputs, forwarded_env())
+    except ClusterError as error:
+        _fail(str(error), EXIT_CLUSTER)
+    if as_json:
+        print(json.dumps({"job_id": job_id, "job_server": url, "store": cfg.store}))
+    else:
+        print(job_id)
+    err.print(
+        f"submitted to {url}; `sparsepipe jobs logs {job_id} --cluster {url} --follow` follows it, "
+        f"`sparsepipe status --store {cfg.store}` shows what is committed",
+        soft_wrap=True,
+        highlight=False,
+    )
 
 
 def _plan_or_exit(

@@ -39,6 +39,14 @@ class ExecutionConfig(StrictModel):
     object_store_mb: int = Field(256, ge=75)
     cpus_per_trainer: float = Field(1.0, gt=0, description="CPUs per training cell (torch threads follow it).")
     gpus_per_trainer: float = Field(1.0, ge=0, description="GPUs asked per training cell when the cluster has GPUs.")
+    train_workers: int = Field(
+        1,
+        ge=1,
+        description=(
+            "Data-parallel workers per training cell (Ray Train; each gets cpus_per_trainer and gpus_per_trainer). "
+            "1: one process, as before."
+        ),
+    )
     max_concurrent_cells: int = Field(
         4, ge=1, description="Cells of one matrix stage in flight at once (each holds a model in memory)."
     )

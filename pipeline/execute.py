@@ -38,6 +38,7 @@ class UnitRequest:
     inputs: dict[str, tuple[bytes, str]]  # input name -> (manifest bytes, manifest path)
     num_cpus: float = 1.0
     num_gpus: float = 0.0
+    workers: int = 1  # > 1: data-parallel; num_cpus and num_gpus are per worker
     parents: dict[str, dict[str, str]] = field(default_factory=dict)
     verify_inputs: bool = False  # re-hash every input file (`run --verify-inputs`)
 
@@ -162,7 +163,9 @@ def execute_unit(
             inputs=inputs,
             progress=store.progress_area(request.stage, request.key, request.generation),
             num_threads=_limit_threads(request.num_cpus),
-            device=_device(request.num_gpus),
+            device=_device(request.num_gpus if request.workers == 1 else 0.0),
+            workers=request.workers,
+            gpus_per_worker=request.num_gpus if request.workers > 1 else 0.0,
             cell=request.cell,
             submit=submit,
             handles={

@@ -8,11 +8,11 @@ a unit receives manifest references and reads and writes the store itself.
 from __future__ import annotations
 
 import os
-import socket
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from .cluster import ClusterError, open_cluster, resolve_address
 from .config import PipelineConfig
 from .dag import HIT, CellPlan, CellRef, Planner, Registry
 from .execute import UnitRequest, execute_unit, ray_submit
@@ -20,10 +20,6 @@ from .store import Manifest, Store, StoreSpec
 
 # Variables a worker on another node needs to reach the same store and behave the same.
 FORWARDED_ENV_PREFIXES = ("AWS_", "SPARSEPIPE_", "TRITON_")
-
-
-class ClusterError(RuntimeError):
-    """No Ray cluster answers at the given address."""
 
 
 @dataclass
@@ -65,22 +61,6 @@ def forwarded_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k.startswith(FORWARDED_ENV_PREFIXES)}
 
 
-def _check_address(address: str, timeout_s: float) -> None:
-    """Fail fast when nothing listens: ray.init would retry a dead GCS for minutes."""
-    hostport = address.removeprefix("ray://")
-    host, _, port = hostport.rpartition(":")
-    if not host or not port.isdigit():
-        raise ClusterError(f"cluster address {address!r} is not HOST:PORT (e.g. 127.0.0.1:6379)")
-    try:
-        with socket.create_connection((host, int(port)), timeout=min(timeout_s, 5.0)):
-            pass
-    except OSError as error:
-        raise ClusterError(
-            f"no Ray cluster answers at {address} ({error}). Start one with `ray start --head --port {port}` "
-            "or pass the address of a running cluster to --cluster (or set RAY_ADDRESS)."
-        ) from None
-
-
 def connect(config: PipelineConfig, cluster: str | None) -> str:
     """Start or join Ray. Returns a description of where we run."""
     import ray
@@ -100,15 +80,35 @@ def connect(config: PipelineConfig, cluster: str | None) -> str:
             configure_logging=False,
         )
         return f"local Ray instance ({int(ray.cluster_resources().get('CPU', 0))} CPUs)"
-    address = cluster if cluster not in ("", "auto") else (config.execution.address or os.environ.get("RAY_ADDRESS"))
-    if not address:
-        raise ClusterError(
-            "--cluster needs an address: pass --cluster HOST:PORT, set execution.address, or set RAY_ADDRESS"
-        )
-    _check_address(address, config.execution.connect_timeout_s)
-    ray.init(address=address, runtime_env=runtime_env, log_to_driver=False, configure_logging=False)
+    address = resolve_address(cluster, config.execution.address)
+    access = open_cluster(address, config.execution.connect_timeout_s)
+    runtime_env["env_vars"].update(access.env)
+    if os.environ.get("RAY_JOB_CONFIG_JSON_ENV_VAR"):  # a detached driver: the job's runtime env already has them
+        runtime_env = None
+    try:
+        ray.init(address=address, runtime_env=runtime_env, log_to_driver=False, configure_logging=False)
+    except (ConnectionError, RuntimeError) as error:
+        raise ClusterError(f"cannot join the Ray cluster at {address}: {error}") from None
     nodes = [n for n in ray.nodes() if n.get("Alive")]
     return f"Ray cluster at {address} ({len(nodes)} nodes, {int(ray.cluster_resources().get('CPU', 0))} CPUs)"
+
+
+def check_placeable(cells: list[Any], cluster: dict[str, float]) -> None:
+    """A data-parallel cell whose workers the cluster cannot hold at once fails now, not by waiting forever."""
+    for cell in cells:
+        resources = cell.resources
+        if resources.workers <= 1:
+            continue
+        for name, each in (("CPU", resources.num_cpus), ("GPU", resources.num_gpus)):
+            if name == "GPU" and not cluster.get("GPU"):
+                continue  # without GPUs the workers train on the CPU
+            needed, total = resources.workers * each, cluster.get(name, 0.0)
+            if needed > total:
+                raise ClusterError(
+                    f"{cell.ref} needs {resources.workers} training workers x {each:g} {name} = {needed:g} {name}, "
+                    f"but the cluster has {total:g} {name}: lower execution.train_workers (or "
+                    f"execution.{'cpus' if name == 'CPU' else 'gpus'}_per_trainer), or add nodes"
+                )
 
 
 def _remote_units():
@@ -181,6 +181,7 @@ class Runner:
             inputs=inputs,
             num_cpus=cell.resources.num_cpus,
             num_gpus=cell.resources.num_gpus if has_gpus else 0.0,
+            workers=cell.resources.workers,
             parents=parents,
             verify_inputs=self.verify_inputs,
         )
@@ -199,15 +200,16 @@ class Runner:
         committed = {p.cell.ref: p.manifest for p in static if p.status == HIT and p.manifest is not None}
         todo = [p.cell for p in static if p.status != HIT]
         report.outcomes.extend(CellOutcome(p, manifest=p.manifest) for p in static if p.status == HIT)
+        if todo:  # before any progress output: a cluster that refuses us ends the run with one line
+            where = connect(self.config, cluster)
+            report.ray_started = True
+            check_placeable(todo, ray.cluster_resources())
+            if on_connect:
+                on_connect(where)
         if self.progress:
             self.progress.start(static)
         if not todo:
             return report
-
-        where = connect(self.config, cluster)
-        report.ray_started = True
-        if on_connect:
-            on_connect(where)
         has_gpus = ray.cluster_resources().get("GPU", 0) > 0
         board_class, run_task, actor_class = _remote_units()
         board = board_class.remote()
@@ -246,6 +248,8 @@ class Runner:
                         continue
                     request = self._request(plan, committed, has_gpus)
                     options = {"num_cpus": request.num_cpus, "num_gpus": request.num_gpus}
+                    if request.workers > 1:  # its workers hold the resources, the unit itself none
+                        options = {"num_cpus": 0, "num_gpus": 0}
                     if cell.resources.actor:
                         actor = actor_class.options(**options, max_restarts=retries, max_task_retries=retries).remote()
                         ref = actor.run.remote(spec, request, board)

@@ -92,6 +92,8 @@ class WorkContext:
       `{"completed": 120, "total": 1000, "description": "loss 3.21"}`.
     - `num_threads`: CPUs this unit was given; torch is already limited to it.
     - `device`: "cuda" when the unit was given a GPU, else "cpu".
+    - `workers`: > 1 for a data-parallel unit: that many workers, each with `num_threads`
+      CPUs and `gpus_per_worker` GPUs (the unit itself holds none).
     - `handle(name)`: a picklable InputHandle for units sent to other nodes.
     - `submit(calls, on_result=None)`: runs (function, args, resources) calls
       concurrently on the cluster (Ray tasks under the pipeline) and returns their
@@ -106,6 +108,8 @@ class WorkContext:
     report: Callable[[dict[str, Any]], None] = _ignore_event
     num_threads: int = 1
     device: str = "cpu"
+    workers: int = 1
+    gpus_per_worker: float = 0.0
     cell: str = ""
     submit: Callable[..., list[Any]] | None = None
     handles: dict[str, InputHandle] = field(default_factory=dict)

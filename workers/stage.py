@@ -35,6 +35,8 @@ class Resources:
     num_cpus: float = 1.0
     num_gpus: float = 0.0
     actor: bool = False  # stateful trainers run in an actor, stateless units as tasks
+    # > 1: a data-parallel unit. Each of `workers` workers gets num_cpus and num_gpus; the actor itself none.
+    workers: int = 1
 
 
 @dataclass(frozen=True)

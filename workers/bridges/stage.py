@@ -58,7 +58,7 @@ def bridges_cells(config: Any, upstream: dict[str, list[Cell]]) -> list[Cell]:
         train = config.bridges.variant_train_config(variant)
         check_buildable(config, train, variant.name)
         params = {"train": train.model_dump(mode="json"), **settings}
-        cells.append(Cell("bridges", variant.name, params, inputs, _trainer_resources(config)))
+        cells.append(Cell("bridges", variant.name, params, inputs, _trainer_resources(config, data_parallel=False)))
     return cells
 
 

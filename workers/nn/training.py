@@ -97,6 +97,8 @@ class Trainer:
             self.optimizer.param_groups[0]["params"] if train.optim.weight_decay_mode == "after_topk" else []
         )
         self.step = 0  # completed optimizer steps
+        # Data-parallel training sets this: average the gradients across ranks before they are used.
+        self.sync_gradients: Callable[[list[nn.Parameter]], None] | None = None
         device_type = next(model.parameters()).device.type
         self.autocast = (
             torch.autocast(device_type=device_type, dtype=torch.bfloat16)
@@ -124,6 +126,8 @@ class Trainer:
         if not math.isfinite(loss_value):
             raise TrainingDiverged(self.step + 1, f"the training loss is {loss_value}")
         loss.backward()
+        if self.sync_gradients is not None:
+            self.sync_gradients(self.params)
         grad_rms = limit_grad_rms(self.params, self.train.optim)
         if not math.isfinite(grad_rms):
             raise TrainingDiverged(self.step + 1, f"the gradient RMS is {grad_rms}")

@@ -10,8 +10,15 @@ from ..stage import Benchmark, Cell, CellRef, Resources, Stage
 from .config import DENSE_PRESETS, PRETRAIN_PRESETS, DenseConfig, PretrainConfig, apply_variant
 
 
-def _trainer_resources(config: Any) -> Resources:
-    return Resources(num_cpus=config.execution.cpus_per_trainer, num_gpus=config.execution.gpus_per_trainer, actor=True)
+def _trainer_resources(config: Any, data_parallel: bool = True) -> Resources:
+    """A training cell's actor; with data_parallel, execution.train_workers Ray Train workers (see parallel.py)."""
+    execution = config.execution
+    return Resources(
+        num_cpus=execution.cpus_per_trainer,
+        num_gpus=execution.gpus_per_trainer,
+        actor=True,
+        workers=execution.train_workers if data_parallel else 1,
+    )
 
 
 def pretrain_cells(config: Any, upstream: dict[str, list[Cell]]) -> list[Cell]:
@@ -65,9 +72,11 @@ def check_dense(config: Any) -> list[str]:
 
 
 def run_train_cell(ctx: WorkContext, params: dict[str, Any]) -> None:
-    from .worker import run_pretrain
-
-    run_pretrain(ctx, TrainConfig.model_validate(params), tokens_input="tokens")
+    if ctx.workers > 1:
+        from .parallel import run_pretrain_parallel as run
+    else:
+        from .worker import run_pretrain as run
+    run(ctx, TrainConfig.model_validate(params), tokens_input="tokens")
 
 
 PRETRAIN = Stage(

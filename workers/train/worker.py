@@ -176,7 +176,10 @@ def checkpoint_label(step: int) -> str:
     return f"step {step} ({CHECKPOINT!r} in this cell's progress)"
 
 
-def run_pretrain(ctx: WorkContext, train: TrainConfig, tokens_input: str = "tokenize") -> None:
+def prepare_run(
+    ctx: WorkContext, train: TrainConfig, tokens_input: str
+) -> tuple[Path, ShardLoader, TrainConfig, list[Tensor]]:
+    """Threads, the token shards, the resolved config and the validation batches of a training cell."""
     torch.set_num_threads(ctx.num_threads)
     # Tiny Adam moments of long-unused weights become denormal floats, which slow CPU math ~5x.
     torch.set_flush_denormal(True)
@@ -187,9 +190,13 @@ def run_pretrain(ctx: WorkContext, train: TrainConfig, tokens_input: str = "toke
     val_batches = [
         b.to(device) for b in ShardLoader(tokens_root, "val", train.batch_size).iter_eval(train.eval_batches)
     ]
+    return tokens_root, loader, train, val_batches
 
+
+def run_pretrain(ctx: WorkContext, train: TrainConfig, tokens_input: str = "tokenize") -> None:
+    tokens_root, loader, train, val_batches = prepare_run(ctx, train, tokens_input)
     torch.manual_seed(train.seed)
-    trainer = Trainer(GPT(train.model).to(device), train)
+    trainer = Trainer(GPT(train.model).to(torch.device(ctx.device)), train)
     final_eval, log = train_loop(ctx, train, trainer, loader, lambda: evaluate(trainer.model, val_batches))
     write_outputs(ctx, train, trainer.model, final_eval, log, tokens_root, val_batches)
 

@@ -1,0 +1,189 @@
+"""Data-parallel training cells on Ray Train (TorchTrainer: gloo on the CPU, NCCL on GPUs).
+
+Every rank builds the same model from the same seed, reads its own rows of each
+global batch (rank r takes rows [r*b, (r+1)*b) of the batch a single process
+would read, so N workers see exactly the one-worker data), and after backward
+the gradients are averaged across ranks (one all-reduce of a flat buffer).
+The optimizer step and then the weight top-k run on identical values on every
+rank, so weights and masks stay bitwise identical without a broadcast; the
+final state records each rank's weight digest to prove it.
+
+Checkpoints go through the cell's progress area exactly as a one-process cell's
+do (train_loop's save/load): every rank takes part in saving (the loader state
+is the global position, the same on every rank) and rank 0 writes it.  A worker
+that dies makes Ray Train restart the group (FailureConfig); the restarted ranks
+resume from the last checkpoint.  A killed driver resumes the same way.
+
+What a rank logs: train_loss is rank 0's share of the batch (val_loss, on the
+whole validation set, is exact); tokens_seen counts every rank's tokens.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tempfile
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import torch
+
+from ..context import WorkContext
+from ..nn.config import TrainConfig
+from ..nn.gpt import GPT
+from ..nn.training import Trainer
+from .loader import ShardLoader
+
+FINAL = "data_parallel_final.pt"  # the trained state rank 0 leaves in the progress area
+
+
+class RankSlice:
+    """A ShardLoader's global batches, cut to one rank's rows. The saved state is the global position."""
+
+    def __init__(self, loader: ShardLoader, rank: int, world: int):
+        if loader.batch_size % world:
+            raise ValueError(f"batch_size {loader.batch_size} does not split evenly over {world} training workers")
+        self.loader, self.rank, self.per_rank = loader, rank, loader.batch_size // world
+
+    def next_batch(self) -> torch.Tensor:
+        return self.loader.next_batch()[self.rank * self.per_rank : (self.rank + 1) * self.per_rank]
+
+    def state_dict(self) -> dict[str, int]:
+        return self.loader.state_dict()
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self.loader.load_state_dict(state)
+
+
+class _Silent:
+    """The progress area as ranks other than 0 see it: they read checkpoints, rank 0 alone writes."""
+
+    def __init__(self, area: Any):
+        self.area = area
+
+    def put(self, name: str, local_file: Path) -> None:
+        pass
+
+    def get(self, name: str, local_file: Path) -> bool:
+        return self.area.get(name, local_file)
+
+
+def average_gradients(params: list[torch.nn.Parameter], world: int) -> None:
+    import torch.distributed as dist
+
+    grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    dist.all_reduce(flat)
+    flat /= world
+    offset = 0
+    for p, g in zip(params, grads):
+        p.grad = flat[offset : offset + g.numel()].view_as(g).clone()
+        offset += g.numel()
+
+
+def weights_digest(model: torch.nn.Module) -> str:
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _rank_loop(config: dict[str, Any]) -> None:
+    import ray.train
+    import ray.train.torch
+    import torch.distributed as dist
+
+    from .worker import EvalResult, evaluate, resolve_train_config, train_loop
+
+    context = ray.train.get_context()
+    rank, world = context.get_world_rank(), context.get_world_size()
+    torch.set_num_threads(config["threads"])
+    torch.set_flush_denormal(True)
+    train = TrainConfig.model_validate(config["train"])
+    root = config["tokens_root"]
+    loader = RankSlice(ShardLoader(root, "train", train.batch_size, seed=train.seed), rank, world)
+    train = resolve_train_config(train, loader.loader)
+    device = ray.train.torch.get_device()
+    torch.manual_seed(train.seed)
+    trainer = Trainer(GPT(train.model).to(device), train)
+    trainer.sync_gradients = lambda params: average_gradients(params, world)
+    progress = config["progress"]
+    ctx = SimpleNamespace(
+        progress=progress if rank == 0 or progress is None else _Silent(progress),
+        report=config["report"] if rank == 0 else (lambda event: None),
+    )
+    if rank == 0:
+        val = [b.to(device) for b in ShardLoader(root, "val", train.batch_size).iter_eval(train.eval_batches)]
+        evaluate_now = lambda: evaluate(trainer.model, val)  # noqa: E731
+    else:
+        evaluate_now = lambda: EvalResult(float("nan"), 0)  # noqa: E731
+    _, log = train_loop(ctx, train, trainer, loader, evaluate_now)
+    digests: list[str] = [""] * world
+    dist.all_gather_object(digests, weights_digest(trainer.model))
+    if rank == 0:
+        log.tokens_seen *= world
+        state = {"model": trainer.model.state_dict(), "log": log.__dict__, "rank_digests": digests, "world": world}
+        with tempfile.TemporaryDirectory() as scratch:
+            torch.save(state, Path(scratch) / FINAL)
+            config["final"].put(FINAL, Path(scratch) / FINAL)
+
+
+def run_pretrain_parallel(ctx: WorkContext, train: TrainConfig, tokens_input: str = "tokenize") -> None:
+    """run_pretrain on ctx.workers Ray Train workers; this process evaluates and writes the outputs."""
+    from .worker import RunLog, evaluate, prepare_run, write_outputs
+
+    tokens_root, _, train, val_batches = prepare_run(ctx, train, tokens_input)
+    state = train_data_parallel(ctx, train, tokens_root)
+    model = GPT(train.model).to(torch.device(ctx.device))
+    model.load_state_dict(state["model"])
+    ctx.metrics["train_workers"] = state["world"]
+    write_outputs(ctx, train, model, evaluate(model, val_batches), RunLog(**state["log"]), tokens_root, val_batches)
+
+
+class _FinalBox:
+    """Where rank 0 leaves the final state when the cell has no progress area (outside the pipeline)."""
+
+    def __init__(self, folder: str):
+        self.folder = folder
+
+    def put(self, name: str, local_file: Path) -> None:
+        Path(self.folder, name).write_bytes(Path(local_file).read_bytes())
+
+
+def train_data_parallel(
+    ctx: WorkContext, train: TrainConfig, tokens_root: Path, max_failures: int = 2
+) -> dict[str, Any]:
+    """Train on ctx.workers Ray Train workers; returns rank 0's final state (model, log, rank_digests)."""
+    from ray.train import FailureConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+
+    per_worker = {"CPU": float(ctx.num_threads)}
+    if ctx.gpus_per_worker > 0:
+        per_worker["GPU"] = ctx.gpus_per_worker
+    with tempfile.TemporaryDirectory(prefix="sparsepipe-train-") as scratch:
+        config = {
+            "train": train.model_dump(mode="json"),
+            "tokens_root": str(tokens_root),
+            "progress": ctx.progress,
+            "report": ctx.report,
+            "threads": ctx.num_threads,
+            "final": ctx.progress if ctx.progress is not None else _FinalBox(scratch),
+        }
+        trainer = TorchTrainer(
+            _rank_loop,
+            train_loop_config=config,
+            scaling_config=ScalingConfig(
+                num_workers=ctx.workers, use_gpu=ctx.gpus_per_worker > 0, resources_per_worker=per_worker
+            ),
+            run_config=RunConfig(
+                name="train",
+                storage_path=str(Path(scratch) / "ray-train"),
+                failure_config=FailureConfig(max_failures=max_failures),
+            ),
+        )
+        trainer.fit()
+        final = Path(scratch) / FINAL
+        if ctx.progress is not None and not ctx.progress.get(FINAL, final):
+            raise RuntimeError(f"the training workers finished without leaving {FINAL!r} in the progress area")
+        return torch.load(final, map_location="cpu", weights_only=True)
