@@ -188,7 +188,14 @@ class ClusterAccess:
 def open_cluster(address: str, timeout_s: float) -> ClusterAccess:
     """Check that a cluster answers at `address` and accepts us; set up this process's authentication for it."""
     check_reachable(address, timeout_s)
-    token = enable_token_auth()
     if address.startswith("ray://"):  # Ray Client: its server authenticates the connection itself
-        return ClusterAccess(address, token, None)
+        return ClusterAccess(address, enable_token_auth(), None)
+    if not os.environ.get(AUTH_MODE, "").strip():
+        # A token file left by a local Ray (~/.ray/auth_token) must not switch us to token mode for a cluster
+        # without authentication: its workers, started in token mode, could not join it. Ask without one first.
+        try:
+            return ClusterAccess(address, None, probe(address, timeout_s, None))
+        except ClusterAuthError:
+            pass
+    token = enable_token_auth()
     return ClusterAccess(address, token, probe(address, timeout_s, token))
