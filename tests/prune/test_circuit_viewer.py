@@ -1,8 +1,9 @@
 """The circuit page in a real browser: a prune cell and the report on tiny inputs, opened in headless Chromium.
 
 Needs Debian's chromium and chromium-driver (/usr/bin/chromium, /usr/bin/chromedriver); `.ci/run` installs
-them and sets SPARSEPIPE_REQUIRE_BROWSER=1, so in CI a missing browser fails the test instead of skipping it.
-The screenshots go to $SPARSEPIPE_SCREENSHOTS, else <tmp>/sparsepipe-screenshots, which CI keeps.
+them and sets REQUIRE_BROWSER_TEST=1 (not a SPARSEPIPE_ variable: those are config keys), so in CI a missing
+browser fails the test instead of skipping it.
+The screenshots go to $BROWSER_TEST_SCREENSHOTS, else <tmp>/sparsepipe-screenshots, which CI keeps.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ PARAMS = PruneConfig(
 
 
 def screenshot_dir() -> Path:
-    folder = Path(os.environ.get("SPARSEPIPE_SCREENSHOTS") or Path(tempfile.gettempdir()) / "sparsepipe-screenshots")
+    folder = Path(os.environ.get("BROWSER_TEST_SCREENSHOTS") or Path(tempfile.gettempdir()) / "sparsepipe-screenshots")
     folder.mkdir(parents=True, exist_ok=True)
     return folder
 
@@ -58,7 +59,7 @@ def report_dir(tmp_path_factory) -> tuple[Path, dict]:
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory):
     if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
-        if os.environ.get("SPARSEPIPE_REQUIRE_BROWSER"):
+        if os.environ.get("REQUIRE_BROWSER_TEST"):
             pytest.fail(f"{CHROMIUM} or {CHROMEDRIVER} is missing (apt-get install chromium chromium-driver)")
         pytest.skip(f"no {CHROMIUM} / {CHROMEDRIVER}: apt-get install chromium chromium-driver (.ci/run does)")
     webdriver = pytest.importorskip("selenium.webdriver")
