@@ -22,7 +22,7 @@ SPARSEPIPE = [sys.executable, "-m", "sparsepipe.pipeline"]
 def test_ctrl_c_cleans_scratch_and_the_rerun_logs_its_resume(tmp_path):
     corpus = tmp_path / "corpus"
     corpus.mkdir()
-    for number in range(32):
+    for number in range(96):
         (corpus / f"m{number}.py").write_text(
             "".join(f"def f{number}_{i}(x):\n    return x * {i} + {number}\n" for i in range(6000))
         )
@@ -39,7 +39,8 @@ def test_ctrl_c_cleans_scratch_and_the_rerun_logs_its_resume(tmp_path):
         "tokenize.documents_per_shard=1",
         "--set",
         "tokenize.vocab_size=300",
-        # Every real document, nothing generated: 32 one-document shards, so the cell is still running at Ctrl-C.
+        # Every real document, nothing generated: 96 one-document shards, so the cell is still running at Ctrl-C
+        # (32 finished before the Ctrl-C landed on an idle machine).
         "--set",
         "tokenize.corpus.max_bytes=null",
         "--set",
@@ -57,10 +58,10 @@ def test_ctrl_c_cleans_scratch_and_the_rerun_logs_its_resume(tmp_path):
         )
         deadline = time.time() + 180
         saved: list[Path] = []
-        while time.time() < deadline and len(saved) < 2:
+        while time.time() < deadline and not saved:
             saved = list((tmp_path / "artifacts" / "tokenize").glob("*/progress/0000/*/part-*.parquet"))
             time.sleep(0.05)
-        assert len(saved) >= 2, "the driver never saved shard progress"
+        assert saved, "the driver never saved shard progress"
         assert list(private_tmp.glob("sparsepipe-tokenize-*")), "no scratch folder while the cell runs"
         os.killpg(driver.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
         _, stderr = driver.communicate(timeout=120)
