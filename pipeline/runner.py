@@ -93,6 +93,27 @@ def connect(config: PipelineConfig, cluster: str | None) -> str:
     return f"Ray cluster at {address} ({len(nodes)} nodes, {int(ray.cluster_resources().get('CPU', 0))} CPUs)"
 
 
+def placeable_resources() -> dict[str, float]:
+    """The connected cluster's resources, or what its autoscaler may grow it to where that is more.
+
+    A KubeRay cluster whose worker groups scale from zero has no GPUs until work asks for them; its
+    node-group limits (the autoscaler's cluster config in the GCS; private Ray API, so any failure to
+    read it falls back to what is there now) say what it can hold.
+    """
+    import ray
+
+    resources = dict(ray.cluster_resources())
+    try:
+        from ray._private.state import state
+
+        ceiling = state.get_max_resources_from_cluster_config() or {}
+    except Exception:  # an older or newer Ray without this call: judge by what is there now
+        ceiling = {}
+    for name, most in ceiling.items():
+        resources[name] = max(resources.get(name, 0.0), float(most))
+    return resources
+
+
 def check_placeable(cells: list[Any], cluster: dict[str, float]) -> None:
     """A data-parallel cell whose workers the cluster cannot hold at once fails now, not by waiting forever."""
     for cell in cells:
@@ -203,7 +224,7 @@ class Runner:
         if todo:  # before any progress output: a cluster that refuses us ends the run with one line
             where = connect(self.config, cluster)
             report.ray_started = True
-            check_placeable(todo, ray.cluster_resources())
+            check_placeable(todo, placeable_resources())
             if on_connect:
                 on_connect(where)
         if self.progress:

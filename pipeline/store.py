@@ -93,6 +93,12 @@ class StoreSpec:
     region: str | None = None
     retry_s: float = DEFAULT_RETRY_S  # how long transient store errors are retried (execution.store_retry_s)
 
+    def __post_init__(self) -> None:
+        # A relative local store means the driver's folder; Ray Train workers run in other folders.
+        if self.is_local:
+            absolute = str(Path(self.url.removeprefix("file://")).expanduser().resolve())
+            object.__setattr__(self, "url", absolute)
+
     @property
     def is_local(self) -> bool:
         return "://" not in self.url or self.url.startswith("file://")
@@ -190,7 +196,7 @@ class Store:
         self.spec = spec
         if spec.is_local:
             self.fs = fsspec.filesystem("file")
-            self.root = str(Path(spec.url.removeprefix("file://")).expanduser().resolve())
+            self.root = spec.url
             if create:
                 self.fs.makedirs(self.root, exist_ok=True)
         else:

@@ -78,3 +78,14 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    """A private local Ray instance of 2 CPUs in this process (Ray Train workers, placement checks)."""
+    import ray
+
+    os.environ.setdefault("RAY_DASHBOARD_STARTUP_TIMEOUT_S", "300")  # 60 by default: short on a busy 2-core box
+    ray.init(address="local", num_cpus=2, include_dashboard=False, configure_logging=False, log_to_driver=False)
+    yield
+    ray.shutdown()

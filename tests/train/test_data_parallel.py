@@ -18,7 +18,7 @@ from safetensors.torch import load_file
 from tiny_run import tiny_train_config
 
 from sparsepipe.workers.context import local_context
-from sparsepipe.workers.train.parallel import FINAL, run_pretrain_parallel
+from sparsepipe.workers.train.parallel import FINAL
 from sparsepipe.workers.train.worker import run_pretrain
 
 pytestmark = pytest.mark.slow
@@ -29,17 +29,12 @@ VAL_LOSS_TOLERANCE = 2e-3
 
 
 @pytest.fixture(scope="module")
-def ray_instance():
+def ray_instance(local_ray):
     import sys
 
-    import ray
     from ray import cloudpickle
 
     cloudpickle.register_pickle_by_value(sys.modules[__name__])  # KillOnce travels to the workers by value
-    os.environ.setdefault("RAY_DASHBOARD_STARTUP_TIMEOUT_S", "300")  # 60 by default: short on a busy 2-core box
-    ray.init(address="local", num_cpus=2, include_dashboard=False, configure_logging=False, log_to_driver=False)
-    yield
-    ray.shutdown()
 
 
 def _train(tmp_path: Path, tokens_dir: Path, name: str, workers: int, **kwargs):
@@ -50,7 +45,7 @@ def _train(tmp_path: Path, tokens_dir: Path, name: str, workers: int, **kwargs):
         workers=workers,
         **kwargs,
     )
-    (run_pretrain_parallel if workers > 1 else run_pretrain)(ctx, tiny_train_config(steps=20, checkpoint_every=5))
+    run_pretrain(ctx, tiny_train_config(steps=20, checkpoint_every=5))
     return ctx
 
 

@@ -17,7 +17,7 @@ from typing import Any
 from ..context import WorkContext
 from ..nn.config import TrainConfig
 from ..stage import Benchmark, Cell, CellRef, ConfigError, Stage
-from ..train.stage import _trainer_resources
+from ..train.stage import trainer_resources
 from .config import PRESETS, BridgesConfig
 
 # Fields of BridgesConfig that are not cell params (the variant's train config replaces `train`).
@@ -58,7 +58,7 @@ def bridges_cells(config: Any, upstream: dict[str, list[Cell]]) -> list[Cell]:
         train = config.bridges.variant_train_config(variant)
         check_buildable(config, train, variant.name)
         params = {"train": train.model_dump(mode="json"), **settings}
-        cells.append(Cell("bridges", variant.name, params, inputs, _trainer_resources(config, data_parallel=False)))
+        cells.append(Cell("bridges", variant.name, params, inputs, trainer_resources(config)))
     return cells
 
 

@@ -1,8 +1,9 @@
 """The bridges stage worker: train a weight-sparse model with bridges to the frozen dense model.
 
 Inputs: "tokens" (the tokenize artifact) and "dense" (the dense checkpoint).
-The training loop, resume, NaN checks and progress reports are pretrain's
-(`train.worker.train_loop`); the step is `Trainer.train_step` with the bridges as
+The training loop, resume, NaN checks, progress reports and data-parallel
+training (`execution.train_workers`) are pretrain's (`train.worker.train_cell`);
+the step is `Trainer.train_step` with the bridges as
 extra parameters and `BridgeObjective.loss` as the loss; weight sparsity and
 its schedule apply to the sparse model only, exactly as in pretrain.
 
@@ -17,17 +18,19 @@ Outputs in ctx.out_dir:
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from ..context import WorkContext
+from ..nn.config import TrainConfig
 from ..nn.gpt import GPT, load_checkpoint
 from ..nn.training import Trainer
 from ..plots import GRID_ALPHA, LEGEND_FONTSIZE, new_figure, save
-from ..train.loader import ShardLoader
-from ..train.worker import resolve_train_config, train_loop, write_outputs
+from ..train.worker import TrainingJob, train_cell, write_outputs
 from .bridges import DIRECTIONS, BridgeEval, BridgeObjective, Bridges, check_bridgeable, evaluate_bridges, save_bridges
 from .config import BridgesConfig
 from .interventions import default_node, intervention_curve, parse_node, residual_rms, strengths_of
@@ -36,37 +39,46 @@ CURVES_FILE = "bridges_curves.png"
 INTERVENTIONS_DIR = "interventions"
 
 
-def run_bridges(ctx: WorkContext, config: BridgesConfig) -> None:
-    torch.set_num_threads(ctx.num_threads)
-    torch.set_flush_denormal(True)
-    tokens_root = ctx.input("tokens")
-    loader = ShardLoader(tokens_root, "train", config.train.batch_size, seed=config.train.seed)
-    train = resolve_train_config(config.train, loader)
-    device = torch.device(ctx.device)
-    dense = load_checkpoint(ctx.input("dense"), device=device).eval().requires_grad_(False)
-    check_bridgeable(dense.config, train.model)
-    val_batches = [
-        b.to(device) for b in ShardLoader(tokens_root, "val", train.batch_size).iter_eval(train.eval_batches)
-    ]
+@dataclass
+class BridgesJob(TrainingJob):
+    objective: BridgeObjective  # the frozen dense model, the sparse model and the bridges
 
+
+def bridges_job(config: BridgesConfig, train: TrainConfig, inputs: dict[str, Path], device: torch.device) -> BridgesJob:
+    """The sparse model and the bridges, trained against the frozen dense model (a train.worker.JobBuilder)."""
+    dense = load_checkpoint(inputs["dense"], device=device).eval().requires_grad_(False)
+    check_bridgeable(dense.config, train.model)
     torch.manual_seed(train.seed)
     sparse = GPT(train.model).to(device)
     bridges = Bridges(dense.config, sparse.config, config.encoder_afrac).to(device)
     objective = BridgeObjective(dense, sparse, bridges, config)
-    trainer = Trainer(sparse, train, extra=bridges)
-    final, log = train_loop(
-        ctx, train, trainer, loader, lambda: evaluate_bridges(objective, val_batches), objective.loss
+    return BridgesJob(
+        Trainer(sparse, train, extra=bridges),
+        lambda batches: evaluate_bridges(objective, batches),
+        objective.loss,
+        objective,
     )
 
-    write_outputs(ctx, train, sparse, final, log, tokens_root, val_batches)
+
+def run_bridges(ctx: WorkContext, config: BridgesConfig) -> None:
+    cell = train_cell(ctx, config.train, partial(bridges_job, config), tokens_input="tokens")
+    objective, final, log = cell.job.objective, cell.final, cell.log
+    write_outputs(ctx, cell.train, objective.sparse, final, log, cell.tokens_root, cell.val_batches)
     out = Path(ctx.out_dir)
-    save_bridges(bridges, out)
+    save_bridges(objective.bridges, out)
     plot_bridge_curves(log.history, out / CURVES_FILE)
     ctx.metrics.update(bridge_metrics(final, log.history))
     if config.interventions.tasks:
-        ctx.report({"completed": train.steps, "total": train.steps, "description": "interventions"})
+        steps = cell.train.steps
+        ctx.report({"completed": steps, "total": steps, "description": "interventions"})
         ctx.metrics["interventions"] = run_interventions(
-            dense, sparse, bridges, config, tokens_root, val_batches, out / INTERVENTIONS_DIR
+            objective.dense,
+            objective.sparse,
+            objective.bridges,
+            config,
+            cell.tokens_root,
+            cell.val_batches,
+            out / INTERVENTIONS_DIR,
         )
 
 

@@ -1,6 +1,7 @@
 """Data-parallel training cells on Ray Train (TorchTrainer: gloo on the CPU, NCCL on GPUs).
 
-Every rank builds the same model from the same seed, reads its own rows of each
+Every rank builds the same job (worker.JobBuilder: the model, or for bridges the sparse model, the
+bridges and the frozen dense model) from the same seed, reads its own rows of each
 global batch (rank r takes rows [r*b, (r+1)*b) of the batch a single process
 would read, so N workers see exactly the one-worker data), and after backward
 the gradients are averaged across ranks (one all-reduce of a flat buffer).
@@ -30,9 +31,9 @@ import torch
 
 from ..context import WorkContext
 from ..nn.config import TrainConfig
-from ..nn.gpt import GPT
 from ..nn.training import Trainer
 from .loader import ShardLoader
+from .worker import JobBuilder
 
 FINAL = "data_parallel_final.pt"  # the trained state rank 0 leaves in the progress area
 
@@ -81,11 +82,14 @@ def average_gradients(params: list[torch.nn.Parameter], world: int) -> None:
         offset += g.numel()
 
 
-def weights_digest(model: torch.nn.Module) -> str:
+def trained_digest(trainer: Trainer) -> str:
+    """A digest of every trained weight: the model's and the extra modules' (bridges)."""
     digest = hashlib.sha256()
-    for name, tensor in sorted(model.state_dict().items()):
-        digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    modules = [("model", trainer.model)] + ([("extra", trainer.extra)] if trainer.extra is not None else [])
+    for prefix, module in modules:
+        for name, tensor in sorted(module.state_dict().items()):
+            digest.update(f"{prefix}.{name}".encode())
+            digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
     return digest.hexdigest()
 
 
@@ -94,51 +98,39 @@ def _rank_loop(config: dict[str, Any]) -> None:
     import ray.train.torch
     import torch.distributed as dist
 
-    from .worker import EvalResult, evaluate, resolve_train_config, train_loop
+    from .worker import EvalResult, resolve_train_config, train_loop
 
     context = ray.train.get_context()
     rank, world = context.get_world_rank(), context.get_world_size()
     torch.set_num_threads(config["threads"])
     torch.set_flush_denormal(True)
+    inputs = {name: handle.local_path() for name, handle in config["inputs"].items()}  # fetched on this node
+    tokens_root = inputs[config["tokens_input"]]
     train = TrainConfig.model_validate(config["train"])
-    root = config["tokens_root"]
-    loader = RankSlice(ShardLoader(root, "train", train.batch_size, seed=train.seed), rank, world)
+    loader = RankSlice(ShardLoader(tokens_root, "train", train.batch_size, seed=train.seed), rank, world)
     train = resolve_train_config(train, loader.loader)
     device = ray.train.torch.get_device()
-    torch.manual_seed(train.seed)
-    trainer = Trainer(GPT(train.model).to(device), train)
-    trainer.sync_gradients = lambda params: average_gradients(params, world)
+    job = config["build"](train, inputs, device)
+    job.trainer.sync_gradients = lambda params: average_gradients(params, world)
     progress = config["progress"]
     ctx = SimpleNamespace(
         progress=progress if rank == 0 or progress is None else _Silent(progress),
         report=config["report"] if rank == 0 else (lambda event: None),
     )
     if rank == 0:
-        val = [b.to(device) for b in ShardLoader(root, "val", train.batch_size).iter_eval(train.eval_batches)]
-        evaluate_now = lambda: evaluate(trainer.model, val)  # noqa: E731
+        val = [b.to(device) for b in ShardLoader(tokens_root, "val", train.batch_size).iter_eval(train.eval_batches)]
+        evaluate_now = lambda: job.evaluate(val)  # noqa: E731
     else:
         evaluate_now = lambda: EvalResult(float("nan"), 0)  # noqa: E731
-    _, log = train_loop(ctx, train, trainer, loader, evaluate_now)
+    _, log = train_loop(ctx, train, job.trainer, loader, evaluate_now, job.loss_fn)
     digests: list[str] = [""] * world
-    dist.all_gather_object(digests, weights_digest(trainer.model))
+    dist.all_gather_object(digests, trained_digest(job.trainer))
     if rank == 0:
         log.tokens_seen *= world
-        state = {"model": trainer.model.state_dict(), "log": log.__dict__, "rank_digests": digests, "world": world}
+        state = {"trainer": job.trainer.state_dict(), "log": log.__dict__, "rank_digests": digests, "world": world}
         with tempfile.TemporaryDirectory() as scratch:
             torch.save(state, Path(scratch) / FINAL)
             config["final"].put(FINAL, Path(scratch) / FINAL)
-
-
-def run_pretrain_parallel(ctx: WorkContext, train: TrainConfig, tokens_input: str = "tokenize") -> None:
-    """run_pretrain on ctx.workers Ray Train workers; this process evaluates and writes the outputs."""
-    from .worker import RunLog, evaluate, prepare_run, write_outputs
-
-    tokens_root, _, train, val_batches = prepare_run(ctx, train, tokens_input)
-    state = train_data_parallel(ctx, train, tokens_root)
-    model = GPT(train.model).to(torch.device(ctx.device))
-    model.load_state_dict(state["model"])
-    ctx.metrics["train_workers"] = state["world"]
-    write_outputs(ctx, train, model, evaluate(model, val_batches), RunLog(**state["log"]), tokens_root, val_batches)
 
 
 class _FinalBox:
@@ -152,9 +144,10 @@ class _FinalBox:
 
 
 def train_data_parallel(
-    ctx: WorkContext, train: TrainConfig, tokens_root: Path, max_failures: int = 2
+    ctx: WorkContext, train: TrainConfig, build: JobBuilder, tokens_input: str, max_failures: int = 2
 ) -> dict[str, Any]:
-    """Train on ctx.workers Ray Train workers; returns rank 0's final state (model, log, rank_digests)."""
+    """Train build's job on ctx.workers Ray Train workers; returns rank 0's final state (trainer, log,
+    rank_digests, world). Every rank fetches the cell's inputs on its own node (ctx.handle)."""
     from ray.train import FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
@@ -164,7 +157,9 @@ def train_data_parallel(
     with tempfile.TemporaryDirectory(prefix="sparsepipe-train-") as scratch:
         config = {
             "train": train.model_dump(mode="json"),
-            "tokens_root": str(tokens_root),
+            "build": build,
+            "inputs": {name: ctx.handle(name) for name in ctx.inputs},
+            "tokens_input": tokens_input,
             "progress": ctx.progress,
             "report": ctx.report,
             "threads": ctx.num_threads,

@@ -10,14 +10,14 @@ from ..stage import Benchmark, Cell, CellRef, Resources, Stage
 from .config import DENSE_PRESETS, PRETRAIN_PRESETS, DenseConfig, PretrainConfig, apply_variant
 
 
-def _trainer_resources(config: Any, data_parallel: bool = True) -> Resources:
-    """A training cell's actor; with data_parallel, execution.train_workers Ray Train workers (see parallel.py)."""
+def trainer_resources(config: Any) -> Resources:
+    """A training cell's actor and its execution.train_workers Ray Train workers (see parallel.py)."""
     execution = config.execution
     return Resources(
         num_cpus=execution.cpus_per_trainer,
         num_gpus=execution.gpus_per_trainer,
         actor=True,
-        workers=execution.train_workers if data_parallel else 1,
+        workers=execution.train_workers,
     )
 
 
@@ -28,7 +28,7 @@ def pretrain_cells(config: Any, upstream: dict[str, list[Cell]]) -> list[Cell]:
             variant.name,
             config.pretrain.variant_train_config(variant).model_dump(mode="json"),
             {"tokens": CellRef("tokenize")},
-            _trainer_resources(config),
+            trainer_resources(config),
         )
         for variant in config.pretrain.variants
     ]
@@ -41,7 +41,7 @@ def dense_cells(config: Any, upstream: dict[str, list[Cell]]) -> list[Cell]:
     trains = [("", config.dense.train)]
     trains += [(variant.name, apply_variant(config.dense.train, variant)) for variant in config.dense.variants]
     return [
-        Cell("dense", name, train.model_dump(mode="json"), {"tokens": CellRef("tokenize")}, _trainer_resources(config))
+        Cell("dense", name, train.model_dump(mode="json"), {"tokens": CellRef("tokenize")}, trainer_resources(config))
         for name, train in trains
     ]
 
@@ -72,11 +72,9 @@ def check_dense(config: Any) -> list[str]:
 
 
 def run_train_cell(ctx: WorkContext, params: dict[str, Any]) -> None:
-    if ctx.workers > 1:
-        from .parallel import run_pretrain_parallel as run
-    else:
-        from .worker import run_pretrain as run
-    run(ctx, TrainConfig.model_validate(params), tokens_input="tokens")
+    from .worker import run_pretrain
+
+    run_pretrain(ctx, TrainConfig.model_validate(params), tokens_input="tokens")
 
 
 PRETRAIN = Stage(

@@ -33,7 +33,7 @@ from .bigram_baseline import bigram_loss, train_bigram_log_probs
 from .curves import plot_training_curves
 from .loader import ShardLoader
 
-__all__ = ["run_pretrain", "train_loop", "TrainingDiverged", "CHECKPOINT"]
+__all__ = ["run_pretrain", "train_cell", "train_loop", "TrainingDiverged", "CHECKPOINT"]
 
 CHECKPOINT = "train_state.pt"  # name in the progress area
 
@@ -193,12 +193,58 @@ def prepare_run(
     return tokens_root, loader, train, val_batches
 
 
-def run_pretrain(ctx: WorkContext, train: TrainConfig, tokens_input: str = "tokenize") -> None:
-    tokens_root, loader, train, val_batches = prepare_run(ctx, train, tokens_input)
+@dataclass
+class TrainingJob:
+    """What one training cell trains: the trainer, its loss (None: next-token) and its validation.
+
+    A JobBuilder makes one from the resolved config, the cell's local input folders and the device; a
+    data-parallel cell calls the same builder on every rank (so every rank starts from the same weights).
+    """
+
+    trainer: Trainer
+    evaluate: Callable[[list[Tensor]], Any]  # val batches -> an EvalResult-like (.loss, .history_fields())
+    loss_fn: Callable[[Tensor], Tensor] | None
+
+
+JobBuilder = Callable[[TrainConfig, dict[str, Path], torch.device], TrainingJob]
+
+
+def pretrain_job(train: TrainConfig, inputs: dict[str, Path], device: torch.device) -> TrainingJob:
     torch.manual_seed(train.seed)
-    trainer = Trainer(GPT(train.model).to(torch.device(ctx.device)), train)
-    final_eval, log = train_loop(ctx, train, trainer, loader, lambda: evaluate(trainer.model, val_batches))
-    write_outputs(ctx, train, trainer.model, final_eval, log, tokens_root, val_batches)
+    trainer = Trainer(GPT(train.model).to(device), train)
+    return TrainingJob(trainer, lambda batches: evaluate(trainer.model, batches), None)
+
+
+@dataclass
+class TrainedCell:
+    job: TrainingJob  # holding the trained state
+    final: Any  # the last evaluation
+    log: RunLog
+    train: TrainConfig  # resolved (vocab_size filled in)
+    tokens_root: Path
+    val_batches: list[Tensor]
+
+
+def train_cell(ctx: WorkContext, train: TrainConfig, build: JobBuilder, tokens_input: str) -> TrainedCell:
+    """Train the job `build` makes: in this process, or on ctx.workers Ray Train workers (parallel.py)."""
+    tokens_root, loader, train, val_batches = prepare_run(ctx, train, tokens_input)
+    job = build(train, ctx.inputs, torch.device(ctx.device))
+    if ctx.workers > 1:
+        from .parallel import train_data_parallel
+
+        state = train_data_parallel(ctx, train, build, tokens_input)
+        job.trainer.load_state_dict(state["trainer"])
+        log = RunLog(**state["log"])
+        final = job.evaluate(val_batches)
+        ctx.metrics["train_workers"] = state["world"]
+    else:
+        final, log = train_loop(ctx, train, job.trainer, loader, lambda: job.evaluate(val_batches), job.loss_fn)
+    return TrainedCell(job, final, log, train, tokens_root, val_batches)
+
+
+def run_pretrain(ctx: WorkContext, train: TrainConfig, tokens_input: str = "tokenize") -> None:
+    cell = train_cell(ctx, train, pretrain_job, tokens_input)
+    write_outputs(ctx, cell.train, cell.job.trainer.model, cell.final, cell.log, cell.tokens_root, cell.val_batches)
 
 
 def train_loop(
