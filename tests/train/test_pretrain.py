@@ -16,7 +16,8 @@ from sparsepipe.workers.nn.gpt import GPT, load_checkpoint
 from sparsepipe.workers.nn.sparsity import keep_count
 from sparsepipe.workers.train.config import DenseConfig
 from sparsepipe.workers.train.loader import ShardLoader
-from sparsepipe.workers.train.worker import CHECKPOINT, TrainingDiverged, evaluate, run_pretrain
+from sparsepipe.workers.train.loop import CHECKPOINT, TrainingDiverged, evaluate
+from sparsepipe.workers.train.worker import run_pretrain
 
 REQUIRED_METRICS = {
     "final_val_loss",

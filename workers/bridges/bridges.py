@@ -36,7 +36,7 @@ from ...kernels import abstopk
 from ..nn.config import ModelConfig
 from ..nn.gpt import GPT, residual_boundaries
 from ..nn.training import next_token_loss
-from ..train.worker import evaluate
+from ..train.loop import evaluate
 from .config import BridgesConfig
 
 BRIDGES_FILE = "bridges.safetensors"

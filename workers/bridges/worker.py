@@ -30,7 +30,8 @@ from ..nn.config import TrainConfig
 from ..nn.gpt import GPT, load_checkpoint
 from ..nn.training import Trainer
 from ..plots import GRID_ALPHA, LEGEND_FONTSIZE, new_figure, save
-from ..train.worker import TrainingJob, train_cell, write_outputs
+from ..train.loop import TrainingJob
+from ..train.worker import train_cell, write_outputs
 from .bridges import DIRECTIONS, BridgeEval, BridgeObjective, Bridges, check_bridgeable, evaluate_bridges, save_bridges
 from .config import BridgesConfig
 from .interventions import default_node, intervention_curve, parse_node, residual_rms, strengths_of
@@ -45,7 +46,7 @@ class BridgesJob(TrainingJob):
 
 
 def bridges_job(config: BridgesConfig, train: TrainConfig, inputs: dict[str, Path], device: torch.device) -> BridgesJob:
-    """The sparse model and the bridges, trained against the frozen dense model (a train.worker.JobBuilder)."""
+    """The sparse model and the bridges, trained against the frozen dense model (a train.loop.JobBuilder)."""
     dense = load_checkpoint(inputs["dense"], device=device).eval().requires_grad_(False)
     check_bridgeable(dense.config, train.model)
     torch.manual_seed(train.seed)

@@ -1,6 +1,6 @@
 """Data-parallel training cells on Ray Train (TorchTrainer: gloo on the CPU, NCCL on GPUs).
 
-Every rank builds the same job (worker.JobBuilder: the model, or for bridges the sparse model, the
+Every rank builds the same job (loop.JobBuilder: the model, or for bridges the sparse model, the
 bridges and the frozen dense model) from the same seed, reads its own rows of each
 global batch (rank r takes rows [r*b, (r+1)*b) of the batch a single process
 would read, so N workers see exactly the one-worker data), and after backward
@@ -33,7 +33,7 @@ from ..context import WorkContext
 from ..nn.config import TrainConfig
 from ..nn.training import Trainer
 from .loader import ShardLoader
-from .worker import JobBuilder
+from .loop import JobBuilder
 
 FINAL = "data_parallel_final.pt"  # the trained state rank 0 leaves in the progress area
 
@@ -98,7 +98,7 @@ def _rank_loop(config: dict[str, Any]) -> None:
     import ray.train.torch
     import torch.distributed as dist
 
-    from .worker import EvalResult, resolve_train_config, train_loop
+    from .loop import EvalResult, resolve_train_config, train_loop
 
     context = ray.train.get_context()
     rank, world = context.get_world_rank(), context.get_world_size()
