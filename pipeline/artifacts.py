@@ -12,6 +12,7 @@ from __future__ import annotations
 from fnmatch import fnmatch
 from pathlib import Path
 
+from ..workers.prune.selection import NAMED_ONLY_STAGES
 from .config import PipelineConfig
 from .dag import DAMAGED, HIT, Planner, Registry
 from .store import Store
@@ -26,7 +27,11 @@ def providers(registry: Registry, kind: str) -> list[str]:
 
 
 def _matches(pattern: str, label: str) -> bool:
-    return pattern in ("all", label) or label.split("/")[0] == pattern or fnmatch(label, pattern)
+    """As prune.checkpoints selects: `all` leaves out the stages that must be named (imported models)."""
+    stage = label.split("/")[0]
+    if pattern == "all":
+        return stage not in NAMED_ONLY_STAGES
+    return pattern in (label, stage) or fnmatch(label, pattern)
 
 
 def committed(

@@ -267,7 +267,8 @@ def evaluate(
         Optional[list[str]],
         typer.Option(
             "--checkpoints",
-            help="Committed checkpoints by cell: all (default), a stage (pretrain, dense), a cell (pretrain/tiny) or a "
+            help="Committed checkpoints by cell: all (default; imported models only when named), a stage (pretrain, "
+            "dense), a cell (pretrain/tiny) or a "
             "glob; comma-separated or repeated.",
         ),
     ] = None,

@@ -258,6 +258,28 @@ def test_cli_import_commits_a_checkpoint_that_prune_selects(tmp_path):
     assert torch.equal(back(tokens())[0], read_release(str(source))[0](tokens())[0])
 
 
+def test_cli_import_from_s3_commits_the_same_model(tmp_path, s3_url):
+    """`sparsepipe import s3://...`: the release folder on a real S3-protocol server (moto, loopback)."""
+    import s3fs
+
+    original = build(afrac=0.5).float()
+    source = write_fixture(tmp_path / "release", original)
+    s3fs.S3FileSystem.clear_instance_cache()
+    fs = s3fs.S3FileSystem(skip_instance_cache=True, use_listings_cache=False)
+    for file in source.iterdir():
+        fs.put_file(str(file), f"{s3_url}/release/{file.name}")
+    store = str(tmp_path / "store")
+    result = runner.invoke(app, ["import", f"{s3_url}/release", "--name", "remote", "--store", store, "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["checkpoint"] == "imported/remote"
+    exported = tmp_path / "exported"
+    assert runner.invoke(app, ["export", "imported/remote", str(exported), "--store", store]).exit_code == 0
+    back, _, _ = read_release(str(exported))
+    assert torch.equal(back(tokens())[0], original(tokens())[0])
+    missing = runner.invoke(app, ["import", f"{s3_url}/nowhere", "--name", "x", "--store", store])
+    assert missing.exit_code == 2 and "nowhere" in missing.output
+
+
 def test_cli_import_refuses_an_unsupported_config_with_exit_2(tmp_path):
     original = build()
     source = write_fixture(tmp_path / "release", original, release_config(original, activation_type="silu"))
@@ -294,3 +316,13 @@ def test_import_then_prune_end_to_end(sparsepipe, tmp_path):
     prune = [c for (stage, _), c in cells.items() if stage == "prune"]
     assert len(prune) == 1 and "edges" in prune[0]["metrics"]
     assert not any(stage in ("pretrain", "dense", "bridges") for stage, _ in cells)
+
+    scored = sparsepipe(
+        "tasks", "eval", "--preset", "smoke", "--checkpoints", "imported/tiny", "--task", "single_double_quote",
+        "--n-pairs", "8", "--json", cwd=tmp_path,
+    )  # fmt: skip
+    assert scored.returncode == 0, scored.stderr[-2000:]
+    assert {row["checkpoint"] for row in json.loads(scored.stdout)} == {"imported/tiny"}
+    everything = sparsepipe("tasks", "eval", "--preset", "smoke", "--task", "single_double_quote", cwd=tmp_path)
+    # `all` means this config's own models (none built here), as prune.checkpoints does: never imported/tiny
+    assert everything.returncode == 2 and "imported/tiny" not in everything.stderr.split("this config has")[0]
