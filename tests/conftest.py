@@ -89,3 +89,14 @@ def local_ray():
     ray.init(address="local", num_cpus=2, include_dashboard=False, configure_logging=False, log_to_driver=False)
     yield
     ray.shutdown()
+
+
+@pytest.fixture
+def ray_tmpdir():
+    """A short private TMPDIR for a `sparsepipe` subprocess (Ray puts its sockets below it); removed after."""
+    import shutil
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="sp", dir="/tmp"))
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)

@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -38,8 +36,8 @@ def train_worker_pids(tmpdir: Path) -> list[int]:
     return pids
 
 
-def test_a_killed_training_worker_restarts_and_the_cell_commits(tmp_path):
-    private_tmp = Path(tempfile.mkdtemp(prefix="sp", dir="/tmp"))  # short: Ray puts sockets below it
+def test_a_killed_training_worker_restarts_and_the_cell_commits(tmp_path, ray_tmpdir):
+    private_tmp = ray_tmpdir
     env = {**os.environ, "TMPDIR": str(private_tmp)}
     args = [
         "run",
@@ -53,28 +51,25 @@ def test_a_killed_training_worker_restarts_and_the_cell_commits(tmp_path):
         "--set",
         "pretrain.train.checkpoint_every=20",
     ]
-    try:
-        driver = subprocess.Popen(
-            [*SPARSEPIPE, *args], cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-        )
-        deadline, killed = time.time() + 300, None
-        while time.time() < deadline and killed is None and driver.poll() is None:
-            checkpoints = list((tmp_path / "artifacts" / "pretrain").glob("*/progress/*/train_state.pt"))
-            workers = train_worker_pids(private_tmp)
-            if checkpoints and len(workers) == 2:
-                killed = workers[0]
-                os.kill(killed, signal.SIGKILL)
-            time.sleep(0.1)
-        stdout, stderr = driver.communicate(timeout=600)
-        assert killed is not None, f"no checkpoint with 2 live workers seen before the run ended\n{stderr[-3000:]}"
-        assert driver.returncode == 0, stderr[-3000:]
-        assert "resumed at step" in stderr  # the restarted ranks picked up the checkpoint
+    driver = subprocess.Popen(
+        [*SPARSEPIPE, *args], cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    deadline, killed = time.time() + 300, None
+    while time.time() < deadline and killed is None and driver.poll() is None:
+        checkpoints = list((tmp_path / "artifacts" / "pretrain").glob("*/progress/*/train_state.pt"))
+        workers = train_worker_pids(private_tmp)
+        if checkpoints and len(workers) == 2:
+            killed = workers[0]
+            os.kill(killed, signal.SIGKILL)
+        time.sleep(0.1)
+    stdout, stderr = driver.communicate(timeout=600)
+    assert killed is not None, f"no checkpoint with 2 live workers seen before the run ended\n{stderr[-3000:]}"
+    assert driver.returncode == 0, stderr[-3000:]
+    assert "resumed at step" in stderr  # the restarted ranks picked up the checkpoint
 
-        status = subprocess.run(
-            [*SPARSEPIPE, "status", "--json"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
-        )
-        pretrain = [a for a in json.loads(status.stdout)["artifacts"] if a["stage"] == "pretrain"]
-        assert pretrain and all(not a["damaged"] for a in pretrain), pretrain
-        assert all(a["metrics"]["train_workers"] == 2 and a["metrics"]["steps"] == 200 for a in pretrain)
-    finally:
-        shutil.rmtree(private_tmp, ignore_errors=True)
+    status = subprocess.run(
+        [*SPARSEPIPE, "status", "--json"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+    )
+    pretrain = [a for a in json.loads(status.stdout)["artifacts"] if a["stage"] == "pretrain"]
+    assert pretrain and all(not a["damaged"] for a in pretrain), pretrain
+    assert all(a["metrics"]["train_workers"] == 2 and a["metrics"]["steps"] == 200 for a in pretrain)
