@@ -9,9 +9,10 @@ from typing import Annotated, Any, Callable, Optional
 
 import typer
 
+from ..workers.benchmarking import BenchmarkOptionError, private_local_ray
 from ..workers.registry import BENCHMARKS
 from ..workers.stage import Benchmark
-from .console import err
+from .console import EXIT_USAGE, err, fail
 from .store import git_commit
 
 app = typer.Typer(
@@ -28,6 +29,18 @@ OutOpt = Annotated[Optional[Path], typer.Option("--out", help="Also write the JS
 QuickOpt = Annotated[
     bool,
     typer.Option("--quick", help="Small shapes and budgets: seconds, for smoke tests; the numbers are not targets."),
+]
+WorkersOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--workers",
+        metavar="N,M,...",
+        help=(
+            "Also measure data-parallel training on this many Ray Train workers (a comma list, e.g. 1,2; one CPU "
+            "or GPU each) side by side with the in-process single-worker cell, and report tokens/s and the "
+            "scaling efficiency under data_parallel. Ray Train with 1 worker is always measured, as the baseline."
+        ),
+    ),
 ]
 
 
@@ -59,24 +72,47 @@ def _emit(name: str, measure: Callable[[], dict[str, Any]], as_json: bool, out: 
     return result
 
 
-def _measure(benchmark: Benchmark, quick: bool) -> dict[str, Any]:
+def _measure(benchmark: Benchmark, quick: bool, workers: tuple[int, ...] | None = None) -> dict[str, Any]:
     from .execute import ray_submit, resolve_function
 
     function = resolve_function(benchmark.run)
+    options = {"workers": workers} if workers is not None else {}
     if not benchmark.ray:
-        return function(quick)
+        return function(quick, **options)
     import ray
 
-    ray.init(address="local", include_dashboard=False, log_to_driver=False, configure_logging=False)
+    with private_local_ray():
+        return function(quick, submit=ray_submit, cpus=int(ray.cluster_resources()["CPU"]), **options)
+
+
+def parse_worker_counts(text: str) -> tuple[int, ...]:
+    """`--workers 1,2` -> (1, 2); anything but a comma list of positive whole numbers is a usage error."""
+    parts = [part.strip() for part in text.split(",")]
+    if not all(part.isdecimal() and int(part) >= 1 for part in parts):
+        fail(f"--workers takes a comma list of worker counts of at least 1, e.g. 1,2; got {text!r}", EXIT_USAGE)
+    return tuple(int(part) for part in parts)
+
+
+def _run(benchmark: Benchmark, quick: bool, workers: str | None, as_json: bool, out: Path | None) -> None:
+    counts = parse_worker_counts(workers) if workers is not None else None
     try:
-        return function(quick, submit=ray_submit, cpus=int(ray.cluster_resources()["CPU"]))
-    finally:
-        ray.shutdown()
+        _emit(benchmark.name, lambda: _measure(benchmark, quick, counts), as_json, out)
+    except BenchmarkOptionError as error:
+        fail(str(error), EXIT_USAGE)
 
 
 def _add_command(benchmark: Benchmark) -> None:
-    def command(as_json: JsonOpt = False, out: OutOpt = None, quick: QuickOpt = False) -> None:
-        _emit(benchmark.name, lambda: _measure(benchmark, quick), as_json, out)
+    if benchmark.takes_workers:
+
+        def command(
+            as_json: JsonOpt = False, out: OutOpt = None, quick: QuickOpt = False, workers: WorkersOpt = None
+        ) -> None:
+            _run(benchmark, quick, workers, as_json, out)
+
+    else:
+
+        def command(as_json: JsonOpt = False, out: OutOpt = None, quick: QuickOpt = False) -> None:
+            _run(benchmark, quick, None, as_json, out)
 
     command.__doc__ = benchmark.help
     app.command(benchmark.name)(command)

@@ -67,12 +67,16 @@ class Benchmark:
 
     `run` is "module:function", called as function(quick) or, when `ray` is true, as
     function(quick, submit=..., cpus=...) inside a private local Ray instance (submit runs Ray tasks).
+    When `takes_workers` is true the command also takes `--workers 1,2` and, when it is given, passes
+    workers=(1, 2); the function raises benchmarking.BenchmarkOptionError, before measuring, for counts
+    it cannot run.
     """
 
     name: str
     help: str
     run: str
     ray: bool = False
+    takes_workers: bool = False
 
 
 # (the resolved pipeline config, the cells listed so far by upstream stages) -> this stage's cells

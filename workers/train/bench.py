@@ -14,7 +14,7 @@ import argparse
 import json
 import statistics
 import time
-from typing import Any, Callable
+from typing import Any, Callable, TypeVar
 
 import torch
 
@@ -32,10 +32,21 @@ SHAPES: dict[str, tuple[dict[str, int], int, int]] = {
 }
 TARGET_L0 = 1 / 16
 
+T = TypeVar("T")
+
 
 def _synchronize(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+
+
+def in_rounds(runs: dict[str, Callable[[], T]], rounds: int) -> dict[str, list[T]]:
+    """Every named run once per round, in turn, so that machine noise hits all of them alike; results per round."""
+    results: dict[str, list[T]] = {name: [] for name in runs}
+    for _ in range(rounds):
+        for name, run in runs.items():
+            results[name].append(run())
+    return results
 
 
 def time_interleaved(
@@ -46,16 +57,19 @@ def time_interleaved(
     for step in steps.values():
         for i in range(warmup):
             step(batches[i % len(batches)])
-    times: dict[str, list[float]] = {name: [] for name in steps}
-    for _ in range(rounds):
-        for name, step in steps.items():
+
+    def seconds_per_step(step: Callable[[torch.Tensor], Any]) -> Callable[[], float]:
+        def run() -> float:
             _synchronize(dev)
             started = time.perf_counter()
             for batch in batches:
                 step(batch)
             _synchronize(dev)
-            times[name].append((time.perf_counter() - started) / len(batches))
-    return times
+            return (time.perf_counter() - started) / len(batches)
+
+        return run
+
+    return in_rounds({name: seconds_per_step(step) for name, step in steps.items()}, rounds)
 
 
 def _trainer(model: ModelConfig, sparse: bool, batch_size: int, steps: int, device: torch.device) -> Trainer:
@@ -71,14 +85,22 @@ def _trainer(model: ModelConfig, sparse: bool, batch_size: int, steps: int, devi
     return trainer
 
 
+def bench_shape(dev: torch.device, quick: bool) -> tuple[dict[str, int], int, int]:
+    """(model shape, batch size, vocab) of the training benchmarks on this device."""
+    return SHAPES[dev.type + ("-quick" if quick else "")]
+
+
+def describe_device(dev: torch.device) -> str:
+    return device_name(dev) if dev.type == "cuda" else f"cpu ({device_name(dev)})"
+
+
 def bench_step_times(device: str = "auto", quick: bool = False) -> dict[str, Any]:
     """Mean seconds per training step, sparse vs dense, on the same model shape and batches."""
     if device == "auto":
         device = pick_device()
     dev = torch.device(device)
     torch.set_flush_denormal(True)  # as run_pretrain does
-    shape_name = dev.type + ("-quick" if quick else "")
-    shape, batch_size, vocab = SHAPES[shape_name]
+    shape, batch_size, vocab = bench_shape(dev, quick)
     model = ModelConfig(**shape, vocab_size=vocab)
     warmup, rounds, steps_per_round = (2, 3, 2) if quick else (3, 10, 3)
     total = 2 * (warmup + rounds * steps_per_round) + 2
@@ -101,7 +123,7 @@ def bench_step_times(device: str = "auto", quick: bool = False) -> dict[str, Any
         "sparse_over_dense": sparse_s / dense_s,
         # The ratio of the fastest rounds: least disturbed by other load on a shared machine.
         "sparse_over_dense_best_round": min(times["sparse"]) / min(times["dense"]),
-        "device": device_name(dev) if dev.type == "cuda" else f"cpu ({device_name(dev)})",
+        "device": describe_device(dev),
         "threads": torch.get_num_threads(),
         "shape": {**shape, "batch_size": batch_size, "vocab_size": vocab, "target_l0": TARGET_L0, "afrac": model.afrac},
         "steps_timed": rounds * steps_per_round,
@@ -123,8 +145,14 @@ if __name__ == "__main__":
     main()
 
 
-def measure(quick: bool) -> dict[str, Any]:
-    """`sparsepipe bench train`: the kernels against torch.topk, and sparse against dense training steps."""
+def measure(quick: bool, workers: tuple[int, ...] | None = None) -> dict[str, Any]:
+    """`sparsepipe bench train`: the kernels against torch.topk, and sparse against dense training steps;
+    with `workers`, also data-parallel training throughput on that many Ray Train workers (see bench_parallel)."""
     from ...kernels.bench import bench_kernels
+    from .bench_parallel import bench_data_parallel, data_parallel_worker_counts
 
-    return {"kernels": bench_kernels(quick=quick), "steps": bench_step_times(quick=quick)}
+    counts = data_parallel_worker_counts(workers, quick) if workers is not None else None  # before measuring
+    result = {"kernels": bench_kernels(quick=quick), "steps": bench_step_times(quick=quick)}
+    if counts is not None:
+        result["data_parallel"] = bench_data_parallel(counts, quick)
+    return result

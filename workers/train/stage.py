@@ -105,6 +105,10 @@ DENSE = Stage(
 
 BENCHMARK = Benchmark(
     name="train",
-    help="AbsTopK and weight top-k kernels vs torch.topk, and a sparse training step vs a dense one.",
+    help=(
+        "AbsTopK and weight top-k kernels vs torch.topk, and a sparse training step vs a dense one; with "
+        "--workers, also data-parallel training throughput on Ray Train vs the in-process cell."
+    ),
     run="sparsepipe.workers.train.bench:measure",
+    takes_workers=True,
 )
