@@ -2,8 +2,8 @@
 
 Every configuration trains the step benchmark's sparse model (its shape, at TARGET_L0) from scratch, for
 the same steps on the same global batches (split over the ranks), as a whole training cell:
-run_pretrain in this process (what a cell runs with `execution.train_workers: 1`) and
-run_pretrain_parallel on N Ray Train workers of one thread (or one GPU) each. Ray Train with one worker is
+run_pretrain, in this process (what a cell runs with `execution.train_workers: 1`) and
+on N Ray Train workers (ray_train=True) of one thread (or one GPU) each. Ray Train with one worker is
 always measured, as the baseline. The configurations take turns, round by round, so the machine's load
 hits all alike.
 
@@ -31,7 +31,6 @@ from ..context import WorkContext
 from ..nn.config import ModelConfig, SparsityConfig, TrainConfig
 from ..tokenize.shards import write_token_shards
 from .bench import TARGET_L0, bench_shape, describe_device, in_rounds
-from .parallel import run_pretrain_parallel
 from .worker import run_pretrain
 
 IN_PROCESS = "in_process"
@@ -140,7 +139,6 @@ def _gpus_per_worker(dev: torch.device) -> float:
 
 def _cell_runner(tokens: Path, train: TrainConfig, workers: int | None, dev: torch.device, folder: Path):
     """A function that trains one cell from scratch: in this process (workers None) or on Ray Train workers."""
-    run_cell = run_pretrain if workers is None else run_pretrain_parallel
     round_numbers = itertools.count()
 
     def run() -> dict[str, float]:
@@ -156,7 +154,7 @@ def _cell_runner(tokens: Path, train: TrainConfig, workers: int | None, dev: tor
             gpus_per_worker=_gpus_per_worker(dev) if workers else 0.0,
         )
         started = time.perf_counter()
-        run_cell(ctx, train)
+        run_pretrain(ctx, train, ray_train=workers is not None)
         wall = time.perf_counter() - started
         tokens_seen, train_seconds = ctx.metrics["tokens_seen"], ctx.metrics["train_seconds"]
         return {

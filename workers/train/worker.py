@@ -63,11 +63,14 @@ class TrainedCell:
     val_batches: list[Tensor]
 
 
-def train_cell(ctx: WorkContext, train: TrainConfig, build: JobBuilder, tokens_input: str) -> TrainedCell:
-    """Train the job `build` makes: in this process, or on ctx.workers Ray Train workers (parallel.py)."""
+def train_cell(
+    ctx: WorkContext, train: TrainConfig, build: JobBuilder, tokens_input: str, ray_train: bool | None = None
+) -> TrainedCell:
+    """Train the job `build` makes: in this process, or on ctx.workers Ray Train workers (parallel.py).
+    `ray_train` None: Ray Train when ctx.workers > 1 (True: also for one worker, as `bench train` measures it)."""
     tokens_root, loader, train, val_batches = prepare_run(ctx, train, tokens_input)
     job = build(train, ctx.inputs, torch.device(ctx.device))
-    if ctx.workers > 1:
+    if ctx.workers > 1 if ray_train is None else ray_train:
         from .parallel import train_data_parallel
 
         state = train_data_parallel(ctx, train, build, tokens_input)
@@ -80,8 +83,10 @@ def train_cell(ctx: WorkContext, train: TrainConfig, build: JobBuilder, tokens_i
     return TrainedCell(job, final, log, train, tokens_root, val_batches)
 
 
-def run_pretrain(ctx: WorkContext, train: TrainConfig, tokens_input: str = "tokenize") -> None:
-    cell = train_cell(ctx, train, pretrain_job, tokens_input)
+def run_pretrain(
+    ctx: WorkContext, train: TrainConfig, tokens_input: str = "tokenize", ray_train: bool | None = None
+) -> None:
+    cell = train_cell(ctx, train, pretrain_job, tokens_input, ray_train)
     write_outputs(ctx, cell.train, cell.job.trainer.model, cell.final, cell.log, cell.tokens_root, cell.val_batches)
 
 
