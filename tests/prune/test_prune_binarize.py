@@ -1,11 +1,24 @@
-"""The App. C step functions: the psi family's ends, the levels, the greedy fit."""
+"""The App. C step functions: the psi family's ends, the levels, the greedy initialisation, the annealed
+refinement."""
 
 from __future__ import annotations
 
 import pytest
 import torch
+from pruning_toys import key_task
 
-from sparsepipe.workers.prune.binarize import StepFunctions, fit_steps, levels, psi
+from sparsepipe.workers.nn.masks import NodeLayout, ablation_values
+from sparsepipe.workers.prune.binarize import (
+    StepFunctions,
+    fit_binarization,
+    fit_steps,
+    levels,
+    psi,
+    refine_steps,
+    temperature_at,
+)
+from sparsepipe.workers.prune.config import PruneConfig
+from sparsepipe.workers.prune.trial import MaskedModel, binarized_losses, two_way_loss
 
 
 def test_psi_is_the_identity_at_one_and_the_step_at_zero():
@@ -52,3 +65,75 @@ def test_step_intervention_only_touches_its_channels():
     assert steps.intervention(None, slice(0, 3)) is None  # no binarized node at this location
     out = steps.intervention(None, slice(4, 7))(x)
     assert out.tolist() == [[[0.25, 1.0, 1.0]]]
+
+
+def test_psi_depends_only_on_the_pair_of_levels():
+    x = torch.linspace(-3, 5, 101)
+    low, high = torch.tensor(-1.0), torch.tensor(2.0)
+    for t in (0.0, 0.3, 1.0):
+        assert torch.equal(psi(x, t, high, low), psi(x, t, low, high))
+
+
+def test_psi_gradients_stay_finite_when_the_levels_meet():
+    x = torch.linspace(-3, 5, 11)
+    low, high = torch.tensor(1.0, requires_grad=True), torch.tensor(1.0, requires_grad=True)
+    for t in (1e-12, 0.5):
+        out = psi(x, t, low, high)
+        out.sum().backward()
+        assert torch.isfinite(out).all() and torch.isfinite(low.grad) and torch.isfinite(high.grad)
+
+
+def test_temperature_is_annealed_from_the_identity_as_the_fifth_power_of_what_is_left():
+    assert temperature_at(0, 10) == 1.0
+    assert [temperature_at(step, 10) for step in range(1, 10)] == pytest.approx(
+        [(1 - step / 10) ** 5 for step in range(1, 10)]
+    )
+    assert 0 < temperature_at(9, 10) < 1e-4  # the last steps train almost the exact step
+
+
+# A node the downstream reads as gap = 2 (y - 1/2), on activations in [0, 1]: any level the initialisation can
+# choose is a mean of activations, so |gap| <= 1 and the loss stays above softplus(-1) = 0.31; the task needs
+# levels farther apart, which training l and r finds.
+TOY_ACTIVATIONS = torch.tensor([0.0, 0.6, 0.1, 0.7, 0.2, 0.8, 0.3, 0.9, 0.4, 1.0])[:, None]
+TOY_CORRECT = (TOY_ACTIVATIONS[:, 0] >= 0.5).long()  # rows 2i, 2i + 1: the two prompts of pair i
+TOY_NODES = torch.tensor([0])
+
+
+def toy_loss(steps: StepFunctions) -> torch.Tensor:
+    y = steps.intervention(None, slice(0, 1))(TOY_ACTIVATIONS)[:, 0]
+    return two_way_loss(2 * (y - 0.5), TOY_CORRECT)
+
+
+def toy_fit_loss(steps: StepFunctions) -> float:
+    return float(toy_loss(steps))
+
+
+def test_refinement_reaches_levels_the_means_miss():
+    init, _ = fit_steps(TOY_ACTIVATIONS, TOY_NODES, toy_fit_loss)
+    assert 0 <= float(init.low[0]) < float(init.high[0]) <= 1 and toy_fit_loss(init) > 0.3
+    refined = refine_steps(init, toy_loss, steps=200, lr=0.05)
+    assert refined.temperature == 0.0  # applied as the exact step
+    assert float(refined.low[0]) < -1 and float(refined.high[0]) > 2
+    assert toy_fit_loss(refined) < 0.01
+
+
+def test_the_refinement_stands_only_where_it_lowers_the_fitting_loss():
+    helped = fit_binarization(TOY_ACTIVATIONS, TOY_NODES, toy_fit_loss, toy_loss, steps=200, lr=0.05)
+    assert helped.final_loss < helped.init_loss / 5 and helped.final is not helped.init
+
+    def wrong_way(steps: StepFunctions) -> torch.Tensor:  # trains towards the worst levels
+        return -toy_loss(steps)
+
+    hurt = fit_binarization(TOY_ACTIVATIONS, TOY_NODES, toy_fit_loss, wrong_way, steps=200, lr=0.05)
+    assert hurt.final is hurt.init and hurt.final_loss == hurt.init_loss == helped.init_loss
+
+
+def test_binarized_losses_of_a_model_report_the_initialisation_and_the_refinement(trained_model, trained_means):
+    layout = NodeLayout(trained_model.config)
+    masked = MaskedModel(trained_model, layout, ablation_values(layout, trained_means, "mean"))
+    settings = PruneConfig(batch_pairs=8, binarize_steps=100)
+    whole_model = torch.ones(layout.n_nodes)
+    losses = binarized_losses(masked, whole_model, key_task(8, seed=2), key_task(24, seed=3), settings)
+    assert set(losses) == {"binarized_loss", "binarized_init_loss", "binarized_fit_loss"}
+    # Every node binarized: the initialisation loses some of the task, the refinement wins it back (test pairs).
+    assert losses["binarized_loss"] < losses["binarized_init_loss"] / 10

@@ -100,6 +100,7 @@ def test_prune_stage_writes_every_output(tmp_path, tokens_dir, checkpoint_dir, m
         and circuit["hyperparameters"] == PARAMS.hyper.model_dump()
     )
     assert circuit["losses"]["selection_val"] == metrics["selection_loss"]
+    assert circuit["losses"]["binarized_init"] == metrics["binarized_init_loss"]
     assert (
         circuit["evaluation"]["reported_split"] == "test" and circuit["evaluation"]["test_pairs"] == PARAMS.eval_pairs
     )

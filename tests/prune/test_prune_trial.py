@@ -100,6 +100,7 @@ def test_binarized_loss_of_every_circuit(trained_model, trained_means, task_data
     add_binarization(inputs, settings, copy)
     row = copy.sweep[0]
     assert copy.binarized_loss == row["binarized_loss"] and math.isfinite(copy.binarized_loss)
+    assert copy.binarized_init_loss == row["binarized_init_loss"] and math.isfinite(copy.binarized_init_loss)
     assert math.isfinite(row["binarized_fit_loss"])
     # Binarizing keeps the task mostly (the key task's features are on/off), far from chance (log 2).
     assert copy.binarized_loss < 0.5

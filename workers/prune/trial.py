@@ -68,7 +68,7 @@ from ..nn.masks import NodeLayout, ablation_values, heaviside, mask_intervention
 from ..nn.sparsity import warmup_decay_lr
 from ..train.loader import ShardLoader
 from ..train.summary import checkpoint_summary
-from .binarize import StepFunctions, fit_steps
+from .binarize import StepFunctions, fit_binarization
 from .circuit_page import render_circuit_html
 from .config import PruneConfig, PruneHyperparams
 from .node_examples import node_examples
@@ -367,6 +367,8 @@ def random_like(mask: Tensor, layout: NodeLayout, generator: torch.Generator) ->
 
 # ------------------------------------------------------------------------- trial
 
+BINARIZED_KEYS = ("binarized_loss", "binarized_init_loss", "binarized_fit_loss")  # per sweep row (App. C)
+
 
 @dataclass
 class TrialResult:
@@ -405,11 +407,13 @@ class TrialResult:
     work: dict[str, int]  # forward passes run (`Work`); deterministic for a given trial
     cost: float  # work["cost"], token-forwards: the cost CARBS observes
     timings: dict[str, float] = field(default_factory=dict)  # wall seconds, recorded only
-    # Test loss with every kept node on its fitted step function (App. C); None when binarize_pairs is 0.
+    # Test loss with every kept node on its fitted step function (App. C), after the refinement and with the
+    # initialisation alone; None when binarize_pairs is 0.
     binarized_loss: float | None = None
+    binarized_init_loss: float | None = None
     # One circuit per target of settings.target_sweep, ascending: target_loss, reached_target, masks_kept,
-    # nodes, edges, selection_loss (val), circuit_loss, test_reached_target, binarized_loss (test),
-    # binarized_fit_loss (train), kept.
+    # nodes, edges, selection_loss (val), circuit_loss, test_reached_target, binarized_loss and
+    # binarized_init_loss (test), binarized_fit_loss (train), kept.
     sweep: list[dict[str, Any]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
@@ -575,29 +579,44 @@ def loss_without_each_node(
 
 
 def binarized_losses(
-    masked: MaskedModel, mask: Tensor, fit: TaskBatch, test: TaskBatch, pairs_per_chunk: int, reduction: str
-) -> tuple[float, float]:
-    """Fit a step function per kept node of `mask` (node space) on `fit` (train pairs, `binarize.fit_steps`),
-    then the task loss on `test` with every kept node binarized; returns (test loss, final fitting loss)."""
-    fit_chunks, test_chunks = chunks(fit, pairs_per_chunk), chunks(test, pairs_per_chunk)
+    masked: MaskedModel, mask: Tensor, fit: TaskBatch, test: TaskBatch, settings: PruneConfig
+) -> dict[str, float]:
+    """Binarize every kept node of `mask` (node space) with step functions fitted on `fit` (train pairs,
+    `binarize.fit_binarization`: initialisation, then refinement). Returns the test loss with every kept node on
+    its exact step ("binarized_loss"), the same with the initialisation alone ("binarized_init_loss"), and the
+    final psi_0 loss on `fit` ("binarized_fit_loss")."""
+    reduction = settings.loss_reduction
+    fit_chunks, test_chunks = chunks(fit, settings.batch_pairs), chunks(test, settings.batch_pairs)
     nodes = torch.nonzero(mask.cpu() > 0).flatten()
     activations = masked.activations(fit_chunks, mask, nodes)
 
-    def loss_with(steps: StepFunctions) -> float:
+    def fit_loss_with(steps: StepFunctions) -> float:
         return float(two_way_loss(masked.gaps(fit_chunks, mask, steps), fit.correct, reduction=reduction))
 
-    steps, log = fit_steps(activations, nodes, loss_with)
-    fit_loss = log[-1]["loss"] if log else loss_with(steps)
-    return float(two_way_loss(masked.gaps(test_chunks, mask, steps), test.correct, reduction=reduction)), fit_loss
+    def train_loss_with(steps: StepFunctions) -> Tensor:  # differentiable; the mean, as in mask training
+        return two_way_loss(torch.cat([masked.gap(chunk, mask, steps) for chunk in fit_chunks]), fit.correct)
+
+    def test_loss_with(steps: StepFunctions) -> float:
+        return float(two_way_loss(masked.gaps(test_chunks, mask, steps), test.correct, reduction=reduction))
+
+    fitted = fit_binarization(
+        activations, nodes, fit_loss_with, train_loss_with, settings.binarize_steps, settings.binarize_lr
+    )
+    return {
+        "binarized_loss": test_loss_with(fitted.final),
+        "binarized_init_loss": test_loss_with(fitted.init),
+        "binarized_fit_loss": fitted.final_loss,
+    }
 
 
 def add_binarization(inputs: PruneInputs, settings: PruneConfig, result: TrialResult) -> None:
-    """Fill in `binarized_loss` (App. C) of every circuit of `result.sweep` that reached its target, and of the
-    circuit itself (None where the target was missed: there is no circuit to binarize).
+    """Fill in the binarized losses (App. C, `binarized_losses`) of every circuit of `result.sweep` that reached
+    its target, and of the circuit itself (None where the target was missed: there is no circuit to binarize).
 
     Run once on the circuit that is written (not in every CARBS trial); the step functions are fitted on the
-    first `binarize_pairs` pairs of the train pool, the loss is measured on the test pairs. It costs about
-    3 x nodes forward passes of those pairs (one per node and candidate threshold)."""
+    first `binarize_pairs` pairs of the train pool, the losses are measured on the test pairs. It costs about
+    3 x nodes forward passes of those pairs (one per node and candidate threshold), then `binarize_steps`
+    forward and backward passes of them."""
     if settings.binarize_pairs == 0:
         return
     model = inputs.model
@@ -610,17 +629,14 @@ def add_binarization(inputs: PruneInputs, settings: PruneConfig, result: TrialRe
     test = inputs.task_data.test.to(device)
     for row in result.sweep:
         if not row["reached_target"]:  # no circuit at this target (bisection kept every active node)
-            row["binarized_loss"] = row["binarized_fit_loss"] = None
+            row.update(dict.fromkeys(BINARIZED_KEYS))
             continue
         mask = torch.zeros(layout.n_nodes)
         for name, idx in row["kept"].items():
             mask[layout.node_slices[name].start + torch.tensor(idx, dtype=torch.long)] = 1.0
-        loss, fit_loss = binarized_losses(
-            masked, mask.to(device), fit, test, settings.batch_pairs, settings.loss_reduction
-        )
-        row["binarized_loss"], row["binarized_fit_loss"] = loss, fit_loss
+        row.update(binarized_losses(masked, mask.to(device), fit, test, settings))
         if row["target_loss"] == result.target_loss:
-            result.binarized_loss = loss
+            result.binarized_loss, result.binarized_init_loss = row["binarized_loss"], row["binarized_init_loss"]
 
 
 # -------------------------------------------------------------------------- stage
@@ -793,6 +809,7 @@ def write_prune_outputs(ctx: WorkContext, inputs: PruneInputs, params: PruneConf
             "target": result.target_loss,
             "circuit": result.circuit_loss,
             "binarized": result.binarized_loss,
+            "binarized_init": result.binarized_init_loss,
             "calibrated": result.calibrated_loss,
             "full_model": result.full_model_loss,
             "inverse": result.inverse_loss,
@@ -839,6 +856,7 @@ def write_prune_outputs(ctx: WorkContext, inputs: PruneInputs, params: PruneConf
             "test_pairs": result.test_pairs,
             "circuit_loss": result.circuit_loss,
             "binarized_loss": result.binarized_loss,
+            "binarized_init_loss": result.binarized_init_loss,
             "calibrated_loss": result.calibrated_loss,
             "full_model_loss": result.full_model_loss,
             "inverse_loss": result.inverse_loss,
