@@ -117,15 +117,26 @@ def test_refinement_reaches_levels_the_means_miss():
     assert toy_fit_loss(refined) < 0.01
 
 
-def test_the_refinement_stands_only_where_it_lowers_the_fitting_loss():
-    helped = fit_binarization(TOY_ACTIVATIONS, TOY_NODES, toy_fit_loss, toy_loss, steps=200, lr=0.05)
+def test_the_refinement_stands_only_where_it_lowers_the_held_out_loss():
+    helped = fit_binarization(TOY_ACTIVATIONS, TOY_NODES, toy_fit_loss, toy_loss, steps=200, lr=0.05,
+                              selection_loss_with=toy_fit_loss)  # fmt: skip
     assert helped.final_loss < helped.init_loss / 5 and helped.final is not helped.init
 
     def wrong_way(steps: StepFunctions) -> torch.Tensor:  # trains towards the worst levels
         return -toy_loss(steps)
 
-    hurt = fit_binarization(TOY_ACTIVATIONS, TOY_NODES, toy_fit_loss, wrong_way, steps=200, lr=0.05)
+    hurt = fit_binarization(TOY_ACTIVATIONS, TOY_NODES, toy_fit_loss, wrong_way, steps=200, lr=0.05,
+                            selection_loss_with=toy_fit_loss)  # fmt: skip
     assert hurt.final is hurt.init and hurt.final_loss == hurt.init_loss == helped.init_loss
+
+    # Refined levels that win on the fitting pairs but lose on the held-out ones are not kept (overfitting):
+    # held-out pairs on which every gain on the fitting pairs is a loss.
+    def held_out_loss(steps: StepFunctions) -> float:
+        return -toy_fit_loss(steps)
+
+    overfit = fit_binarization(TOY_ACTIVATIONS, TOY_NODES, toy_fit_loss, toy_loss, steps=200, lr=0.05,
+                               selection_loss_with=held_out_loss)  # fmt: skip
+    assert overfit.final is overfit.init and overfit.final_loss == overfit.init_loss
 
 
 def test_binarized_losses_of_a_model_report_the_initialisation_and_the_refinement(trained_model, trained_means):
@@ -133,7 +144,9 @@ def test_binarized_losses_of_a_model_report_the_initialisation_and_the_refinemen
     masked = MaskedModel(trained_model, layout, ablation_values(layout, trained_means, "mean"))
     settings = PruneConfig(batch_pairs=8, binarize_steps=100)
     whole_model = torch.ones(layout.n_nodes)
-    losses = binarized_losses(masked, whole_model, key_task(8, seed=2), key_task(24, seed=3), settings)
+    losses = binarized_losses(
+        masked, whole_model, key_task(8, seed=2), key_task(24, seed=4), key_task(24, seed=3), settings
+    )
     assert set(losses) == {"binarized_loss", "binarized_init_loss", "binarized_fit_loss"}
     # Every node binarized: the initialisation loses some of the task, the refinement wins it back (test pairs).
     assert losses["binarized_loss"] < losses["binarized_init_loss"] / 10

@@ -21,8 +21,9 @@ Fitting, on train pairs only, in two phases:
 2. Refinement (`refine_steps`): train every node's l and r together with AdamW on the task loss with every
    kept node on psi_t, t annealed as (1 - progress)^5 (`temperature_at`) from 1 (the identity) towards 0.
 
-`fit_binarization` runs both and keeps the refined levels unless their psi_0 loss on the fitting pairs is higher
-than the initialisation's. Reported losses always use psi_0, the exact step.
+`fit_binarization` runs both and keeps the refined levels unless their psi_0 loss on held-out pairs (the task's
+validation pairs, which select everything in pruning) is higher than the initialisation's: 2 levels per node
+trained on a few dozen pairs can overfit them. Reported losses always use psi_0, the exact step.
 """
 
 from __future__ import annotations
@@ -159,14 +160,14 @@ def fit_binarization(
     train_loss_with: Callable[[StepFunctions], Tensor],
     steps: int,
     lr: float,
+    selection_loss_with: Callable[[StepFunctions], float],
 ) -> Binarization:
     """App. C on the fitting pairs: `fit_steps`, then `refine_steps` (arguments as there). The refined levels are
-    kept unless their psi_0 loss (`loss_with`) is higher than the initialisation's, so the final step functions
-    never do worse on the fitting pairs than the initialisation."""
+    kept unless their psi_0 loss on the selection pairs (`selection_loss_with`: validation pairs, never the
+    fitting ones) is higher than the initialisation's. The losses recorded are the fitting pairs'."""
     init, log = fit_steps(activations, nodes, loss_with)
     init_loss = log[-1]["loss"] if log else loss_with(init)
     refined = refine_steps(init, train_loss_with, steps, lr)
-    refined_loss = loss_with(refined)
-    if refined_loss <= init_loss:
-        return Binarization(init, refined, init_loss, refined_loss)
+    if selection_loss_with(refined) <= selection_loss_with(init):
+        return Binarization(init, refined, init_loss, loss_with(refined))
     return Binarization(init, init, init_loss, init_loss)

@@ -579,14 +579,14 @@ def loss_without_each_node(
 
 
 def binarized_losses(
-    masked: MaskedModel, mask: Tensor, fit: TaskBatch, test: TaskBatch, settings: PruneConfig
+    masked: MaskedModel, mask: Tensor, fit: TaskBatch, val: TaskBatch, test: TaskBatch, settings: PruneConfig
 ) -> dict[str, float]:
     """Binarize every kept node of `mask` (node space) with step functions fitted on `fit` (train pairs,
-    `binarize.fit_binarization`: initialisation, then refinement). Returns the test loss with every kept node on
-    its exact step ("binarized_loss"), the same with the initialisation alone ("binarized_init_loss"), and the
-    final psi_0 loss on `fit` ("binarized_fit_loss")."""
+    `binarize.fit_binarization`: initialisation, then refinement, kept unless it loses on `val`). Returns the
+    test loss with every kept node on its exact step ("binarized_loss"), the same with the initialisation alone
+    ("binarized_init_loss"), and the final psi_0 loss on `fit` ("binarized_fit_loss")."""
     reduction = settings.loss_reduction
-    fit_chunks, test_chunks = chunks(fit, settings.batch_pairs), chunks(test, settings.batch_pairs)
+    fit_chunks, val_chunks, test_chunks = (chunks(pairs, settings.batch_pairs) for pairs in (fit, val, test))
     nodes = torch.nonzero(mask.cpu() > 0).flatten()
     activations = masked.activations(fit_chunks, mask, nodes)
 
@@ -596,11 +596,14 @@ def binarized_losses(
     def train_loss_with(steps: StepFunctions) -> Tensor:  # differentiable; the mean, as in mask training
         return two_way_loss(torch.cat([masked.gap(chunk, mask, steps) for chunk in fit_chunks]), fit.correct)
 
+    def val_loss_with(steps: StepFunctions) -> float:
+        return float(two_way_loss(masked.gaps(val_chunks, mask, steps), val.correct, reduction=reduction))
+
     def test_loss_with(steps: StepFunctions) -> float:
         return float(two_way_loss(masked.gaps(test_chunks, mask, steps), test.correct, reduction=reduction))
 
     fitted = fit_binarization(
-        activations, nodes, fit_loss_with, train_loss_with, settings.binarize_steps, settings.binarize_lr
+        activations, nodes, fit_loss_with, train_loss_with, settings.binarize_steps, settings.binarize_lr, val_loss_with
     )
     return {
         "binarized_loss": test_loss_with(fitted.final),
@@ -626,7 +629,7 @@ def add_binarization(inputs: PruneInputs, settings: PruneConfig, result: TrialRe
     train = inputs.task_data.train
     fit = train.select(range(min(settings.binarize_pairs, train.n_pairs))).to(device)
     result.sweep = [dict(row) for row in result.sweep]  # the trial's own record (trials.jsonl) stays as it ran
-    test = inputs.task_data.test.to(device)
+    val, test = inputs.task_data.eval.to(device), inputs.task_data.test.to(device)
     for row in result.sweep:
         if not row["reached_target"]:  # no circuit at this target (bisection kept every active node)
             row.update(dict.fromkeys(BINARIZED_KEYS))
@@ -634,7 +637,7 @@ def add_binarization(inputs: PruneInputs, settings: PruneConfig, result: TrialRe
         mask = torch.zeros(layout.n_nodes)
         for name, idx in row["kept"].items():
             mask[layout.node_slices[name].start + torch.tensor(idx, dtype=torch.long)] = 1.0
-        row.update(binarized_losses(masked, mask.to(device), fit, test, settings))
+        row.update(binarized_losses(masked, mask.to(device), fit, val, test, settings))
         if row["target_loss"] == result.target_loss:
             result.binarized_loss, result.binarized_init_loss = row["binarized_loss"], row["binarized_init_loss"]
 
