@@ -117,6 +117,19 @@ def _with_prune_selection(
     return assignments
 
 
+ClusterOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--cluster",
+        metavar="[HOST:PORT]",
+        help=(
+            "Run on an existing Ray cluster: --cluster HOST:PORT, or a bare --cluster (anywhere on the line) "
+            "for execution.address / RAY_ADDRESS."
+        ),
+    ),
+]
+
+
 @app.command(cls=ClusterOptionCommand)
 def run(
     target: Annotated[
@@ -140,17 +153,7 @@ def run(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Show the plan and exit without running anything.")
     ] = False,
-    cluster: Annotated[
-        Optional[str],
-        typer.Option(
-            "--cluster",
-            metavar="[HOST:PORT]",
-            help=(
-                "Run on an existing Ray cluster: --cluster HOST:PORT, or a bare --cluster (anywhere on the line) "
-                "for execution.address / RAY_ADDRESS."
-            ),
-        ),
-    ] = None,
+    cluster: ClusterOpt = None,
     verify_inputs: Annotated[
         bool,
         typer.Option(
@@ -306,7 +309,7 @@ def _emit_plan(plans: list[CellPlan], as_json: bool) -> None:
         _print_plan(plans)
 
 
-@app.command()
+@app.command(cls=ClusterOptionCommand)
 def plan(
     target: Annotated[str, typer.Argument(help="`full` or one stage.")] = "full",
     preset: PresetOpt = None,
@@ -318,15 +321,35 @@ def plan(
     ] = None,
     tasks: Annotated[Optional[list[str]], typer.Option("--tasks", help="As for `run`.")] = None,
     checkpoints: Annotated[Optional[list[str]], typer.Option("--checkpoints", help="As for `run`.")] = None,
+    cluster: ClusterOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Show, for every stage and cell, HIT (committed, will be skipped), RUN or DAMAGED (rebuilt) and why.
 
     A RUN reason names what changed since the cell was last built: params (which keys),
-    code, stage version, an upstream artifact, or `never built`.
+    code, stage version, an upstream artifact, or `never built`. With --cluster it also joins that cluster
+    and checks that it can hold every cell to run (data-parallel training workers: exit 5 naming the
+    resources when it cannot), without running anything.
     """
     cfg = _load(preset, config, _with_prune_selection(set_, tasks, checkpoints), store)
-    _emit_plan(_plan_or_exit(_registry(), _open_store(cfg, STORE_PLAN), cfg, _targets(target), _forced(force)), as_json)
+    plans = _plan_or_exit(_registry(), _open_store(cfg, STORE_PLAN), cfg, _targets(target), _forced(force))
+    if cluster is not None:
+        _check_placement(cfg, cluster, [p.cell for p in plans if p.status != HIT])
+    _emit_plan(plans, as_json)
+
+
+def _check_placement(cfg: PipelineConfig, cluster: str, cells: list[Any]) -> None:
+    import ray
+
+    from .runner import ClusterError, check_placeable, connect, placeable_resources
+
+    try:
+        connect(cfg, cluster)
+        check_placeable(cells, placeable_resources())
+    except ClusterError as error:
+        _fail(str(error), EXIT_CLUSTER)
+    finally:
+        ray.shutdown()
 
 
 # Metric names shown in the compact status line, in priority order, with their short labels.

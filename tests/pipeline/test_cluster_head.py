@@ -91,6 +91,19 @@ def test_cluster_run_on_a_token_head_with_rays_default_token_file(sparsepipe, tm
     assert json.loads(result.stdout)["ok"]
 
 
+@pytest.mark.slow
+def test_plan_on_the_cluster_refuses_training_workers_it_cannot_hold(sparsepipe, tmp_path, token_head, no_token):
+    _home_with_token(no_token, token_head.token)
+    plan = ["plan", "pretrain", "--preset", "smoke", "--cluster", token_head.address, "--json"]
+    too_many = sparsepipe(*plan, "--set", "execution.train_workers=3", cwd=tmp_path)
+    assert too_many.returncode == 5, too_many.stderr[-2000:]
+    assert "needs 3 training workers x 1 CPU = 3 CPU, but the cluster has 2 CPU" in too_many.stderr
+    fits = sparsepipe(*plan, "--set", "execution.train_workers=2", cwd=tmp_path)
+    assert fits.returncode == 0, fits.stderr[-2000:]
+    assert {c["stage"] for c in json.loads(fits.stdout)["cells"]} == {"tokenize", "pretrain"}
+    assert not (tmp_path / "artifacts" / "pretrain").exists()  # planned, nothing ran
+
+
 def _wait_for_job(sparsepipe, cwd, address: str, job_id: str, timeout_s: float = 420) -> dict:
     deadline = time.time() + timeout_s
     while time.time() < deadline:
