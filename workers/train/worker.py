@@ -70,7 +70,8 @@ def train_cell(
     `ray_train` None: Ray Train when ctx.workers > 1 (True: also for one worker, as `bench train` measures it)."""
     tokens_root, loader, train, val_batches = prepare_run(ctx, train, tokens_input)
     job = build(train, ctx.inputs, torch.device(ctx.device))
-    if ctx.workers > 1 if ray_train is None else ray_train:
+    use_ray_train = ctx.workers > 1 if ray_train is None else ray_train
+    if use_ray_train:
         from .parallel import train_data_parallel
 
         state = train_data_parallel(ctx, train, build, tokens_input)
