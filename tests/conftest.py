@@ -83,12 +83,11 @@ def one_torch_thread():
 @pytest.fixture(scope="module")
 def local_ray():
     """A private local Ray instance of 2 CPUs in this process (Ray Train workers, placement checks)."""
-    import ray
+    from sparsepipe.workers.benchmarking import private_local_ray
 
     os.environ.setdefault("RAY_DASHBOARD_STARTUP_TIMEOUT_S", "300")  # 60 by default: short on a busy 2-core box
-    ray.init(address="local", num_cpus=2, include_dashboard=False, configure_logging=False, log_to_driver=False)
-    yield
-    ray.shutdown()
+    with private_local_ray(num_cpus=2):
+        yield
 
 
 @pytest.fixture

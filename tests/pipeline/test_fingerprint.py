@@ -52,33 +52,23 @@ def test_worker_context_is_in_every_stage(sources):
     assert _changed(before, _fingerprints(sources)) == set(before)
 
 
+# Every stage that runs the model (builds, trains, imports or prunes one).
+MODEL_STAGES = {"pretrain", "dense", "bridges", "imported", "mean_cache", "prune"}
+
+
 def test_node_location_list_reaches_every_model_stage(sources):
     """nn/config.py holds NODE_LOCATIONS, which the model slices by position: every stage that runs the model
     sees it."""
     before = _fingerprints(sources)
     _touch(sources["workers"] / "nn" / "config.py")
-    assert _changed(before, _fingerprints(sources)) == {
-        "pretrain",
-        "dense",
-        "bridges",
-        "imported",
-        "mean_cache",
-        "prune",
-    }
+    assert _changed(before, _fingerprints(sources)) == MODEL_STAGES
 
 
 def test_deep_module_reached_only_through_lazy_imports(sources):
     """The kernels are imported by the model, which the stage module imports inside a function."""
     before = _fingerprints(sources)
     _touch(sources["kernels"] / "select_torch.py")
-    assert _changed(before, _fingerprints(sources)) == {
-        "pretrain",
-        "dense",
-        "bridges",
-        "imported",
-        "mean_cache",
-        "prune",
-    }
+    assert _changed(before, _fingerprints(sources)) == MODEL_STAGES
 
 
 def test_a_task_definition_changes_prune_and_bridges_only(sources):

@@ -27,6 +27,21 @@ VOCAB = 1024
 TASK = "single_double_quote"
 
 
+def small_prune_config(**overrides: Any) -> PruneConfig:
+    """Prune settings that run a cell on these inputs in seconds (10 mask steps, 16 val pairs)."""
+    settings: dict[str, Any] = dict(
+        steps=10,
+        batch_pairs=8,
+        eval_pairs=16,
+        train_pool_pairs=32,
+        max_tokens=N_CTX,
+        mean_cache_batches=3,
+        mean_cache_batch_size=4,
+        curve_points=4,
+    )
+    return PruneConfig(**{**settings, **overrides})
+
+
 def model_config() -> ModelConfig:
     return ModelConfig(n_layer=1, d_model=32, n_head=2, d_head=8, n_ctx=N_CTX, vocab_size=VOCAB)
 

@@ -14,10 +14,10 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from stage_inputs import N_CTX, TASK, write_checkpoint, write_mean_cache, write_tokens
+from stage_inputs import TASK, small_prune_config, write_checkpoint, write_mean_cache, write_tokens
 
 from sparsepipe.workers.context import local_context
-from sparsepipe.workers.prune.config import PruneConfig, ViewerConfig
+from sparsepipe.workers.prune.config import ViewerConfig
 from sparsepipe.workers.prune.trial import run_prune
 from sparsepipe.workers.report.worker import page_name, run_report
 
@@ -25,14 +25,8 @@ CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver"
 CELL = "pretrain/tiny"
 # The random model never reaches the target, so the circuit is the whole model (304 nodes): the page must
 # stay usable and small for a large circuit, with every node's examples and its loss when removed.
-PARAMS = PruneConfig(
-    steps=10,
-    batch_pairs=8,
-    eval_pairs=16,
-    train_pool_pairs=32,
-    max_tokens=N_CTX,
+PARAMS = small_prune_config(
     mean_cache_batches=2,
-    mean_cache_batch_size=4,
     curve_points=0,
     viewer=ViewerConfig(example_rows=16, examples=8, task_pairs=3, ablate_each_max_nodes=400),
 )

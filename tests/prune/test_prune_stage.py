@@ -7,25 +7,15 @@ from pathlib import Path
 
 import pytest
 import torch
-from stage_inputs import N_CTX, TASK, write_checkpoint, write_mean_cache, write_tokens
+from stage_inputs import N_CTX, TASK, small_prune_config, write_checkpoint, write_mean_cache, write_tokens
 
 from sparsepipe.workers.context import local_context
 from sparsepipe.workers.mean_cache.worker import MEANS_FILE, load_means
 from sparsepipe.workers.nn.gpt import load_checkpoint, node_locations
-from sparsepipe.workers.prune.config import PruneConfig
 from sparsepipe.workers.prune.trial import run_prune
 from sparsepipe.workers.train.loader import ShardLoader
 
-PARAMS = PruneConfig(
-    steps=10,
-    batch_pairs=8,
-    eval_pairs=16,
-    train_pool_pairs=32,
-    max_tokens=N_CTX,
-    mean_cache_batches=3,
-    mean_cache_batch_size=4,
-    curve_points=4,
-)
+PARAMS = small_prune_config()
 
 
 @pytest.fixture(scope="module")
