@@ -18,8 +18,9 @@ from sparsepipe.workers.bridges.worker import run_bridges
 from sparsepipe.workers.context import local_context
 from sparsepipe.workers.nn.config import SparsityConfig, TrainConfig
 from sparsepipe.workers.prune.config import PruneConfig
+from sparsepipe.workers.prune.outputs import CIRCUIT_FILE, RESULT_FILE
 from sparsepipe.workers.prune.selection import selected_checkpoints
-from sparsepipe.workers.prune.trial import CIRCUIT_FILE, RESULT_FILE, run_prune
+from sparsepipe.workers.prune.worker import run_prune
 
 runner = CliRunner()
 

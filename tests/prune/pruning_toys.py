@@ -50,7 +50,7 @@ def random_rows(n_rows: int, seed: int, n_ctx: int = 16) -> torch.Tensor:
 
 def fit_two_way(model, train: TaskBatch, steps: int, batch_pairs: int):
     """Train a model on a task's two-way loss with Adam (lr 1e-2), so pruning finds real circuits."""
-    from sparsepipe.workers.prune.trial import candidate_gap, two_way_loss
+    from sparsepipe.workers.prune.losses import candidate_gap, two_way_loss
 
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
     generator = torch.Generator().manual_seed(0)

@@ -18,7 +18,7 @@ from stage_inputs import TASK, small_prune_config, write_checkpoint, write_mean_
 
 from sparsepipe.workers.context import local_context
 from sparsepipe.workers.prune.config import ViewerConfig
-from sparsepipe.workers.prune.trial import run_prune
+from sparsepipe.workers.prune.worker import run_prune
 from sparsepipe.workers.report.worker import page_name, run_report
 
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")

@@ -18,7 +18,9 @@ from sparsepipe.workers.prune.binarize import (
     temperature_at,
 )
 from sparsepipe.workers.prune.config import PruneConfig
-from sparsepipe.workers.prune.trial import MaskedModel, binarized_losses, two_way_loss
+from sparsepipe.workers.prune.losses import two_way_loss
+from sparsepipe.workers.prune.masked import MaskedModel
+from sparsepipe.workers.prune.trial import binarized_losses
 
 
 def test_psi_is_the_identity_at_one_and_the_step_at_zero():

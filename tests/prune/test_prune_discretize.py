@@ -10,18 +10,17 @@ from pruning_toys import key_task, tiny_config
 from sparsepipe.tasks import task_loss
 from sparsepipe.workers.nn.masks import NodeLayout, ablation_values
 from sparsepipe.workers.prune.config import PruneConfig, PruneHyperparams
-from sparsepipe.workers.prune.trial import (
+from sparsepipe.workers.prune.losses import candidate_gap, two_way_loss
+from sparsepipe.workers.prune.masked import MaskedModel
+from sparsepipe.workers.prune.search import (
     Calibration,
-    MaskedModel,
     Ranking,
-    candidate_gap,
     fit_calibration,
     log_spaced_sizes,
     lr_at,
     random_like,
     smallest_sufficient_k,
     train_masks,
-    two_way_loss,
 )
 
 

@@ -13,7 +13,9 @@ from pruning_toys import key_task
 from sparsepipe.pipeline.config import ConfigError, resolve_config
 from sparsepipe.workers.nn.masks import NodeLayout, ablation_values
 from sparsepipe.workers.prune.config import PruneConfig, PruneHyperparams
-from sparsepipe.workers.prune.trial import MaskedModel, TaskData, chunks, run_trial, two_way_loss
+from sparsepipe.workers.prune.losses import TaskData, chunks, two_way_loss
+from sparsepipe.workers.prune.masked import MaskedModel
+from sparsepipe.workers.prune.trial import run_trial
 
 SETTINGS = PruneConfig(
     steps=100, batch_pairs=8, eval_pairs=32, curve_points=6, hyper=PruneHyperparams(lr=0.03, k_coef=3e-3)

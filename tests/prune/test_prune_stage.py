@@ -12,7 +12,7 @@ from stage_inputs import N_CTX, TASK, small_prune_config, write_checkpoint, writ
 from sparsepipe.workers.context import local_context
 from sparsepipe.workers.mean_cache.worker import MEANS_FILE, load_means
 from sparsepipe.workers.nn.gpt import load_checkpoint, node_locations
-from sparsepipe.workers.prune.trial import run_prune
+from sparsepipe.workers.prune.worker import run_prune
 from sparsepipe.workers.train.loader import ShardLoader
 
 PARAMS = small_prune_config()

@@ -9,7 +9,8 @@ import pytest
 from pruning_toys import key_task
 
 from sparsepipe.workers.prune.config import PruneConfig, PruneHyperparams
-from sparsepipe.workers.prune.trial import TaskData, run_trial
+from sparsepipe.workers.prune.losses import TaskData
+from sparsepipe.workers.prune.trial import run_trial
 
 SETTINGS = PruneConfig(
     steps=100, batch_pairs=8, eval_pairs=32, curve_points=6, hyper=PruneHyperparams(lr=0.03, k_coef=3e-3)
@@ -92,7 +93,8 @@ def test_target_sweep_gives_one_circuit_per_target_from_one_ranking(trained_mode
 
 
 def test_binarized_loss_of_every_circuit(trained_model, trained_means, task_data, result):
-    from sparsepipe.workers.prune.trial import PruneInputs, add_binarization
+    from sparsepipe.workers.prune.inputs import PruneInputs
+    from sparsepipe.workers.prune.trial import add_binarization
 
     inputs = PruneInputs(None, trained_model, trained_means, None, task_data, tokens=None)
     settings = SETTINGS.model_copy(update={"binarize_pairs": 8})

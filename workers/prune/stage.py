@@ -49,7 +49,7 @@ def run_prune_cell(ctx: WorkContext, params: dict[str, Any]) -> None:
 
         run_tuning(ctx, prune, TuneConfig.model_validate(params["tune"]), params["task"])
     else:
-        from .trial import run_prune
+        from .worker import run_prune
 
         run_prune(ctx, prune, params["task"])
 

@@ -9,7 +9,7 @@
         failure = the circuit never reached the target loss (or the trial raised)
 
 Selection (CARBS's observations and the best trial) reads only val-split results; the
-test-split losses of the best trial are what the artifact reports (see trial.py).
+test-split losses of the best trial are what the artifact reports (see trial.py, outputs.py).
 
 The artifact is the best trial's circuit in the files `run_prune` writes (circuit.json,
 circuit.html, result.json, loss_vs_k.png), plus trials.jsonl and tuning.png; the metrics are
@@ -35,7 +35,8 @@ import torch
 from ..carbs.tuner import Carbs, CarbsConfig, ObservationInput, pruning_search_space
 from ..context import ProgressArea, WorkContext, run_calls
 from .config import PruneConfig, TuneConfig
-from .trial import add_binarization, write_prune_outputs
+from .outputs import write_prune_outputs
+from .trial import add_binarization
 from .tuning_report import TRIALS_FILE, TUNING_PLOT, best_trial, plot_tuning, tuning_metrics, write_trials
 from .tuning_trial import (
     TrialAssignment,

@@ -22,7 +22,8 @@ import torch
 from ...kernels.device import pick_device
 from ..context import InputHandle
 from .config import PruneConfig, PruneHyperparams
-from .trial import PruneInputs, TrialResult, load_prune_inputs, run_trial
+from .inputs import PruneInputs, load_prune_inputs
+from .trial import TrialResult, run_trial
 
 
 @dataclass(frozen=True)

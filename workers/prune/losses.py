@@ -1,0 +1,75 @@
+"""Task data and the task loss shared by every pruning phase (paper §2.2, DESIGN.md "Definitions").
+
+Splits: masks train on the task's train pairs, bisection and CARBS's choice of the best trial use the val pairs
+(`TaskData.eval`), and every reported loss is measured on the test pairs (`TaskData.test`).
+
+Task loss (`settings.loss_reduction`): "mean" averages the two-way cross-entropy over a pair's two prompts;
+"pair_sum" sums them, as the reference release stores it (twice the mean). The target comparison of bisection and
+every reported loss use it. Mask training optimises the mean in both (a constant factor that k_coef absorbs), so the
+choice changes only the target: pair_sum at target t keeps exactly the circuit that mean keeps at t / 2.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch.nn.functional as F
+from tokenizers import Tokenizer
+from torch import Tensor
+
+from ...tasks import TaskBatch, candidate_logits, load_task
+from .config import PruneConfig
+
+
+@dataclass
+class TaskData:
+    train: TaskBatch  # pool: training batches and the calibration sample are drawn from it
+    eval: TaskBatch  # fixed selection set (val split): bisection, curve, CARBS's choice
+    test: TaskBatch  # fixed held-out set (test split): every reported loss
+
+
+def chunks(batch: TaskBatch, pairs_per_chunk: int) -> list[TaskBatch]:
+    return [
+        batch.select(range(s, min(s + pairs_per_chunk, batch.n_pairs)))
+        for s in range(0, batch.n_pairs, pairs_per_chunk)
+    ]
+
+
+def candidate_gap(logits: Tensor, batch: TaskBatch) -> Tensor:
+    """logit(candidate 1) - logit(candidate 0) at each row's eval position: [2N]."""
+    pair = candidate_logits(logits, batch).float()
+    return pair[:, 1] - pair[:, 0]
+
+
+LOSS_REDUCTIONS = ("mean", "pair_sum")
+
+
+def two_way_loss(
+    gap: Tensor, correct: Tensor, scale: Tensor | float = 1.0, shift: Tensor | float = 0.0, reduction: str = "mean"
+) -> Tensor:
+    """Cross-entropy of the correct candidate under the two-way softmax, averaged over pairs.
+
+    reduction "mean": the mean over a pair's two prompts (= the mean over all prompts);
+    "pair_sum": their sum, as the reference release stores it (twice the mean).
+    With logits (l0, l1) and z = l1 - l0: -log softmax = softplus(-z) if candidate 1 is correct,
+    softplus(z) otherwise. `scale`/`shift` calibrate z (a shift of z is a bias towards candidate 1).
+    """
+    z = gap * scale + shift
+    sign = correct.to(z.dtype) * 2 - 1
+    per_prompt = F.softplus(-sign * z)
+    if reduction == "mean":
+        return per_prompt.mean()
+    if reduction == "pair_sum":  # rows 2i and 2i+1 are the two prompts of pair i
+        return per_prompt.reshape(-1, 2).sum(dim=1).mean()
+    raise ValueError(f"unknown loss reduction {reduction!r}; choose one of {', '.join(LOSS_REDUCTIONS)}")
+
+
+def load_task_data(task: str, tokenizer: Tokenizer, params: PruneConfig, max_tokens: int) -> TaskData:
+    # Never more train pairs than the steps and the calibration sample can use (pair i does not
+    # depend on how many are generated, so a smaller pool is a prefix of the full one).
+    train_pairs = min(params.train_pool_pairs, max(params.steps * params.batch_pairs, params.eval_pairs))
+    return TaskData(
+        train=load_task(task, tokenizer, "train", train_pairs, params.seed, max_tokens),
+        eval=load_task(task, tokenizer, "val", params.eval_pairs, params.seed, max_tokens),
+        test=load_task(task, tokenizer, "test", params.eval_pairs, params.seed, max_tokens),
+    )

@@ -1,0 +1,85 @@
+"""The frozen model under node masks, read out as candidate logit gaps, and the count of the passes it ran."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ...tasks import TaskBatch
+from ..nn.gpt import GPT
+from ..nn.masks import NodeLayout, mask_interventions
+from .binarize import StepFunctions
+from .losses import candidate_gap
+
+
+@dataclass
+class Work:
+    """The forward passes a trial ran: a deterministic measure of its cost (wall time is not)."""
+
+    forwards: int = 0  # model calls
+    rows: int = 0  # prompts through the model
+    tokens: int = 0  # token positions through the model (padded batch width x rows)
+    backward_tokens: int = 0  # token positions through a backward pass (mask training)
+
+    def add(self, batch: TaskBatch) -> None:
+        self.forwards += 1
+        self.rows += int(batch.tokens.shape[0])
+        self.tokens += int(batch.tokens.numel())
+
+    @property
+    def cost(self) -> int:
+        """Token-forwards, a backward pass counted as two forwards (the usual FLOP ratio)."""
+        return self.tokens + 2 * self.backward_tokens
+
+    def to_json(self) -> dict[str, int]:
+        return {**asdict(self), "cost": self.cost}
+
+
+class MaskedModel:
+    """The frozen model under node masks, read out as candidate logit gaps at the eval positions."""
+
+    def __init__(self, model: GPT, layout: NodeLayout, ablation: Tensor):
+        self.model = model
+        self.layout = layout
+        self.device = next(model.parameters()).device
+        self.ablation = ablation.to(self.device)
+        self.work = Work()
+
+    def interventions(self, node_mask: Tensor, steps: StepFunctions | None = None) -> dict[str, Any]:
+        """The mask gates at every node location, then the step functions `steps` at their nodes (App. C)."""
+        gates = mask_interventions(self.layout, node_mask, self.ablation)
+        if steps is None:
+            return gates
+        return {name: steps.intervention(gates[name], s) for name, s in self.layout.node_slices.items()}
+
+    def gap(self, batch: TaskBatch, node_mask: Tensor | None, steps: StepFunctions | None = None) -> Tensor:
+        """Candidate logit gaps [2N]; node_mask None runs the unmasked model."""
+        self.work.add(batch)
+        interventions = None if node_mask is None else self.interventions(node_mask, steps)
+        logits, _ = self.model(batch.tokens, interventions=interventions, positions=batch.eval_pos)
+        return candidate_gap(logits, batch)
+
+    @torch.no_grad()
+    def gaps(self, batches: list[TaskBatch], node_mask: Tensor | None, steps: StepFunctions | None = None) -> Tensor:
+        return torch.cat([self.gap(batch, node_mask, steps) for batch in batches])
+
+    @torch.no_grad()
+    def activations(self, batches: list[TaskBatch], node_mask: Tensor, nodes: Tensor) -> Tensor:
+        """The activations [positions, len(nodes)] of node-space indices `nodes` under `node_mask`, at every
+        real position (up to each prompt's eval position; padding after it is left out)."""
+        rows = []
+        for batch in batches:
+            self.work.add(batch)
+            _, recorded = self.model(
+                batch.tokens,
+                record=self.layout.names,
+                interventions=self.interventions(node_mask),
+                positions=batch.eval_pos,
+            )
+            flat = torch.cat([recorded[name] for name in self.layout.names], dim=-1)  # [B, T, n_nodes]
+            real = torch.arange(flat.shape[1], device=flat.device)[None, :] <= batch.eval_pos[:, None]
+            rows.append(flat[real][:, nodes.to(flat.device)].float().cpu())
+        return torch.cat(rows)

@@ -1,0 +1,28 @@
+"""The worker of an untuned prune cell: one trial with the fixed hyperparameters `params.hyper`."""
+
+from __future__ import annotations
+
+import torch
+
+from ..context import WorkContext
+from .config import PruneConfig
+from .inputs import load_prune_inputs
+from .outputs import (
+    write_prune_outputs,
+)
+from .trial import add_binarization, run_trial
+
+
+def run_prune(ctx: WorkContext, params: PruneConfig, task: str) -> None:
+    """Prune one checkpoint on one task with the fixed hyperparameters `params.hyper`."""
+    torch.set_num_threads(ctx.num_threads)
+    mean_cache = ctx.input("mean_cache") if params.ablation == "mean" else None
+    inputs = load_prune_inputs(ctx.input("checkpoint"), mean_cache, ctx.input("tokens"), task, params, ctx.device)
+    result = run_trial(
+        inputs.model, inputs.means, inputs.task_data, params.hyper, params, params.seed, task=task, progress=ctx.report
+    )
+    add_binarization(inputs, params, result)
+    ctx.report(
+        {"completed": params.steps, "total": params.steps, "description": f"{result.nodes} nodes, {result.edges} edges"}
+    )
+    write_prune_outputs(ctx, inputs, params, result)
