@@ -19,13 +19,14 @@ def report_cells(config: Any, upstream: dict[str, list[Cell]]) -> list[Cell]:
         return []
     inputs = {cell.cell: cell.ref for cell in pruned}
     inputs |= {f"{INTERVENTIONS_INPUT}{cell.ref}": cell.ref for cell in upstream.get("bridges", [])}
-    return [Cell("report", "", {}, inputs, Resources(num_cpus=1))]
+    params = {"report": config.report.verdict_settings()}
+    return [Cell("report", "", params, inputs, Resources(num_cpus=1))]
 
 
 def run_report_cell(ctx: WorkContext, params: dict[str, Any]) -> None:
     from .worker import run_report
 
-    run_report(ctx)
+    run_report(ctx, ReportConfig.model_validate(params.get("report", {})))
 
 
 REPORT = Stage(

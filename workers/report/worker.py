@@ -9,6 +9,9 @@ copied under `circuits/` so the report folder opens in a browser on its own.
 Every loss in the tables is measured on the task's held-out test pairs (their count is the
 "test pairs" column), in the prune cell's loss_reduction; "reached" is the selection on val
 pairs that bisection made (the circuit's test loss is beside it).
+
+The report leads with each circuit's verdict (`verdict.py`, `verdict_report.py`): its headline, Fig. 2 and
+Fig. 3 over trusted circuits only (under `trusted/`), the all-circuit figures beside them, labelled.
 """
 
 from __future__ import annotations
@@ -21,7 +24,10 @@ from pathlib import Path
 from typing import Any
 
 from ..context import WorkContext
+from .config import ReportConfig
 from .figures import circuits, main_target, same_task_geomeans, write_figures
+from .verdict import evidence, is_trusted, judge
+from .verdict_report import badge_html, inject_badge, verdict_markdown, verdict_section_html, write_verdict
 
 RESULT_FILE = "result.json"
 CIRCUIT_PAGE = "circuit.html"
@@ -67,6 +73,7 @@ def summarize(inputs: dict[str, Path]) -> list[dict[str, Any]]:
         # The circuits per target and the checkpoint's summary, for the figures (not the tables).
         row["sweep"] = [{k: v for k, v in c.items() if k != "kept"} for c in result.get("sweep", [])]
         row["model_info"] = result.get("model_info", {})
+        row.update(evidence(result))  # intervals, seeds: what the verdict reads
         rows.append(row)
     return rows
 
@@ -167,6 +174,7 @@ def index_html(rows: list[dict[str, Any]], headline: dict[str, dict[str, Any]]) 
     body = "".join(
         f"<tr class='{'ok' if r['reached_target'] else 'miss'}'><td>{html.escape(r['checkpoint'])}</td>"
         f"<td><a href='circuits/{html.escape(page_name(r['checkpoint'], r['task']))}'>{html.escape(r['task'])}</a></td>"
+        f"<td>{badge_html(r)}</td>"
         f"<td>{r['nodes']}</td><td>{r['edges']}</td><td>{'yes' if r['reached_target'] else 'no'}</td>"
         + "".join(f"<td>{r[k]:.3f}</td>" if isinstance(r[k], (int, float)) else "<td>–</td>" for k in LOSS_KEYS)
         + f"<td>{'–' if r['test_pairs'] is None else r['test_pairs']}</td>"
@@ -186,7 +194,7 @@ over the tasks that every checkpoint reached at the target loss ("common tasks")
 (data: <a href="edges_by_task.json">JSON</a>, <a href="edges_by_task.csv">CSV</a>)</figcaption></figure>
 <p>Losses on each task's held-out test pairs ({html.escape(_reduction_text(rows))});
 "reached" is the selection on val pairs.</p>
-<table><tr><th>checkpoint</th><th>task</th><th>nodes</th><th>edges</th><th>reached</th>
+<table><tr><th>checkpoint</th><th>task</th><th>verdict</th><th>nodes</th><th>edges</th><th>reached</th>
 {loss_heads}<th>test pairs</th></tr>{body}</table>
 </body></html>"""
 
@@ -205,7 +213,7 @@ def copy_interventions(bridges: dict[str, Path], out: Path) -> list[str]:
     return pictures
 
 
-def run_report(ctx: WorkContext) -> None:
+def run_report(ctx: WorkContext, settings: ReportConfig | None = None) -> None:
     pruned = {name: folder for name, folder in ctx.inputs.items() if not name.startswith(INTERVENTIONS_INPUT)}
     bridged = {  # "bridges/<variant>" -> its folder, for the intervention curves
         name.removeprefix(INTERVENTIONS_INPUT): folder
@@ -216,19 +224,30 @@ def run_report(ctx: WorkContext) -> None:
         raise ValueError(
             "the report has no pruned circuits to summarize; run the prune stage with at least one task and checkpoint"
         )
-    rows = summarize(pruned)
+    rows = judge(summarize(pruned), settings or ReportConfig())
     headline = geometric_mean_edges(rows)
     out = ctx.out_dir
     (out / "circuits").mkdir()
     interventions = copy_interventions(bridged, out)
-    for name, folder in pruned.items():
-        checkpoint, _, task = name.rpartition(":")
-        shutil.copyfile(folder / CIRCUIT_PAGE, out / "circuits" / page_name(checkpoint, task))
-    (out / "summary.json").write_text(json.dumps({"checkpoints": headline, "cells": rows}, indent=2))
-    (out / "summary.md").write_text(markdown_table(rows, headline))
+    for row in rows:  # each circuit page with its verdict badge
+        page = (pruned[f"{row['checkpoint']}:{row['task']}"] / CIRCUIT_PAGE).read_text()
+        (out / "circuits" / page_name(row["checkpoint"], row["task"])).write_text(inject_badge(page, row))
     plot_edges_by_task(rows, out / "edges_by_task.png")
     figure_metrics, figures_section = write_figures(rows, out)
-    page = index_html(rows, headline).replace("</body>", figures_section + "</body>")
+    trusted = [row for row in rows if is_trusted(row)]
+    verdict = write_verdict(rows, geometric_mean_edges(trusted), headline, figure_metrics, out)
+    (out / "summary.json").write_text(
+        json.dumps({"verdict": verdict, "checkpoints": headline, "cells": rows}, indent=2)
+    )
+    (out / "summary.md").write_text(verdict_markdown(rows, verdict) + markdown_table(rows, headline))
+    page = index_html(rows, headline).replace(
+        "<h1>Circuits</h1>",
+        "<h1>Circuits</h1>" + verdict_section_html(rows, verdict, bool(trusted)) + "<h2>All circuits</h2>",
+        1,
+    )
+    page = page.replace(
+        "</body>", "<h2>Figures over all circuits, untrusted included</h2>" + figures_section + "</body>"
+    )
     if interventions:
         figures = "".join(
             f"<figure><img src='{html.escape(p)}'><figcaption>{html.escape(p)}</figcaption></figure>"
@@ -246,5 +265,8 @@ def run_report(ctx: WorkContext) -> None:
             "geomean_edges": {c: i["geomean_edges"] for c, i in headline.items()},
             "reached_target": sum(r["reached_target"] for r in rows),
             **figure_metrics,
+            "trusted_circuits": verdict["trusted_circuits"],
+            "trusted_geomean_edges": {c: i["geomean_edges"] for c, i in verdict["checkpoints"].items()},
+            "trusted_dense_over_sparse_edges": verdict["dense_over_sparse_edges"],
         }
     )
