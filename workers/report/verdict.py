@@ -215,7 +215,9 @@ def stable(cell: dict[str, Any], stable_factor: float) -> Check:
     seeds = cell.get("seeds")
     count = len(seeds) if isinstance(seeds, list) else None
     rule = f"across mask seeds, max / min of nodes and of edges <= {stable_factor:g}"
-    numbers: dict[str, Any] = {"seeds": count, "stable_factor": stable_factor}
+    numbers: dict[str, Any] = (
+        {"stable_factor": stable_factor} if count is None else {"seeds": count, "stable_factor": stable_factor}
+    )
     ranges = {size: _seed_range(cell, size) for size in ("nodes", "edges")}
     if (count is not None and count < 2) or any(r is None for r in ranges.values()):
         return Check("stable", NOT_MEASURED, rule + " (needs two or more seeds)", numbers)

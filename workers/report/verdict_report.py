@@ -118,7 +118,7 @@ def _value(value: Any) -> str:
 
 def _ratio_lines(ratios: dict[str, Any]) -> list[str]:
     return [
-        f"{sparse} at target {target}: {_value(ratio)}x"
+        f"{sparse} at target {target}: " + ("no common task" if ratio is None else f"{ratio:.1f}x")
         for sparse, by_target in sorted(ratios.items())
         for target, ratio in sorted(by_target.items())
     ]
