@@ -281,15 +281,17 @@ def write_verdict(
     all_geomeans: dict[str, dict[str, Any]],
     all_metrics: dict[str, Any],
     out: Path,
+    *figure_args: Any,
 ) -> dict[str, Any]:
     """Writes Fig. 2, Fig. 3 and the binarization figure over trusted circuits only under out/trusted/ (nothing
-    without a trusted circuit); returns the verdict headline (`verdict_headline`)."""
+    without a trusted circuit; `figure_args` go to `write_figures` as for the all-circuit ones); returns the
+    verdict headline (`verdict_headline`)."""
     trusted = [row for row in rows if is_trusted(row)]
     metrics: dict[str, Any] = {}
     section = ""
     if trusted:
         (out / TRUSTED_DIR).mkdir()
-        metrics, section = write_figures(trusted, out / TRUSTED_DIR)
+        metrics, section = write_figures(trusted, out / TRUSTED_DIR, *figure_args)
     headline = verdict_headline(
         rows,
         trusted_geomeans,
