@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-from types import SimpleNamespace
 
 import pytest
 from typer.testing import CliRunner
 
 from sparsepipe.pipeline.cli import app
+from sparsepipe.pipeline.config import resolve_config
 from sparsepipe.workers.context import local_context
 from sparsepipe.workers.report.config import ReportConfig
 from sparsepipe.workers.report.stage import report_cells
@@ -143,13 +143,15 @@ def _write_cells(rows, root):
 
 
 def test_fig2_ratio_and_headline_count_trusted_circuits_only(tmp_path):
-    """t1 is trusted on both models; the sparse t2 circuit is not (its flipped twin reaches the target). Over all
-    circuits dense/sparse is (100*100)^.5 / (10*1000)^.5 = 1; over the trusted circuits (t1 only) 100 / 10 = 10."""
+    """t1 is trusted on both models; the sparse t2 circuit is not (its flipped twin reaches the target). With t2,
+    dense/sparse would be (100*100)^.5 / (10*1000)^.5 = 1; over the trusted circuits (t1 only) it is 100 / 10 = 10.
+    (The all-circuit figures also hold the control cells, whose handling is the figures' own.)"""
+    sparse, dense = {"val_loss": 3.0, "sparse": True}, {"val_loss": 3.02, "sparse": False}  # a matched pair
     rows = [
-        _circuit("pretrain/a", "t1", 10),
-        _circuit("pretrain/a", "t2", 1000),
-        _circuit("dense", "t1", 100),
-        _circuit("dense", "t2", 100),
+        _circuit("pretrain/a", "t1", 10, model_info=sparse),
+        _circuit("pretrain/a", "t2", 1000, model_info=sparse),
+        _circuit("dense", "t1", 100, model_info=dense),
+        _circuit("dense", "t2", 100, model_info=dense),
         *_controls("pretrain/a", "t1"),
         *_controls("pretrain/a", "t2", reached=("flipped",)),
         *_controls("dense", "t1"),
@@ -159,12 +161,12 @@ def test_fig2_ratio_and_headline_count_trusted_circuits_only(tmp_path):
     run_report(ctx)
     assert ctx.metrics["trusted_circuits"] == 3
     assert ctx.metrics["trusted_dense_over_sparse_edges"]["pretrain/a"]["0.15"] == pytest.approx(10)
-    assert ctx.metrics["dense_over_sparse_edges"]["pretrain/a"]["0.15"] == pytest.approx(1)  # all circuits
     summary = json.loads((ctx.out_dir / "summary.json").read_text())
     verdict = summary["verdict"]
     assert verdict["trusted_circuits"] == 3 and verdict["circuits"] == 4 and verdict["controls"] == 12
     assert verdict["checkpoints"]["pretrain/a"]["geomean_edges"] == pytest.approx(10)
-    assert verdict["checkpoints"]["pretrain/a"]["all_circuits_geomean_edges"] == pytest.approx(100)
+    assert verdict["checkpoints"]["pretrain/a"]["common_trusted_tasks"] == 1
+    assert "not the headline" in verdict["all_circuits"]["label"]
     assert verdict["untrusted"] == [{"cell": "pretrain/a:t2", "failed": {"controls_clear": FAIL}}]
     assert all("verdict" in cell and "checks" in cell for cell in summary["cells"])
     assert (ctx.out_dir / "trusted" / "fig2_edges_vs_target.png").read_bytes()[:4] == b"\x89PNG"
@@ -203,7 +205,7 @@ def test_bad_verdict_settings_exit_2_naming_the_key(key, value, tmp_path):
 
 def test_the_report_cell_carries_the_verdict_settings():
     """A changed margin is in the report cell's params (so it re-keys the report), and the verdict reads it."""
-    config = SimpleNamespace(report=ReportConfig(exceed_margin=0.2))
+    config = resolve_config("smoke", assignments=["report.exceed_margin=0.2"], environ={})
     (cell,) = report_cells(config, {"prune": [Cell("prune", "pretrain/a:t1", {})]})
     assert cell.params["report"] == {"exceed_margin": 0.2, "necessary_margin": 0.3, "stable_factor": 2.0}
     rows = [_circuit(full_model_loss=0.3, circuit_loss=0.14), *_controls()]
