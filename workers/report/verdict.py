@@ -38,13 +38,8 @@ CHECKS = ("model_performs", "within_model", "holds_on_test", "controls_clear", "
 RANDOM_INIT = "random_init/"  # checkpoint prefix of a random-init control
 FLIPPED, SHUFFLED = "__flipped", "__shuffled"  # task suffixes of the two task twins
 CONTROL_ROLES = ("random_init", "flipped", "shuffled")
-# Names a prune result may give the inverse loss along the sweep (the controls' curve); its points have a size
-# ("nodes") and an inverse loss ("inverse_loss" or "loss").
-INVERSE_CURVE_KEYS = ("inverse_curve", "inverse_loss_curve")
-
-
 # What the checks read from a prune result beyond the report's own columns (worker.summarize copies them).
-EVIDENCE_KEYS = ("intervals", "seeds", "seed_spread", *INVERSE_CURVE_KEYS)
+EVIDENCE_KEYS = ("intervals", "seeds", "seed_spread")
 
 
 @dataclass(frozen=True)
@@ -173,29 +168,15 @@ def controls_clear(controls: dict[str, tuple[str, dict[str, Any] | None]]) -> Ch
     return Check("controls_clear", PASS, rule, numbers)
 
 
-def _inverse_at_circuit(cell: dict[str, Any]) -> tuple[float | None, str]:
-    """The test loss with the circuit ablated: the result's `inverse_loss`, else the inverse curve's point at the
-    circuit's node count."""
-    inverse = _number(cell.get("inverse_loss"))
-    if inverse is not None:
-        return inverse, "inverse_loss"
-    for key in INVERSE_CURVE_KEYS:
-        for point in cell.get(key) or []:
-            if isinstance(point, dict) and point.get("nodes") == cell.get("nodes"):
-                value = _number(point.get("inverse_loss", point.get("loss")))
-                if value is not None:
-                    return value, key
-    return None, ""
-
-
 def necessary(cell: dict[str, Any], necessary_margin: float) -> Check:
-    inverse, source = _inverse_at_circuit(cell)
-    full = _number(cell.get("full_model_loss"))
+    # The inverse loss at the circuit, on test pairs; the curve along the sweep (loss_vs_k, on val pairs) is
+    # the faithfulness table's.
+    inverse, full = _number(cell.get("inverse_loss")), _number(cell.get("full_model_loss"))
     rule = f"test loss with the circuit ablated >= full model's + {necessary_margin:g} (paper Fig. 32)"
     numbers: dict[str, Any] = {"inverse_loss": inverse, "full_model_loss": full, "necessary_margin": necessary_margin}
     if inverse is None or full is None:
         return Check("necessary", NOT_MEASURED, rule, numbers)
-    numbers = _with_interval({**numbers, "ablation_cost": inverse - full, "source": source}, cell, "inverse_loss")
+    numbers = _with_interval({**numbers, "ablation_cost": inverse - full}, cell, "inverse_loss")
     return Check("necessary", PASS if inverse - full >= necessary_margin else FAIL, rule, numbers)
 
 
