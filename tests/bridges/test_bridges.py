@@ -209,13 +209,13 @@ def test_two_ray_train_workers_train_the_same_bridges_as_one(local_ray, tmp_path
     final = torch.load(tmp_path / "two.progress" / FINAL, weights_only=True)
     assert final["world"] == 2 and final["rank_digests"][0] == final["rank_digests"][1]  # model and bridges
     assert two.metrics["train_workers"] == 2 and two.metrics["tokens_seen"] == one.metrics["tokens_seen"]
-    # 2 ranks sum gradients in another order than 1 (see tests/train/test_data_parallel.py), and NMSE's
-    # normaliser is the variance over each rank's own rows, as in any data-parallel run of a batch-normalised
-    # loss: the runs agree in what they reach (measured: NMSE sums 1-4% apart, the rest < 0.3%), not bitwise.
+    # 2 ranks sum gradients in another order than 1 (see tests/train/test_data_parallel.py), which can move a
+    # weight across the top-k threshold; NMSE's normaliser is the global batch's on every rank (RankSpread), so
+    # the runs agree in what they reach, not bitwise. Before the normaliser was reduced, NMSE sums were 1-4% apart.
     for key, tolerance in (("sparse_val_loss", 1e-2), ("kl_d2s_sum", 2e-2), ("kl_s2d_sum", 2e-2)):
         assert two.metrics[key] == pytest.approx(one.metrics[key], rel=tolerance), key
     for key in ("nmse_d2s_sum", "nmse_s2d_sum"):
-        assert two.metrics[key] == pytest.approx(one.metrics[key], rel=6e-2), key
+        assert two.metrics[key] == pytest.approx(one.metrics[key], rel=1e-2), key
     assert two.metrics["dense_val_loss"] == one.metrics["dense_val_loss"]  # the frozen model, untouched
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -32,7 +32,16 @@ from ..nn.training import Trainer
 from ..plots import GRID_ALPHA, LEGEND_FONTSIZE, new_figure, save
 from ..train.loop import TrainingJob
 from ..train.worker import train_cell, write_outputs
-from .bridges import DIRECTIONS, BridgeEval, BridgeObjective, Bridges, check_bridgeable, evaluate_bridges, save_bridges
+from .bridges import (
+    DIRECTIONS,
+    BridgeEval,
+    BridgeObjective,
+    Bridges,
+    RankSpread,
+    check_bridgeable,
+    evaluate_bridges,
+    save_bridges,
+)
 from .config import BridgesConfig
 from .interventions import default_node, intervention_curve, parse_node, residual_rms, strengths_of
 
@@ -43,6 +52,9 @@ INTERVENTIONS_DIR = "interventions"
 @dataclass
 class BridgesJob(TrainingJob):
     objective: BridgeObjective  # the frozen dense model, the sparse model and the bridges
+
+    def join_ranks(self, world: int, all_sum: Callable[[torch.Tensor], torch.Tensor]) -> None:
+        self.objective.rank_spread = RankSpread(world, all_sum)  # NMSE normalisers over the global batch
 
 
 def bridges_job(config: BridgesConfig, train: TrainConfig, inputs: dict[str, Path], device: torch.device) -> BridgesJob:
