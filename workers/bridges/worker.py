@@ -117,7 +117,8 @@ def run_interventions(
     reference: list[torch.Tensor],
     folder: Path,
 ) -> dict[str, Any]:
-    """One curve per task; a task this tokenizer cannot encode is reported, not fatal."""
+    """One curve per task, with its controls, on the task's test pairs (never used to choose anything here); a
+    task this tokenizer cannot encode is reported, not fatal."""
     from ...tasks import TaskError, load_task, load_tokenizer
 
     settings = config.interventions
@@ -131,11 +132,20 @@ def run_interventions(
         node = parse_node(spec, sparse.config.n_layer) if spec else default_node(task, sparse.config.n_layer)
         try:
             batch = load_task(
-                task, tokenizer, "val", settings.pairs, settings.seed, min(settings.max_tokens, sparse.config.n_ctx)
+                task, tokenizer, "test", settings.pairs, settings.seed, min(settings.max_tokens, sparse.config.n_ctx)
             ).to(device)
             names = [tokenizer.decode([int(c)]) for c in batch.candidates[0]]
             curve = intervention_curve(
-                dense, sparse, bridges.eval(), batch, node, strengths_of(settings), rms_sparse, rms_dense, names
+                dense,
+                sparse,
+                bridges.eval(),
+                batch,
+                node,
+                strengths_of(settings),
+                rms_sparse,
+                rms_dense,
+                names,
+                seed=settings.seed,
             )
         except (TaskError, ValueError) as error:
             results[task] = {"skipped": str(error)}
@@ -148,6 +158,9 @@ def run_interventions(
             "prob_counterfactual_at_1": curve.prob_counterfactual[-1],
             "prob_presented_at_0": curve.prob_presented[0],
             "prob_presented_at_1": curve.prob_presented[-1],
+            "control_channel": curve.control_channel,
+            "prob_counterfactual_at_1_random_channel": curve.prob_counterfactual_random_channel[-1],
+            "prob_counterfactual_at_1_random_direction": curve.prob_counterfactual_random_direction[-1],
         }
     return results
 
