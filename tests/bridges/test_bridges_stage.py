@@ -20,7 +20,7 @@ from sparsepipe.workers.context import local_context
 from sparsepipe.workers.mean_cache.config import MeanCacheConfig
 from sparsepipe.workers.nn.config import SparsityConfig, TrainConfig
 from sparsepipe.workers.prune.config import PruneConfig
-from sparsepipe.workers.prune.outputs import CIRCUIT_FILE, RESULT_FILE
+from sparsepipe.workers.prune.result import CIRCUIT_FILE, RESULT_FILE
 from sparsepipe.workers.prune.worker import run_prune
 
 runner = CliRunner()

@@ -13,6 +13,7 @@ from ..checkpoints import CHECKPOINT, select, selected_checkpoints
 from ..context import WorkContext
 from ..stage import Cell, CellRef, Resources, Stage, Upstream
 from .config import PRESETS, PruneConfig, TuneConfig
+from .result import cell_name
 
 # Fields of PruneConfig that only select cells.
 SELECTION_FIELDS = {"tasks", "checkpoints"}
@@ -37,7 +38,7 @@ def prune_cells(config: Any, upstream: Upstream) -> list[Cell]:
     for ref in selected_checkpoints(config.prune.checkpoints, upstream):
         inputs = {"checkpoint": ref, "tokens": CellRef("tokenize"), "mean_cache": CellRef("mean_cache", str(ref))}
         for task in tasks:
-            cells.append(Cell("prune", f"{str(ref)}:{task}", {"task": task, **settings}, inputs, resources))
+            cells.append(Cell("prune", cell_name(str(ref), task), {"task": task, **settings}, inputs, resources))
     return cells
 
 
