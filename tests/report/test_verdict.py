@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 from sparsepipe.pipeline.cli import app
 from sparsepipe.pipeline.config import resolve_config
 from sparsepipe.workers.context import local_context
+from sparsepipe.workers.prune.result import CIRCUIT_PAGE, cell_name, write_result
 from sparsepipe.workers.report.config import ReportConfig
 from sparsepipe.workers.report.stage import report_cells
 from sparsepipe.workers.report.verdict import CONTROL, FAIL, NOT_MEASURED, PASS, TRUSTED, control_of, judge
@@ -131,13 +132,15 @@ def test_unneeded_or_unstable_circuits_fail():
 
 
 def _write_cells(rows, root):
+    """Each row as a prune cell's artifact, written through the result schema as prune writes it."""
     inputs = {}
     for row in rows:
-        name = f"{row['checkpoint']}:{row['task']}"
+        name = cell_name(row["checkpoint"], row["task"])
         folder = root / name.replace("/", "_").replace(":", "__")
         folder.mkdir(parents=True)
-        (folder / "result.json").write_text(json.dumps({k: v for k, v in row.items() if k != "checkpoint"}))
-        (folder / "circuit.html").write_text(f"<html><body><h1>{row['task']}</h1></body></html>")
+        schema = {"cell": name, "tuned_target": 0.15, "loss_reduction": "mean", "total_nodes": 1000}
+        write_result(folder, {**schema, **row})
+        (folder / CIRCUIT_PAGE).write_text(f"<html><body><h1>{row['task']}</h1></body></html>")
         inputs[name] = folder
     return inputs
 

@@ -63,9 +63,10 @@ def _number(value: Any) -> float | None:
     return float(value)
 
 
-def evidence(result: dict[str, Any]) -> dict[str, Any]:
-    """The verdict's evidence in a prune cell's result.json that the report's rows do not already carry."""
-    return {key: result[key] for key in EVIDENCE_KEYS if key in result}
+def evidence(result: Any) -> dict[str, Any]:
+    """The verdict's evidence in a prune cell's result (`prune.result.PruneResult`, whose extra fields are
+    attributes too) that the report's rows do not already carry."""
+    return {key: getattr(result, key) for key in EVIDENCE_KEYS if getattr(result, key, None) is not None}
 
 
 def _interval(cell: dict[str, Any], loss: str) -> list[float] | None:

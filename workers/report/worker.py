@@ -24,13 +24,12 @@ from pathlib import Path
 from typing import Any
 
 from ..context import WorkContext
+from ..prune.result import CIRCUIT_PAGE, cell_name, read_result, split_cell
 from .config import ReportConfig
 from .figures import circuits, main_target, same_task_geomeans, write_figures
 from .verdict import evidence, is_trusted, judge
 from .verdict_report import badge_html, inject_badge, verdict_markdown, verdict_section_html, write_verdict
 
-RESULT_FILE = "result.json"
-CIRCUIT_PAGE = "circuit.html"
 LOSS_KEYS = (
     "circuit_loss",
     "binarized_loss",
@@ -48,21 +47,22 @@ INTERVENTIONS_DIR = "interventions"  # in a bridges artifact: <task>.json and <t
 def summarize(inputs: dict[str, Path]) -> list[dict[str, Any]]:
     rows = []
     for name, folder in sorted(inputs.items()):
-        checkpoint, _, task = name.rpartition(":")
-        result = json.loads((folder / RESULT_FILE).read_text())
+        checkpoint, task = split_cell(name)
+        result = read_result(folder)
         row = {
             "checkpoint": checkpoint,
             "task": task,
-            "nodes": result["nodes"],
-            "edges": result["edges"],
-            "reached_target": result["reached_target"],
+            "nodes": result.nodes,
+            "edges": result.edges,
+            "reached_target": result.reached_target,
         }
         row.update(
             {
-                key: result.get(key)
+                key: getattr(result, key)
                 for key in (
                     "total_nodes",
                     "target_loss",
+                    "tuned_target",
                     "loss_reduction",
                     "test_pairs",
                     "test_reached_target",
@@ -71,8 +71,8 @@ def summarize(inputs: dict[str, Path]) -> list[dict[str, Any]]:
             }
         )
         # The circuits per target and the checkpoint's summary, for the figures (not the tables).
-        row["sweep"] = [{k: v for k, v in c.items() if k != "kept"} for c in result.get("sweep", [])]
-        row["model_info"] = result.get("model_info", {})
+        row["sweep"] = [{k: v for k, v in c.items() if k != "kept"} for c in result.sweep]
+        row["model_info"] = result.model_info
         row.update(evidence(result))  # intervals, seeds: what the verdict reads
         rows.append(row)
     return rows
@@ -230,7 +230,7 @@ def run_report(ctx: WorkContext, settings: ReportConfig | None = None) -> None:
     (out / "circuits").mkdir()
     interventions = copy_interventions(bridged, out)
     for row in rows:  # each circuit page with its verdict badge
-        page = (pruned[f"{row['checkpoint']}:{row['task']}"] / CIRCUIT_PAGE).read_text()
+        page = (pruned[cell_name(row["checkpoint"], row["task"])] / CIRCUIT_PAGE).read_text()
         (out / "circuits" / page_name(row["checkpoint"], row["task"])).write_text(inject_badge(page, row))
     plot_edges_by_task(rows, out / "edges_by_task.png")
     figure_metrics, figures_section = write_figures(rows, out)
