@@ -139,6 +139,7 @@ def _write_cells(rows, root):
         folder = root / name.replace("/", "_").replace(":", "__")
         folder.mkdir(parents=True)
         schema = {"cell": name, "tuned_target": 0.15, "loss_reduction": "mean", "total_nodes": 1000}
+        schema["kept"] = {"0.mlp.post_act": list(range(row["nodes"]))}
         write_result(folder, {**schema, **row})
         (folder / CIRCUIT_PAGE).write_text(f"<html><body><h1>{row['task']}</h1></body></html>")
         inputs[name] = folder
