@@ -3,7 +3,6 @@ loaded and run, reproduces the losses pruning stored (result.json's test circuit
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import json
 import sys
@@ -13,15 +12,9 @@ import pytest
 import torch
 
 import sparsepipe
-from sparsepipe.pipeline.store import CommitRecord, Store, StoreSpec
-from sparsepipe.tasks import load_tokenizer
-from sparsepipe.workers.context import local_context
+from sparsepipe.pipeline.store import StoreSpec
 from sparsepipe.workers.mean_cache.worker import load_means
-from sparsepipe.workers.nn.gpt import load_checkpoint
-from sparsepipe.workers.nn.masks import NodeLayout, ablation_values
-from sparsepipe.workers.prune.losses import candidate_gap, load_split, two_way_loss
-from sparsepipe.workers.prune.masked import MaskedModel
-from sparsepipe.workers.prune.worker import run_prune
+from sparsepipe.workers.prune.losses import candidate_gap, two_way_loss
 
 
 def _import_by_path(path: Path):
@@ -33,57 +26,16 @@ def _import_by_path(path: Path):
 
 
 stage_inputs = _import_by_path(Path(__file__).parents[1] / "prune" / "stage_inputs.py")
-SETTINGS = stage_inputs.small_prune_config(binarize_pairs=0)
-
-
-def _target_between_empty_and_full(inputs: dict[str, Path]) -> float:
-    """A target loss (val) between the empty circuit's and the whole model's, so that bisection keeps a circuit
-    that is neither: the random model does the task barely better than its mean-ablated self."""
-    model = load_checkpoint(inputs["checkpoint"]).eval()
-    layout = NodeLayout(model.config)
-    masked = MaskedModel(model, layout, ablation_values(layout, load_means(inputs["mean_cache"]), "mean"))
-    tokenizer = load_tokenizer(inputs["tokens"])
-    val = load_split(TASK, tokenizer, SETTINGS, stage_inputs.N_CTX, "val")
-    empty, full = (
-        float(two_way_loss(masked.gaps([val], mask), val.correct)) for mask in (torch.zeros(layout.n_nodes), None)
-    )
-    assert full < empty, (full, empty)
-    return (full + empty) / 2
-
-
 TASK, CHECKPOINT = stage_inputs.TASK, "pretrain/tiny"
 
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory) -> dict[str, Path]:
-    """The folders of one prune cell's inputs and of its artifact, built by the stage workers."""
-    root = tmp_path_factory.mktemp("built")
-    tokens = stage_inputs.write_tokens(root / "tokens")
-    checkpoint = stage_inputs.write_checkpoint(root / "checkpoint")
-    mean_cache = root / "mean_cache"
-    stage_inputs.write_mean_cache(mean_cache, tokens, checkpoint, SETTINGS)
-    inputs = {"checkpoint": checkpoint, "tokens": tokens, "mean_cache": mean_cache}
-    torch.set_num_threads(1)
-    target = _target_between_empty_and_full(inputs)
-    params = SETTINGS.model_copy(update={"target_loss": target, "targets": [target]})
-    run_prune(local_context(root / "prune", inputs=inputs, cell=f"{CHECKPOINT}:{TASK}"), params, TASK)
-    return {**inputs, "prune": root / "prune"}
-
-
-def _commit_all(store: Store, built: dict[str, Path]) -> None:
-    """Commit the folders as the runner would: the prune cell's manifest names its inputs as parents."""
-    cells = {"tokens": ("tokenize", ""), "checkpoint": ("pretrain", "tiny"), "mean_cache": ("mean_cache", CHECKPOINT)}
-    parents = {}
-    for name, (stage, cell) in cells.items():
-        key = hashlib.sha256(f"{stage}/{cell}".encode()).hexdigest()
-        manifest, _ = store.commit(CommitRecord(stage, key, cell, {}, {}), built[name], 0)
-        parents[name] = {"stage": stage, "cell": cell, "key": key, "digest": manifest.digest}
-    record = CommitRecord("prune", "f" * 64, f"{CHECKPOINT}:{TASK}", {}, parents)
-    store.commit(record, built["prune"], 0)
+    return stage_inputs.write_prune_cell(tmp_path_factory.mktemp("built"), CHECKPOINT)
 
 
 def test_a_loaded_circuit_reproduces_the_stored_test_losses(store_url, built):
-    _commit_all(StoreSpec(store_url).open(), built)
+    stage_inputs.commit_prune_cell(StoreSpec(store_url).open(), built, CHECKPOINT)
     store = sparsepipe.open_store(store_url)
     assert store.checkpoints() == [CHECKPOINT]
     assert [tuple(ref) for ref in store.circuits()] == [(CHECKPOINT, TASK)]
@@ -116,7 +68,7 @@ def test_a_loaded_circuit_reproduces_the_stored_test_losses(store_url, built):
 
 
 def test_unknown_names_say_what_the_store_has(tmp_path, built):
-    _commit_all(StoreSpec(str(tmp_path / "store")).open(), built)
+    stage_inputs.commit_prune_cell(StoreSpec(str(tmp_path / "store")).open(), built, CHECKPOINT)
     store = sparsepipe.open_store(tmp_path / "store")
     with pytest.raises(sparsepipe.NotInStore, match="pretrain/tiny:single_double_quote"):
         store.load_circuit(CHECKPOINT, "no_such_task")

@@ -60,6 +60,7 @@ def test_mlflow_file_store_receives_the_same_scalars(tmp_path, monkeypatch):
     uri = (tmp_path / "mlruns").as_uri()
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", "sparsepipe-test")
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # MLflow 3 keeps the file store in maintenance mode
     _track(tmp_path, ["mlflow"])
     client = MlflowClient(uri)
     (run,) = client.search_runs([client.get_experiment_by_name("sparsepipe-test").experiment_id])
