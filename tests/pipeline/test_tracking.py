@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from tracking_events import read_scalars
+from tracking_events import read_scalars, read_wandb_history
 
 from sparsepipe.pipeline.config import ConfigError, resolve_config
 from sparsepipe.pipeline.tracking import TENSORBOARD_DIR, Tracking, missing_trackers
@@ -77,11 +77,13 @@ def test_wandb_offline_run_receives_the_scalars(tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_DIR", str(tmp_path))
     monkeypatch.setenv("WANDB_SILENT", "true")
     _track(tmp_path, ["wandb"])
-    (summary,) = tmp_path.glob("wandb/offline-run-*/files/wandb-summary.json")
-    import json
-
-    last = json.loads(summary.read_text())
-    assert last["train/loss"] == pytest.approx(1.5) and last["prune/nodes"] == pytest.approx(12.0)
+    (run_file,) = tmp_path.glob("wandb/offline-run-*/run-*.wandb")
+    name, rows = read_wandb_history(run_file)
+    logged = sorted((tag, int(row["_step"]), float(row[tag])) for row in rows for tag in row if tag[0] != "_")
+    assert name == "pretrain/smoke"
+    expected = sorted((tag, step, value) for tag, pairs in EXPECTED.items() for step, value in pairs)
+    assert [(t, s) for t, s, _ in logged] == [(t, s) for t, s, _ in expected]
+    assert [v for *_, v in logged] == pytest.approx([v for *_, v in expected])
 
 
 def test_execution_trackers_refuses_one_that_is_not_installed(monkeypatch):
