@@ -96,3 +96,22 @@ def test_execution_trackers_refuses_one_that_is_not_installed(monkeypatch):
         resolve_config("smoke", None, ['execution.trackers=["wandb"]'])
     with pytest.raises(ConfigError, match="execution.trackers"):
         resolve_config("smoke", None, ['execution.trackers=["tensorflow"]'])
+
+
+def test_a_units_reporter_pickles_to_the_controllers_channel_alone(tmp_path):
+    """Data-parallel cells send ctx.report to their Ray Train ranks: the writer and the live record stay here."""
+    import cloudpickle
+
+    from sparsepipe.pipeline.execute import _Reporter
+    from sparsepipe.pipeline.live import LiveStatus
+    from sparsepipe.pipeline.store import StoreSpec
+
+    store = StoreSpec(str(tmp_path / "store")).open()
+    tracking = Tracking(tmp_path / "scratch", "pretrain/smoke", [], progress=LocalProgressArea(tmp_path / "progress"))
+    live = LiveStatus(store.progress_area("pretrain", "k" * 64, 0), "pretrain", "smoke", "k" * 64, 0)
+    forwarded: list[dict] = []
+    reporter = _Reporter(tracking, live, forwarded.append)
+    reporter(EVENTS[0])
+    assert forwarded == [EVENTS[0]] and live.record["scalars"] == EVENTS[0]["scalars"] and tracking.writer is not None
+    tracking.close(None)
+    assert cloudpickle.loads(cloudpickle.dumps(reporter)).__name__ == "append"  # the bare channel, picklable
