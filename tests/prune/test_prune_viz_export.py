@@ -81,6 +81,7 @@ def test_viz_data_has_what_the_viewer_reads(exported):
     assert importances["beeg_model_config"]["tokenizer_name"] == "tinypython_2k"
 
 
+@pytest.mark.slow  # the command recomputes every per-node loss in a fresh process: about 30 s of CPU
 def test_export_circuit_command_writes_it_from_a_store(exported, sparsepipe, tmp_path):
     _, built = exported
     commit_prune_cell(StoreSpec(str(tmp_path / "store")).open(), built, CHECKPOINT)
