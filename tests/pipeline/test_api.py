@@ -74,6 +74,10 @@ def test_unknown_names_say_what_the_store_has(tmp_path, built):
         store.load_circuit(CHECKPOINT, "no_such_task")
     with pytest.raises(sparsepipe.NotInStore, match="it has: pretrain/tiny"):
         store.load_model("pretrain/base")
+    with pytest.raises(sparsepipe.NotInStore, match="with key 0123"):
+        store.load_circuit(CHECKPOINT, TASK, key="0123")
+    key = store.circuit_manifest(CHECKPOINT, TASK).key
+    assert store.load_circuit(CHECKPOINT, TASK, key=key[:12]).kept == store.load_circuit(CHECKPOINT, TASK).kept
     with pytest.raises(FileNotFoundError, match="no store at"):
         sparsepipe.open_store(tmp_path / "nowhere")
     with pytest.raises(ValueError, match="ablate must be one of"):
