@@ -53,7 +53,7 @@ def test_worker_context_is_in_every_stage(sources):
 
 
 # Every stage that runs the model (builds, trains, imports or prunes one).
-MODEL_STAGES = {"pretrain", "dense", "bridges", "imported", "mean_cache", "prune"}
+MODEL_STAGES = {"pretrain", "dense", "bridges", "imported", "mean_cache", "prune", "interventions"}
 
 
 def test_node_location_list_reaches_every_model_stage(sources):
@@ -71,11 +71,11 @@ def test_deep_module_reached_only_through_lazy_imports(sources):
     assert _changed(before, _fingerprints(sources)) == MODEL_STAGES
 
 
-def test_a_task_definition_changes_prune_and_bridges_only(sources):
-    """Prune and the bridges' interventions (A.4) run tasks; nothing else does."""
+def test_a_task_definition_changes_only_the_stages_that_run_tasks(sources):
+    """Prune and the interventions (A.4, in bridges and after pruning) run tasks; nothing else does."""
     before = _fingerprints(sources)
     _touch(sources["tasks"] / "definitions" / "with_open.py")
-    assert _changed(before, _fingerprints(sources)) == {"prune", "bridges"}
+    assert _changed(before, _fingerprints(sources)) == {"prune", "bridges", "interventions"}
 
 
 def test_modules_outside_the_closure_change_nothing(sources):
