@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..workers.prune.result import cell_name, split_cell
 from .dag import default_registry
 from .execute import checked_input
 from .store import Manifest, Store, StoreSpec
@@ -45,7 +46,7 @@ class CircuitRef:
         return iter((self.checkpoint, self.task))
 
     def __str__(self) -> str:
-        return f"{self.checkpoint}:{self.task}"
+        return cell_name(self.checkpoint, self.task)
 
 
 def open_store(url: str, endpoint_url: str | None = None, region: str | None = None) -> "ResultStore":
@@ -93,8 +94,7 @@ class ResultStore:
         """Every committed circuit as (checkpoint, task)."""
         refs = []
         for manifest in self._newest(CIRCUIT).values():
-            checkpoint, _, task = manifest.cell.rpartition(":")
-            refs.append(CircuitRef(checkpoint, task))
+            refs.append(CircuitRef(*split_cell(manifest.cell)))
         return refs
 
     def _find(self, kind: str, label: str, key: str | None) -> Manifest:
@@ -129,7 +129,7 @@ class ResultStore:
         return load_checkpoint(folder, device=device).eval()
 
     def circuit_manifest(self, ref: str, task: str, key: str | None = None) -> Manifest:
-        return self._find(CIRCUIT, str(CircuitRef(ref, task)), key)
+        return self._find(CIRCUIT, cell_name(ref, task), key)
 
     def load_circuit(self, ref: str, task: str, key: str | None = None, device: str = "cpu") -> "Circuit":
         """The circuit of checkpoint `ref` on `task`, runnable (`Circuit.run`, `Circuit.loss`), loaded with the

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from ..workers.context import WorkContext, _ignore_event
+from ..workers.context import WorkContext
 from .dag import CellRef
 from .integrity import summarize, written_elsewhere
 from .live import LiveStatus
@@ -100,6 +100,10 @@ class _Reporter:
 
     def __reduce__(self):
         return (_forwarding, (self.forward,))
+
+
+def _drop(event: dict[str, Any]) -> None:
+    return None
 
 
 def _forwarding(forward: Callable[[dict[str, Any]], None]) -> Callable[[dict[str, Any]], None]:
@@ -203,7 +207,7 @@ def execute_unit(
                 name: StoreInput(spec, raw, path, request.verify_inputs) for name, (raw, path) in request.inputs.items()
             },
         )
-        ctx.report = _Reporter(tracking, live, _throttled(report) if report is not None else _ignore_event)
+        ctx.report = _Reporter(tracking, live, _throttled(report) if report is not None else _drop)
         try:
             resolve_function(request.run)(ctx, request.params)
         except BaseException:

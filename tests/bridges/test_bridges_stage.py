@@ -17,12 +17,13 @@ from sparsepipe.pipeline.config import resolve_config
 from sparsepipe.pipeline.dag import default_registry
 from sparsepipe.workers.bridges.config import BridgesConfig, InterventionConfig
 from sparsepipe.workers.bridges.worker import run_bridges
+from sparsepipe.workers.checkpoints import selected_checkpoints
 from sparsepipe.workers.context import local_context
 from sparsepipe.workers.interventions.worker import run_circuit_intervention
+from sparsepipe.workers.mean_cache.config import MeanCacheConfig
 from sparsepipe.workers.nn.config import SparsityConfig, TrainConfig
 from sparsepipe.workers.prune.config import PruneConfig
-from sparsepipe.workers.prune.outputs import CIRCUIT_FILE, RESULT_FILE
-from sparsepipe.workers.prune.selection import selected_checkpoints
+from sparsepipe.workers.prune.result import CIRCUIT_FILE, RESULT_FILE
 from sparsepipe.workers.prune.worker import run_prune
 
 runner = CliRunner()
@@ -51,7 +52,7 @@ def bridged_and_pruned(tmp_path_factory) -> dict[str, Path]:
     bridged = local_context(tmp_path / "bridges", inputs={"tokens": tokens, "dense": dense})
     run_bridges(bridged, config)
     means = tmp_path / "mean_cache"
-    stage_inputs.write_mean_cache(means, tokens, bridged.out_dir, PRUNE_PARAMS)
+    stage_inputs.write_mean_cache(means, tokens, bridged.out_dir, MeanCacheConfig(batches=2, batch_size=4))
     pruned = local_context(
         tmp_path / "prune",
         inputs={"checkpoint": bridged.out_dir, "tokens": tokens, "mean_cache": means},
@@ -75,8 +76,6 @@ PRUNE_PARAMS = PruneConfig(
     eval_pairs=8,
     train_pool_pairs=16,
     max_tokens=stage_inputs.N_CTX,
-    mean_cache_batches=2,
-    mean_cache_batch_size=4,
     curve_points=0,
 )
 
@@ -172,9 +171,9 @@ def test_checkpoints_bridges_selects_only_the_bridged_models():
     config = resolve_config("smoke", assignments=['prune.checkpoints=["bridges"]'], environ={})
     registry = default_registry()
     upstream = registry.list_cells(config, registry.closure(["dense", "pretrain", "bridges"]))
-    assert [str(ref) for ref in selected_checkpoints(config, upstream)] == ["bridges/smoke"]
+    assert [str(ref) for ref in selected_checkpoints(config.prune.checkpoints, upstream)] == ["bridges/smoke"]
     config = resolve_config("smoke", assignments=['prune.checkpoints=["all"]'], environ={})
-    assert "bridges/smoke" in [str(ref) for ref in selected_checkpoints(config, upstream)]
+    assert "bridges/smoke" in [str(ref) for ref in selected_checkpoints(config.prune.checkpoints, upstream)]
 
 
 @pytest.mark.parametrize(

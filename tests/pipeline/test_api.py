@@ -13,7 +13,7 @@ import torch
 
 import sparsepipe
 from sparsepipe.pipeline.store import StoreSpec
-from sparsepipe.workers.mean_cache.worker import load_means
+from sparsepipe.workers.mean_cache.means import load_means
 from sparsepipe.workers.prune.losses import candidate_gap, two_way_loss
 
 

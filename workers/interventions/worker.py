@@ -39,9 +39,9 @@ from ..prune.config import PruneConfig
 from ..prune.inputs import PruneInputs, load_prune_inputs
 from ..prune.losses import chunks, two_way_loss
 from ..prune.masked import MaskedModel
-from ..prune.outputs import CIRCUIT_FILE, RESULT_FILE
+from ..prune.result import CIRCUIT_FILE, RESULT_FILE
 from ..prune.trial import loss_without_each_node
-from ..train.loader import ShardLoader
+from ..shard_loader import ShardLoader
 
 INTERVENTIONS_DIR = "interventions"
 RANKING_FILE = "ranking.json"

@@ -24,13 +24,13 @@ from torch import Tensor
 
 from ...tasks import TaskBatch, load_tokenizer
 from ...tasks.tokenization import eot_id
-from ..mean_cache.worker import load_means
+from ..mean_cache.means import load_means
 from ..nn.gpt import GPT, load_checkpoint
 from ..nn.masks import NodeLayout, ablation_values
 from .config import PruneConfig
 from .losses import chunks, load_split, two_way_loss
 from .masked import MaskedModel
-from .outputs import CIRCUIT_FILE, RESULT_FILE
+from .result import CIRCUIT_FILE, RESULT_FILE
 
 Ablate = Literal["circuit", "inverse", "none"]
 ABLATE_CHOICES = ("circuit", "inverse", "none")
