@@ -3,6 +3,7 @@ store and a W&B offline run; `execution.trackers` refuses a tracker that is not 
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -79,6 +80,11 @@ def test_wandb_offline_run_receives_the_scalars(tmp_path, monkeypatch):
     _track(tmp_path, ["wandb"])
     (run_file,) = tmp_path.glob("wandb/offline-run-*/run-*.wandb")
     name, rows = read_wandb_history(run_file)
+    for _ in range(40):  # W&B's service process may still be writing the file after finish() returns
+        if name is not None and rows:
+            break
+        time.sleep(0.5)
+        name, rows = read_wandb_history(run_file)
     logged = sorted((tag, int(row["_step"]), float(row[tag])) for row in rows for tag in row if tag[0] != "_")
     assert name == "pretrain/smoke"
     expected = sorted((tag, step, value) for tag, pairs in EXPECTED.items() for step, value in pairs)
