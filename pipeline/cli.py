@@ -18,6 +18,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from .cli_bench import app as bench_app
+from .cli_failures import logs, show_failed
 from .cli_import import export_checkpoint, import_checkpoint
 from .cli_jobs import app as jobs_app
 from .cli_options import ClusterOptionCommand
@@ -74,6 +75,7 @@ app.add_typer(bench_app, name="bench")
 app.add_typer(jobs_app, name="jobs")
 app.command("import")(import_checkpoint)
 app.command("export")(export_checkpoint)
+app.command("logs")(logs)
 
 
 def _targets(target: str) -> list[str]:
@@ -250,7 +252,7 @@ def run(
         )
     for outcome in failed:
         err.print(
-            f"[red]failed[/] {outcome.plan.cell.ref}: {escape(outcome.error or outcome.skipped_because or '')}",
+            f"[red]failed[/] {outcome.plan.cell.ref}: {escape(outcome.failure_line())}",
             soft_wrap=True,
             highlight=False,
         )
@@ -410,6 +412,12 @@ def _scan(backend: Store) -> tuple[list[Manifest], list[BadManifest], list[BadMa
 def status(
     stage: Annotated[Optional[str], typer.Argument(help="Show every metric of this stage's artifacts.")] = None,
     store: StoreOpt = None,
+    failed: Annotated[
+        bool,
+        typer.Option(
+            "--failed", help="List the cells whose last attempt failed (not committed since), with their error."
+        ),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """List committed artifacts: one compact line each (cell, generation, size, headline metrics).
@@ -417,9 +425,13 @@ def status(
     `status STAGE` shows every metric of that stage's artifacts; --json everything, with paths.
     Artifacts whose files no longer match their manifest are marked DAMAGED; manifest files
     that cannot be read are skipped with a warning (`sparsepipe verify` lists them).
+    `status --failed` lists the failed cells of the last runs instead; `sparsepipe logs CELL` prints one's traceback.
     """
     cfg = _load(None, None, [], store)
     backend = _open_store(cfg, STORE_READ)
+    if failed:
+        show_failed(backend, cfg.store, as_json)
+        return
     if stage is not None and stage not in _registry().stages:
         _fail(f"unknown stage {stage!r}; stages are: {', '.join(_registry().order)}", EXIT_USAGE)
     manifests, bad, superseded = _scan(backend)

@@ -41,6 +41,7 @@ class UnitRequest:
     workers: int = 1  # > 1: data-parallel; num_cpus and num_gpus are per worker
     parents: dict[str, dict[str, str]] = field(default_factory=dict)
     verify_inputs: bool = False  # re-hash every input file (`run --verify-inputs`)
+    failed_inputs: dict[str, str] = field(default_factory=dict)  # input name -> its error (accepts_failed_inputs)
 
     @property
     def label(self) -> str:
@@ -171,6 +172,7 @@ def execute_unit(
             handles={
                 name: StoreInput(spec, raw, path, request.verify_inputs) for name, (raw, path) in request.inputs.items()
             },
+            failed_inputs=dict(request.failed_inputs),
         )
         if report is not None:
             ctx.report = _throttled(report)
