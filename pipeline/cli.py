@@ -602,6 +602,7 @@ def gc(
 ) -> None:
     """Remove what no committed artifact needs: unreferenced attempts (crashed or lost writers), the resume
     state (`progress/`) of cells already committed, and scratch folders killed workers left in the temp directory.
+    A failed cell's traceback lives in its progress folder, so it stays until the cell commits.
 
     Committed artifacts are never touched, nor any attempt of a key with an unreadable MANIFEST.
     """

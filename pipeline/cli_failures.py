@@ -78,7 +78,8 @@ def logs(
         return
     err.print(
         f"{escape(failure.label)} generation {failure.generation} key {failure.key[:12]} failed at {_when(failure)} "
-        f"on {escape(failure.host)}: {escape(failure.error)}" + (f" (at {escape(failure.where)})" if failure.where else ""),
+        f"on {escape(failure.host)}: {escape(failure.error)}"
+        + (f" (at {escape(failure.where)})" if failure.where else ""),
         highlight=False,
         soft_wrap=True,
     )

@@ -175,4 +175,3 @@ def find_failure(store: Store, label: str) -> Failure | None:
         if failure.label == label:
             return failure
     return None
-

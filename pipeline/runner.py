@@ -333,7 +333,9 @@ class Runner:
                         ray.kill(actor)
                     report.outcomes.append(outcome)
                     if self.progress:
-                        self.progress.finish(plan, ok=outcome.ok, error=outcome.failure_line(), detail=outcome.traceback)
+                        self.progress.finish(
+                            plan, ok=outcome.ok, error=outcome.failure_line(), detail=outcome.traceback
+                        )
         finally:
             for ref, (_, _, actor) in in_flight.items():
                 ray.cancel(ref, force=True) if actor is None else ray.kill(actor)

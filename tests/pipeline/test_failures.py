@@ -131,7 +131,7 @@ def test_a_failed_cell_keeps_its_traceback_until_it_commits_and_the_summary_is_b
     table = cli.invoke(app, ["status", "--failed", "--store", store_url])
     assert "part/bad" in table.stdout and "cell bad cannot be built" in table.stdout
     logs = cli.invoke(app, ["logs", "part/bad", "--store", store_url])
-    assert logs.exit_code == 0 and "Traceback" in logs.stdout and 'in check\n    raise ValueError' in logs.stdout
+    assert logs.exit_code == 0 and "Traceback" in logs.stdout and "in check\n    raise ValueError" in logs.stdout
     unknown = cli.invoke(app, ["logs", "part/good", "--store", store_url])
     assert unknown.exit_code == 1 and "failed cells: part/bad" in unknown.stderr
 

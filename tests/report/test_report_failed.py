@@ -54,7 +54,10 @@ def test_failed_cells_are_rows_and_left_out_of_the_headline_and_figures(tmp_path
         "dense__var_swap.html",
         "pretrain_tiny__bracket_counting.html",
     ]
-    assert ctx.metrics["cells"] == 2 and ctx.metrics["failed_cells"] == ["bridges/tiny:var_swap", "dense:bracket_counting"]
+    assert ctx.metrics["cells"] == 2 and ctx.metrics["failed_cells"] == [
+        "bridges/tiny:var_swap",
+        "dense:bracket_counting",
+    ]
 
 
 def test_a_report_of_failures_only_still_lists_every_cell(tmp_path):

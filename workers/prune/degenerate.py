@@ -48,6 +48,6 @@ def explanation(kind: str | None) -> str | None:
 
 
 def described(reached_target: bool, kind: str | None) -> str:
-    """"yes" or "no" for a reached target, with the kind when it is degenerate (for tables)."""
+    """Whether the target was reached ("yes", "no"), with the kind when it is degenerate (for tables)."""
     text = "yes" if reached_target else "no"
     return f"{text} ({kind})" if kind in (EMPTY, WHOLE_MODEL) else text

@@ -233,7 +233,8 @@ def index_html(
         + f"<td>{'–' if r['test_pairs'] is None else r['test_pairs']}</td>"
         + "</tr>"
         for r in rows
-    ) + body_failed
+    )
+    body += body_failed
     loss_heads = "".join(f"<th>{h}</th>" for h in LOSS_HEADERS)
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>sparsepipe circuits</title>
 <style>body{{font-family:system-ui,sans-serif;margin:2em}}table{{border-collapse:collapse;margin-bottom:2em}}
