@@ -18,7 +18,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from .cli_bench import app as bench_app
-from .cli_failures import logs, show_failed
+from .cli_failures import logs, note_failed, show_failed
 from .cli_import import export_checkpoint, import_checkpoint
 from .cli_jobs import app as jobs_app
 from .cli_options import ClusterOptionCommand
@@ -479,6 +479,7 @@ def status(
     if reports:
         newest = max(reports, key=lambda m: m.data.get("committed_at", 0))
         out.print(f"report: {backend.attempt_url(newest)}/index.html", soft_wrap=True, highlight=False)
+    note_failed(backend)
     if any(damage.values()):
         err.print("DAMAGED artifacts are rebuilt by the next `sparsepipe run`; `sparsepipe verify` names their files")
 

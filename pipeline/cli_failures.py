@@ -50,6 +50,21 @@ def show_failed(backend: Store, store_url: str, as_json: bool) -> None:
     err.print("`sparsepipe logs CELL` prints a cell's whole traceback; `sparsepipe run` retries the failed cells")
 
 
+def note_failed(backend: Store) -> None:
+    """One line under `status` when cells have failed since they last committed (status lists committed ones)."""
+    failures = _open_failures(backend)
+    if failures:
+        names = ", ".join(f.label for f in failures[:3]) + (
+            f" (+{len(failures) - 3} more)" if len(failures) > 3 else ""
+        )
+        err.print(
+            f"[red]{len(failures)} failed[/] cell(s), not committed since: {escape(names)}; "
+            "`sparsepipe status --failed` lists them",
+            soft_wrap=True,
+            highlight=False,
+        )
+
+
 def logs(
     cell: Annotated[str, typer.Argument(help="The failed cell, as `status --failed` names it: STAGE/CELL or STAGE.")],
     store: StoreOpt = None,

@@ -130,6 +130,7 @@ def test_a_failed_cell_keeps_its_traceback_until_it_commits_and_the_summary_is_b
     assert (record["stage"], record["cell"], record["error"]) == ("part", "bad", bad.error)
     table = cli.invoke(app, ["status", "--failed", "--store", store_url])
     assert "part/bad" in table.stdout and "cell bad cannot be built" in table.stdout
+    assert "1 failed cell(s), not committed since: part/bad" in cli.invoke(app, ["status", "--store", store_url]).stderr
     logs = cli.invoke(app, ["logs", "part/bad", "--store", store_url])
     assert logs.exit_code == 0 and "Traceback" in logs.stdout and "in check\n    raise ValueError" in logs.stdout
     unknown = cli.invoke(app, ["logs", "part/good", "--store", store_url])
