@@ -479,7 +479,7 @@ def status(
     if reports:
         newest = max(reports, key=lambda m: m.data.get("committed_at", 0))
         out.print(f"report: {backend.attempt_url(newest)}/index.html", soft_wrap=True, highlight=False)
-    note_failed(backend)
+    note_failed(backend, manifests)
     if any(damage.values()):
         err.print("DAMAGED artifacts are rebuilt by the next `sparsepipe run`; `sparsepipe verify` names their files")
 

@@ -17,16 +17,16 @@ from rich.table import Table
 
 from .console import EXIT_FAILED, EXIT_STORE, STORE_READ, JsonOpt, StoreOpt, err, fail, load_config, open_store, out
 from .failures import Failure, find_failure, open_failures
-from .store import Store, StoreError
+from .store import Manifest, Store, StoreError
 
 
 def _when(failure: Failure) -> str:
     return datetime.datetime.fromtimestamp(failure.failed_at).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def _open_failures(backend: Store) -> list[Failure]:
+def _open_failures(backend: Store, manifests: list[Manifest] | None = None) -> list[Failure]:
     try:
-        return open_failures(backend)
+        return open_failures(backend, manifests)
     except StoreError as error:
         fail(str(error), EXIT_STORE)
 
@@ -50,9 +50,9 @@ def show_failed(backend: Store, store_url: str, as_json: bool) -> None:
     err.print("`sparsepipe logs CELL` prints a cell's whole traceback; `sparsepipe run` retries the failed cells")
 
 
-def note_failed(backend: Store) -> None:
-    """One line under `status` when cells have failed since they last committed (status lists committed ones)."""
-    failures = _open_failures(backend)
+def note_failed(backend: Store, manifests: list[Manifest]) -> None:
+    """One line under `status` (which lists the committed `manifests`) when cells have failed since they committed."""
+    failures = _open_failures(backend, manifests)
     if failures:
         names = ", ".join(f.label for f in failures[:3]) + (
             f" (+{len(failures) - 3} more)" if len(failures) > 3 else ""

@@ -23,9 +23,9 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
-from .store import Store
+from .store import Manifest, Store
 
 FAILURE_FILE = "failure.json"
 FAILURE_FORMAT = "sparsepipe.failure/1"
@@ -151,12 +151,15 @@ def _read(store: Store, path: str) -> Failure | None:
     return Failure.from_json(data, store.url_of(path))
 
 
-def open_failures(store: Store) -> list[Failure]:
-    """The newest failure of every cell not committed since, newest first."""
+def open_failures(store: Store, manifests: Iterable[Manifest] | None = None) -> list[Failure]:
+    """The newest failure of every cell not committed since, newest first. `manifests`: the store's committed
+    artifacts when the caller has already read them (else they are read here, only when there are failures)."""
     pattern = store._path("*", "*", "progress", "*", FAILURE_FILE)
     found = [f for f in (_read(store, p) for p in store._io("listing failures", store.fs.glob, pattern)) if f]
+    if not found:
+        return []
     committed: dict[tuple[str, str], float] = {}
-    for manifest in store.iter_manifests():
+    for manifest in store.iter_manifests() if manifests is None else manifests:
         label = (manifest.stage, manifest.cell)
         committed[label] = max(committed.get(label, 0.0), float(manifest.data.get("committed_at") or 0.0))
     newest: dict[tuple[str, str], Failure] = {}
@@ -170,8 +173,9 @@ def open_failures(store: Store) -> list[Failure]:
 
 
 def find_failure(store: Store, label: str) -> Failure | None:
-    """The newest open failure of the cell named `label` ("prune/dense:bracket_counting", or "report")."""
-    for failure in open_failures(store):
-        if failure.label == label:
-            return failure
-    return None
+    """The newest open failure of the cell named `label` ("prune/dense:bracket_counting", or "report"); a cell
+    name without its stage ("dense:bracket_counting") is enough when one stage has a failed cell of that name."""
+    failures = open_failures(store)
+    exact = [f for f in failures if f.label == label]
+    by_cell = [f for f in failures if f.cell == label]
+    return exact[0] if exact else by_cell[0] if len(by_cell) == 1 else None

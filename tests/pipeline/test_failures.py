@@ -133,6 +133,7 @@ def test_a_failed_cell_keeps_its_traceback_until_it_commits_and_the_summary_is_b
     assert "1 failed cell(s), not committed since: part/bad" in cli.invoke(app, ["status", "--store", store_url]).stderr
     logs = cli.invoke(app, ["logs", "part/bad", "--store", store_url])
     assert logs.exit_code == 0 and "Traceback" in logs.stdout and "in check\n    raise ValueError" in logs.stdout
+    assert cli.invoke(app, ["logs", "bad", "--store", store_url]).stdout == logs.stdout  # the cell name alone
     unknown = cli.invoke(app, ["logs", "part/good", "--store", store_url])
     assert unknown.exit_code == 1 and "failed cells: part/bad" in unknown.stderr
 
