@@ -22,7 +22,7 @@ import json
 import shutil
 from collections import defaultdict
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from ..context import WorkContext
 from ..prune.degenerate import described
@@ -78,7 +78,7 @@ def summarize(inputs: dict[str, Path]) -> list[dict[str, Any]]:
 
 
 def failed_rows(failed: dict[str, str]) -> list[dict[str, Any]]:
-    """One row per failed prune input ("<checkpoint>:<task>" -> its error), in input order."""
+    """One row per failed prune input ("<checkpoint>:<task>" -> its error), by name."""
     rows = []
     for name, error in sorted(failed.items()):
         checkpoint, _, task = name.rpartition(":")
@@ -99,7 +99,7 @@ def failed_text(row: dict[str, Any]) -> str:
     return f"failed: {row['error']}"
 
 
-def missing_note(rows: list[dict[str, Any]], failures: list[dict[str, Any]]) -> str:
+def missing_note(rows: list[dict[str, Any]], failures: Sequence[dict[str, Any]]) -> str:
     """What the headline and the figures leave out (empty when no cell failed)."""
     if not failures:
         return ""
@@ -141,7 +141,7 @@ def _reduction_text(rows: list[dict[str, Any]]) -> str:
 
 
 def markdown_table(
-    rows: list[dict[str, Any]], headline: dict[str, dict[str, Any]], failures: list[dict[str, Any]] = ()
+    rows: list[dict[str, Any]], headline: dict[str, dict[str, Any]], failures: Sequence[dict[str, Any]] = ()
 ) -> str:
     lines = [
         "| checkpoint | tasks | reached target | common tasks | geomean edges | failed |",
@@ -152,8 +152,8 @@ def markdown_table(
             f"| {checkpoint} | {info['tasks']} | {info['reached_target']} | {info['common_tasks']} | "
             f"{_geomean_text(info)} | {info.get('failed', 0)} |"
         )
-    note = missing_note(rows, list(failures))
-    lines += ["", note, ""] if note else []
+    note = missing_note(rows, failures)
+    lines += ["", note] if note else []
     lines += ["", f"Losses on the test split ({_reduction_text(rows)}); 'reached' is the val-split selection.", ""]
     lines += [
         "| checkpoint | task | nodes | edges | reached | " + " | ".join(LOSS_HEADERS) + " | test pairs |",
@@ -209,7 +209,7 @@ def page_name(checkpoint: str, task: str) -> str:
 
 
 def index_html(
-    rows: list[dict[str, Any]], headline: dict[str, dict[str, Any]], failures: list[dict[str, Any]] = ()
+    rows: list[dict[str, Any]], headline: dict[str, dict[str, Any]], failures: Sequence[dict[str, Any]] = ()
 ) -> str:
     head = "".join(
         f"<tr><td>{html.escape(c)}</td><td>{i['tasks']}</td><td>{i['reached_target']}</td><td>{i['common_tasks']}</td>"
@@ -221,7 +221,7 @@ def index_html(
         f"<td colspan='{4 + len(LOSS_KEYS)}'>{html.escape(failed_text(r))}</td></tr>"
         for r in failures
     )
-    note = missing_note(rows, list(failures))
+    note = missing_note(rows, failures)
     note_html = f"<p class='missing'>{html.escape(note)}</p>" if note else ""
     edges_figure = """<figure><img src="edges_by_task.png" alt="circuit size per task"><figcaption>circuit size per task
 (data: <a href="edges_by_task.json">JSON</a>, <a href="edges_by_task.csv">CSV</a>)</figcaption></figure>"""
