@@ -48,6 +48,7 @@ from .console import open_store as _open_store
 from .console import registry as _registry
 from .console import warn as _warn
 from .dag import DAMAGED, HIT, RUN, CellPlan, Planner
+from .failures import closed_failures
 from .integrity import BadManifest, summarize
 from .store import Manifest, Store, StoreError
 
@@ -603,7 +604,7 @@ def gc(
 ) -> None:
     """Remove what no committed artifact needs: unreferenced attempts (crashed or lost writers), the resume
     state (`progress/`) of cells already committed, and scratch folders killed workers left in the temp directory.
-    A failed cell's traceback lives in its progress folder, so it stays until the cell commits.
+    A failed cell's traceback (`status --failed`) stays until the cell commits, under any key.
 
     Committed artifacts are never touched, nor any attempt of a key with an unreadable MANIFEST.
     """
@@ -614,13 +615,17 @@ def gc(
     cfg = _load(None, None, [], store)
     backend = _open_store(cfg, STORE_CLEAN)
     try:
+        progress = backend.finished_progress(older_than)
+        inside = tuple(folder.rstrip("/") + "/" for folder in progress)
         found = {
             "attempts": backend.garbage(older_than),
-            "progress": backend.finished_progress(older_than),
+            "progress": progress,
+            # failure records of cells committed since under another key (those of this key go with `progress`)
+            "failures": [p for p in closed_failures(backend, older_than) if not p.startswith(inside)],
             "scratch": [str(p) for p in stale_scratch(older_than, include_unowned=True)],
         }
         if not dry_run:
-            for path in found["attempts"] + found["progress"]:
+            for path in found["attempts"] + found["progress"] + found["failures"]:
                 backend.remove(path)
             for path in found["scratch"]:
                 shutil.rmtree(path, ignore_errors=True)
@@ -636,7 +641,8 @@ def gc(
                 print(f"{kind}\t{backend.url_of(path) if kind != 'scratch' else path}")
     err.print(
         f"{verb} {len(found['attempts'])} unreferenced attempt(s), {len(found['progress'])} finished progress "
-        f"folder(s), {len(found['scratch'])} scratch folder(s)"
+        f"folder(s), {len(found['failures'])} failure record(s) of cells committed since, {len(found['scratch'])} "
+        "scratch folder(s)"
     )
 
 

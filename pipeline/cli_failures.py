@@ -66,7 +66,12 @@ def note_failed(backend: Store, manifests: list[Manifest]) -> None:
 
 
 def logs(
-    cell: Annotated[str, typer.Argument(help="The failed cell, as `status --failed` names it: STAGE/CELL or STAGE.")],
+    cell: Annotated[
+        str,
+        typer.Argument(
+            metavar="CELL", help="The failed cell, as `status --failed` names it: STAGE/CELL, STAGE, or the cell alone."
+        ),
+    ],
     store: StoreOpt = None,
     as_json: JsonOpt = False,
 ) -> None:

@@ -151,21 +151,34 @@ def _read(store: Store, path: str) -> Failure | None:
     return Failure.from_json(data, store.url_of(path))
 
 
-def open_failures(store: Store, manifests: Iterable[Manifest] | None = None) -> list[Failure]:
-    """The newest failure of every cell not committed since, newest first. `manifests`: the store's committed
-    artifacts when the caller has already read them (else they are read here, only when there are failures)."""
+def _records(store: Store, manifests: Iterable[Manifest] | None) -> list[tuple[str, Failure, bool]]:
+    """Every failure record in the store: (its path, the failure, whether its cell has committed since)."""
     pattern = store._path("*", "*", "progress", "*", FAILURE_FILE)
-    found = [f for f in (_read(store, p) for p in store._io("listing failures", store.fs.glob, pattern)) if f]
+    paths = store._io("listing failures", store.fs.glob, pattern)
+    found = [(path, failure) for path, failure in ((p, _read(store, p)) for p in paths) if failure is not None]
     if not found:
         return []
     committed: dict[tuple[str, str], float] = {}
     for manifest in store.iter_manifests() if manifests is None else manifests:
         label = (manifest.stage, manifest.cell)
         committed[label] = max(committed.get(label, 0.0), float(manifest.data.get("committed_at") or 0.0))
+    return [(p, f, committed.get((f.stage, f.cell), 0.0) >= f.failed_at) for p, f in found]
+
+
+def closed_failures(store: Store, older_than_s: float = 0.0) -> list[str]:
+    """The records of failures whose cell has committed since (possibly under another key, after a change),
+    failed more than `older_than_s` ago: what `gc` removes."""
+    now = time.time()
+    return sorted(p for p, f, closed in _records(store, None) if closed and now - f.failed_at >= older_than_s)
+
+
+def open_failures(store: Store, manifests: Iterable[Manifest] | None = None) -> list[Failure]:
+    """The newest failure of every cell not committed since, newest first. `manifests`: the store's committed
+    artifacts when the caller has already read them (else they are read here, only when there are failures)."""
     newest: dict[tuple[str, str], Failure] = {}
-    for failure in found:
+    for _, failure, closed in _records(store, manifests):
         label = (failure.stage, failure.cell)
-        if committed.get(label, 0.0) >= failure.failed_at:
+        if closed:
             continue
         if label not in newest or failure.failed_at > newest[label].failed_at:
             newest[label] = failure

@@ -20,7 +20,7 @@ from sparsepipe.pipeline.cli import app
 from sparsepipe.pipeline.config import resolve_config
 from sparsepipe.pipeline.dag import HIT, RUN, Cell, CellRef, Planner, Registry, Stage
 from sparsepipe.pipeline.execute import execute_unit
-from sparsepipe.pipeline.failures import FAILURE_FILE, open_failures, raised_at, short_error
+from sparsepipe.pipeline.failures import FAILURE_FILE, Failure, open_failures, raised_at, record_failure, short_error
 from sparsepipe.pipeline.fingerprint import clear_cache as clear_fingerprint_cache
 from sparsepipe.pipeline.runner import CellOutcome, Runner
 from sparsepipe.pipeline.store import StoreSpec
@@ -137,9 +137,14 @@ def test_a_failed_cell_keeps_its_traceback_until_it_commits_and_the_summary_is_b
     unknown = cli.invoke(app, ["logs", "part/good", "--store", store_url])
     assert unknown.exit_code == 1 and "failed cells: part/bad" in unknown.stderr
 
-    # gc keeps the record while the cell has not committed.
+    # gc keeps the record while the cell has not committed; a cell that committed since under another key (its
+    # code or params changed) has its old failure removed.
+    stale = Failure("part", "good", "0" * 64, 0, "E: before a change", None, "...", failed_at=1.0, host="h")
+    stale_record = record_failure(store, stale)
     gc = cli.invoke(app, ["gc", "--store", store_url, "--older-than", "0", "--json"])
     assert gc.exit_code == 0 and json.loads(gc.stdout)["removed"]["progress"] == []
+    (removed,) = json.loads(gc.stdout)["removed"]["failures"]
+    assert store.url_of(removed) == stale_record and not store.fs.exists(removed)
     assert [f.label for f in open_failures(store)] == ["part/bad"]
 
     # The same failure again: the summary's key is the same (it hashes the error), so it is not rebuilt.
@@ -158,6 +163,7 @@ def test_a_failed_cell_keeps_its_traceback_until_it_commits_and_the_summary_is_b
     gc = cli.invoke(app, ["gc", "--store", store_url, "--older-than", "0", "--json"])
     (removed,) = json.loads(gc.stdout)["removed"]["progress"]
     assert "/part/" in removed and not store.fs.exists(f"{removed}/{FAILURE_FILE}")
+    assert json.loads(gc.stdout)["removed"]["failures"] == []
 
 
 def test_a_stage_that_does_not_accept_failed_inputs_waits_for_them(demo, tmp_path):
