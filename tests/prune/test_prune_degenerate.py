@@ -26,7 +26,7 @@ def tokens_dir(tmp_path_factory) -> Path:
 
 def _cell_inputs(root: Path, tokens: Path, model: GPT | None) -> dict[str, Path]:
     checkpoint = write_checkpoint(root / "checkpoint", model)
-    write_mean_cache(root / "means", tokens, checkpoint, small_prune_config())
+    write_mean_cache(root / "means", tokens, checkpoint)
     return {"checkpoint": checkpoint, "tokens": tokens, "mean_cache": root / "means"}
 
 

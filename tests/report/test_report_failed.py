@@ -15,7 +15,7 @@ ERROR = "RuntimeError: element 0 of tensors does not require grad"
 def test_failed_cells_are_rows_and_left_out_of_the_headline_and_figures(tmp_path):
     inputs = {
         "pretrain/tiny:bracket_counting": _prune_output(tmp_path / "a", 10, True, "bracket_counting"),
-        "dense:var_swap": _prune_output(tmp_path / "b", 400, True, "var_swap"),
+        "dense:var_swap": _prune_output(tmp_path / "b", 400, True, "var_swap", checkpoint="dense"),
     }
     failed = {"dense:bracket_counting": ERROR, "bridges/tiny:var_swap": "upstream bridges/tiny failed"}
     ctx = local_context(tmp_path / "out", inputs=inputs, failed_inputs=failed)
@@ -71,7 +71,7 @@ def test_a_report_of_failures_only_still_lists_every_cell(tmp_path):
 
 
 def test_a_degenerate_circuit_is_named_in_the_tables(tmp_path):
-    folder = _prune_output(tmp_path / "a", 0, True, "var_swap")
+    folder = _prune_output(tmp_path / "a", 0, True, "var_swap", checkpoint="dense")
     result = json.loads((folder / "result.json").read_text())
     (folder / "result.json").write_text(json.dumps({**result, "nodes": 0, "circuit": "empty"}))
     ctx = local_context(tmp_path / "out", inputs={"dense:var_swap": folder})
