@@ -250,8 +250,10 @@ def verdict_section_html(rows: list[dict[str, Any]], headline: dict[str, Any], h
         f"{head}</table>"
         f"<p>Dense / sparse edges over trusted circuits: {html.escape('; '.join(trusted_ratios))}. "
         f"All circuits (not the headline): {html.escape('; '.join(all_ratios))}.</p>"
-        + _figure_pair(FIG2, headline["trusted_circuits"], all_count, has_trusted_figures)
-        + _figure_pair(FIG3, headline["trusted_circuits"], all_count, has_trusted_figures)
+        + "".join(
+            _figure_pair(name, headline["trusted_circuits"], all_count, has_trusted_figures)
+            for name in ((FIG2, FIG3) if circuits else ())  # no committed circuit: no figure at all
+        )
         + "<h3>Checks per circuit</h3><table><tr><th>checkpoint</th><th>task</th><th>verdict</th>"
         + "".join(f"<th>{c}</th>" for c in CHECKS)
         + f"</tr>{checks}</table>"
