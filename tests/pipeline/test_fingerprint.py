@@ -52,8 +52,8 @@ def test_worker_context_is_in_every_stage(sources):
     assert _changed(before, _fingerprints(sources)) == set(before)
 
 
-# Every stage that runs the model (builds, trains, imports or prunes one).
-MODEL_STAGES = {"pretrain", "dense", "bridges", "imported", "mean_cache", "prune"}
+# Every stage that runs the model (builds, trains, imports or prunes one), and matched_dense, which copies one.
+MODEL_STAGES = {"pretrain", "dense", "matched_dense", "bridges", "imported", "mean_cache", "prune"}
 
 
 def test_node_location_list_reaches_every_model_stage(sources):

@@ -57,7 +57,7 @@ def run_prune_cell(ctx: WorkContext, params: dict[str, Any]) -> None:
 PRUNE = Stage(
     name="prune",
     version="1",
-    deps=("tokenize", "pretrain", "dense", "bridges", "imported", "mean_cache"),
+    deps=("tokenize", "pretrain", "dense", "matched_dense", "bridges", "imported", "mean_cache"),
     cells=prune_cells,
     run="sparsepipe.workers.prune.stage:run_prune_cell",
     description="each checkpoint x each task: the smallest circuit at the target loss (CARBS-tuned when tune.enabled)",

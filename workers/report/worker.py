@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from ..context import WorkContext
-from .figures import circuits, main_target, same_task_geomeans, write_figures
+from ..tokenize.config import CORPUS_RECORD
+from .figures import MATCH_TOLERANCE, circuits, main_target, same_task_geomeans, write_figures
 
 RESULT_FILE = "result.json"
 CIRCUIT_PAGE = "circuit.html"
@@ -37,6 +38,7 @@ LOSS_HEADERS = ("circuit loss", "binarized", "calibrated", "full model", "invers
 # Input-name prefix of a bridges cell ("interventions/bridges/base"); prune cells are "<checkpoint>:<task>".
 INTERVENTIONS_INPUT = "interventions/"
 INTERVENTIONS_DIR = "interventions"  # in a bridges artifact: <task>.json and <task>.png
+CORPUS_INPUT = "corpus"  # the tokenize artifact, for its corpus.json record (digest and environment)
 
 
 def summarize(inputs: dict[str, Path]) -> list[dict[str, Any]]:
@@ -64,6 +66,8 @@ def summarize(inputs: dict[str, Path]) -> list[dict[str, Any]]:
                 )
             }
         )
+        # prune.seeds and the bootstrap intervals (prune/seeds.py, prune/intervals.py); absent in older results.
+        row.update({key: result.get(key) for key in ("seeds", "seed_spread", "intervals")})
         # The circuits per target and the checkpoint's summary, for the figures (not the tables).
         row["sweep"] = [{k: v for k, v in c.items() if k != "kept"} for c in result.get("sweep", [])]
         row["model_info"] = result.get("model_info", {})
@@ -90,6 +94,32 @@ def geometric_mean_edges(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]
     }
 
 
+def seed_text(row: dict[str, Any], key: str = "edges") -> str:
+    """"median (min–max, n seeds)" of `key` over the cell's prune seeds; "–" without more than one."""
+    spread, seeds = (row.get("seed_spread") or {}).get(key), row.get("seeds") or []
+    if not spread or len(seeds) < 2:
+        return "–"
+    return f"{spread['median']:.4g} ({spread['min']:.4g}–{spread['max']:.4g}, {len(seeds)} seeds)"
+
+
+def interval_text(row: dict[str, Any], key: str) -> str:
+    """The bootstrap 95% interval over test pairs of loss `key`, "[low, high]"; "–" without one."""
+    bounds = (row.get("intervals") or {}).get(key)
+    return "–" if not bounds else f"[{bounds[0]:.3f}, {bounds[1]:.3f}]"
+
+
+SPREAD_HEADERS = ("edges over seeds", "circuit loss over seeds", "circuit loss 95% CI", "full model 95% CI")
+
+
+def spread_cells(row: dict[str, Any]) -> list[str]:
+    return [
+        seed_text(row, "edges"),
+        seed_text(row, "circuit_loss"),
+        interval_text(row, "circuit_loss"),
+        interval_text(row, "full_model_loss"),
+    ]
+
+
 def _geomean_text(info: dict[str, Any]) -> str:
     return "–" if info["geomean_edges"] is None else f"{info['geomean_edges']:.1f}"
 
@@ -109,15 +139,21 @@ def markdown_table(rows: list[dict[str, Any]], headline: dict[str, dict[str, Any
         )
     lines += ["", f"Losses on the test split ({_reduction_text(rows)}); 'reached' is the val-split selection.", ""]
     lines += [
-        "| checkpoint | task | nodes | edges | reached | " + " | ".join(LOSS_HEADERS) + " | test pairs |",
-        "|---" * (6 + len(LOSS_HEADERS)) + "|",
+        "| checkpoint | task | nodes | edges | reached | "
+        + " | ".join(LOSS_HEADERS)
+        + " | test pairs | "
+        + " | ".join(SPREAD_HEADERS)
+        + " |",
+        "|---" * (6 + len(LOSS_HEADERS) + len(SPREAD_HEADERS)) + "|",
     ]
     for r in rows:
         losses = " | ".join(f"{r[k]:.3f}" if isinstance(r[k], (int, float)) else "–" for k in LOSS_KEYS)
         reached = "yes" if r["reached_target"] else "no"
         pairs = "–" if r["test_pairs"] is None else r["test_pairs"]
         lines.append(
-            f"| {r['checkpoint']} | {r['task']} | {r['nodes']} | {r['edges']} | {reached} | {losses} | {pairs} |"
+            f"| {r['checkpoint']} | {r['task']} | {r['nodes']} | {r['edges']} | {reached} | {losses} | {pairs} | "
+            + " | ".join(spread_cells(r))
+            + " |"
         )
     return "\n".join(lines) + "\n"
 
@@ -170,10 +206,12 @@ def index_html(rows: list[dict[str, Any]], headline: dict[str, dict[str, Any]]) 
         f"<td>{r['nodes']}</td><td>{r['edges']}</td><td>{'yes' if r['reached_target'] else 'no'}</td>"
         + "".join(f"<td>{r[k]:.3f}</td>" if isinstance(r[k], (int, float)) else "<td>–</td>" for k in LOSS_KEYS)
         + f"<td>{'–' if r['test_pairs'] is None else r['test_pairs']}</td>"
+        + "".join(f"<td>{html.escape(text)}</td>" for text in spread_cells(r))
         + "</tr>"
         for r in rows
     )
     loss_heads = "".join(f"<th>{h}</th>" for h in LOSS_HEADERS)
+    spread_heads = "".join(f"<th>{h}</th>" for h in SPREAD_HEADERS)
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>sparsepipe circuits</title>
 <style>body{{font-family:system-ui,sans-serif;margin:2em}}table{{border-collapse:collapse;margin-bottom:2em}}
 td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}td:first-child,td:nth-child(2){{text-align:left}}
@@ -187,7 +225,7 @@ over the tasks that every checkpoint reached at the target loss ("common tasks")
 <p>Losses on each task's held-out test pairs ({html.escape(_reduction_text(rows))});
 "reached" is the selection on val pairs.</p>
 <table><tr><th>checkpoint</th><th>task</th><th>nodes</th><th>edges</th><th>reached</th>
-{loss_heads}<th>test pairs</th></tr>{body}</table>
+{loss_heads}<th>test pairs</th>{spread_heads}</tr>{body}</table>
 </body></html>"""
 
 
@@ -205,8 +243,18 @@ def copy_interventions(bridges: dict[str, Path], out: Path) -> list[str]:
     return pictures
 
 
-def run_report(ctx: WorkContext) -> None:
-    pruned = {name: folder for name, folder in ctx.inputs.items() if not name.startswith(INTERVENTIONS_INPUT)}
+def read_corpus_record(tokens: Path | None) -> dict[str, Any] | None:
+    """The tokenize artifact's corpus.json: which real code the models saw (its digest) and where it was read."""
+    path = None if tokens is None else Path(tokens) / CORPUS_RECORD
+    return json.loads(path.read_text()) if path is not None and path.exists() else None
+
+
+def run_report(ctx: WorkContext, match_tolerance: float = MATCH_TOLERANCE) -> None:
+    pruned = {
+        name: folder
+        for name, folder in ctx.inputs.items()
+        if not name.startswith(INTERVENTIONS_INPUT) and name != CORPUS_INPUT
+    }
     bridged = {  # "bridges/<variant>" -> its folder, for the intervention curves
         name.removeprefix(INTERVENTIONS_INPUT): folder
         for name, folder in ctx.inputs.items()
@@ -224,10 +272,13 @@ def run_report(ctx: WorkContext) -> None:
     for name, folder in pruned.items():
         checkpoint, _, task = name.rpartition(":")
         shutil.copyfile(folder / CIRCUIT_PAGE, out / "circuits" / page_name(checkpoint, task))
-    (out / "summary.json").write_text(json.dumps({"checkpoints": headline, "cells": rows}, indent=2))
+    corpus = read_corpus_record(ctx.inputs.get(CORPUS_INPUT))
+    (out / "summary.json").write_text(
+        json.dumps({"checkpoints": headline, "cells": rows, "corpus": corpus}, indent=2)
+    )
     (out / "summary.md").write_text(markdown_table(rows, headline))
     plot_edges_by_task(rows, out / "edges_by_task.png")
-    figure_metrics, figures_section = write_figures(rows, out)
+    figure_metrics, figures_section = write_figures(rows, out, match_tolerance)
     page = index_html(rows, headline).replace("</body>", figures_section + "</body>")
     if interventions:
         figures = "".join(
@@ -239,12 +290,20 @@ def run_report(ctx: WorkContext) -> None:
             "<p>The dense model's candidate probabilities while a bridged sparse node steers it.</p>"
         )
         page = page.replace("</body>", section + figures + "</body>")
+    if corpus is not None:
+        environment = ", ".join(f"{k} {v}" for k, v in corpus["environment"].items())
+        page = page.replace(
+            "</body>",
+            f"<h2>Corpus</h2><p>Real code: {corpus['documents']} documents, {corpus['bytes']} bytes, digest "
+            f"<code>{html.escape(corpus['digest'])}</code>; read in: {html.escape(environment)}.</p></body>",
+        )
     (out / "index.html").write_text(page)
     ctx.metrics.update(
         {
             "cells": len(rows),
             "geomean_edges": {c: i["geomean_edges"] for c, i in headline.items()},
             "reached_target": sum(r["reached_target"] for r in rows),
+            "corpus_digest": None if corpus is None else corpus["digest"],
             **figure_metrics,
         }
     )
