@@ -37,7 +37,12 @@ def test_kept_checkpoints_hold_each_steps_weights_and_val_loss(tmp_path, tokens_
     assert all(torch.equal(final_a[name], final_b[name]) for name in final_a)  # keeping changes no weight
 
 
-def test_no_keep_every_keeps_nothing(tmp_path, tokens_dir):
-    ctx = local_context(tmp_path / "out", inputs={"tokenize": tokens_dir})
-    run_pretrain(ctx, _dense(10))
-    assert not (tmp_path / "out" / KEPT_FILE).exists() and not (tmp_path / "out" / "kept").exists()
+def test_keep_until_bounds_the_kept_steps_and_no_keep_every_keeps_nothing(tmp_path, tokens_dir):
+    ctx = local_context(tmp_path / "until", inputs={"tokenize": tokens_dir})
+    run_pretrain(ctx, _dense(15, keep_every=5, keep_until=5))
+    kept = json.loads((tmp_path / "until" / KEPT_FILE).read_text())
+    assert [entry["step"] for entry in kept] == [5, 15]
+    assert sorted(p.name for p in (tmp_path / "until" / "kept").iterdir()) == ["step_0000005"]
+    ctx = local_context(tmp_path / "none", inputs={"tokenize": tokens_dir})
+    run_pretrain(ctx, _dense(5))
+    assert not (tmp_path / "none" / KEPT_FILE).exists() and not (tmp_path / "none" / "kept").exists()

@@ -187,5 +187,11 @@ class TrainConfig(StrictModel):
         "ones (kept/ in the artifact, kept.json their val losses): the dense run's earlier checkpoints, for the "
         "comparison at matched pretraining loss. 0 keeps none.",
     )
+    keep_until: int | None = Field(
+        None,
+        ge=1,
+        description="Keep no checkpoint after this step (None: up to the end). A kept checkpoint is a whole model "
+        "(with a 2048-token vocabulary's bigram table, 17 MB and more): bound them to where matches can be.",
+    )
     dtype: Literal["float32", "bfloat16"] = "float32"
     seed: int = 0

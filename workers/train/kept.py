@@ -2,7 +2,7 @@
 
 The paper compares sparse and dense models at the same pretraining loss (Fig. 2). A dense run that ends far
 below a sparse model's loss passes that loss on its way, so it keeps its weights at every evaluation whose
-step is a multiple of `keep_every`; the matched_dense stage later picks the one nearest each sparse model.
+step is a multiple of `keep_every` (up to `keep_until`); the matched_dense stage later picks the one nearest each sparse model.
 
 While training, each kept checkpoint goes into the cell's progress area (`kept/step_NNNNNNN/`), so a resumed
 cell still has the ones kept before it stopped; at the end they are copied into the artifact under `kept/`,
@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..context import WorkContext
+from ..nn.config import TrainConfig
 from ..nn.gpt import CONFIG_FILE, WEIGHTS_FILE, GPT, save_checkpoint
 
 KEPT_DIR = "kept"
@@ -30,8 +31,10 @@ def kept_folder(step: int) -> str:
     return f"{KEPT_DIR}/step_{step:07d}"
 
 
-def keep_now(every: int, step: int, final_step: int) -> bool:
-    return every > 0 and step % every == 0 and step < final_step
+def keep_now(train: TrainConfig, step: int) -> bool:
+    """Whether the evaluation at `step` keeps the weights (`keep_every`, `keep_until`; never the final step)."""
+    every, until = train.keep_every, train.keep_until
+    return every > 0 and step % every == 0 and step < train.steps and (until is None or step <= until)
 
 
 def keep_checkpoint(ctx: WorkContext, model: GPT, step: int) -> None:
@@ -45,14 +48,14 @@ def keep_checkpoint(ctx: WorkContext, model: GPT, step: int) -> None:
             ctx.progress.put(f"{kept_folder(step)}/{name}", Path(scratch) / name)
 
 
-def write_kept(ctx: WorkContext, history: list[dict[str, Any]], every: int, final_step: int) -> None:
+def write_kept(ctx: WorkContext, history: list[dict[str, Any]], train: TrainConfig) -> None:
     """Copy the kept checkpoints into the artifact and list them, with the final one, in kept.json."""
-    if every <= 0:
+    if train.keep_every <= 0:
         return
     out = Path(ctx.out_dir)
     val_loss = {row["step"]: row["val_loss"] for row in history if row.get("val_loss") is not None}
     kept = []
-    for step in sorted(s for s in val_loss if keep_now(every, s, final_step)):
+    for step in sorted(s for s in val_loss if keep_now(train, s)):
         folder = kept_folder(step)
         if ctx.progress is not None:
             for name in (WEIGHTS_FILE, CONFIG_FILE):
@@ -60,7 +63,7 @@ def write_kept(ctx: WorkContext, history: list[dict[str, Any]], every: int, fina
                 if not ctx.progress.get(f"{folder}/{name}", out / folder / name):
                     raise RuntimeError(f"the kept checkpoint {folder}/{name} is missing from this cell's progress area")
         kept.append({"step": step, "val_loss": val_loss[step], "folder": folder})
-    kept.append({"step": final_step, "val_loss": val_loss.get(final_step), "folder": FINAL_FOLDER})
+    kept.append({"step": train.steps, "val_loss": val_loss.get(train.steps), "folder": FINAL_FOLDER})
     (out / KEPT_FILE).write_text(json.dumps(kept, indent=1))
 
 

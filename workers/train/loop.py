@@ -228,7 +228,7 @@ def train_loop(
         step = trainer.step
         evaluation = evaluate_now() if step % train.eval_every == 0 or step == train.steps else None
         val_loss = evaluation.loss if evaluation else None
-        if evaluation is not None and keep_now(train.keep_every, step, train.steps):
+        if evaluation is not None and keep_now(train, step):
             keep_checkpoint(ctx, trainer.model, step)
         log.add(
             step,

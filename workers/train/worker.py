@@ -105,7 +105,7 @@ def write_outputs(
     out = Path(ctx.out_dir)
     save_checkpoint(model, out)
     (out / "train_config.json").write_text(train.model_dump_json(indent=2))
-    write_kept(ctx, log.history, train.keep_every, train.steps)
+    write_kept(ctx, log.history, train)
     with open(out / "metrics.jsonl", "w") as handle:
         for row in log.history:
             handle.write(json.dumps(row) + "\n")
