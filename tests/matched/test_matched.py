@@ -95,8 +95,12 @@ def test_a_dense_run_without_kept_checkpoints_offers_its_final_weights(tmp_path)
     dense = tmp_path / "dense"
     save_checkpoint(_model(7), dense)
     _metrics(dense, {10: 4.0, 20: 3.1})
-    (dense / "train_config.json").write_text(TrainConfig(model=MODEL, sparsity=SparsityConfig(enabled=False)).model_dump_json())
-    ctx = local_context(tmp_path / "out", inputs={"sparse": _sparse(tmp_path / "sparse", 3.0), "dense": dense}, cell="a")
+    (dense / "train_config.json").write_text(
+        TrainConfig(model=MODEL, sparsity=SparsityConfig(enabled=False)).model_dump_json()
+    )
+    ctx = local_context(
+        tmp_path / "out", inputs={"sparse": _sparse(tmp_path / "sparse", 3.0), "dense": dense}, cell="a"
+    )
     run_matched(ctx, tolerance=0.05)
     match = json.loads((tmp_path / "out" / MATCH_FILE).read_text())
     assert match["step"] is None and match["dense_val_loss"] == 3.1 and match["matched"] is False

@@ -8,7 +8,8 @@ from typing import Any
 
 from ..stage import Cell, CellRef, ConfigError
 
-CHECKPOINT_STAGES = ("pretrain", "dense", "matched_dense", "bridges", "imported")  # each also a dep of mean_cache and prune
+# Each also a dep of mean_cache and prune.
+CHECKPOINT_STAGES = ("pretrain", "dense", "matched_dense", "bridges", "imported")
 # Imported models read their own tokenizer's ids (`tokenize.tokenizer`), so `all` leaves them out: name them.
 NAMED_ONLY_STAGES = ("imported",)
 

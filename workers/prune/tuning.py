@@ -139,6 +139,8 @@ def repeat_best(
     """`prune.seeds`: the best trial's hyperparameters with `count - 1` other seeds, as concurrent trials (they
     never choose the circuit). A repeat that raised is a row with its error."""
     repeats = [TrialAssignment(f"seed{seed}", 0, seed, best.hyper) for seed in repeat_seeds(best.seed, count)]
+    if not repeats:
+        return []
     records = run_calls(ctx, [(run_tuning_trial, (inputs, a), resources) for a in repeats])
     return [{"seed": r.seed, "error": r.error} if r.result is None else seed_row(r.result) for r in records]
 

@@ -483,15 +483,30 @@ def write_figures(
         )
         + _table(
             [p for p in fig2["points"]],
-            ["target_loss", "checkpoint", "tasks", "dropped_on_test", "geomean_edges", "geomean_edges_min",
-             "geomean_edges_max"],
+            [
+                "target_loss",
+                "checkpoint",
+                "tasks",
+                "dropped_on_test",
+                "geomean_edges",
+                "geomean_edges_min",
+                "geomean_edges_max",
+            ],
         )
         + _figure(FIG2, "geometric-mean edges vs target loss, over the tasks whose circuit holds for every model")
         + "<h2>The capability-interpretability frontier (paper Fig. 3)</h2>"
         + _table(
             fig3,
-            ["checkpoint", "d_model", "target_l0", "nonzero_matrix_params", "val_loss", "tasks", "dropped_on_test",
-             "geomean_edges"],
+            [
+                "checkpoint",
+                "d_model",
+                "target_l0",
+                "nonzero_matrix_params",
+                "val_loss",
+                "tasks",
+                "dropped_on_test",
+                "geomean_edges",
+            ],
         )
         + _figure(FIG3, "pretraining val loss vs geometric-mean edges, one line per total width")
         + "<h2>Binarization (paper App. C, Fig. 34)</h2>"

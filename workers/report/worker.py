@@ -95,7 +95,7 @@ def geometric_mean_edges(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]
 
 
 def seed_text(row: dict[str, Any], key: str = "edges") -> str:
-    """"median (min–max, n seeds)" of `key` over the cell's prune seeds; "–" without more than one."""
+    """ "median (min–max, n seeds)" of `key` over the cell's prune seeds; "–" without more than one."""
     spread, seeds = (row.get("seed_spread") or {}).get(key), row.get("seeds") or []
     if not spread or len(seeds) < 2:
         return "–"
@@ -273,9 +273,7 @@ def run_report(ctx: WorkContext, match_tolerance: float = MATCH_TOLERANCE) -> No
         checkpoint, _, task = name.rpartition(":")
         shutil.copyfile(folder / CIRCUIT_PAGE, out / "circuits" / page_name(checkpoint, task))
     corpus = read_corpus_record(ctx.inputs.get(CORPUS_INPUT))
-    (out / "summary.json").write_text(
-        json.dumps({"checkpoints": headline, "cells": rows, "corpus": corpus}, indent=2)
-    )
+    (out / "summary.json").write_text(json.dumps({"checkpoints": headline, "cells": rows, "corpus": corpus}, indent=2))
     (out / "summary.md").write_text(markdown_table(rows, headline))
     plot_edges_by_task(rows, out / "edges_by_task.png")
     figure_metrics, figures_section = write_figures(rows, out, match_tolerance)

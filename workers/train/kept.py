@@ -2,7 +2,8 @@
 
 The paper compares sparse and dense models at the same pretraining loss (Fig. 2). A dense run that ends far
 below a sparse model's loss passes that loss on its way, so it keeps its weights at every evaluation whose
-step is a multiple of `keep_every` (up to `keep_until`); the matched_dense stage later picks the one nearest each sparse model.
+step is a multiple of `keep_every` (up to `keep_until`); the matched_dense stage later picks the one nearest
+each sparse model.
 
 While training, each kept checkpoint goes into the cell's progress area (`kept/step_NNNNNNN/`), so a resumed
 cell still has the ones kept before it stopped; at the end they are copied into the artifact under `kept/`,
@@ -20,7 +21,7 @@ from typing import Any
 
 from ..context import WorkContext
 from ..nn.config import TrainConfig
-from ..nn.gpt import CONFIG_FILE, WEIGHTS_FILE, GPT, save_checkpoint
+from ..nn.gpt import CONFIG_FILE, GPT, WEIGHTS_FILE, save_checkpoint
 
 KEPT_DIR = "kept"
 KEPT_FILE = "kept.json"
