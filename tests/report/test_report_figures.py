@@ -222,3 +222,6 @@ def test_report_writes_every_figure_with_its_data(tmp_path):
     assert ctx.metrics["dense_over_sparse_edges"] == {}
     assert ctx.metrics["mean_binarized_loss"]["pretrain/a"] == pytest.approx(0.2)
     assert "dense_over_sparse_edges" in index and "no matched dense model" in index
+    summary = json.loads((ctx.out_dir / "summary.json").read_text())
+    assert summary["fig2"]["fig2_matching"] == {"pretrain/a": "no matched dense model"}
+    assert summary["fig2"]["pairs"][0]["val_loss_gap"] == pytest.approx(0.1)

@@ -273,10 +273,12 @@ def run_report(ctx: WorkContext, match_tolerance: float = MATCH_TOLERANCE) -> No
         checkpoint, _, task = name.rpartition(":")
         shutil.copyfile(folder / CIRCUIT_PAGE, out / "circuits" / page_name(checkpoint, task))
     corpus = read_corpus_record(ctx.inputs.get(CORPUS_INPUT))
-    (out / "summary.json").write_text(json.dumps({"checkpoints": headline, "cells": rows, "corpus": corpus}, indent=2))
     (out / "summary.md").write_text(markdown_table(rows, headline))
     plot_edges_by_task(rows, out / "edges_by_task.png")
     figure_metrics, figures_section = write_figures(rows, out, match_tolerance)
+    # "fig2": the sparse/dense pairs (matched or "no matched dense model") and the ratios, as in the metrics.
+    summary = {"checkpoints": headline, "cells": rows, "corpus": corpus, "fig2": figure_metrics}
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
     page = index_html(rows, headline).replace("</body>", figures_section + "</body>")
     if interventions:
         figures = "".join(
