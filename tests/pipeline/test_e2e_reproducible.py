@@ -55,9 +55,10 @@ def _digests(store: Path) -> dict[str, dict[str, str]]:
 
 
 def test_smoke_from_two_checkouts_in_different_folders_gives_equal_checkpoints(tmp_path, ray_tmpdir):
+    places = ("a", "b/further/down")
+    checkouts = [_checkout(tmp_path / place / "sparsepipe") for place in places]  # both before either runs
     results = []
-    for place in ("a", "b/further/down"):
-        checkout = _checkout(tmp_path / place / "sparsepipe")
+    for place, checkout in zip(places, checkouts):
         env = _env(checkout, ray_tmpdir)
         where = subprocess.run(
             [sys.executable, "-c", "import sparsepipe.workers.train.loop as m; print(m.__file__)"],
