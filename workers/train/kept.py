@@ -41,7 +41,9 @@ def keep_now(train: TrainConfig, step: int) -> bool:
 def keep_checkpoint(ctx: WorkContext, model: GPT, step: int) -> None:
     """Save the model's weights at `step` into the progress area (into out_dir/kept/ without one)."""
     if ctx.progress is None:
-        save_checkpoint(model, Path(ctx.out_dir) / kept_folder(step))
+        out_dir = getattr(ctx, "out_dir", None)  # a data-parallel rank outside the pipeline has neither
+        if out_dir is not None:
+            save_checkpoint(model, Path(out_dir) / kept_folder(step))
         return
     with tempfile.TemporaryDirectory() as scratch:
         save_checkpoint(model, scratch)
@@ -58,6 +60,8 @@ def write_kept(ctx: WorkContext, history: list[dict[str, Any]], train: TrainConf
     kept = []
     for step in sorted(s for s in val_loss if keep_now(train, s)):
         folder = kept_folder(step)
+        if ctx.progress is None and not (out / folder / WEIGHTS_FILE).exists():
+            continue  # kept nowhere (data-parallel outside the pipeline, see keep_checkpoint)
         if ctx.progress is not None:
             for name in (WEIGHTS_FILE, CONFIG_FILE):
                 (out / folder).mkdir(parents=True, exist_ok=True)
