@@ -77,7 +77,8 @@ def summarize(inputs: dict[str, Path]) -> list[dict[str, Any]]:
 
 def geometric_mean_edges(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """Per checkpoint: the paper's headline, the geometric mean of edges at the target loss over the same task
-    set for every checkpoint: the tasks that every checkpoint reached (`figures.same_task_geomeans`)."""
+    set for every checkpoint: the tasks whose circuit holds (val and test) for every checkpoint
+    (`figures.same_task_geomeans`)."""
     by_checkpoint: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for row in rows:
         by_checkpoint[row["checkpoint"]].append(row)
@@ -217,7 +218,8 @@ def index_html(rows: list[dict[str, Any]], headline: dict[str, dict[str, Any]]) 
 td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}td:first-child,td:nth-child(2){{text-align:left}}
 tr.miss{{color:#999}}</style></head><body>
 <h1>Circuits</h1><p>Edges are nonzero weights between two kept nodes; the headline is their geometric mean
-over the tasks that every checkpoint reached at the target loss ("common tasks"), the same set for all.</p>
+over the tasks whose circuit holds for every checkpoint at the target loss (selected on val, at or below the
+target on test: "common tasks"), the same set for all.</p>
 <table><tr><th>checkpoint</th><th>tasks</th><th>reached target</th><th>common tasks</th>
 <th>geomean edges</th></tr>{head}</table>
 <figure><img src="edges_by_task.png" alt="circuit size per task"><figcaption>circuit size per task
