@@ -21,11 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from ..context import WorkContext
+from ..prune.result import CIRCUIT_PAGE, read_result, split_cell
 from ..tokenize.config import CORPUS_RECORD
 from .figures import MATCH_TOLERANCE, circuits, main_target, same_task_geomeans, write_figures
 
-RESULT_FILE = "result.json"
-CIRCUIT_PAGE = "circuit.html"
 LOSS_KEYS = (
     "circuit_loss",
     "binarized_loss",
@@ -44,21 +43,22 @@ CORPUS_INPUT = "corpus"  # the tokenize artifact, for its corpus.json record (di
 def summarize(inputs: dict[str, Path]) -> list[dict[str, Any]]:
     rows = []
     for name, folder in sorted(inputs.items()):
-        checkpoint, _, task = name.rpartition(":")
-        result = json.loads((folder / RESULT_FILE).read_text())
+        checkpoint, task = split_cell(name)
+        result = read_result(folder)
         row = {
             "checkpoint": checkpoint,
             "task": task,
-            "nodes": result["nodes"],
-            "edges": result["edges"],
-            "reached_target": result["reached_target"],
+            "nodes": result.nodes,
+            "edges": result.edges,
+            "reached_target": result.reached_target,
         }
         row.update(
             {
-                key: result.get(key)
+                key: getattr(result, key)
                 for key in (
                     "total_nodes",
                     "target_loss",
+                    "tuned_target",
                     "loss_reduction",
                     "test_pairs",
                     "test_reached_target",
@@ -67,10 +67,10 @@ def summarize(inputs: dict[str, Path]) -> list[dict[str, Any]]:
             }
         )
         # prune.seeds and the bootstrap intervals (prune/seeds.py, prune/intervals.py); absent in older results.
-        row.update({key: result.get(key) for key in ("seeds", "seed_spread", "intervals")})
+        row.update({key: getattr(result, key) for key in ("seeds", "seed_spread", "intervals")})
         # The circuits per target and the checkpoint's summary, for the figures (not the tables).
-        row["sweep"] = [{k: v for k, v in c.items() if k != "kept"} for c in result.get("sweep", [])]
-        row["model_info"] = result.get("model_info", {})
+        row["sweep"] = [{k: v for k, v in c.items() if k != "kept"} for c in result.sweep]
+        row["model_info"] = result.model_info
         rows.append(row)
     return rows
 
@@ -272,7 +272,7 @@ def run_report(ctx: WorkContext, match_tolerance: float = MATCH_TOLERANCE) -> No
     (out / "circuits").mkdir()
     interventions = copy_interventions(bridged, out)
     for name, folder in pruned.items():
-        checkpoint, _, task = name.rpartition(":")
+        checkpoint, task = split_cell(name)
         shutil.copyfile(folder / CIRCUIT_PAGE, out / "circuits" / page_name(checkpoint, task))
     corpus = read_corpus_record(ctx.inputs.get(CORPUS_INPUT))
     (out / "summary.md").write_text(markdown_table(rows, headline))

@@ -25,8 +25,8 @@ from ..context import WorkContext
 from ..nn.config import TrainConfig
 from ..nn.gpt import GPT
 from ..nn.training import StepStats, Trainer, TrainingDiverged, next_token_loss
+from ..shard_loader import ShardLoader
 from .kept import keep_checkpoint, keep_now
-from .loader import ShardLoader
 
 __all__ = ["train_loop", "TrainingJob", "JobBuilder", "TrainingDiverged", "CHECKPOINT"]
 
