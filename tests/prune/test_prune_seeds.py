@@ -52,7 +52,7 @@ def test_prune_cell_with_three_seeds_reports_each_seed_its_spread_and_intervals(
     tokens = write_tokens(tmp_path / "tokens")
     checkpoint = write_checkpoint(tmp_path / "checkpoint")
     params = small_prune_config(seeds=3, binarize_steps=2)
-    write_mean_cache(tmp_path / "means", tokens, checkpoint, params)
+    write_mean_cache(tmp_path / "means", tokens, checkpoint)
     inputs = {"checkpoint": checkpoint, "tokens": tokens, "mean_cache": tmp_path / "means"}
     ctx = local_context(tmp_path / "out", inputs=inputs, cell="pretrain/tiny:" + TASK)
     run_prune(ctx, params, TASK)
