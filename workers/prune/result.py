@@ -61,6 +61,7 @@ class PruneResult(BaseModel):
     full_model_loss: float | None = None
     inverse_loss: float | None = None
     random_circuit_loss: float | None = None
+    kept: dict[str, list[int]]  # the circuit: kept channel indices per node location
     sweep: list[dict[str, Any]] = []
     model_info: dict[str, Any] = {}
     # prune.seeds (seeds.py): one row per seed (seed, nodes, edges, reached_target, selection_loss,
