@@ -118,6 +118,13 @@ def viewer_sections(
     return sections
 
 
+def report_mask_training(ctx: WorkContext, result: TrialResult) -> None:
+    """The written circuit's mask-training curve as tracker scalars (TensorBoard, MLflow, W&B; see WorkContext)."""
+    for row in result.train_history:
+        scalars = {"prune/task_loss": row["task_loss"], "prune/nodes": row["nodes"], "prune/lr": row["lr"]}
+        ctx.report({"step": row["step"], "scalars": scalars})
+
+
 def write_prune_outputs(
     ctx: WorkContext,
     inputs: PruneInputs,
@@ -129,6 +136,7 @@ def write_prune_outputs(
 
     `seeds`: the `prune.seeds` rows (`seeds.seed_row`), the written trial's first; None: that trial alone.
     result.json adds them, their `seed_spread` and the bootstrap `intervals` of every reported loss."""
+    report_mask_training(ctx, result)
     model, means, task_data = inputs.model, inputs.means, inputs.task_data
     layout = NodeLayout(model.config, tie_qk=params.tie_qk_masks)
     ablation = ablation_values(layout, means, params.ablation)
