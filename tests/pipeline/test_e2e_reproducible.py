@@ -1,7 +1,7 @@
 """Runs repeat: smoke from two checkouts of this tree in different folders gives the same tokens and checkpoints.
 
-Each checkout is a copy of the tracked and untracked (not ignored) files under a folder named `sparsepipe`, run with
-PYTHONPATH at its parent: the copy is imported instead of the editable install (checked), so the code, its folder
+Each checkout is a copy of the tracked and untracked (not ignored) files under a folder named `sparsepipe` (with the
+package's __init__ at its top, as a wheel has it), run with PYTHONPATH at its parent: the copy is imported instead of the editable install (checked), so the code, its folder
 and the Ray workers' imports all differ from the other run's; the interpreter and its standard library (the
 default corpus) are the same, as on one machine.
 """
@@ -32,6 +32,8 @@ def _checkout(root: Path) -> Path:
         if source.is_file():
             (root / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(source, root / name)
+    # The package's own __init__ (pyproject maps `sparsepipe` to pipeline/root) at the top, as in a wheel.
+    shutil.copyfile(root / "pipeline" / "root" / "__init__.py", root / "__init__.py")
     return root
 
 
@@ -61,7 +63,7 @@ def test_smoke_from_two_checkouts_in_different_folders_gives_equal_checkpoints(t
     for place, checkout in zip(places, checkouts):
         env = _env(checkout, ray_tmpdir)
         where = subprocess.run(
-            [sys.executable, "-c", "import sparsepipe.workers.train.loop as m; print(m.__file__)"],
+            [sys.executable, "-c", "import sparsepipe, sparsepipe.workers.train.loop as m; print(m.__file__)"],
             env=env, cwd=tmp_path, capture_output=True, text=True, check=True,
         ).stdout  # fmt: skip
         assert where.startswith(str(checkout)), where  # this checkout's code, not the editable install's
