@@ -1,9 +1,9 @@
 """Runs repeat: smoke from two checkouts of this tree in different folders gives the same tokens and checkpoints.
 
-Each checkout is a copy of the tracked and untracked (not ignored) files under a folder named `sparsepipe` (with the
-package's __init__ at its top, as a wheel has it), run with PYTHONPATH at its parent: the copy is imported instead of the editable install (checked), so the code, its folder
-and the Ray workers' imports all differ from the other run's; the interpreter and its standard library (the
-default corpus) are the same, as on one machine.
+Each checkout is a copy of the tracked and untracked (not ignored) files under a folder named `sparsepipe` (with
+the package's __init__ at its top, as a wheel has it), run with PYTHONPATH at its parent: the copy is imported
+instead of the editable install (checked), so the code, its folder and the Ray workers' imports all differ from
+the other run's; the interpreter and its standard library (the default corpus) are the same, as on one machine.
 """
 
 from __future__ import annotations

@@ -6,6 +6,8 @@ from pydantic import Field
 
 from ..stage import StrictModel
 
+SPARSE_INPUT = "sparse"  # a matched_dense cell's input: the sparse model; the dense cells are "dense", "dense/<v>"
+
 
 class MatchedConfig(StrictModel):
     enabled: bool = Field(

@@ -10,8 +10,7 @@ from typing import Any
 
 from ..context import WorkContext
 from ..stage import Cell, Resources, Stage
-from .config import MatchedConfig
-from .worker import SPARSE_INPUT
+from .config import SPARSE_INPUT, MatchedConfig
 
 
 def matched_cells(config: Any, upstream: dict[str, list[Cell]]) -> list[Cell]:

@@ -20,8 +20,8 @@ from typing import Any
 from ..context import WorkContext
 from ..train.kept import copy_checkpoint, read_kept
 from ..train.summary import MATCH_FILE, METRICS_FILE, TRAIN_CONFIG_FILE, final_val_loss
+from .config import SPARSE_INPUT
 
-SPARSE_INPUT = "sparse"
 DENSE_INPUT_PREFIX = "dense"  # "dense" (the base cell) and "dense/<variant>"
 
 
