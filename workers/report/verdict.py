@@ -38,8 +38,6 @@ CHECKS = ("model_performs", "within_model", "holds_on_test", "controls_clear", "
 RANDOM_INIT = "random_init/"  # checkpoint prefix of a random-init control
 FLIPPED, SHUFFLED = "__flipped", "__shuffled"  # task suffixes of the two task twins
 CONTROL_ROLES = ("random_init", "flipped", "shuffled")
-# What the checks read from a prune result beyond the report's own columns (worker.summarize copies them).
-EVIDENCE_KEYS = ("intervals", "seeds", "seed_spread")
 
 
 @dataclass(frozen=True)
@@ -61,12 +59,6 @@ def _number(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         return None
     return float(value)
-
-
-def evidence(result: Any) -> dict[str, Any]:
-    """The verdict's evidence in a prune cell's result (`prune.result.PruneResult`, whose extra fields are
-    attributes too) that the report's rows do not already carry."""
-    return {key: getattr(result, key) for key in EVIDENCE_KEYS if getattr(result, key, None) is not None}
 
 
 def _interval(cell: dict[str, Any], loss: str) -> list[float] | None:
