@@ -119,7 +119,9 @@ PRESETS: dict[str, dict[str, Any]] = {
     "small": {
         "bridges": {
             "enabled": True,
-            "train": _train(_SMALL_MODEL, steps=10_000, batch=64, eval_every=500, checkpoint_every=1000),
+            "train": _train(
+                _SMALL_MODEL, steps=10_000, batch=64, eval_every=500, checkpoint_every=1000, precision="auto"
+            ),
         }
     },
     "paper": {
@@ -132,7 +134,7 @@ PRESETS: dict[str, dict[str, Any]] = {
                 batch=512,
                 eval_every=2000,
                 checkpoint_every=2000,
-                dtype="bfloat16",
+                precision="auto",
             ),
         }
     },
