@@ -16,6 +16,7 @@ from .cluster import ClusterError, open_cluster, resolve_address
 from .config import PipelineConfig
 from .dag import HIT, CellPlan, CellRef, Planner, Registry
 from .execute import UnitRequest, execute_unit, ray_submit
+from .oom import failure_describer
 from .store import Manifest, Store, StoreSpec
 
 # Variables a worker on another node needs to reach the same store and behave the same.
@@ -29,6 +30,7 @@ class CellOutcome:
     error: str | None = None
     skipped_because: str | None = None
     seconds: float = 0.0
+    out_of_memory: bool = False  # the cell ran out of GPU memory (pipeline/oom.py)
 
     @property
     def ok(self) -> bool:
@@ -232,6 +234,7 @@ class Runner:
         if not todo:
             return report
         has_gpus = ray.cluster_resources().get("GPU", 0) > 0
+        describe = failure_describer(self.registry, self.config, static, _short_error)
         board_class, run_task, actor_class = _remote_units()
         board = board_class.remote()
         spec = self.store.spec
@@ -293,7 +296,7 @@ class Runner:
                         outcome.manifest = Manifest(raw=raw, path=path)
                         committed[plan.cell.ref] = outcome.manifest
                     except ray.exceptions.RayError as error:
-                        outcome.error = _short_error(error)
+                        outcome.error, outcome.out_of_memory = describe(plan, error)
                         failed.add(plan.cell.ref)
                     if actor is not None:
                         ray.kill(actor)

@@ -105,6 +105,8 @@ class Stage:
     error (exit 2) before anything runs, not a failure inside a worker after the upstream stages ran.
     `committed_cells`: besides the cells `cells` lists, every cell committed in the store is listed, with the
     params it was committed with (cells a command commits, as `sparsepipe import`; such a stage has no deps).
+    `estimate` is "module:function", called as function(cell, config, cells, device_type) -> CellCost | None
+    (workers/estimate.py) by `sparsepipe plan --estimate`; it is not part of any cell's code fingerprint.
     """
 
     name: str
@@ -121,3 +123,4 @@ class Stage:
     shortcuts: dict[str, str] = field(default_factory=dict)
     checks: tuple[ConfigCheck, ...] = ()
     committed_cells: bool = False
+    estimate: str = ""

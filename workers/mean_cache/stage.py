@@ -38,4 +38,5 @@ MEAN_CACHE = Stage(
     run="sparsepipe.workers.mean_cache.stage:run_mean_cache_cell",
     description="mean activations over the pretraining distribution, per checkpoint",
     matrix=True,
+    estimate="sparsepipe.workers.mean_cache.estimate:estimate_mean_cache_cell",
 )

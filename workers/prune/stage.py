@@ -66,4 +66,5 @@ PRUNE = Stage(
     presets=PRESETS,
     records=("trials.jsonl",),  # each trial's start, end, host and node
     shortcuts={"tasks": "prune.tasks", "checkpoints": "prune.checkpoints"},
+    estimate="sparsepipe.workers.prune.estimate:estimate_prune_cell",
 )

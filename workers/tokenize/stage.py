@@ -49,6 +49,7 @@ TOKENIZE = Stage(
     config={"tokenize": TokenizeConfig},
     presets=PRESETS,
     provides=("tokenizer",),
+    estimate="sparsepipe.workers.tokenize.estimate:estimate_tokenize_cell",
 )
 
 BENCHMARK = Benchmark(
