@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 # One core of the VM every figure so far was measured on (AMD EPYC, AVX-512 at ~3 GHz: 2 x 16 fp32
-# FMAs per cycle), which is what a cell with num_cpus=1 gets. bf16 autocast on a CPU is no faster.
+# FMAs per cycle), which is what a cell with num_cpus=1 gets. CPU estimates count fp32 (precision auto).
 CPU_CORE_PEAK_FLOPS = 96e9
 CPU_CORE_BANDWIDTH = 10e9  # bytes/s: a share of the VM's memory bandwidth per core
 # Measured: this project's sparse training step in process on one thread of that VM trained 6,125 tokens/s

@@ -19,6 +19,10 @@ from .devices import Device, cpu
 from .execute import resolve_function
 
 GB = 1e9
+# What every cell costs besides its work: a Ray worker's start, torch's import, the inputs' checks, the outputs'
+# plots and the commit. Fitted to `sparsepipe run full --preset smoke` from an empty store, whose work is
+# seconds: 127 s for 10 cells at load <= 20 (RESULTS-issue10.md, "Tests"), five of them in a chain.
+CELL_OVERHEAD_S = 20.0
 
 
 @dataclass
@@ -26,7 +30,7 @@ class CellEstimate:
     plan: CellPlan
     cost: CellCost | None
     where: str  # "gpu", "cpu" or "" (no estimate)
-    seconds: float  # on one run of the cell, its own parallelism included
+    seconds: float  # one run of the cell, its own parallelism and CELL_OVERHEAD_S included
     busy_seconds: float  # the same, times the devices or cores it holds
 
     @property
@@ -163,8 +167,10 @@ def estimate_run(registry: Registry, config: Any, plans: list[CellPlan], device:
         where, seconds, busy = _time(cost, device, host, gpus) if cost is not None else ("", 0.0, 0.0)
         if where == "gpu":
             gpu_busy += busy
-        elif where == "cpu":
+        else:
             cpu_busy += busy
+        seconds += CELL_OVERHEAD_S
+        cpu_busy += CELL_OVERHEAD_S
         start = max((finish.get(ref, 0.0) for ref in plan.cell.inputs.values()), default=0.0)
         finish[plan.cell.ref] = start + seconds
         estimates.append(CellEstimate(plan, cost, where, seconds, busy))
@@ -203,7 +209,7 @@ def table_rows(run: RunEstimate) -> list[tuple[str, ...]]:
     for item in run.cells:
         cost = item.cost
         if cost is None:
-            rows.append((item.plan.cell.stage, item.plan.cell.cell or "-", "-", "-", "-", "-", "-", "-"))
+            rows.append((item.plan.cell.stage, item.plan.cell.cell or "-", "-", "-", "-", "-", "-", duration(item.seconds)))
             continue
         rows.append(
             (

@@ -184,7 +184,7 @@ class TrainConfig(StrictModel):
         "fp32",
         description="fp32; bf16: the forward and backward under bf16 autocast, with fp32 master weights, optimizer "
         "state, weight top-k and loss (the reference trains in fp16 with a GradScaler; bf16 needs none); auto: bf16 "
-        "on CUDA, fp32 elsewhere (bf16 autocast on a CPU is slower than fp32).",
+        "on CUDA, fp32 elsewhere (a CPU's bf16 speed depends on its bf16 instructions).",
     )
     seed: int = 0
 
