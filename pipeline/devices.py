@@ -56,7 +56,16 @@ GPU_HOST_CORES, GPU_HOST_MEMORY = 16, 128 * 2**30
 
 def _gpu(name: str, fp32: float, bf16: float, bandwidth: float, memory_gb: float) -> Device:
     return Device(
-        name, "cuda", fp32, bf16, bandwidth, memory_gb * 1e9, GPU_EFFICIENCY_ASSUMED, False, GPU_HOST_CORES, GPU_HOST_MEMORY
+        name=name,
+        kind="cuda",
+        fp32_flops=fp32,
+        bf16_flops=bf16,
+        bandwidth=bandwidth,
+        memory=memory_gb * 1e9,
+        efficiency=GPU_EFFICIENCY_ASSUMED,
+        measured=False,
+        host_cores=GPU_HOST_CORES,
+        host_memory=GPU_HOST_MEMORY,
     )
 
 
@@ -64,8 +73,17 @@ def cpu() -> Device:
     """This machine's CPU: one core per cell, all its cores for the run, all its memory."""
     cores, memory = os.cpu_count() or 1, _machine_memory()
     return Device(
-        "cpu", "cpu", CPU_CORE_PEAK_FLOPS, CPU_CORE_PEAK_FLOPS, CPU_CORE_BANDWIDTH, memory, CPU_EFFICIENCY, True,
-        cores, memory, units=cores,
+        name="cpu",
+        kind="cpu",
+        fp32_flops=CPU_CORE_PEAK_FLOPS,
+        bf16_flops=CPU_CORE_PEAK_FLOPS,
+        bandwidth=CPU_CORE_BANDWIDTH,
+        memory=memory,
+        efficiency=CPU_EFFICIENCY,
+        measured=True,
+        host_cores=cores,
+        host_memory=memory,
+        units=cores,
     )
 
 

@@ -209,7 +209,9 @@ def table_rows(run: RunEstimate) -> list[tuple[str, ...]]:
     for item in run.cells:
         cost = item.cost
         if cost is None:
-            rows.append((item.plan.cell.stage, item.plan.cell.cell or "-", "-", "-", "-", "-", "-", duration(item.seconds)))
+            rows.append(
+                (item.plan.cell.stage, item.plan.cell.cell or "-", "-", "-", "-", "-", "-", duration(item.seconds))
+            )
             continue
         rows.append(
             (
@@ -230,9 +232,10 @@ def summary_lines(run: RunEstimate) -> list[str]:
     device = run.device
     efficiency = f"{device.efficiency:g} of peak ({'measured' if device.measured else 'assumed'})"
     where = f"{run.gpus} x {device.name}, " if run.gpus else ""
+    parts = f"critical path {duration(run.critical_path_s)}, GPU work {duration(run.gpu_s)}, CPU work "
     lines = [
-        f"total: {duration(run.total_s)} on {where}{run.cores} CPU cores (critical path {duration(run.critical_path_s)}, "
-        f"GPU work {duration(run.gpu_s)}, CPU work {duration(run.cpu_s)}); efficiency {efficiency}",
+        f"total: {duration(run.total_s)} on {where}{run.cores} CPU cores ({parts}{duration(run.cpu_s)}); "
+        f"efficiency {efficiency}",
     ]
     if run.skipped:
         lines.append(f"{run.skipped} cells are HIT (committed) and not counted")

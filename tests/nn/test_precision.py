@@ -6,11 +6,11 @@ import pytest
 import torch
 from pydantic import ValidationError
 
+from sparsepipe.workers.bridges.config import PRESETS as BRIDGES_PRESETS
 from sparsepipe.workers.nn.config import ModelConfig, SparsityConfig, TrainConfig
 from sparsepipe.workers.nn.gpt import GPT, topk_sizes
 from sparsepipe.workers.nn.sparsity import keep_count
 from sparsepipe.workers.nn.training import Trainer, lm_loss, uses_bf16
-from sparsepipe.workers.bridges.config import PRESETS as BRIDGES_PRESETS
 from sparsepipe.workers.train.config import DENSE_PRESETS, PRETRAIN_PRESETS
 from sparsepipe.workers.train.loop import evaluate
 

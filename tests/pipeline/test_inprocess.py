@@ -60,7 +60,11 @@ def registry(oom: bool, workers: int = 1) -> Registry:
         estimate="inprocess_demo:estimate_hungry",
     )
     after = Stage(
-        "after", "1", ("hungry",), lambda c, u: [Cell("after", "", {}, {"h": CellRef("hungry")})], "inprocess_demo:run_after"
+        "after",
+        "1",
+        ("hungry",),
+        lambda c, u: [Cell("after", "", {}, {"h": CellRef("hungry")})],
+        "inprocess_demo:run_after",
     )
     return Registry([source, hungry, after])
 
