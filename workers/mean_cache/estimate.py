@@ -21,5 +21,6 @@ def estimate_mean_cache_cell(cell: Cell, config: Any, cells: dict[Any, Cell], de
         param_bytes=cost.params * FP32,
         # no backward, but every node location is recorded: about what a training step saves
         activation_bytes=cost.activation_bytes(rows * train.model.n_ctx, train.model.n_ctx, FP32, device_type),
+        accelerated=cell.resources.num_gpus > 0,
         reduce=("lower prune.mean_cache_batch_size",),
     )
