@@ -115,3 +115,24 @@ def test_local_submit_reports_each_result():
     seen = []
     assert local_submit([(abs, (-2,), {}), (abs, (-3,), {})], lambda i, r: seen.append((i, r))) == [2, 3]
     assert seen == [(0, 2), (1, 3)]
+
+
+def test_run_exits_1_on_out_of_memory_and_commits_nothing(tmp_path, monkeypatch):
+    """`sparsepipe run` where Ray is absent runs in process; a cell raising CUDA OOM ends it with exit 1."""
+    from typer.testing import CliRunner
+
+    import sparsepipe.pipeline.cli as cli
+    import sparsepipe.workers.tokenize.stage as tokenize_stage
+
+    def out_of_memory(ctx, params):
+        (ctx.out_dir / "partial.txt").write_text("half")
+        raise __import__("torch").cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 8.00 GiB")
+
+    monkeypatch.setattr(cli, "ray_installed", lambda: False)
+    monkeypatch.setattr(tokenize_stage, "run_tokenize_cell", out_of_memory)
+    store = tmp_path / "store"
+    result = CliRunner().invoke(cli.app, ["run", "tokenize", "--preset", "smoke", "--store", str(store)])
+    assert result.exit_code == 1, result.output
+    assert "Ray is not installed here" in result.stderr
+    assert "tokenize ran out of GPU memory: it needs about" in result.stderr
+    assert list(StoreSpec(str(store)).open().scan_manifests()) == []
