@@ -14,13 +14,13 @@ def estimate_mean_cache_cell(cell: Cell, config: Any, cells: dict[Any, Cell], de
         return None  # an imported model: its shape is known only after the import
     cost = model_cost(train.model, config.tokenize.vocab_size)
     params = cell.params
-    rows = params["mean_cache_batch_size"]
-    tokens = params["mean_cache_batches"] * rows * train.model.n_ctx
+    rows = params["batch_size"]
+    tokens = params["batches"] * rows * train.model.n_ctx
     return CellCost(
         flops=cost.forward_flops(tokens),
         param_bytes=cost.params * FP32,
         # no backward, but every node location is recorded: about what a training step saves
         activation_bytes=cost.activation_bytes(rows * train.model.n_ctx, train.model.n_ctx, FP32, device_type),
         accelerated=cell.resources.num_gpus > 0,
-        reduce=("lower prune.mean_cache_batch_size",),
+        reduce=("lower mean_cache.batch_size",),
     )
