@@ -44,25 +44,25 @@ fi
 STORE="${GPU_CHECK_STORE:-/tmp/sparsepipe-gpu-check-store}"
 LOGS="${GPU_CHECK_LOGS:-/tmp/sparsepipe-gpu-check-logs}"
 # The small preset at its real shapes (4 layers, d_model 512, n_ctx 256, vocab 2048, batch 64) with only the
-# step counts, pair counts and CARBS budget cut, plus a 16 MB corpus (the image's site-packages are GBs of
+# step counts, pair counts and CARBS budget cut, plus an 8 MB corpus (the image's site-packages are GBs of
 # Python; tokenizing them is CPU work this check does not need). Prune trials ask for the GPU.
 SMALL=(--preset small --store "$STORE"
-  --set tokenize.corpus.max_bytes=16000000
-  --set pretrain.train.steps=200 --set pretrain.train.eval_every=100 --set pretrain.train.checkpoint_every=100
-  --set dense.train.steps=200 --set dense.train.eval_every=100 --set dense.train.checkpoint_every=100
+  --set tokenize.corpus.max_bytes=8000000
+  --set pretrain.train.steps=100 --set pretrain.train.eval_every=100 --set pretrain.train.checkpoint_every=100
+  --set dense.train.steps=100 --set dense.train.eval_every=100 --set dense.train.checkpoint_every=100
   --set bridges.train.steps=60 --set bridges.train.eval_every=30 --set bridges.train.checkpoint_every=30
-  --set 'prune.tasks=["single_double_quote","bracket_counting"]'
-  --set prune.steps=100 --set prune.batch_pairs=16 --set prune.eval_pairs=64
+  --set 'prune.tasks=["single_double_quote"]'
+  --set prune.steps=50 --set prune.batch_pairs=16 --set prune.eval_pairs=64
   --set tune.iterations=1 --set tune.trials_per_iteration=2 --set tune.gpus_per_trial=1)
 
 # name | seconds allowed | command
 STEPS=(
-  "environment|30|nvidia-smi -L; $PY -c 'import torch, triton; print(torch.__version__, torch.version.cuda, triton.__version__, torch.cuda.get_device_name(0))'"
-  "install|60|if [ -d '$WHEELS' ]; then $PY -m pip install -q --no-index --no-deps --no-compile --target /tmp/gpu-check-site $WHEELS/*.whl; fi && $PY -m pip install -q --no-index --no-deps --no-build-isolation -e ."
-  "cuda_tests|120|$PY -m pytest -q -p no:cacheprovider tests/kernels/test_kernels_gpu.py tests/kernels/test_kernels_device.py tests/kernels/test_kernels_triton_compile.py tests/nn/test_precision.py"
-  "bench|150|$PY -m sparsepipe.pipeline bench all --json --out $LOGS/bench.json"
-  "estimate|30|$PY -m sparsepipe.pipeline plan --estimate --device h100 --json ${SMALL[*]@Q} > $LOGS/estimate.json"
-  "small_run|200|$PY -m sparsepipe.pipeline run full ${SMALL[*]@Q} --set execution.require_gpus=true --json > $LOGS/run.json"
+  "environment|20|nvidia-smi -L; $PY -c 'import torch, triton; print(torch.__version__, torch.version.cuda, triton.__version__, torch.cuda.get_device_name(0))'"
+  "install|40|if [ -d '$WHEELS' ]; then $PY -m pip install -q --no-index --no-deps --no-compile --target /tmp/gpu-check-site $WHEELS/*.whl; fi && $PY -m pip install -q --no-index --no-deps --no-build-isolation -e ."
+  "cuda_tests|100|$PY -m pytest -q -p no:cacheprovider tests/kernels/test_kernels_gpu.py tests/kernels/test_kernels_device.py tests/kernels/test_kernels_triton_compile.py tests/nn/test_precision.py"
+  "bench|120|$PY -m sparsepipe.pipeline bench all --json --out $LOGS/bench.json"
+  "estimate|20|$PY -m sparsepipe.pipeline plan --estimate --device h100 --json ${SMALL[*]@Q} > $LOGS/estimate.json"
+  "small_run|290|$PY -m sparsepipe.pipeline run full ${SMALL[*]@Q} --set execution.require_gpus=true --json > $LOGS/run.json"
 )
 
 if [ "$DRY_RUN" = 1 ]; then
