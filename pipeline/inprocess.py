@@ -63,7 +63,7 @@ def run_in_process(
     builder = Runner(registry, store, config, verify_inputs=verify_inputs)
     has_gpus = torch.cuda.is_available()
     failed: set[Any] = set()
-    describe = failure_describer(registry, config, static, lambda error: f"{type(error).__name__}: {error}")
+    describe = failure_describer(registry, config, static)
     for static_plan in static:
         cell = static_plan.cell
         if static_plan.status == HIT:
@@ -87,7 +87,8 @@ def run_in_process(
             outcome.manifest = Manifest(raw=raw, path=path)
             committed[cell.ref] = outcome.manifest
         except Exception as error:  # one cell's failure, reported like a Ray worker's
-            outcome.error, outcome.out_of_memory = describe(plan, error)
+            oom = describe(plan, error)
+            outcome.error, outcome.out_of_memory = oom or f"{type(error).__name__}: {error}", oom is not None
             failed.add(cell.ref)
         outcome.seconds = time.time() - started
         report.outcomes.append(outcome)

@@ -40,13 +40,11 @@ def out_of_memory_line(plan: CellPlan, registry: Registry, config: Any, plans: l
 
 
 def failure_describer(
-    registry: Registry, config: Any, plans: list[CellPlan], fallback: Callable[[BaseException], str]
-) -> Callable[[CellPlan, BaseException], tuple[str, bool]]:
-    """plan, error -> (the line a failed cell reports, whether it ran out of GPU memory)."""
+    registry: Registry, config: Any, plans: list[CellPlan]
+) -> Callable[[CellPlan, BaseException], str | None]:
+    """plan, error -> the line a cell that ran out of GPU memory reports; None for any other error."""
 
-    def describe(plan: CellPlan, error: BaseException) -> tuple[str, bool]:
-        if is_out_of_memory(error):
-            return out_of_memory_line(plan, registry, config, plans), True
-        return fallback(error), False
+    def describe(plan: CellPlan, error: BaseException) -> str | None:
+        return out_of_memory_line(plan, registry, config, plans) if is_out_of_memory(error) else None
 
     return describe

@@ -120,8 +120,16 @@ def viewer_sections(
     return sections
 
 
+def report_mask_training(ctx: WorkContext, result: TrialResult) -> None:
+    """The written circuit's mask-training curve as tracker scalars (TensorBoard, MLflow, W&B; see WorkContext)."""
+    for row in result.train_history:
+        scalars = {"prune/task_loss": row["task_loss"], "prune/nodes": row["nodes"], "prune/lr": row["lr"]}
+        ctx.report({"step": row["step"], "scalars": scalars})
+
+
 def write_prune_outputs(ctx: WorkContext, inputs: PruneInputs, params: PruneConfig, result: TrialResult) -> None:
     """The artifact of one trial's circuit: circuit.json, circuit.html, result.json, loss_vs_k.png and ctx.metrics."""
+    report_mask_training(ctx, result)
     model, means, task_data = inputs.model, inputs.means, inputs.task_data
     layout = NodeLayout(model.config, tie_qk=params.tie_qk_masks)
     ablation = ablation_values(layout, means, params.ablation)
@@ -164,6 +172,7 @@ def write_prune_outputs(ctx: WorkContext, inputs: PruneInputs, params: PruneConf
             "test_reached_target": result.test_reached_target,
         },
         reached_target=result.reached_target,
+        circuit_kind=result.circuit,
         calibration={"logit_scale": result.logit_scale, "logit_bias": result.logit_bias},
         hyperparameters=result.hyper,
         settings=params.model_dump(mode="json", exclude={"hyper", "tasks", "checkpoints"}),
@@ -196,6 +205,7 @@ def write_prune_outputs(ctx: WorkContext, inputs: PruneInputs, params: PruneConf
             "target_loss": result.target_loss,
             "loss_reduction": result.loss_reduction,
             "reached_target": result.reached_target,
+            "circuit": result.circuit,
             "selection_loss": result.selection_loss,
             "test_reached_target": result.test_reached_target,
             "test_pairs": result.test_pairs,
