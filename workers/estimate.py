@@ -164,4 +164,11 @@ def checkpoint_model(cells: dict[Any, Any], ref: Any) -> TrainConfig | None:
     try:  # pretrain and dense cells' params are a TrainConfig; bridges cells' hold one under "train"
         return TrainConfig.model_validate(cell.params.get("train", cell.params))
     except ValueError:
-        return None
+        pass
+    # A checkpoint chosen among or derived from trained ones (matched_dense, random_init) has their shape: the model
+    # of its trained inputs, the last first (a matched_dense cell lists the sparse model it matches first).
+    for upstream in reversed(list(cell.inputs.values())):
+        found = checkpoint_model(cells, upstream) if upstream != ref else None
+        if found is not None:
+            return found
+    return None

@@ -51,6 +51,9 @@ def test_smoke_estimate_lists_every_cell_with_a_total(tmp_path):
     assert cells[("report", "")]["flops"] is None
     assert data["total_s"] >= data["critical_path_s"] > 0
     assert data["efficiency_measured"] is False and data["does_not_fit"] == []
+    # Every prune cell is estimated, those of checkpoints chosen among trained ones (matched_dense) too.
+    pruned = [c for (stage, _), c in cells.items() if stage == "prune"]
+    assert any(c["cell"].startswith("matched_dense/") for c in pruned) and all(c["flops"] for c in pruned)
 
 
 def test_a_cell_that_cannot_fit_is_exit_2_naming_the_setting(tmp_path):
