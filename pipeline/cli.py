@@ -388,6 +388,7 @@ HEADLINE_METRICS = (
     ("circuit_loss", "loss"),
     ("final_val_loss", "val_loss"),
     ("train_tokens", "tokens"),
+    ("trusted_circuits", "trusted"),
     ("cells", "cells"),
     ("reached_target", "reached"),
 )

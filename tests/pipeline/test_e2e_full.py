@@ -51,6 +51,12 @@ def test_run_full_smoke_with_fixed_pruning_hyperparameters(sparsepipe, tmp_path)
     report_dir = next((tmp_path / "artifacts" / "report").glob("*/attempts/*"))
     assert {"index.html", "summary.json", "summary.md", "edges_by_task.png"} <= {p.name for p in report_dir.iterdir()}
     assert len(list((report_dir / "circuits").iterdir())) == 8
+    # every circuit's verdict and checks, and a headline that says how many trusted circuits it counts
+    summary = json.loads((report_dir / "summary.json").read_text())
+    assert all({"verdict", "checks"} <= set(cell) for cell in summary["cells"])
+    assert summary["verdict"]["circuits"] == 8 and "trusted_circuits" in summary["verdict"]
+    assert cells[("report", "")]["metrics"]["trusted_circuits"] == summary["verdict"]["trusted_circuits"]
+    assert "circuits are trusted" in (report_dir / "index.html").read_text()
     assert {"nmse_d2s_sum", "kl_s2d_sum", "dense_val_loss", "interventions"} <= set(
         cells[("bridges", "smoke")]["metrics"]
     )

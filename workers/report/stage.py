@@ -22,13 +22,14 @@ def report_cells(config: Any, upstream: dict[str, list[Cell]]) -> list[Cell]:
     steered = upstream.get("bridges", []) + upstream.get("interventions", [])
     inputs |= {f"{INTERVENTIONS_INPUT}{cell.ref}": cell.ref for cell in steered}
     inputs |= {CORPUS_INPUT: cell.ref for cell in upstream.get("tokenize", [])}  # its corpus.json record
-    return [Cell("report", "", {"match_tolerance": config.matched.tolerance}, inputs, Resources(num_cpus=1))]
+    params = {"match_tolerance": config.matched.tolerance, "report": config.report.verdict_settings()}
+    return [Cell("report", "", params, inputs, Resources(num_cpus=1))]
 
 
 def run_report_cell(ctx: WorkContext, params: dict[str, Any]) -> None:
     from .worker import run_report
 
-    run_report(ctx, **params)
+    run_report(ctx, params["match_tolerance"], ReportConfig.model_validate(params.get("report", {})))
 
 
 REPORT = Stage(

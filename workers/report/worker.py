@@ -13,6 +13,9 @@ pairs that bisection made (the circuit's test loss is beside it).
 The report is built from what succeeded: a prune cell that failed (the stage `accepts_failed_inputs`)
 is a row "failed: <error>" in the tables and in summary.json's "failed_cells", and is left out of the
 headline and of every figure, which say how many cells are missing.
+
+The report leads with each circuit's verdict (`verdict.py`, `verdict_report.py`): its headline, Fig. 2 and
+Fig. 3 over trusted circuits only (under `trusted/`), the all-circuit figures beside them, labelled.
 """
 
 from __future__ import annotations
@@ -26,9 +29,12 @@ from typing import Any, Sequence
 
 from ..context import WorkContext
 from ..prune.degenerate import described
-from ..prune.result import CIRCUIT_PAGE, read_result, split_cell
+from ..prune.result import CIRCUIT_PAGE, cell_name, read_result, split_cell
 from ..tokenize.config import CORPUS_RECORD
+from .config import ReportConfig
 from .figures import MATCH_TOLERANCE, circuits, main_target, same_task_geomeans, write_figures
+from .verdict import is_trusted, judge
+from .verdict_report import badge_html, inject_badge, verdict_markdown, verdict_section_html, write_verdict
 
 LOSS_KEYS = (
     "circuit_loss",
@@ -265,6 +271,7 @@ def index_html(
     body = "".join(
         f"<tr class='{'ok' if r['reached_target'] else 'miss'}'><td>{html.escape(r['checkpoint'])}</td>"
         f"<td><a href='circuits/{html.escape(page_name(r['checkpoint'], r['task']))}'>{html.escape(r['task'])}</a></td>"
+        f"<td>{badge_html(r)}</td>"
         f"<td>{r['nodes']}</td><td>{r['edges']}</td><td>{described(r['reached_target'], r.get('circuit'))}</td>"
         + "".join(f"<td>{r[k]:.3f}</td>" if isinstance(r[k], (int, float)) else "<td>–</td>" for k in LOSS_KEYS)
         + f"<td>{'–' if r['test_pairs'] is None else r['test_pairs']}</td>"
@@ -288,7 +295,7 @@ target on test: "common tasks"), the same set for all.</p>
 {edges_figure if rows else ""}
 <p>Losses on each task's held-out test pairs ({html.escape(_reduction_text(rows))});
 "reached" is the selection on val pairs.</p>
-<table><tr><th>checkpoint</th><th>task</th><th>nodes</th><th>edges</th><th>reached</th>
+<table><tr><th>checkpoint</th><th>task</th><th>verdict</th><th>nodes</th><th>edges</th><th>reached</th>
 {loss_heads}<th>test pairs</th>{spread_heads}</tr>{body}</table>
 </body></html>"""
 
@@ -313,7 +320,9 @@ def read_corpus_record(tokens: Path | None) -> dict[str, Any] | None:
     return json.loads(path.read_text()) if path is not None and path.exists() else None
 
 
-def run_report(ctx: WorkContext, match_tolerance: float = MATCH_TOLERANCE) -> None:
+def run_report(
+    ctx: WorkContext, match_tolerance: float = MATCH_TOLERANCE, settings: ReportConfig | None = None
+) -> None:
     pruned = {
         name: folder
         for name, folder in ctx.inputs.items()
@@ -331,23 +340,25 @@ def run_report(ctx: WorkContext, match_tolerance: float = MATCH_TOLERANCE) -> No
         raise ValueError(
             "the report has no pruned circuits to summarize; run the prune stage with at least one task and checkpoint"
         )
-    rows = summarize(pruned)
+    rows = judge(summarize(pruned), settings or ReportConfig())
     headline = with_failures(geometric_mean_edges(rows), failures)
     out = ctx.out_dir
     (out / "circuits").mkdir()
     interventions = copy_interventions(bridged, out)
-    for name, folder in pruned.items():
-        checkpoint, task = split_cell(name)
-        shutil.copyfile(folder / CIRCUIT_PAGE, out / "circuits" / page_name(checkpoint, task))
+    for row in rows:  # each circuit page with its verdict badge
+        page = (pruned[cell_name(row["checkpoint"], row["task"])] / CIRCUIT_PAGE).read_text()
+        (out / "circuits" / page_name(row["checkpoint"], row["task"])).write_text(inject_badge(page, row))
     corpus = read_corpus_record(ctx.inputs.get(CORPUS_INPUT))
-    (out / "summary.md").write_text(markdown_table(rows, headline, failures))
     figure_metrics: dict[str, Any] = {}
     figures_section = "<p class='missing'>No cell committed: there is nothing to plot.</p>"
     if rows:  # the figures count only the cells that committed (the note above says how many are missing)
         plot_edges_by_task(rows, out / "edges_by_task.png")
         figure_metrics, figures_section = write_figures(rows, out, match_tolerance)
+    trusted = [row for row in rows if is_trusted(row)]
+    verdict = write_verdict(rows, geometric_mean_edges(trusted), headline, figure_metrics, out, match_tolerance)
     # "fig2": the sparse/dense pairs (matched or "no matched dense model") and the ratios, as in the metrics.
     summary = {
+        "verdict": verdict,
         "checkpoints": headline,
         "cells": rows,
         "failed_cells": failures,
@@ -355,7 +366,15 @@ def run_report(ctx: WorkContext, match_tolerance: float = MATCH_TOLERANCE) -> No
         "fig2": figure_metrics,
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
-    page = index_html(rows, headline, failures).replace("</body>", figures_section + "</body>")
+    (out / "summary.md").write_text(verdict_markdown(rows, verdict) + markdown_table(rows, headline, failures))
+    page = index_html(rows, headline, failures).replace(
+        "<h1>Circuits</h1>",
+        "<h1>Circuits</h1>" + verdict_section_html(rows, verdict, bool(trusted)) + "<h2>All circuits</h2>",
+        1,
+    )
+    page = page.replace(
+        "</body>", "<h2>Figures over all circuits, untrusted included</h2>" + figures_section + "</body>"
+    )
     if interventions:
         figures = "".join(
             f"<figure><img src='{html.escape(p)}'><figcaption>{html.escape(p)}</figcaption></figure>"
@@ -382,5 +401,8 @@ def run_report(ctx: WorkContext, match_tolerance: float = MATCH_TOLERANCE) -> No
             "reached_target": sum(r["reached_target"] for r in rows),
             "corpus_digest": None if corpus is None else corpus["digest"],
             **figure_metrics,
+            "trusted_circuits": verdict["trusted_circuits"],
+            "trusted_geomean_edges": {c: i["geomean_edges"] for c, i in verdict["checkpoints"].items()},
+            "trusted_dense_over_sparse_edges": verdict["dense_over_sparse_edges"],
         }
     )
