@@ -12,6 +12,7 @@ from .carbs import BENCHMARK as CARBS_BENCHMARK
 from .imported.stage import IMPORTED
 from .mean_cache.stage import MEAN_CACHE
 from .prune.stage import PRUNE
+from .random_init.stage import RANDOM_INIT
 from .report.stage import REPORT
 from .stage import Benchmark, Stage
 from .tokenize.stage import BENCHMARK as TOKENIZE_BENCHMARK
@@ -25,6 +26,7 @@ STAGES: tuple[Stage, ...] = (
     DENSE,
     BRIDGES,
     IMPORTED,
+    RANDOM_INIT,
     MEAN_CACHE,
     PRUNE,
     REPORT,

@@ -115,7 +115,17 @@ def test_dag_json_lists_stages_in_dependency_order():
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
     order = [stage["name"] for stage in data["stages"]]
-    assert order == ["tokenize", "pretrain", "dense", "bridges", "imported", "mean_cache", "prune", "report"]
+    assert order == [
+        "tokenize",
+        "pretrain",
+        "dense",
+        "bridges",
+        "imported",
+        "random_init",
+        "mean_cache",
+        "prune",
+        "report",
+    ]
     for upstream, downstream in data["edges"]:
         assert order.index(upstream) < order.index(downstream)
     assert ["mean_cache", "prune"] in data["edges"]

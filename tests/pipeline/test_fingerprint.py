@@ -53,7 +53,7 @@ def test_worker_context_is_in_every_stage(sources):
 
 
 # Every stage that runs the model (builds, trains, imports or prunes one).
-MODEL_STAGES = {"pretrain", "dense", "bridges", "imported", "mean_cache", "prune"}
+MODEL_STAGES = {"pretrain", "dense", "bridges", "imported", "random_init", "mean_cache", "prune"}
 
 
 def test_node_location_list_reaches_every_model_stage(sources):

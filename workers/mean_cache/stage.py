@@ -33,7 +33,7 @@ def run_mean_cache_cell(ctx: WorkContext, params: dict[str, Any]) -> None:
 MEAN_CACHE = Stage(
     name="mean_cache",
     version="1",
-    deps=("tokenize", "pretrain", "dense", "bridges", "imported"),
+    deps=("tokenize", "pretrain", "dense", "bridges", "imported", "random_init"),
     cells=mean_cache_cells,
     run="sparsepipe.workers.mean_cache.stage:run_mean_cache_cell",
     description="mean activations over the pretraining distribution, per checkpoint",

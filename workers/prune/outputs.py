@@ -113,7 +113,7 @@ def viewer_sections(
             "without_node": {names[position]: loss for position, loss in losses.items()},
         }
     rows = pretraining_rows(inputs.tokens, viewer.example_rows)[:, : model.config.n_ctx]
-    interventions = mask_interventions(layout, circuit_mask, masked.ablation)
+    interventions = mask_interventions(layout, circuit_mask, masked.ablation_for(rows))
     pairs = test.select(range(min(viewer.task_pairs, test.n_pairs)))
     sections["activations"] = node_examples(model, rows, pairs, result.kept, interventions, inputs.tokenizer, viewer)
     return sections
@@ -124,7 +124,8 @@ def write_prune_outputs(ctx: WorkContext, inputs: PruneInputs, params: PruneConf
     model, means, task_data = inputs.model, inputs.means, inputs.task_data
     layout = NodeLayout(model.config, tie_qk=params.tie_qk_masks)
     ablation = ablation_values(layout, means, params.ablation)
-    ablated_to = layout.split(ablation)
+    # Resample ablation has a value per context and position: the page shows their mean.
+    ablated_to = layout.split(ablation if ablation.dim() == 1 else ablation.mean(dim=(0, 1)))
     circuit = build_circuit(
         model,
         {name: torch.tensor(idx, dtype=torch.long) for name, idx in result.kept.items()},
@@ -146,6 +147,7 @@ def write_prune_outputs(ctx: WorkContext, inputs: PruneInputs, params: PruneConf
             "circuit": result.circuit_loss,
             "binarized": result.binarized_loss,
             "binarized_init": result.binarized_init_loss,
+            "binarized_own_scale": result.binarized_own_scale_loss,
             "calibrated": result.calibrated_loss,
             "full_model": result.full_model_loss,
             "inverse": result.inverse_loss,
@@ -162,7 +164,13 @@ def write_prune_outputs(ctx: WorkContext, inputs: PruneInputs, params: PruneConf
             "test_reached_target": result.test_reached_target,
         },
         reached_target=result.reached_target,
-        calibration={"logit_scale": result.logit_scale, "logit_bias": result.logit_bias},
+        calibration={
+            "logit_scale": result.logit_scale,
+            "logit_bias": result.logit_bias,
+            "circuit_accuracy": result.circuit_accuracy,
+            "calibrated_accuracy": result.calibrated_accuracy,
+        },
+        ablation_losses=result.ablation_losses,
         hyperparameters=result.hyper,
         settings=params.model_dump(mode="json", exclude={"hyper", "tasks", "checkpoints"}),
         token_text={str(i): inputs.tokenizer.decode([i]) for i in candidate_ids},
@@ -194,6 +202,11 @@ def write_prune_outputs(ctx: WorkContext, inputs: PruneInputs, params: PruneConf
             "binarized_loss": result.binarized_loss,
             "binarized_init_loss": result.binarized_init_loss,
             "calibrated_loss": result.calibrated_loss,
+            "circuit_accuracy": result.circuit_accuracy,
+            "calibrated_accuracy": result.calibrated_accuracy,
+            "logit_scale": result.logit_scale,
+            "binarized_own_scale_loss": result.binarized_own_scale_loss,
+            "ablation_losses": result.ablation_losses,
             "full_model_loss": result.full_model_loss,
             "inverse_loss": result.inverse_loss,
             "random_circuit_loss": result.random_circuit_loss,

@@ -8,7 +8,10 @@ from typing import Any
 
 from ..stage import Cell, CellRef, ConfigError
 
-CHECKPOINT_STAGES = ("pretrain", "dense", "bridges", "imported")  # each also a dep of mean_cache and prune
+CHECKPOINT_STAGES = ("pretrain", "dense", "bridges", "imported", "random_init")  # each a dep of mean_cache and prune
+# A control checkpoint's cell records the checkpoint it is the twin of (random_init: params["source"]); it is
+# selected with that checkpoint.
+CONTROL_SOURCE_PARAM = "source"
 # Imported models read their own tokenizer's ids (`tokenize.tokenizer`), so `all` leaves them out: name them.
 NAMED_ONLY_STAGES = ("imported",)
 
@@ -28,8 +31,9 @@ def select(patterns: list[str], names: list[str], what: str, hint: str, named_on
 
 
 def selected_checkpoints(config: Any, upstream: dict[str, list[Cell]]) -> list[CellRef]:
-    refs = {str(c.ref): c.ref for stage in CHECKPOINT_STAGES for c in upstream.get(stage, [])}
-    return [
+    cells = [c for stage in CHECKPOINT_STAGES for c in upstream.get(stage, [])]
+    refs = {str(c.ref): c.ref for c in cells}
+    chosen = [
         refs[name]
         for name in select(
             config.prune.checkpoints,
@@ -39,3 +43,6 @@ def selected_checkpoints(config: Any, upstream: dict[str, list[Cell]]) -> list[C
             NAMED_ONLY_STAGES,
         )
     ]
+    names = {str(ref) for ref in chosen}
+    controls = [c.ref for c in cells if c.params.get(CONTROL_SOURCE_PARAM) in names and str(c.ref) not in names]
+    return chosen + controls

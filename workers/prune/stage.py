@@ -15,7 +15,8 @@ from .config import PRESETS, PruneConfig, TuneConfig
 from .selection import select, selected_checkpoints
 
 # Fields of PruneConfig that only select cells.
-SELECTION_FIELDS = {"tasks", "checkpoints"}
+SELECTION_FIELDS = {"tasks", "checkpoints", "controls", "control_tasks"}
+TASK_TWIN_CONTROLS = ("flipped", "shuffled")  # controls that are task twins (`tasks/variants.py`)
 # A tuned cell only orchestrates: its trials are Ray tasks that ask for their own CPUs and GPUs.
 TUNED_CELL_CPUS = 0.25
 
@@ -26,8 +27,23 @@ def selected_tasks(config: Any) -> list[str]:
     return select(config.prune.tasks, task_names(), "task", "`sparsepipe tasks list` shows the tasks")
 
 
+def control_tasks(config: Any, tasks: list[str]) -> tuple[list[str], list[str]]:
+    """(the pruned tasks the controls run on, their twins the controls name), e.g. (["var_if"],
+    ["var_if__flipped", "var_if__shuffled"])."""
+    from ...tasks.variants import twin_name
+
+    prune = config.prune
+    if not prune.controls:
+        return [], []
+    chosen = select(prune.control_tasks, tasks, "control task", "prune.control_tasks chooses among prune.tasks")
+    twins = [twin_name(task, kind) for task in chosen for kind in TASK_TWIN_CONTROLS if kind in prune.controls]
+    return chosen, twins
+
+
 def prune_cells(config: Any, upstream: dict[str, list[Cell]]) -> list[Cell]:
     tasks = selected_tasks(config)
+    random_init_tasks, twins = control_tasks(config, tasks)
+    controls = {str(c.ref) for c in upstream.get("random_init", [])}
     settings: dict[str, Any] = {"prune": config.prune.model_dump(mode="json", exclude=SELECTION_FIELDS)}
     resources = Resources(num_cpus=1)
     if config.tune.enabled:
@@ -36,7 +52,8 @@ def prune_cells(config: Any, upstream: dict[str, list[Cell]]) -> list[Cell]:
     cells = []
     for ref in selected_checkpoints(config, upstream):
         inputs = {"checkpoint": ref, "tokens": CellRef("tokenize"), "mean_cache": CellRef("mean_cache", str(ref))}
-        for task in tasks:
+        # A random-init control is pruned on the control tasks; a trained checkpoint on the tasks and their twins.
+        for task in random_init_tasks if str(ref) in controls else tasks + twins:
             cells.append(Cell("prune", f"{str(ref)}:{task}", {"task": task, **settings}, inputs, resources))
     return cells
 
@@ -57,7 +74,7 @@ def run_prune_cell(ctx: WorkContext, params: dict[str, Any]) -> None:
 PRUNE = Stage(
     name="prune",
     version="1",
-    deps=("tokenize", "pretrain", "dense", "bridges", "imported", "mean_cache"),
+    deps=("tokenize", "pretrain", "dense", "bridges", "imported", "random_init", "mean_cache"),
     cells=prune_cells,
     run="sparsepipe.workers.prune.stage:run_prune_cell",
     description="each checkpoint x each task: the smallest circuit at the target loss (CARBS-tuned when tune.enabled)",

@@ -45,7 +45,8 @@ from .search import (
 
 # ------------------------------------------------------------------------- trial
 
-BINARIZED_KEYS = ("binarized_loss", "binarized_init_loss", "binarized_fit_loss")  # per sweep row (App. C)
+# per sweep row (App. C)
+BINARIZED_KEYS = ("binarized_loss", "binarized_init_loss", "binarized_fit_loss", "binarized_own_scale_loss")
 
 
 @dataclass
@@ -93,6 +94,13 @@ class TrialResult:
     # nodes, edges, selection_loss (val), circuit_loss, test_reached_target, binarized_loss and
     # binarized_init_loss (test), binarized_fit_loss (train), kept.
     sweep: list[dict[str, Any]] = field(default_factory=list)
+    # The written circuit only (`ablations.add_ablation_report`, `add_binarization`), test split: accuracy before
+    # and after calibration, the loss under each ablation with the same masks, and the binarized loss with the
+    # binarized gaps rescaled to the circuit's own gap scale (so no fitted level can act as a logit scale).
+    circuit_accuracy: float | None = None
+    calibrated_accuracy: float | None = None
+    ablation_losses: dict[str, Any] = field(default_factory=dict)  # trained_under, then per ablation
+    binarized_own_scale_loss: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -150,6 +158,10 @@ def run_trial(
         {"k": k, "nodes": ranking.nodes(k), "edges": ranking.edges(k, model), "loss": loss_at(k)}
         for k in sorted(eval_gaps)
     ]
+    # Necessity along the sweep (Fig. 32): the loss with only the top-k circuit ablated, at the curve's sizes.
+    for row in curve:
+        inverse_gaps = masked.gaps(eval_chunks, 1 - ranking.top_k(row["k"]).to(device))
+        row["inverse_loss"] = float(two_way_loss(inverse_gaps, evaluation.correct, reduction=reduction))
     timings["curve_s"] = time.perf_counter() - mark
 
     mark = time.perf_counter()
@@ -287,7 +299,18 @@ def binarized_losses(
         "binarized_loss": test_loss_with(fitted.final),
         "binarized_init_loss": test_loss_with(fitted.init),
         "binarized_fit_loss": fitted.final_loss,
+        "binarized_own_scale_loss": own_scale_loss(
+            masked.gaps(test_chunks, mask, fitted.final), masked.gaps(test_chunks, mask), test.correct, reduction
+        ),
     }
+
+
+def own_scale_loss(binarized: Tensor, circuit: Tensor, correct: Tensor, reduction: str) -> float:
+    """The loss of the binarized gaps rescaled to the circuit's own gap RMS: fitted step levels can grow the logit
+    gap like a calibration scale (driving the loss to 0 whenever the sign is right); this takes that back out."""
+    rms = binarized.pow(2).mean().sqrt()
+    scale = circuit.pow(2).mean().sqrt() / rms if rms > 0 else torch.ones(())
+    return float(two_way_loss(binarized, correct, scale, reduction=reduction))
 
 
 def add_binarization(inputs: PruneInputs, settings: PruneConfig, result: TrialResult) -> None:
@@ -318,3 +341,4 @@ def add_binarization(inputs: PruneInputs, settings: PruneConfig, result: TrialRe
         row.update(binarized_losses(masked, mask.to(device), fit, val, test, settings))
         if row["target_loss"] == result.target_loss:
             result.binarized_loss, result.binarized_init_loss = row["binarized_loss"], row["binarized_init_loss"]
+            result.binarized_own_scale_loss = row["binarized_own_scale_loss"]

@@ -34,6 +34,7 @@ import torch
 
 from ..carbs.tuner import Carbs, CarbsConfig, ObservationInput, pruning_search_space
 from ..context import ProgressArea, WorkContext, run_calls
+from .ablations import add_ablation_report
 from .config import PruneConfig, TuneConfig
 from .outputs import write_prune_outputs
 from .trial import add_binarization
@@ -203,6 +204,7 @@ def run_tuning(ctx: WorkContext, params: PruneConfig, tune: TuneConfig, task: st
     best = best_trial(trials)
     result = best.trial_result()
     add_binarization(local, params, result)
+    add_ablation_report(local, params, result, ctx.input("mean_cache"))
     write_prune_outputs(ctx, local, params, result)
     out = Path(ctx.out_dir)
     write_trials(trials, out / TRIALS_FILE)

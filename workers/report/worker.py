@@ -21,19 +21,37 @@ from pathlib import Path
 from typing import Any
 
 from ..context import WorkContext
+from .faithfulness import ablation_rows, control_kind, faithfulness_html, faithfulness_markdown, faithfulness_rows
 from .figures import circuits, main_target, same_task_geomeans, write_figures
 
 RESULT_FILE = "result.json"
 CIRCUIT_PAGE = "circuit.html"
 LOSS_KEYS = (
     "circuit_loss",
+    "circuit_accuracy",
     "binarized_loss",
+    "binarized_own_scale_loss",
     "calibrated_loss",
+    "calibrated_accuracy",
+    "logit_scale",
     "full_model_loss",
     "inverse_loss",
     "random_circuit_loss",
 )
-LOSS_HEADERS = ("circuit loss", "binarized", "calibrated", "full model", "inverse", "random circuit")
+# Accuracy and the fitted logit scale beside the calibrated loss: a scale drives the two-way loss towards 0 wherever
+# the sign is right, so a calibrated 0.000 reads as accuracy, not faithfulness (README, "Reading the losses").
+LOSS_HEADERS = (
+    "circuit loss",
+    "accuracy",
+    "binarized",
+    "binarized (own scale)",
+    "calibrated",
+    "calibrated accuracy",
+    "logit scale",
+    "full model",
+    "inverse",
+    "random circuit",
+)
 # Input-name prefix of a bridges cell ("interventions/bridges/base"); prune cells are "<checkpoint>:<task>".
 INTERVENTIONS_INPUT = "interventions/"
 INTERVENTIONS_DIR = "interventions"  # in a bridges artifact: <task>.json and <task>.png
@@ -47,6 +65,7 @@ def summarize(inputs: dict[str, Path]) -> list[dict[str, Any]]:
         row = {
             "checkpoint": checkpoint,
             "task": task,
+            "control": control_kind(checkpoint, task),
             "nodes": result["nodes"],
             "edges": result["edges"],
             "reached_target": result["reached_target"],
@@ -67,6 +86,7 @@ def summarize(inputs: dict[str, Path]) -> list[dict[str, Any]]:
         # The circuits per target and the checkpoint's summary, for the figures (not the tables).
         row["sweep"] = [{k: v for k, v in c.items() if k != "kept"} for c in result.get("sweep", [])]
         row["model_info"] = result.get("model_info", {})
+        row["ablation_losses"] = result.get("ablation_losses") or {}
         rows.append(row)
     return rows
 
@@ -217,18 +237,23 @@ def run_report(ctx: WorkContext) -> None:
             "the report has no pruned circuits to summarize; run the prune stage with at least one task and checkpoint"
         )
     rows = summarize(pruned)
-    headline = geometric_mean_edges(rows)
+    # Controls have their own table; the headline and the figures compare trained models on real tasks only.
+    circuits_rows = [row for row in rows if not row["control"]]
+    faithfulness, ablations = faithfulness_rows(rows), ablation_rows(rows)
+    headline = geometric_mean_edges(circuits_rows)
     out = ctx.out_dir
     (out / "circuits").mkdir()
     interventions = copy_interventions(bridged, out)
     for name, folder in pruned.items():
         checkpoint, _, task = name.rpartition(":")
         shutil.copyfile(folder / CIRCUIT_PAGE, out / "circuits" / page_name(checkpoint, task))
-    (out / "summary.json").write_text(json.dumps({"checkpoints": headline, "cells": rows}, indent=2))
-    (out / "summary.md").write_text(markdown_table(rows, headline))
-    plot_edges_by_task(rows, out / "edges_by_task.png")
-    figure_metrics, figures_section = write_figures(rows, out)
-    page = index_html(rows, headline).replace("</body>", figures_section + "</body>")
+    summary = {"checkpoints": headline, "cells": rows, "faithfulness": faithfulness, "ablations": ablations}
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    (out / "summary.md").write_text(markdown_table(rows, headline) + faithfulness_markdown(faithfulness, ablations))
+    plot_edges_by_task(circuits_rows, out / "edges_by_task.png")
+    figure_metrics, figures_section = write_figures(circuits_rows, out)
+    controls_section = faithfulness_html(faithfulness, ablations)
+    page = index_html(rows, headline).replace("</body>", controls_section + figures_section + "</body>")
     if interventions:
         figures = "".join(
             f"<figure><img src='{html.escape(p)}'><figcaption>{html.escape(p)}</figcaption></figure>"
@@ -245,6 +270,7 @@ def run_report(ctx: WorkContext) -> None:
             "cells": len(rows),
             "geomean_edges": {c: i["geomean_edges"] for c, i in headline.items()},
             "reached_target": sum(r["reached_target"] for r in rows),
+            "controls_reaching_target": sum(len(r["controls_reaching_target"]) for r in faithfulness),
             **figure_metrics,
         }
     )
