@@ -149,6 +149,6 @@ def test_binarized_losses_of_a_model_report_the_initialisation_and_the_refinemen
     losses = binarized_losses(
         masked, whole_model, key_task(8, seed=2), key_task(24, seed=4), key_task(24, seed=3), settings
     )
-    assert set(losses) == {"binarized_loss", "binarized_init_loss", "binarized_fit_loss"}
+    assert set(losses) == {"binarized_loss", "binarized_init_loss", "binarized_fit_loss", "binarized_own_scale_loss"}
     # Every node binarized: the initialisation loses some of the task, the refinement wins it back (test pairs).
     assert losses["binarized_loss"] < losses["binarized_init_loss"] / 10

@@ -12,7 +12,7 @@ from sparsepipe.workers.context import local_context
 from sparsepipe.workers.nn.config import ModelConfig, OptimConfig, SparsityConfig, TrainConfig
 from sparsepipe.workers.nn.gpt import GPT, load_checkpoint, save_checkpoint
 from sparsepipe.workers.nn.training import Trainer
-from sparsepipe.workers.random_init import control_checkpoint, control_source
+from sparsepipe.workers.prune.controls import control_checkpoint, control_of, control_source
 from sparsepipe.workers.random_init.worker import CONTROL_FILE, run_random_init
 from sparsepipe.workers.train.summary import TRAIN_CONFIG_FILE
 
@@ -92,3 +92,6 @@ def test_a_checkpoint_without_a_training_config_is_refused(tmp_path):
 def test_names():
     assert control_checkpoint("pretrain/tiny") == "random_init/pretrain/tiny"
     assert control_source("random_init/dense") == "dense" and control_source("dense") is None
+    assert control_of("random_init/dense", "var_if") == {"kind": "random_init", "checkpoint": "dense", "task": "var_if"}
+    assert control_of("dense", "var_if__shuffled") == {"kind": "shuffled", "checkpoint": "dense", "task": "var_if"}
+    assert control_of("dense", "var_if") is None

@@ -15,6 +15,7 @@ from ..nn.masks import NodeLayout, ablation_values, mask_interventions
 from ..train.summary import checkpoint_summary
 from .circuit_page import render_circuit_html
 from .config import PruneConfig
+from .controls import control_of
 from .inputs import PruneInputs, pretraining_rows
 from .masked import MaskedModel
 from .node_examples import node_examples
@@ -181,7 +182,16 @@ def write_prune_outputs(ctx: WorkContext, inputs: PruneInputs, params: PruneConf
     computed = {name: value for name, value in result.to_json().items() if name != "timings"}
     model_info = checkpoint_summary(inputs.checkpoint, model)
     (out / RESULT_FILE).write_text(
-        json.dumps({"cell": ctx.cell, "checkpoint": checkpoint, "model_info": model_info, **computed}, indent=1)
+        json.dumps(
+            {
+                "cell": ctx.cell,
+                "checkpoint": checkpoint,
+                "control": control_of(checkpoint, result.task),
+                "model_info": model_info,
+                **computed,
+            },
+            indent=1,
+        )
     )
     (out / CIRCUIT_FILE).write_text(json.dumps(circuit_data, indent=1))
     (out / CIRCUIT_PAGE).write_text(render_circuit_html(circuit_data))

@@ -35,7 +35,11 @@ def control_tasks(config: Any, tasks: list[str]) -> tuple[list[str], list[str]]:
     prune = config.prune
     if not prune.controls:
         return [], []
-    chosen = select(prune.control_tasks, tasks, "control task", "prune.control_tasks chooses among prune.tasks")
+    from ...tasks.registry import task_names
+
+    # Named among all tasks (a typo is an error), run on those that are pruned (a narrower --tasks skips the rest).
+    named = select(prune.control_tasks, task_names(), "control task", "`sparsepipe tasks list` shows the tasks")
+    chosen = [task for task in named if task in tasks]
     twins = [twin_name(task, kind) for task in chosen for kind in TASK_TWIN_CONTROLS if kind in prune.controls]
     return chosen, twins
 

@@ -1,6 +1,7 @@
 """The faithfulness table: every circuit beside what the same pruning finds on its controls (README, "Controls").
 
-Control cells (`prune.controls`) are named like any prune cell:
+Control cells (`prune.controls`) are named like any prune cell, and their result.json records which circuit they
+stand beside (`control`: kind, checkpoint, task; `prune/controls.py`):
 
     random_init/<checkpoint>:<task>     the never-trained twin of the checkpoint, same task
     <checkpoint>:<task>__flipped        the task with the other candidate always correct
@@ -20,20 +21,8 @@ from __future__ import annotations
 import html
 from typing import Any
 
-from ...tasks.variants import TWIN_KINDS, TWIN_SEPARATOR
-from ..random_init import STAGE_NAME as RANDOM_INIT
-from ..random_init import control_checkpoint, control_source
-
-CONTROL_KINDS = (RANDOM_INIT, *TWIN_KINDS)
+CONTROL_KINDS = ("random_init", "flipped", "shuffled")
 ABLATIONS = ("mean", "zero", "resample")
-
-
-def control_kind(checkpoint: str, task: str) -> str | None:
-    """Which control a cell is ("random_init", "flipped", "shuffled"), None for a circuit of a trained model."""
-    if control_source(checkpoint) is not None:
-        return RANDOM_INIT
-    base, _, kind = task.rpartition(TWIN_SEPARATOR)
-    return kind if base and kind in TWIN_KINDS else None
 
 
 def _control_summary(row: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -49,31 +38,30 @@ def _control_summary(row: dict[str, Any] | None) -> dict[str, Any] | None:
 
 
 def faithfulness_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One row per (trained checkpoint, task) with a control among `rows` (the report's cell rows)."""
-    by_cell = {(r["checkpoint"], r["task"]): r for r in rows}
+    """One row per (trained checkpoint, task) with a control among `rows` (the report's cell rows, whose
+    `control_of` is the prune result's `control`: the kind and the circuit it stands beside)."""
+    controls: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
+    for row in rows:
+        if row.get("control_of"):
+            of = row["control_of"]
+            controls.setdefault((of["checkpoint"], of["task"]), {})[of["kind"]] = row
     table = []
     for row in rows:
-        if row.get("control"):
-            continue
-        checkpoint, task = row["checkpoint"], row["task"]
-        controls = {
-            RANDOM_INIT: by_cell.get((control_checkpoint(checkpoint), task)),
-            **{kind: by_cell.get((checkpoint, f"{task}{TWIN_SEPARATOR}{kind}")) for kind in TWIN_KINDS},
-        }
-        if not any(controls.values()):
+        found = controls.get((row["checkpoint"], row["task"]))
+        if row.get("control_of") or not found:
             continue
         table.append(
             {
-                "checkpoint": checkpoint,
-                "task": task,
+                "checkpoint": row["checkpoint"],
+                "task": row["task"],
                 "target_loss": row.get("target_loss"),
                 "circuit": _control_summary(row),
                 "inverse_loss": row.get("inverse_loss"),
                 "random_circuit_loss": row.get("random_circuit_loss"),
-                **{kind: _control_summary(control) for kind, control in controls.items()},
+                **{kind: _control_summary(found.get(kind)) for kind in CONTROL_KINDS},
                 # Which controls reach the target on test: each one that does is a finding to read the circuit by.
                 "controls_reaching_target": [
-                    kind for kind, control in controls.items() if control and control.get("test_reached_target")
+                    kind for kind in CONTROL_KINDS if kind in found and found[kind].get("test_reached_target")
                 ],
             }
         )
@@ -121,7 +109,7 @@ def _cells(row: dict[str, Any]) -> list[str]:
         row["checkpoint"],
         row["task"],
         _size(row["circuit"]),
-        _size(row[RANDOM_INIT]),
+        _size(row["random_init"]),
         _size(row["flipped"]),
         _loss(flipped.get("full_model_loss")),
         _size(row["shuffled"]),

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ..context import WorkContext
-from .faithfulness import ablation_rows, control_kind, faithfulness_html, faithfulness_markdown, faithfulness_rows
+from .faithfulness import ablation_rows, faithfulness_html, faithfulness_markdown, faithfulness_rows
 from .figures import circuits, main_target, same_task_geomeans, write_figures
 
 RESULT_FILE = "result.json"
@@ -65,7 +65,9 @@ def summarize(inputs: dict[str, Path]) -> list[dict[str, Any]]:
         row = {
             "checkpoint": checkpoint,
             "task": task,
-            "control": control_kind(checkpoint, task),
+            # None, or the kind of control and the circuit it stands beside (prune/controls.py)
+            "control": (result.get("control") or {}).get("kind"),
+            "control_of": result.get("control"),
             "nodes": result["nodes"],
             "edges": result["edges"],
             "reached_target": result["reached_target"],
