@@ -122,3 +122,14 @@ def test_a_written_circuit_is_scored_under_every_ablation_with_its_masks(tmp_pat
     if result["reached_target"]:
         assert result["binarized_own_scale_loss"] is not None
     assert ctx.metrics["ablation_losses"] == losses
+
+
+def test_the_binarized_loss_at_the_circuits_own_scale_takes_a_grown_gap_back_out():
+    from sparsepipe.workers.prune.losses import two_way_loss
+    from sparsepipe.workers.prune.trial import own_scale_loss
+
+    correct = torch.tensor([0, 1, 0, 1])
+    circuit = torch.tensor([-0.5, 0.4, -0.3, 0.6])  # every sign right, small gaps (gap = logit 1 - logit 0)
+    grown = 40 * circuit  # the same signs, as if the fitted step levels had grown every gap
+    assert float(two_way_loss(grown, correct)) < 0.3 * float(two_way_loss(circuit, correct))
+    assert own_scale_loss(grown, circuit, correct, "mean") == pytest.approx(float(two_way_loss(circuit, correct)))

@@ -39,6 +39,10 @@ def plot_loss_vs_size(result: TrialResult, path: Path) -> None:
     for axis, size in zip(axes, ("nodes", "edges")):
         points = [row for row in curve if size in row and row[size] > 0]  # results from before edges were recorded
         axis.plot([r[size] for r in points], [r["loss"] for r in points], "o-", ms=3, label="top-k circuit (val)")
+        inverse = [r for r in points if r.get("inverse_loss") is not None]  # Fig. 32: only the circuit ablated
+        axis.plot(
+            [r[size] for r in inverse], [r["inverse_loss"] for r in inverse], "s--", ms=3, label="circuit ablated (val)"
+        )
         if size == "nodes":
             axis.plot(
                 [r["nodes"] for r in probes], [r["loss"] for r in probes], "x", color="black", label="bisection probes"

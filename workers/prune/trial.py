@@ -79,7 +79,8 @@ class TrialResult:
     pairs: dict[str, int]  # pairs per role: train (pool), calibration (from the pool), val, test
     edge_counts: dict[str, int]
     bisection: list[dict[str, float]]  # {k, nodes, loss} in probe order (val)
-    loss_vs_k: list[dict[str, float]]  # {k, nodes, loss} sorted by k: curve points and probes (val)
+    # {k, nodes, loss} sorted by k: curve points and probes (val); curve points also inverse_loss (Fig. 32)
+    loss_vs_k: list[dict[str, float]]
     train_history: list[dict[str, float]]
     kept: dict[str, list[int]]  # the circuit: kept channel indices per node location
     hyper: dict[str, float]
