@@ -153,14 +153,15 @@ def run_trial(
     bisection = bisections[settings.target_loss]
     timings["bisect_s"] = time.perf_counter() - mark
     mark = time.perf_counter()
-    for k in log_spaced_sizes(layout.n_masks, settings.curve_points):
+    curve_sizes = log_spaced_sizes(layout.n_masks, settings.curve_points)
+    for k in curve_sizes:
         loss_at(k)
     curve = [
         {"k": k, "nodes": ranking.nodes(k), "edges": ranking.edges(k, model), "loss": loss_at(k)}
         for k in sorted(eval_gaps)
     ]
     # Necessity along the sweep (Fig. 32): the loss with only the top-k circuit ablated, at the curve's sizes.
-    for row in curve:
+    for row in (row for row in curve if row["k"] in curve_sizes):
         inverse_gaps = masked.gaps(eval_chunks, 1 - ranking.top_k(row["k"]).to(device))
         row["inverse_loss"] = float(two_way_loss(inverse_gaps, evaluation.correct, reduction=reduction))
     timings["curve_s"] = time.perf_counter() - mark
