@@ -78,6 +78,14 @@ class NodeLayout:
         return torch.cat([per_location[name].reshape(-1) for name in self.names])
 
 
+def kept_mask(layout: NodeLayout, kept: dict[str, list[int]]) -> Tensor:
+    """The node-space mask [n_nodes] of a circuit given as kept channel indices per location."""
+    mask = torch.zeros(layout.n_nodes)
+    for name, idx in kept.items():
+        mask[layout.node_slices[name].start + torch.tensor(idx, dtype=torch.long)] = 1.0
+    return mask
+
+
 def ablation_values(layout: NodeLayout, means: dict[str, Tensor] | None, ablation: str) -> Tensor:
     """What a deleted node is frozen at, in node space: its pretraining mean, or zero: [n_nodes]; or, for
     "resample", `means` holds activations [contexts, n_ctx, width] per location (`prune/resample.py`) and the

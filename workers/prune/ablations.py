@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..nn.masks import NodeLayout, ablation_values
+from ..nn.masks import NodeLayout, ablation_values, kept_mask
 from .config import PruneConfig
 from .inputs import PruneInputs, ablation_source
 from .losses import chunks, two_way_loss
@@ -32,14 +32,6 @@ def sign_accuracy(gaps: Tensor, correct: Tensor, scale: float = 1.0, shift: floa
     z = gaps * scale + shift
     sign = correct.to(z.dtype) * 2 - 1
     return float((sign * z > 0).float().mean())
-
-
-def kept_mask(layout: NodeLayout, kept: dict[str, list[int]]) -> Tensor:
-    """The node-space mask [n_nodes] of a circuit given as kept channel indices per location."""
-    mask = torch.zeros(layout.n_nodes)
-    for name, idx in kept.items():
-        mask[layout.node_slices[name].start + torch.tensor(idx, dtype=torch.long)] = 1.0
-    return mask
 
 
 @torch.no_grad()

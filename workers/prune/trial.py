@@ -27,7 +27,7 @@ from torch import Tensor
 from ...tasks import TaskBatch
 from ..nn.circuit import build_circuit, kept_indices
 from ..nn.gpt import GPT
-from ..nn.masks import NodeLayout, ablation_values
+from ..nn.masks import NodeLayout, ablation_values, kept_mask
 from .binarize import StepFunctions, fit_binarization
 from .config import PruneConfig, PruneHyperparams
 from .inputs import PruneInputs
@@ -337,10 +337,7 @@ def add_binarization(inputs: PruneInputs, settings: PruneConfig, result: TrialRe
         if not row["reached_target"]:  # no circuit at this target (bisection kept every active node)
             row.update(dict.fromkeys(BINARIZED_KEYS))
             continue
-        mask = torch.zeros(layout.n_nodes)
-        for name, idx in row["kept"].items():
-            mask[layout.node_slices[name].start + torch.tensor(idx, dtype=torch.long)] = 1.0
-        row.update(binarized_losses(masked, mask.to(device), fit, val, test, settings))
+        row.update(binarized_losses(masked, kept_mask(layout, row["kept"]).to(device), fit, val, test, settings))
         if row["target_loss"] == result.target_loss:
             result.binarized_loss, result.binarized_init_loss = row["binarized_loss"], row["binarized_init_loss"]
             result.binarized_own_scale_loss = row["binarized_own_scale_loss"]
