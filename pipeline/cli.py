@@ -636,7 +636,7 @@ def dag(as_json: JsonOpt = False) -> None:
             "stages": [
                 {
                     "name": s.name,
-                    "deps": list(s.deps),
+                    "deps": list(registry.deps(s.name)),
                     "version": s.version,
                     "matrix": s.matrix,
                     "config": list(s.config),
@@ -645,7 +645,7 @@ def dag(as_json: JsonOpt = False) -> None:
                 }
                 for s in stages
             ],
-            "edges": [[dep, s.name] for s in stages for dep in s.deps],
+            "edges": [[dep, s.name] for s in stages for dep in registry.deps(s.name)],
         }
         print(json.dumps(data, indent=2))
         return
@@ -660,10 +660,11 @@ def render_dag(registry) -> str:
         stage = registry[name]
         kind = "per cell" if stage.matrix else "one cell"
         lines.append(f"{name:<{width}}  [{kind}]  {stage.description}")
-        for number, dep in enumerate(stage.deps):
-            corner = "└" if number == len(stage.deps) - 1 else "├"
+        deps = registry.deps(name)
+        for number, dep in enumerate(deps):
+            corner = "└" if number == len(deps) - 1 else "├"
             lines.append(f"{'':<{width}}  {corner}── {dep}")
-    edges = [f"{dep} -> {name}" for name in registry.order for dep in registry[name].deps]
+    edges = [f"{dep} -> {name}" for name in registry.order for dep in registry.deps(name)]
     return "\n".join(
         [
             "stages, upstream first (each lists what it reads from):",

@@ -10,6 +10,7 @@ from .bridges.stage import BENCHMARK as BRIDGES_BENCHMARK
 from .bridges.stage import BRIDGES
 from .carbs import BENCHMARK as CARBS_BENCHMARK
 from .imported.stage import IMPORTED
+from .interventions.stage import INTERVENTIONS
 from .mean_cache.stage import MEAN_CACHE
 from .prune.stage import PRUNE
 from .random_init.stage import RANDOM_INIT
@@ -29,6 +30,7 @@ STAGES: tuple[Stage, ...] = (
     RANDOM_INIT,
     MEAN_CACHE,
     PRUNE,
+    INTERVENTIONS,
     REPORT,
 )
 

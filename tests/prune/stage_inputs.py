@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from sparsepipe.workers.context import local_context
+from sparsepipe.workers.mean_cache.config import MeanCacheConfig
 from sparsepipe.workers.mean_cache.worker import run_mean_cache
 from sparsepipe.workers.nn.config import ModelConfig
 from sparsepipe.workers.nn.gpt import GPT, save_checkpoint
@@ -35,8 +36,6 @@ def small_prune_config(**overrides: Any) -> PruneConfig:
         eval_pairs=16,
         train_pool_pairs=32,
         max_tokens=N_CTX,
-        mean_cache_batches=3,
-        mean_cache_batch_size=4,
         curve_points=4,
     )
     return PruneConfig(**{**settings, **overrides})
@@ -68,7 +67,13 @@ def write_checkpoint(folder: Path, model: GPT | None = None) -> Path:
     return folder
 
 
-def write_mean_cache(out: Path, tokens: Path, checkpoint: Path, params: PruneConfig) -> dict[str, Any]:
+# Three batches of four rows: a mean cache of these inputs in a fraction of a second.
+SMALL_MEANS = MeanCacheConfig(batches=3, batch_size=4)
+
+
+def write_mean_cache(
+    out: Path, tokens: Path, checkpoint: Path, params: MeanCacheConfig = SMALL_MEANS
+) -> dict[str, Any]:
     """Runs the mean-cache stage worker into `out`; returns its metrics."""
     ctx = local_context(out, inputs={"checkpoint": checkpoint, "tokens": tokens})
     run_mean_cache(ctx, params)

@@ -106,7 +106,7 @@ def test_resample_ablation_draws_one_pretraining_pattern_per_batch(tokens_dir, c
 
 def test_a_written_circuit_is_scored_under_every_ablation_with_its_masks(tmp_path, tokens_dir, checkpoint_dir):
     params = small_prune_config(ablation="resample", resample_contexts=4)
-    write_mean_cache(tmp_path / "means", tokens_dir, checkpoint_dir, params)
+    write_mean_cache(tmp_path / "means", tokens_dir, checkpoint_dir)
     inputs = {"checkpoint": checkpoint_dir, "tokens": tokens_dir, "mean_cache": tmp_path / "means"}
     ctx = local_context(tmp_path / "out", inputs=inputs, cell="pretrain/tiny:" + TASK)
     run_prune(ctx, params, TASK)

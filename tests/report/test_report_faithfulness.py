@@ -5,12 +5,19 @@ from __future__ import annotations
 import json
 
 from sparsepipe.workers.context import local_context
+from sparsepipe.workers.prune.result import CIRCUIT_PAGE, cell_name, write_result
 from sparsepipe.workers.report.worker import run_report
 
 
 def _result(folder, task, edges, reached, full=0.05, ablations=None, control=None):
+    """A prune cell's artifact, written through the prune result schema."""
     folder.mkdir(parents=True)
+    checkpoint = "random_init/pretrain/tiny" if control and control["kind"] == "random_init" else "pretrain/tiny"
     result = {
+        "cell": cell_name(checkpoint, task),
+        "checkpoint": checkpoint,
+        "tuned_target": 0.15,
+        "total_nodes": 500,
         "task": task,
         "nodes": edges // 2 + 1,
         "edges": edges,
@@ -30,8 +37,8 @@ def _result(folder, task, edges, reached, full=0.05, ablations=None, control=Non
         "ablation_losses": ablations or {},
         "control": control,
     }
-    (folder / "result.json").write_text(json.dumps(result))
-    (folder / "circuit.html").write_text("<html></html>")
+    write_result(folder, result)
+    (folder / CIRCUIT_PAGE).write_text("<html></html>")
     return folder
 
 

@@ -14,8 +14,8 @@ from sparsepipe.workers.context import local_context
 from sparsepipe.workers.nn.config import ModelConfig, OptimConfig, SparsityConfig
 from sparsepipe.workers.nn.gpt import GPT, load_checkpoint
 from sparsepipe.workers.nn.sparsity import keep_count
+from sparsepipe.workers.shard_loader import ShardLoader
 from sparsepipe.workers.train.config import DenseConfig
-from sparsepipe.workers.train.loader import ShardLoader
 from sparsepipe.workers.train.loop import CHECKPOINT, TrainingDiverged, evaluate
 from sparsepipe.workers.train.worker import run_pretrain
 

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..checkpoints import CHECKPOINT, select, selected_checkpoints
 from ..context import WorkContext
-from ..stage import Cell, CellRef, Resources, Stage
+from ..stage import Cell, CellRef, Resources, Stage, Upstream
 from .config import PRESETS, PruneConfig, TuneConfig
-from .selection import select, selected_checkpoints
+from .result import cell_name
 
 # Fields of PruneConfig that only select cells.
 SELECTION_FIELDS = {"tasks", "checkpoints", "controls", "control_tasks"}
@@ -30,13 +31,12 @@ def selected_tasks(config: Any) -> list[str]:
 def control_tasks(config: Any, tasks: list[str]) -> tuple[list[str], list[str]]:
     """(the pruned tasks the controls run on, their twins the controls name), e.g. (["var_if"],
     ["var_if__flipped", "var_if__shuffled"])."""
+    from ...tasks.registry import task_names
     from ...tasks.variants import twin_name
 
     prune = config.prune
     if not prune.controls:
         return [], []
-    from ...tasks.registry import task_names
-
     # Named among all tasks (a typo is an error), run on those that are pruned (a narrower --tasks skips the rest).
     named = select(prune.control_tasks, task_names(), "control task", "`sparsepipe tasks list` shows the tasks")
     chosen = [task for task in named if task in tasks]
@@ -44,7 +44,7 @@ def control_tasks(config: Any, tasks: list[str]) -> tuple[list[str], list[str]]:
     return chosen, twins
 
 
-def prune_cells(config: Any, upstream: dict[str, list[Cell]]) -> list[Cell]:
+def prune_cells(config: Any, upstream: Upstream) -> list[Cell]:
     tasks = selected_tasks(config)
     random_init_tasks, twins = control_tasks(config, tasks)
     controls = {str(c.ref) for c in upstream.get("random_init", [])}
@@ -54,11 +54,11 @@ def prune_cells(config: Any, upstream: dict[str, list[Cell]]) -> list[Cell]:
         settings["tune"] = config.tune.model_dump(mode="json")
         resources = Resources(num_cpus=TUNED_CELL_CPUS)
     cells = []
-    for ref in selected_checkpoints(config, upstream):
+    for ref in selected_checkpoints(config.prune.checkpoints, upstream):
         inputs = {"checkpoint": ref, "tokens": CellRef("tokenize"), "mean_cache": CellRef("mean_cache", str(ref))}
         # A random-init control is pruned on the control tasks; a trained checkpoint on the tasks and their twins.
         for task in random_init_tasks if str(ref) in controls else tasks + twins:
-            cells.append(Cell("prune", f"{str(ref)}:{task}", {"task": task, **settings}, inputs, resources))
+            cells.append(Cell("prune", cell_name(str(ref), task), {"task": task, **settings}, inputs, resources))
     return cells
 
 
@@ -78,7 +78,8 @@ def run_prune_cell(ctx: WorkContext, params: dict[str, Any]) -> None:
 PRUNE = Stage(
     name="prune",
     version="1",
-    deps=("tokenize", "pretrain", "dense", "bridges", "imported", "random_init", "mean_cache"),
+    deps=("tokenize", "mean_cache"),
+    dep_kinds=(CHECKPOINT,),
     cells=prune_cells,
     run="sparsepipe.workers.prune.stage:run_prune_cell",
     description="each checkpoint x each task: the smallest circuit at the target loss (CARBS-tuned when tune.enabled)",

@@ -258,12 +258,22 @@ def run_trial(
 
 @torch.no_grad()
 def loss_without_each_node(
-    masked: MaskedModel, batch: TaskBatch, circuit_mask: Tensor, batch_pairs: int, reduction: str
+    masked: MaskedModel,
+    batch: TaskBatch,
+    circuit_mask: Tensor,
+    batch_pairs: int,
+    reduction: str,
+    positions: list[int] | None = None,
 ) -> dict[int, float]:
-    """{node position in node space: the test loss of the circuit with that one node also ablated}."""
+    """{node position in node space: the loss on `batch` of the circuit with that one node also ablated}, for every
+    kept node or the kept ones among `positions`."""
     pieces = chunks(batch, batch_pairs)
     losses = {}
-    for position in torch.nonzero(circuit_mask.cpu() > 0).flatten().tolist():
+    kept = torch.nonzero(circuit_mask.cpu() > 0).flatten().tolist()
+    if positions is not None:
+        chosen = set(positions)
+        kept = [position for position in kept if position in chosen]
+    for position in kept:
         mask = circuit_mask.clone()
         mask[position] = 0
         losses[position] = float(two_way_loss(masked.gaps(pieces, mask), batch.correct, reduction=reduction))

@@ -32,11 +32,12 @@ from typing import Any
 
 import torch
 
-from ..carbs.tuner import Carbs, CarbsConfig, ObservationInput, pruning_search_space
+from ..carbs.tuner import Carbs, CarbsConfig, ObservationInput
 from ..context import ProgressArea, WorkContext, run_calls
 from .ablations import add_ablation_report
 from .config import PruneConfig, TuneConfig
 from .outputs import write_prune_outputs
+from .space import pruning_search_space
 from .trial import add_binarization
 from .tuning_report import TRIALS_FILE, TUNING_PLOT, best_trial, plot_tuning, tuning_metrics, write_trials
 from .tuning_trial import (

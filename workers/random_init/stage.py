@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..prune.selection import selected_checkpoints
-from ..stage import Cell, Resources, Stage
+from ..checkpoints import CHECKPOINT, CONTROL_SOURCE_PARAM, selected_checkpoints
+from ..stage import Cell, Resources, Stage, Upstream
 from . import STAGE_NAME
 
 # Trained from scratch by the pipeline, so they have a training seed and an L0 schedule to copy; bridges share
@@ -13,12 +13,12 @@ from . import STAGE_NAME
 SOURCE_STAGES = ("pretrain", "dense")
 
 
-def random_init_cells(config: Any, upstream: dict[str, list[Cell]]) -> list[Cell]:
+def random_init_cells(config: Any, upstream: Upstream) -> list[Cell]:
     if STAGE_NAME not in config.prune.controls:
         return []
     return [
-        Cell(STAGE_NAME, str(ref), {"source": str(ref)}, {"checkpoint": ref}, Resources(num_cpus=1))
-        for ref in selected_checkpoints(config, upstream)
+        Cell(STAGE_NAME, str(ref), {CONTROL_SOURCE_PARAM: str(ref)}, {"checkpoint": ref}, Resources(num_cpus=1))
+        for ref in selected_checkpoints(config.prune.checkpoints, upstream)
         if ref.stage in SOURCE_STAGES
     ]
 
@@ -32,5 +32,5 @@ RANDOM_INIT = Stage(
     run="sparsepipe.workers.random_init.worker:run_random_init_cell",
     description="never-trained twins of the pruned checkpoints (same architecture, seed and weight L0): a control",
     matrix=True,
-    provides=("checkpoint",),
+    provides=(CHECKPOINT,),
 )

@@ -21,11 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from ..context import WorkContext
+from ..prune.result import CIRCUIT_PAGE, read_result, split_cell
 from .faithfulness import ablation_rows, faithfulness_html, faithfulness_markdown, faithfulness_rows
 from .figures import circuits, main_target, same_task_geomeans, write_figures
 
-RESULT_FILE = "result.json"
-CIRCUIT_PAGE = "circuit.html"
 LOSS_KEYS = (
     "circuit_loss",
     "circuit_accuracy",
@@ -60,24 +59,25 @@ INTERVENTIONS_DIR = "interventions"  # in a bridges artifact: <task>.json and <t
 def summarize(inputs: dict[str, Path]) -> list[dict[str, Any]]:
     rows = []
     for name, folder in sorted(inputs.items()):
-        checkpoint, _, task = name.rpartition(":")
-        result = json.loads((folder / RESULT_FILE).read_text())
+        checkpoint, task = split_cell(name)
+        result = read_result(folder)
         row = {
             "checkpoint": checkpoint,
             "task": task,
             # None, or the kind of control and the circuit it stands beside (prune/controls.py)
-            "control": (result.get("control") or {}).get("kind"),
-            "control_of": result.get("control"),
-            "nodes": result["nodes"],
-            "edges": result["edges"],
-            "reached_target": result["reached_target"],
+            "control": result.control.kind if result.control else None,
+            "control_of": result.control.model_dump() if result.control else None,
+            "nodes": result.nodes,
+            "edges": result.edges,
+            "reached_target": result.reached_target,
         }
         row.update(
             {
-                key: result.get(key)
+                key: getattr(result, key)
                 for key in (
                     "total_nodes",
                     "target_loss",
+                    "tuned_target",
                     "loss_reduction",
                     "test_pairs",
                     "test_reached_target",
@@ -86,9 +86,9 @@ def summarize(inputs: dict[str, Path]) -> list[dict[str, Any]]:
             }
         )
         # The circuits per target and the checkpoint's summary, for the figures (not the tables).
-        row["sweep"] = [{k: v for k, v in c.items() if k != "kept"} for c in result.get("sweep", [])]
-        row["model_info"] = result.get("model_info", {})
-        row["ablation_losses"] = result.get("ablation_losses") or {}
+        row["sweep"] = [{k: v for k, v in c.items() if k != "kept"} for c in result.sweep]
+        row["model_info"] = result.model_info
+        row["ablation_losses"] = result.ablation_losses
         rows.append(row)
     return rows
 
@@ -247,7 +247,7 @@ def run_report(ctx: WorkContext) -> None:
     (out / "circuits").mkdir()
     interventions = copy_interventions(bridged, out)
     for name, folder in pruned.items():
-        checkpoint, _, task = name.rpartition(":")
+        checkpoint, task = split_cell(name)
         shutil.copyfile(folder / CIRCUIT_PAGE, out / "circuits" / page_name(checkpoint, task))
     summary = {"checkpoints": headline, "cells": rows, "faithfulness": faithfulness, "ablations": ablations}
     (out / "summary.json").write_text(json.dumps(summary, indent=2))

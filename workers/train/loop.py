@@ -24,7 +24,7 @@ from ..context import WorkContext
 from ..nn.config import TrainConfig
 from ..nn.gpt import GPT
 from ..nn.training import StepStats, Trainer, TrainingDiverged, next_token_loss
-from .loader import ShardLoader
+from ..shard_loader import ShardLoader
 
 __all__ = ["train_loop", "TrainingJob", "JobBuilder", "TrainingDiverged", "CHECKPOINT"]
 
