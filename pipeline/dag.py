@@ -28,6 +28,7 @@ from .config import PipelineConfig
 from .fingerprint import code_fingerprint
 from .integrity import summarize
 from .store import Manifest, Store, canonical_json
+from .tracking import TRACKER_RECORDS
 
 __all__ = [
     "Cell",
@@ -285,7 +286,7 @@ class Planner:
             why = "will run" if any(cell.inputs[n] in running for n in pending) else "is not built"
             return CellPlan(cell, RUN, f"upstream {blocked} {why}")
         digests = {
-            name: content_identity(committed[ref], self.registry[ref.stage].records)
+            name: content_identity(committed[ref], self.registry[ref.stage].records + TRACKER_RECORDS)
             for name, ref in cell.inputs.items()
         }
         pre = preimage(stage, cell, digests)

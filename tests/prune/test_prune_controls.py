@@ -18,6 +18,7 @@ from sparsepipe.workers.nn.masks import NodeLayout, ablation_values
 from sparsepipe.workers.prune.inputs import pretraining_rows
 from sparsepipe.workers.prune.masked import MaskedModel
 from sparsepipe.workers.prune.resample import pattern_index, resample_values
+from sparsepipe.workers.prune.runnable import load_circuit
 from sparsepipe.workers.prune.worker import run_prune
 from sparsepipe.workers.stage import ConfigError
 
@@ -122,6 +123,9 @@ def test_a_written_circuit_is_scored_under_every_ablation_with_its_masks(tmp_pat
     if result["reached_target"]:
         assert result["binarized_own_scale_loss"] is not None
     assert ctx.metrics["ablation_losses"] == losses
+    # The written circuit runs again from its artifact (the Python API) under the ablation it was pruned with.
+    circuit = load_circuit(tmp_path / "out", inputs)
+    assert circuit.loss("test") == pytest.approx(result["circuit_loss"], abs=1e-5)
 
 
 def test_the_binarized_loss_at_the_circuits_own_scale_takes_a_grown_gap_back_out():

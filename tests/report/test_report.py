@@ -20,6 +20,7 @@ def _prune_output(folder, edges, reached, task, checkpoint="pretrain/tiny"):
         "checkpoint": checkpoint,
         "task": task,
         "tuned_target": 0.15,
+        "kept": {"0.mlp.post_act": list(range(edges // 2 + 1))},
         "nodes": edges // 2 + 1,
         "edges": edges,
         "reached_target": reached,

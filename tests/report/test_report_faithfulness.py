@@ -18,6 +18,7 @@ def _result(folder, task, edges, reached, full=0.05, ablations=None, control=Non
         "checkpoint": checkpoint,
         "tuned_target": 0.15,
         "total_nodes": 500,
+        "kept": {},
         "task": task,
         "nodes": edges // 2 + 1,
         "edges": edges,

@@ -134,6 +134,7 @@ def test_report_writes_every_figure_with_its_data(tmp_path):
         result.update({key: 0.5 for key in ("calibrated_loss", "full_model_loss", "inverse_loss")})
         result["random_circuit_loss"] = 0.7
         result["cell"] = cell_name(row["checkpoint"], row["task"])
+        result["kept"] = {"0.mlp.post_act": list(range(row["nodes"]))}
         write_result(folder, result)
         (folder / CIRCUIT_PAGE).write_text("<html></html>")
         inputs[result["cell"]] = folder

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..context import WorkContext
+from ..prune.result import cell_name
 from ..stage import Cell, CellRef, Resources, Stage
 
 
@@ -23,7 +24,7 @@ def intervention_cells(config: Any, upstream: dict[str, list[Cell]]) -> list[Cel
     cells = []
     for bridged in upstream.get("bridges", []):
         for task in settings.tasks:
-            circuit = pruned.get(f"{bridged.ref}:{task}")
+            circuit = pruned.get(cell_name(str(bridged.ref), task))
             if circuit is None:
                 continue
             params = {
@@ -38,7 +39,9 @@ def intervention_cells(config: Any, upstream: dict[str, list[Cell]]) -> list[Cel
                 "circuit": circuit.ref,
                 "mean_cache": CellRef("mean_cache", str(bridged.ref)),
             }
-            cells.append(Cell("interventions", f"{bridged.ref}:{task}", params, inputs, Resources(num_cpus=1)))
+            cells.append(
+                Cell("interventions", cell_name(str(bridged.ref), task), params, inputs, Resources(num_cpus=1))
+            )
     return cells
 
 

@@ -39,7 +39,7 @@ from ..prune.config import PruneConfig
 from ..prune.inputs import PruneInputs, load_prune_inputs
 from ..prune.losses import chunks, two_way_loss
 from ..prune.masked import MaskedModel
-from ..prune.result import CIRCUIT_FILE, RESULT_FILE
+from ..prune.result import CIRCUIT_FILE, read_result
 from ..prune.trial import loss_without_each_node
 from ..shard_loader import ShardLoader
 
@@ -109,18 +109,18 @@ def run_circuit_intervention(ctx: WorkContext, task: str, settings: Intervention
     torch.set_num_threads(ctx.num_threads)
     circuit_folder = ctx.input("circuit")
     circuit = json.loads((circuit_folder / CIRCUIT_FILE).read_text())
-    result = json.loads((circuit_folder / RESULT_FILE).read_text())
+    kept = read_result(circuit_folder).kept
     prune = PruneConfig.model_validate(circuit["settings"])
     mean_cache = ctx.input("mean_cache") if prune.ablation == "mean" else None
     tokens = ctx.input("tokens")
     inputs = load_prune_inputs(ctx.input("bridges"), mean_cache, tokens, task, prune, ctx.device)
     dense = load_checkpoint(ctx.input("dense"), device=ctx.device).eval().requires_grad_(False)
 
-    ranked = rank_read_nodes(inputs, result["kept"], prune)
+    ranked = rank_read_nodes(inputs, kept, prune)
     out = Path(ctx.out_dir)
     (out / RANKING_FILE).write_text(json.dumps({"split": "val", "nodes": ranked}, indent=1))
     try:
-        curve = steer(inputs, dense, tokens, task, settings, batch_size, ranked, result["kept"], ctx.device)
+        curve = steer(inputs, dense, tokens, task, settings, batch_size, ranked, kept, ctx.device)
     except ValueError as error:  # no circuit node to steer through, or no pair of equal token length: a result
         ctx.metrics.update({"skipped": str(error), "circuit_read_nodes": len(ranked)})
         return

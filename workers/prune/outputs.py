@@ -121,8 +121,16 @@ def viewer_sections(
     return sections
 
 
+def report_mask_training(ctx: WorkContext, result: TrialResult) -> None:
+    """The written circuit's mask-training curve as tracker scalars (TensorBoard, MLflow, W&B; see WorkContext)."""
+    for row in result.train_history:
+        scalars = {"prune/task_loss": row["task_loss"], "prune/nodes": row["nodes"], "prune/lr": row["lr"]}
+        ctx.report({"step": row["step"], "scalars": scalars})
+
+
 def write_prune_outputs(ctx: WorkContext, inputs: PruneInputs, params: PruneConfig, result: TrialResult) -> None:
     """The artifact of one trial's circuit: circuit.json, circuit.html, result.json, loss_vs_k.png and ctx.metrics."""
+    report_mask_training(ctx, result)
     model, means, task_data = inputs.model, inputs.means, inputs.task_data
     layout = NodeLayout(model.config, tie_qk=params.tie_qk_masks)
     ablation = ablation_values(layout, means, params.ablation)

@@ -67,6 +67,7 @@ class PruneResult(BaseModel):
     full_model_loss: float | None = None
     inverse_loss: float | None = None
     random_circuit_loss: float | None = None
+    kept: dict[str, list[int]]  # the circuit: kept channel indices per node location
     # Beside calibrated_loss: how much of it is accuracy (`ablations.py`), and the binarized loss at the circuit's
     # own gap scale (`trial.own_scale_loss`).
     circuit_accuracy: float | None = None

@@ -87,5 +87,6 @@ PRUNE = Stage(
     config={"prune": PruneConfig, "tune": TuneConfig},
     presets=PRESETS,
     records=("trials.jsonl",),  # each trial's start, end, host and node
+    provides=("circuit",),  # `sparsepipe.open_store(...).load_circuit` (workers/prune/runnable.py)
     shortcuts={"tasks": "prune.tasks", "checkpoints": "prune.checkpoints"},
 )
