@@ -174,6 +174,7 @@ def write_prune_outputs(ctx: WorkContext, inputs: PruneInputs, params: PruneConf
             "test_reached_target": result.test_reached_target,
         },
         reached_target=result.reached_target,
+        circuit_kind=result.circuit,
         calibration={
             "logit_scale": result.logit_scale,
             "logit_bias": result.logit_bias,
@@ -213,6 +214,7 @@ def write_prune_outputs(ctx: WorkContext, inputs: PruneInputs, params: PruneConf
             "target_loss": result.target_loss,
             "loss_reduction": result.loss_reduction,
             "reached_target": result.reached_target,
+            "circuit": result.circuit,
             "selection_loss": result.selection_loss,
             "test_reached_target": result.test_reached_target,
             "test_pairs": result.test_pairs,

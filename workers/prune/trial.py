@@ -30,6 +30,7 @@ from ..nn.gpt import GPT
 from ..nn.masks import NodeLayout, ablation_values, kept_mask
 from .binarize import StepFunctions, fit_binarization
 from .config import PruneConfig, PruneHyperparams
+from .degenerate import CIRCUIT, circuit_kind
 from .inputs import PruneInputs
 from .losses import TaskData, chunks, two_way_loss
 from .masked import MaskedModel
@@ -95,6 +96,9 @@ class TrialResult:
     # nodes, edges, selection_loss (val), circuit_loss, test_reached_target, binarized_loss and
     # binarized_init_loss (test), binarized_fit_loss (train), kept.
     sweep: list[dict[str, Any]] = field(default_factory=list)
+    # "circuit", or a degenerate one: "empty", "whole model", "not reached" (`degenerate.circuit_kind`); each sweep
+    # row has its own.
+    circuit: str = CIRCUIT
     # The written circuit only (`ablations.add_ablation_report`, `add_binarization`), test split: accuracy before
     # and after calibration, the loss under each ablation with the same masks, and the binarized loss with the
     # binarized gaps rescaled to the circuit's own gap scale (so no fitted level can act as a logit scale).
@@ -206,6 +210,7 @@ def run_trial(
                 "selection_loss": loss_at(found.k),
                 "circuit_loss": test_value,
                 "test_reached_target": test_value <= target,
+                "circuit": circuit_kind(found.k, layout.n_masks, found.reached_target),
                 "kept": {name: idx.tolist() for name, idx in kept_indices(layout.split(mask)).items()},
             }
         )
@@ -253,6 +258,7 @@ def run_trial(
         cost=float(masked.work.cost),
         timings=timings,
         sweep=sweep,
+        circuit=circuit_kind(k, layout.n_masks, bisection.reached_target),
     )
 
 
