@@ -31,6 +31,7 @@ def test_run_full_smoke_with_fixed_pruning_hyperparameters(sparsepipe, tmp_path)
         "tokenize",
         "pretrain",
         "dense",
+        "matched_dense",
         "bridges",
         "random_init",
         "mean_cache",
@@ -45,23 +46,25 @@ def test_run_full_smoke_with_fixed_pruning_hyperparameters(sparsepipe, tmp_path)
     sparse_fc = cells[("pretrain", "smoke")]["metrics"]["l0_by_param"]["blocks.0.mlp.c_fc.weight"]
     assert sparse_fc == pytest.approx(0.25, abs=0.01)
     prune_cells = [c for (stage, _), c in cells.items() if stage == "prune"]
-    # 3 checkpoints (pretrain, dense, bridges) x 2 smoke tasks, and the controls on single_double_quote: its
-    # flipped and shuffled twins on the 3 checkpoints, the random-init twins of pretrain and dense.
-    assert len(prune_cells) == 6 + 6 + 2
+    # 4 checkpoints (pretrain, dense, matched_dense, bridges) x 2 smoke tasks, and the controls on
+    # single_double_quote: its flipped and shuffled twins on the 4 checkpoints, the random-init twins of pretrain
+    # and dense.
+    assert len(prune_cells) == 8 + 8 + 2
     for cell in prune_cells:
         assert PRUNE_METRICS <= set(cell["metrics"]), cell["cell"]
         assert set(cell["metrics"]["ablation_losses"]) == {"trained_under", "mean", "zero", "resample"}, cell["cell"]
     report_dir = next((tmp_path / "artifacts" / "report").glob("*/attempts/*"))
     assert {"index.html", "summary.json", "summary.md", "edges_by_task.png"} <= {p.name for p in report_dir.iterdir()}
-    assert len(list((report_dir / "circuits").iterdir())) == 14
+    assert len(list((report_dir / "circuits").iterdir())) == 18
     summary = json.loads((report_dir / "summary.json").read_text())
     assert {"random_init/pretrain/smoke", "random_init/dense"} <= {c["checkpoint"] for c in summary["cells"]}
     assert {"single_double_quote__flipped", "single_double_quote__shuffled"} <= {c["task"] for c in summary["cells"]}
     faithfulness = {(row["checkpoint"], row["task"]): row for row in summary["faithfulness"]}
-    assert set(faithfulness) == {(c, "single_double_quote") for c in ("pretrain/smoke", "dense", "bridges/smoke")}
+    trained = {c["checkpoint"] for c in summary["cells"] if not c["control"]}
+    assert len(trained) == 4 and set(faithfulness) == {(c, "single_double_quote") for c in trained}
     assert faithfulness[("dense", "single_double_quote")]["random_init"] is not None
     assert all(row["flipped"] and row["shuffled"] for row in faithfulness.values())
-    assert len(summary["ablations"]) == 14
+    assert len(summary["ablations"]) == 18
     assert {"nmse_d2s_sum", "kl_s2d_sum", "dense_val_loss", "interventions"} <= set(
         cells[("bridges", "smoke")]["metrics"]
     )

@@ -180,5 +180,18 @@ class TrainConfig(StrictModel):
     eval_every: int = Field(100, ge=1)
     eval_batches: int = Field(8, ge=1)
     checkpoint_every: int = Field(200, ge=1)
+    keep_every: int = Field(
+        0,
+        ge=0,
+        description="Keep the model's weights at every evaluation whose step is a multiple of this, beside the final "
+        "ones (kept/ in the artifact, kept.json their val losses): the dense run's earlier checkpoints, for the "
+        "comparison at matched pretraining loss. 0 keeps none.",
+    )
+    keep_until: int | None = Field(
+        None,
+        ge=1,
+        description="Keep no checkpoint after this step (None: up to the end). A kept checkpoint is a whole model "
+        "(with a 2048-token vocabulary's bigram table, 17 MB and more): bound them to where matches can be.",
+    )
     dtype: Literal["float32", "bfloat16"] = "float32"
     seed: int = 0

@@ -32,7 +32,7 @@ from .binarize import StepFunctions, fit_binarization
 from .config import PruneConfig, PruneHyperparams
 from .degenerate import CIRCUIT, circuit_kind
 from .inputs import PruneInputs
-from .losses import TaskData, chunks, two_way_loss
+from .losses import TaskData, chunks, pair_losses, two_way_loss
 from .masked import MaskedModel
 from .search import (
     ProgressFn,
@@ -48,6 +48,7 @@ from .search import (
 
 # per sweep row (App. C)
 BINARIZED_KEYS = ("binarized_loss", "binarized_init_loss", "binarized_fit_loss", "binarized_own_scale_loss")
+BINARIZED_PAIR_LOSSES = "binarized_pair_losses"  # in binarized_losses' answer; goes to test_pair_losses
 
 
 @dataclass
@@ -99,6 +100,9 @@ class TrialResult:
     # "circuit", or a degenerate one: "empty", "whole model", "not reached" (`degenerate.circuit_kind`); each sweep
     # row has its own.
     circuit: str = CIRCUIT
+    # Each test pair's loss behind every reported loss ({"circuit_loss": [N floats], ...}), what the bootstrap
+    # intervals resample (`intervals.py`).
+    test_pair_losses: dict[str, list[float]] = field(default_factory=dict)
     # The written circuit only (`ablations.add_ablation_report`, `add_binarization`), test split: accuracy before
     # and after calibration, the loss under each ablation with the same masks, and the binarized loss with the
     # binarized gaps rescaled to the circuit's own gap scale (so no fitted level can act as a logit scale).
@@ -180,16 +184,20 @@ def run_trial(
     # Reporting: held-out test pairs, after every choice (masks, k, calibration) is made.
     mark = time.perf_counter()
 
-    def test_loss(gaps: Tensor, scale: float = 1.0, shift: float = 0.0) -> float:
+    per_pair: dict[str, list[float]] = {}
+
+    def test_loss(gaps: Tensor, scale: float = 1.0, shift: float = 0.0, name: str = "") -> float:
+        if name:
+            per_pair[name] = rounded_pair_losses(pair_losses(gaps, test.correct, scale, shift, reduction))
         return float(two_way_loss(gaps, test.correct, scale, shift, reduction=reduction))
 
     random_mask = layout.node_mask(random_like((ranking.rank < k).float(), layout, generator)).to(device)
     circuit_gaps = masked.gaps(test_chunks, circuit_mask)
     # every mask on is the unmasked model, bit for bit
     full_gaps = masked.gaps(test_chunks, ranking.top_k(layout.n_masks).to(device))
-    inverse_loss = test_loss(masked.gaps(test_chunks, 1 - circuit_mask))
-    random_loss = test_loss(masked.gaps(test_chunks, random_mask))
-    circuit_loss = test_loss(circuit_gaps)
+    inverse_loss = test_loss(masked.gaps(test_chunks, 1 - circuit_mask), name="inverse_loss")
+    random_loss = test_loss(masked.gaps(test_chunks, random_mask), name="random_circuit_loss")
+    circuit_loss = test_loss(circuit_gaps, name="circuit_loss")
     kept = kept_indices(layout.split(circuit_mask))
     circuit = build_circuit(model, kept, evaluation.candidates)
     timings["checks_s"] = time.perf_counter() - mark
@@ -231,14 +239,14 @@ def run_trial(
         masks_kept=k,
         active_after_training=ranking.n_active,
         circuit_loss=circuit_loss,
-        calibrated_loss=test_loss(circuit_gaps, calibration.scale, calibration.shift),
+        calibrated_loss=test_loss(circuit_gaps, calibration.scale, calibration.shift, name="calibrated_loss"),
         calibration_train_loss_before=float(two_way_loss(train_gaps, calibration_correct, reduction=reduction)),
         calibration_train_loss_after=float(
             two_way_loss(train_gaps, calibration_correct, calibration.scale, calibration.shift, reduction)
         ),
         logit_scale=calibration.scale,
         logit_bias=calibration.shift,
-        full_model_loss=test_loss(full_gaps),
+        full_model_loss=test_loss(full_gaps, name="full_model_loss"),
         inverse_loss=inverse_loss,
         random_circuit_loss=random_loss,
         test_pairs=test.n_pairs,
@@ -259,7 +267,13 @@ def run_trial(
         timings=timings,
         sweep=sweep,
         circuit=circuit_kind(k, layout.n_masks, bisection.reached_target),
+        test_pair_losses=per_pair,
     )
+
+
+def rounded_pair_losses(losses: Tensor) -> list[float]:
+    """Per-pair losses for result.json: 6 significant digits keep a bootstrap's interval and the file small."""
+    return [float(f"{value:.6g}") for value in losses.tolist()]
 
 
 @torch.no_grad()
@@ -313,13 +327,13 @@ def binarized_losses(
     fitted = fit_binarization(
         activations, nodes, fit_loss_with, train_loss_with, settings.binarize_steps, settings.binarize_lr, val_loss_with
     )
+    final_gaps = masked.gaps(test_chunks, mask, fitted.final)
     return {
-        "binarized_loss": test_loss_with(fitted.final),
+        "binarized_loss": float(two_way_loss(final_gaps, test.correct, reduction=reduction)),
+        BINARIZED_PAIR_LOSSES: rounded_pair_losses(pair_losses(final_gaps, test.correct, reduction=reduction)),
         "binarized_init_loss": test_loss_with(fitted.init),
         "binarized_fit_loss": fitted.final_loss,
-        "binarized_own_scale_loss": own_scale_loss(
-            masked.gaps(test_chunks, mask, fitted.final), masked.gaps(test_chunks, mask), test.correct, reduction
-        ),
+        "binarized_own_scale_loss": own_scale_loss(final_gaps, masked.gaps(test_chunks, mask), test.correct, reduction),
     }
 
 
@@ -353,7 +367,10 @@ def add_binarization(inputs: PruneInputs, settings: PruneConfig, result: TrialRe
         if not row["reached_target"]:  # no circuit at this target (bisection kept every active node)
             row.update(dict.fromkeys(BINARIZED_KEYS))
             continue
-        row.update(binarized_losses(masked, kept_mask(layout, row["kept"]).to(device), fit, val, test, settings))
+        losses = binarized_losses(masked, kept_mask(layout, row["kept"]).to(device), fit, val, test, settings)
+        per_pair = losses.pop(BINARIZED_PAIR_LOSSES)
+        row.update(losses)
         if row["target_loss"] == result.target_loss:
+            result.test_pair_losses = {**result.test_pair_losses, "binarized_loss": per_pair}
             result.binarized_loss, result.binarized_init_loss = row["binarized_loss"], row["binarized_init_loss"]
             result.binarized_own_scale_loss = row["binarized_own_scale_loss"]
