@@ -54,7 +54,7 @@ def test_a_control_follows_its_checkpoint_and_controls_can_be_off():
     assert not any(c.startswith("dense") or c.startswith("random_init/dense") for c in listed["prune"])
     off = cells("prune.controls=[]")
     assert off["random_init"] == [] and not any("__" in c for c in off["prune"])
-    assert len(off["prune"]) == 6
+    assert len(off["prune"]) == 8  # 4 checkpoints (pretrain, dense, matched_dense, bridges) x 2 tasks
 
 
 @pytest.mark.parametrize(
