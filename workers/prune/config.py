@@ -242,7 +242,9 @@ PRESETS: dict[str, dict[str, Any]] = {
             "eval_pairs": 256,
             "controls": ["random_init", "flipped", "shuffled"],
         },
-        "tune": {"iterations": 8, "trials_per_iteration": 8},
+        # Trials on the GPU, four to one (about 8 GB each at these shapes by `plan --estimate`); where no GPU
+        # is schedulable they run on CPU cores.
+        "tune": {"iterations": 8, "trials_per_iteration": 8, "gpus_per_trial": 0.25},
     },
     "paper": {
         "prune": {
@@ -253,6 +255,7 @@ PRESETS: dict[str, dict[str, Any]] = {
             # Fig. 2's sweep of target task losses (one mask training per cell, one bisection per target).
             "targets": [0.05, 0.1, 0.15, 0.2, 0.3],
         },
-        "tune": {"iterations": 32, "trials_per_iteration": 8},
+        # One GPU per trial: at d_model 2048 a trial's activations alone are ~60 GB (`plan --estimate`).
+        "tune": {"iterations": 32, "trials_per_iteration": 8, "gpus_per_trial": 1.0},
     },
 }

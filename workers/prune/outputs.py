@@ -24,6 +24,10 @@ from .result import CELL_SEPARATOR, CIRCUIT_FILE, CIRCUIT_PAGE, CURVE_PLOT, spli
 from .seeds import seed_row, seed_spread
 from .trial import TrialResult, loss_without_each_node
 
+# circuit.json keeps at most this many links (the page draws 20,000): a dense model's circuit at its full size
+# has millions of weight edges, a Python dict each, which ran a `small`-shape prune cell out of 17 GB.
+MAX_STORED_EDGES = 200_000
+
 
 def plot_loss_vs_size(result: TrialResult, path: Path) -> None:
     """Val loss of the top-k circuits along the ranking against nodes and against edges (the curve behind the
@@ -159,6 +163,7 @@ def write_prune_outputs(
     circuit_data = circuit_to_json(
         circuit,
         ablation=ablated_to,
+        max_edges=MAX_STORED_EDGES,
         task=result.task,
         cell=ctx.cell,
         checkpoint=checkpoint,

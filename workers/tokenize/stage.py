@@ -51,6 +51,7 @@ TOKENIZE = Stage(
     presets=PRESETS,
     provides=("tokenizer",),
     records=(CORPUS_RECORD,),  # the corpus digest and the environment it was read in
+    estimate="sparsepipe.workers.tokenize.estimate:estimate_tokenize_cell",
 )
 
 BENCHMARK = Benchmark(

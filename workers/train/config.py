@@ -238,6 +238,7 @@ PRETRAIN_PRESETS: dict[str, dict[str, Any]] = {
                 eval_every=500,
                 checkpoint_every=1000,
                 sparsity={"target_l0": 1 / 32},
+                precision="auto",
             ),
             "variants": [{"name": "small"}],
         }
@@ -252,7 +253,7 @@ PRETRAIN_PRESETS: dict[str, dict[str, Any]] = {
                 checkpoint_every=2000,
                 # lr: each variant sets its own (the reference's 1.28e-2 in this code's convention, swept)
                 sparsity={"target_l0": 1 / 512},
-                dtype="bfloat16",
+                precision="auto",
             ),
             "variants": _PAPER_VARIANTS,
         }
@@ -306,6 +307,7 @@ DENSE_PRESETS: dict[str, dict[str, Any]] = {
                     eval_every=500,
                     checkpoint_every=1000,
                     optim={"lr": 3e-3},
+                    precision="auto",
                 )
             )
         },
@@ -320,7 +322,7 @@ DENSE_PRESETS: dict[str, dict[str, Any]] = {
                     eval_every=2000,
                     checkpoint_every=2000,
                     optim={"lr": 3e-3},
-                    dtype="bfloat16",
+                    precision="auto",
                 )
             ),
             # More dense widths, so that each sparse model has a dense one near its pretraining loss (Fig. 2).
