@@ -132,17 +132,25 @@ def _visible(token: str) -> str:
 
 @app.command("list")
 def list_tasks(json_output: JsonOption = False) -> None:
-    """List the tasks with what each asks the model to predict."""
-    from sparsepipe.tasks import TASKS
+    """List the tasks with what each asks the model to predict, then their control twins (`prune.controls`)."""
+    from sparsepipe.tasks import TASKS, TWINS
 
+    tasks = [*TASKS.values(), *TWINS.values()]
     if json_output:
         rows = [
-            {"name": t.name, "description": t.description, "templates": len(t.templates.all)} for t in TASKS.values()
+            {
+                "name": t.name,
+                "description": t.description,
+                "templates": len(t.templates.all),
+                "derived_from": t.base.name if t.name in TWINS else None,
+            }
+            for t in tasks
         ]
         print(json.dumps(rows, indent=2))
         return
-    table = Table("task", "what the model must predict", "templates", title=f"{len(TASKS)} tasks")
-    for task in TASKS.values():
+    title = f"{len(TASKS)} tasks (Table 1) and {len(TWINS)} control twins"
+    table = Table("task", "what the model must predict", "templates", title=title)
+    for task in tasks:
         table.add_row(task.name, task.description, str(len(task.templates.all)))
     out.print(table)
 
@@ -184,10 +192,10 @@ def show(
                 f"template {', '.join(own)} (+{len(pair.templates) - len(own)} surrounding-code templates)", style="dim"
             )
         )
-        for label, prompt, right, wrong in (
-            ("A", pair.prompt_a, pair.candidate_a, pair.candidate_b),
-            ("B", pair.prompt_b, pair.candidate_b, pair.candidate_a),
-        ):
+        a, b = pair.candidates
+        if getattr(task, "swapped", lambda pair: False)(pair):  # a control twin's transformed answer
+            a, b = b, a
+        for label, prompt, right, wrong in (("A", pair.prompt_a, a, b), ("B", pair.prompt_b, b, a)):
             length = f"{'' if tokenizer else '~'}{measure.count(prompt)} tokens"
             header = Text(f"prompt {label} ({length})  ", style="bold")
             header.append(f"right {right!r}", style="green")

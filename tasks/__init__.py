@@ -8,7 +8,7 @@ difference decides which of two candidate tokens comes next.  Typical use:
     logits, _ = model(batch.tokens)            # [2N, T, V]
     loss = task_loss(logits, batch)            # two-way cross-entropy, differentiable
 
-See `dataset.py` for the tensor layout, `registry.py` for the task list and
+See `dataset.py` for the tensor layout, `registry.py` for the task list (and `variants.py` for their control twins) and
 `oracles.py` for rule-based solvers that prove each pair decidable.
 """
 
@@ -23,7 +23,7 @@ from .errors import (
     UnknownTaskError,
 )
 from .loss import candidate_logits, task_accuracy, task_loss
-from .registry import TASKS, get_task, task_names
+from .registry import TASKS, TWINS, all_task_names, get_task, task_names
 from .splits import SPLITS, Split
 from .tokenization import load_tokenizer
 
@@ -31,6 +31,7 @@ __all__ = [
     "DEFAULT_MAX_TOKENS",
     "SPLITS",
     "TASKS",
+    "TWINS",
     "CandidateNotSingleTokenError",
     "PoolExhaustedError",
     "PromptPair",
@@ -41,6 +42,7 @@ __all__ = [
     "TaskError",
     "TokenBoundaryError",
     "UnknownTaskError",
+    "all_task_names",
     "candidate_logits",
     "encode_pairs",
     "generate_pairs",

@@ -8,7 +8,8 @@ Layout of a `TaskBatch` of N pairs (2N rows):
                                 predict the candidate
     candidates  [2N, 2] int64   token ids [candidate A, candidate B], the same for both rows
                                 of a pair
-    correct     [2N]    int64   which column of `candidates` is right: 0 on A rows, 1 on B rows
+    correct     [2N]    int64   which column of `candidates` is right: 0 on A rows, 1 on B rows (the other
+                                way round on the pairs a derived task swaps: `variants.py`)
 
 By default each prompt starts with `<|endoftext|>`, as every document does in
 the packed pretraining stream, and `pad_id` is that token.  A prompt plus its
@@ -32,7 +33,7 @@ from torch import Tensor
 
 from .base import PromptPair
 from .errors import CandidateNotSingleTokenError, TokenBoundaryError
-from .registry import get_task
+from .registry import TWINS, get_task
 from .splits import Split, check_split
 from .tokenization import TokenizerMeasure, eot_id, load_tokenizer
 
@@ -147,10 +148,18 @@ def encode_pairs(
         tokens=tokens,
         eval_pos=torch.tensor([len(r) - 1 for r in rows], dtype=torch.long),
         candidates=torch.tensor(candidate_rows, dtype=torch.long).reshape(len(rows), 2),
-        correct=torch.arange(len(rows), dtype=torch.long) % 2,
+        correct=answers(task, pairs),
         pad_id=pad_id,
         pairs=tuple(pairs),
     )
+
+
+def answers(task: str, pairs: Sequence[PromptPair]) -> Tensor:
+    """[2N] the correct column of each row: 0 on A rows and 1 on B rows, the other way round on the pairs a
+    derived task swaps (`variants.TaskTwin`)."""
+    twin = TWINS.get(task)
+    flips = torch.tensor([twin is not None and twin.swapped(pair) for pair in pairs], dtype=torch.long)
+    return (torch.arange(2 * len(pairs), dtype=torch.long) % 2) ^ flips.repeat_interleave(2)
 
 
 def prompt_budget(max_tokens: int, prepend_eot: bool) -> int:

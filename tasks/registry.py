@@ -1,4 +1,8 @@
-"""The 20 tasks of the paper's Table 1, by name, in the table's order."""
+"""The 20 tasks of the paper's Table 1, by name, in the table's order, and their derived twins.
+
+`TASKS` and `task_names()` are Table 1 exactly; `TWINS` holds the derived tasks (`variants.py`: each task's
+`__flipped` and `__shuffled` control), which `get_task` resolves like any task.
+"""
 
 from __future__ import annotations
 
@@ -26,6 +30,7 @@ from .definitions import (
     with_open,
 )
 from .errors import UnknownTaskError
+from .variants import TaskTwin, twins_of
 
 TASKS: dict[str, Task] = {
     module.TASK.name: module.TASK
@@ -54,12 +59,21 @@ TASKS: dict[str, Task] = {
 }
 
 
+TWINS: dict[str, TaskTwin] = twins_of(TASKS)
+
+
 def task_names() -> list[str]:
+    """The 20 tasks of Table 1 (no derived task)."""
     return list(TASKS)
 
 
-def get_task(name: str) -> Task:
-    try:
-        return TASKS[name]
-    except KeyError:
-        raise UnknownTaskError(name, task_names()) from None
+def all_task_names() -> list[str]:
+    """Table 1's tasks, then every derived twin."""
+    return [*TASKS, *TWINS]
+
+
+def get_task(name: str) -> Task | TaskTwin:
+    found = TASKS.get(name) or TWINS.get(name)
+    if found is None:
+        raise UnknownTaskError(name, all_task_names())
+    return found

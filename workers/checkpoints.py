@@ -12,6 +12,8 @@ from fnmatch import fnmatch
 from .stage import CellRef, ConfigError, Upstream
 
 CHECKPOINT = "checkpoint"
+# A control checkpoint's cell names the checkpoint it is the twin of (random_init); it is selected with it.
+CONTROL_SOURCE_PARAM = "source"
 
 
 def select(
@@ -38,7 +40,12 @@ def checkpoint_refs(upstream: Upstream) -> list[CellRef]:
 
 
 def selected_checkpoints(patterns: list[str], upstream: Upstream) -> list[CellRef]:
-    """The checkpoints `patterns` select ("all", stage names, globs over "stage/cell")."""
-    refs = {str(ref): ref for ref in checkpoint_refs(upstream)}
+    """The checkpoints `patterns` select ("all", stage names, globs over "stage/cell"), then every control
+    checkpoint of a selected one (a cell whose params name it as their CONTROL_SOURCE_PARAM: random_init)."""
+    cells = upstream.of_kind(CHECKPOINT)
+    refs = {str(cell.ref): cell.ref for cell in cells}
     hint = "the checkpoints of this config and store are (`sparsepipe import` adds imported/NAME)"
-    return [refs[name] for name in select(patterns, list(refs), CHECKPOINT, hint, upstream.named_only())]
+    chosen = [refs[name] for name in select(patterns, list(refs), CHECKPOINT, hint, upstream.named_only())]
+    names = {str(ref) for ref in chosen}
+    controls = [c.ref for c in cells if c.params.get(CONTROL_SOURCE_PARAM) in names and str(c.ref) not in names]
+    return chosen + controls

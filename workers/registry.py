@@ -14,6 +14,7 @@ from .interventions.stage import INTERVENTIONS
 from .matched.stage import MATCHED_DENSE
 from .mean_cache.stage import MEAN_CACHE
 from .prune.stage import PRUNE
+from .random_init.stage import RANDOM_INIT
 from .report.stage import REPORT
 from .stage import Benchmark, Stage
 from .tokenize.stage import BENCHMARK as TOKENIZE_BENCHMARK
@@ -28,6 +29,7 @@ STAGES: tuple[Stage, ...] = (
     MATCHED_DENSE,
     BRIDGES,
     IMPORTED,
+    RANDOM_INIT,
     MEAN_CACHE,
     PRUNE,
     INTERVENTIONS,

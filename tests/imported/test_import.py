@@ -307,7 +307,7 @@ def test_import_then_prune_end_to_end(sparsepipe, tmp_path):
     assert imported.returncode == 0, imported.stderr[-2000:]
     result = sparsepipe(
         "run", "prune", "--preset", "smoke", "--set", "tune.enabled=false", "--checkpoints", "imported/tiny",
-        "--tasks", "single_double_quote", "--json", cwd=tmp_path, timeout=600,
+        "--tasks", "single_double_quote", "--set", "prune.controls=[]", "--json", cwd=tmp_path, timeout=600,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-4000:]
     cells = {(c["stage"], c["cell"]): c for c in json.loads(result.stdout)["cells"]}

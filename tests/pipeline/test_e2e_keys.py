@@ -33,6 +33,7 @@ def test_two_clean_runs_local_and_s3_give_identical_keys(sparsepipe, tmp_path, s
         "pretrain",
         "dense",
         "bridges",
+        "random_init",
         "mean_cache",
         "prune",
         "report",

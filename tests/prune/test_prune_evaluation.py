@@ -86,9 +86,11 @@ def test_the_cost_counts_every_forward_pass(result):
     work = result.work
     val_chunks, test_chunks, calibration_chunks = 4, 3, 4  # 32, 24 and 32 pairs in chunks of 8
     distinct_k = len(result.loss_vs_k)  # every k evaluated on val: curve points and bisection probes
-    assert work["forwards"] == SETTINGS.steps + distinct_k * val_chunks + calibration_chunks + 4 * test_chunks
+    inverse_k = sum("inverse_loss" in row for row in result.loss_vs_k)  # curve points, also inverted (Fig. 32)
+    val_evaluations = distinct_k + inverse_k
+    assert work["forwards"] == SETTINGS.steps + val_evaluations * val_chunks + calibration_chunks + 4 * test_chunks
     train_rows = 2 * SETTINGS.steps * SETTINGS.batch_pairs
-    assert work["rows"] == train_rows + 2 * (distinct_k * 32 + 32 + 4 * 24)
+    assert work["rows"] == train_rows + 2 * (val_evaluations * 32 + 32 + 4 * 24)
     assert 0 < work["backward_tokens"] <= train_rows * 12 < work["tokens"]  # toy prompts are at most 12 tokens
     assert work["cost"] == result.cost == work["tokens"] + 2 * work["backward_tokens"]
 

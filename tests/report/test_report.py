@@ -63,9 +63,13 @@ def test_report_tables_figure_and_index(tmp_path):
     assert page.endswith("<html>bracket_counting</html>") and "verdict-box" in page  # the page, with its verdict
     markdown = (ctx.out_dir / "summary.md").read_text()
     assert (
-        "| pretrain/tiny | var_swap | 501 | 1000 | yes | 0.100 | – | 0.090 | 0.050 | 0.700 | 0.690 | 64 |" in markdown
+        "| pretrain/tiny | var_swap | 501 | 1000 | yes | 0.100 | – | – | – | 0.090 | – | – | 0.050 | 0.700 | 0.690 "
+        "| 64 |" in markdown
     )
-    assert "| binarized | calibrated | full model | inverse | random circuit | test pairs |" in markdown
+    assert (
+        "| accuracy | binarized | binarized (own scale) | calibrated | calibrated accuracy | logit scale | full model "
+        "| inverse | random circuit | test pairs |" in markdown
+    )
     assert (
         "Losses on the test split (loss_reduction mean)" in markdown
         and "Losses on each task's held-out test pairs" in index

@@ -77,7 +77,7 @@ def test_a_circuit_with_every_check_passed_is_trusted_and_its_controls_are_evide
     assert circuit["checks"]["necessary"]["ablation_cost"] == pytest.approx(0.85)
     assert circuit["checks"]["stable"]["edges"] == [10, 12]
     flipped = rows["pretrain/a:t1__flipped"]
-    assert flipped["verdict"] == CONTROL and flipped["control_of"] == "pretrain/a:t1" and flipped["checks"] == {}
+    assert flipped["verdict"] == CONTROL and flipped["control_for"] == "pretrain/a:t1" and flipped["checks"] == {}
     assert control_of("random_init/dense", "t1") == "dense:t1" and control_of("dense", "t1") is None
 
 

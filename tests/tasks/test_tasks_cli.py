@@ -18,7 +18,18 @@ def test_list_prints_every_task_and_json():
     result = runner.invoke(cli_tasks.app, ["list"])
     assert result.exit_code == 0 and "bracket_counting" in result.output
     rows = json.loads(runner.invoke(cli_tasks.app, ["list", "--json"]).output)
-    assert [r["name"] for r in rows] == task_names()
+    assert [r["name"] for r in rows][:20] == task_names()
+    twins = {r["name"]: r["derived_from"] for r in rows[20:]}
+    assert twins["var_swap__flipped"] == "var_swap" and twins["var_swap__shuffled"] == "var_swap"
+    assert len(twins) == 40
+
+
+def test_show_marks_a_flipped_twins_other_candidate():
+    base = runner.invoke(cli_tasks.app, ["show", "bracket_counting", "-n", "1"]).output
+    flipped = runner.invoke(cli_tasks.app, ["show", "bracket_counting__flipped", "-n", "1"]).output
+    right = [line for line in base.splitlines() if "right" in line]
+    right_flipped = [line for line in flipped.splitlines() if "right" in line]
+    assert right and len(right) == len(right_flipped) and right != right_flipped
 
 
 def test_show_without_tokenizer_prints_raw_pairs():
@@ -144,9 +155,10 @@ def test_eval_defaults_to_the_committed_checkpoints(tokenizer_path, tmp_path):
     result = runner.invoke(cli_tasks.app, [*base, "--checkpoints", "pretrain/smoke", "--json"])
     assert result.exit_code == 0, result.output
     assert [(s["checkpoint"], s["task"]) for s in json.loads(result.output)] == [("pretrain/smoke", "var_if")]
-    # dense and bridges are part of the smoke config but not committed: the error names the command that builds them
+    # dense, bridges and the random-init controls are part of the smoke config but not committed: the error names
+    # the command that builds the last of them
     missing = runner.invoke(cli_tasks.app, base)
-    assert missing.exit_code == 2 and "sparsepipe run bridges" in missing.output
+    assert missing.exit_code == 2 and "sparsepipe run random_init" in missing.output
     assert "dense" in missing.output and "bridges/smoke" in missing.output
     assert runner.invoke(cli_tasks.app, [*base, "--checkpoints", "nosuch"]).exit_code == 2
 

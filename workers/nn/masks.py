@@ -78,20 +78,34 @@ class NodeLayout:
         return torch.cat([per_location[name].reshape(-1) for name in self.names])
 
 
+def kept_mask(layout: NodeLayout, kept: dict[str, list[int]]) -> Tensor:
+    """The node-space mask [n_nodes] of a circuit given as kept channel indices per location."""
+    mask = torch.zeros(layout.n_nodes)
+    for name, idx in kept.items():
+        mask[layout.node_slices[name].start + torch.tensor(idx, dtype=torch.long)] = 1.0
+    return mask
+
+
 def ablation_values(layout: NodeLayout, means: dict[str, Tensor] | None, ablation: str) -> Tensor:
-    """What a deleted node is frozen at, in node space: its pretraining mean, or zero."""
+    """What a deleted node is frozen at, in node space: its pretraining mean, or zero: [n_nodes]; or, for
+    "resample", `means` holds activations [contexts, n_ctx, width] per location (`prune/resample.py`) and the
+    values are [contexts, n_ctx, n_nodes]."""
     if ablation == "zero":
         return torch.zeros(layout.n_nodes)
-    if ablation != "mean":
-        raise ValueError(f"ablation must be 'mean' or 'zero', got {ablation!r}")
+    if ablation not in ("mean", "resample"):
+        raise ValueError(f"ablation must be 'mean', 'zero' or 'resample', got {ablation!r}")
     if means is None:
-        raise ValueError("mean ablation needs the mean cache (means per node location)")
+        raise ValueError(f"{ablation} ablation needs its values per node location (the mean cache, or the patterns)")
+    if ablation == "resample":
+        return torch.cat([means[name].float().cpu() for name in layout.names], dim=-1)
     return layout.flatten({name: mean.float().cpu() for name, mean in means.items()})
 
 
 def _gate(keep: Tensor, fill: Tensor) -> Callable[[Tensor], Tensor]:
     def intervene(x: Tensor) -> Tensor:
-        return x * keep.to(x.dtype) + fill.to(x.dtype)
+        # A per-position fill [T_fill, width] serves any prompt of up to T_fill tokens.
+        values = fill if fill.dim() == 1 else fill[: x.shape[-2]]
+        return x * keep.to(x.dtype) + values.to(x.dtype)
 
     return intervene
 
@@ -101,11 +115,12 @@ def mask_interventions(
 ) -> dict[str, Callable[[Tensor], Tensor]]:
     """GPT interventions that apply `x * m + ablation * (1 - m)` at every node location.
 
-    node_mask: [n_nodes] in {0, 1} (may carry a surrogate gradient); ablation: [n_nodes].
+    node_mask: [n_nodes] in {0, 1} (may carry a surrogate gradient); ablation: [n_nodes], or [T, n_nodes] per
+    position (resample ablation: a batch of T-token prompts).
     A kept node's activation passes bit-exactly: x * 1 + 0 == x.
     """
     fill = ablation * (1 - node_mask)
-    return {name: _gate(node_mask[s], fill[s]) for name, s in layout.node_slices.items()}
+    return {name: _gate(node_mask[s], fill[..., s]) for name, s in layout.node_slices.items()}
 
 
 class HeavisideSurrogate(torch.autograd.Function):

@@ -59,6 +59,20 @@ class PruneConfig(StrictModel):
             "names (pretrain/base)."
         ),
     )
+    controls: list[Literal["random_init", "flipped", "shuffled"]] = Field(
+        default_factory=list,
+        description=(
+            "Faithfulness controls pruned beside the circuits (README, 'Controls'): 'random_init' prunes a "
+            "never-trained twin of every pruned pretrain and dense checkpoint (stage random_init) on the "
+            "control_tasks; 'flipped' and 'shuffled' prune every trained checkpoint on the control_tasks' twins "
+            "<task>__flipped (the other candidate always correct) and <task>__shuffled (answers a pseudo-random "
+            "function of the pair)."
+        ),
+    )
+    control_tasks: list[str] = Field(
+        default_factory=lambda: ["all"],
+        description="Which of the pruned tasks (names or globs; 'all' for every one) the controls run on.",
+    )
     target_loss: float = Field(
         0.15, gt=0, description="The target loss CARBS tunes at and the circuit page shows (always among `targets`)."
     )
@@ -86,7 +100,17 @@ class PruneConfig(StrictModel):
         "val (bisection, CARBS selection) and test (every reported loss).",
     )
     max_tokens: int = Field(256, ge=8)
-    ablation: Literal["mean", "zero"] = "mean"
+    ablation: Literal["mean", "zero", "resample"] = Field(
+        "mean",
+        description=(
+            "What a deleted node is frozen at: its pretraining 'mean' (the paper), 'zero', or 'resample': its "
+            "activation on another pretraining context, one context per batch (`resample.py`). Every written "
+            "circuit is also scored under all three, without retraining its masks (result.json ablation_losses)."
+        ),
+    )
+    resample_contexts: int = Field(
+        16, ge=1, description="Pretraining contexts (val rows) whose activations resample ablation draws from."
+    )
     tie_qk_masks: bool = False
     grad_clip: float = Field(1.0, gt=0)
     calibration_steps: int = Field(16, ge=0)
@@ -157,6 +181,10 @@ PRESETS: dict[str, dict[str, Any]] = {
     "smoke": {
         "prune": {
             "tasks": ["single_double_quote", "bracket_counting"],
+            # Every control, on one task: the cells a faithfulness table needs, at a third of the cost.
+            "controls": ["random_init", "flipped", "shuffled"],
+            "control_tasks": ["single_double_quote"],
+            "resample_contexts": 4,
             "steps": 10,
             "batch_pairs": 4,
             "eval_pairs": 16,
@@ -183,6 +211,11 @@ PRESETS: dict[str, dict[str, Any]] = {
             # dense run's final model (0.5 nats better) still trains, for the bridges; `--checkpoints all` prunes
             # it too, for the unmatched comparison (5 cells more).
             "checkpoints": ["pretrain", "matched_dense"],
+            # Every control on the task whose circuit the paper reads first: 6 more cells (random-init sparse and
+            # dense; the flipped and shuffled twins on both), about 1.8 min each on the 2-core VM (the 10 cells
+            # above took 18 min). `--set 'prune.control_tasks=["all"]'` runs them on all five (30 cells).
+            "controls": ["random_init", "flipped", "shuffled"],
+            "control_tasks": ["single_double_quote"],
             # Mask training must run long enough for tau to cross zero: tau starts at ~0.1 and Adam moves it
             # by about lr per step. Measured on the tiny sparse model, single_double_quote: 100 steps at lr 3e-3
             # keep 1191 nodes (10,160 edges) and miss the target; 300 steps at lr 1e-2 keep 83 (131 edges).
@@ -203,7 +236,12 @@ PRESETS: dict[str, dict[str, Any]] = {
         "tune": {"iterations": 2, "trials_per_iteration": 4, "cpus_per_trial": 1.0},
     },
     "small": {
-        "prune": {"steps": 1000, "batch_pairs": 64, "eval_pairs": 256},
+        "prune": {
+            "steps": 1000,
+            "batch_pairs": 64,
+            "eval_pairs": 256,
+            "controls": ["random_init", "flipped", "shuffled"],
+        },
         # Trials on the GPU, four to one (about 8 GB each at these shapes by `plan --estimate`); where no GPU
         # is schedulable they run on CPU cores.
         "tune": {"iterations": 8, "trials_per_iteration": 8, "gpus_per_trial": 0.25},
@@ -213,6 +251,7 @@ PRESETS: dict[str, dict[str, Any]] = {
             "steps": 2000,
             "batch_pairs": 64,
             "eval_pairs": 512,
+            "controls": ["random_init", "flipped", "shuffled"],
             # Fig. 2's sweep of target task losses (one mask training per cell, one bisection per target).
             "targets": [0.05, 0.1, 0.15, 0.2, 0.3],
         },

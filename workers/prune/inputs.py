@@ -15,6 +15,7 @@ from ..nn.gpt import GPT, load_checkpoint
 from ..shard_loader import ShardLoader
 from .config import PruneConfig
 from .losses import TaskData, load_task_data
+from .resample import resample_values
 
 
 @dataclass
@@ -32,12 +33,26 @@ class PruneInputs:
 def load_prune_inputs(
     checkpoint: Path, mean_cache: Path | None, tokens: Path, task: str, params: PruneConfig, device: str = "cpu"
 ) -> PruneInputs:
-    """Model, means (None for zero ablation), tokenizer and task data; `mean_cache` is only read for mean ablation."""
+    """Model, ablation values (`means`: the mean cache for mean ablation, the pretraining contexts' activations for
+    resample ablation, None for zero), tokenizer and task data; `mean_cache` is only read for mean ablation."""
     model = load_checkpoint(checkpoint, device=device).eval().requires_grad_(False)
-    means = load_means(mean_cache) if params.ablation == "mean" else None
+    means = ablation_source(params.ablation, model, mean_cache, tokens, params.resample_contexts)
     tokenizer = load_tokenizer(tokens)
     task_data = load_task_data(task, tokenizer, params, min(params.max_tokens, model.config.n_ctx))
     return PruneInputs(Path(checkpoint), model, means, tokenizer, task_data, Path(tokens))
+
+
+def ablation_source(
+    ablation: str, model: GPT, mean_cache: Path | None, tokens: Path, contexts: int
+) -> dict[str, Tensor] | None:
+    """What `nn.masks.ablation_values` needs for `ablation`, per node location."""
+    if ablation == "mean":
+        if mean_cache is None:
+            raise ValueError("mean ablation needs the mean_cache input")
+        return load_means(mean_cache)
+    if ablation == "resample":
+        return resample_values(model, pretraining_rows(tokens, contexts)[:, : model.config.n_ctx])
+    return None
 
 
 def pretraining_rows(tokens: Path, count: int) -> Tensor:

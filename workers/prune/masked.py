@@ -13,6 +13,7 @@ from ..nn.gpt import GPT
 from ..nn.masks import NodeLayout, mask_interventions
 from .binarize import StepFunctions
 from .losses import candidate_gap
+from .resample import pattern_for
 
 
 @dataclass
@@ -48,9 +49,18 @@ class MaskedModel:
         self.ablation = ablation.to(self.device)
         self.work = Work()
 
-    def interventions(self, node_mask: Tensor, steps: StepFunctions | None = None) -> dict[str, Any]:
-        """The mask gates at every node location, then the step functions `steps` at their nodes (App. C)."""
-        gates = mask_interventions(self.layout, node_mask, self.ablation)
+    def ablation_for(self, tokens: Tensor) -> Tensor:
+        """What deleted nodes are frozen at for a batch of prompts [B, T]: [n_nodes], or with resample patterns
+        [contexts, n_ctx, n_nodes] one context's [T, n_nodes] per batch (`resample.py`)."""
+        return self.ablation if self.ablation.dim() == 1 else pattern_for(self.ablation, tokens)
+
+    def interventions(
+        self, node_mask: Tensor, steps: StepFunctions | None = None, tokens: Tensor | None = None
+    ) -> dict[str, Any]:
+        """The mask gates at every node location, then the step functions `steps` at their nodes (App. C).
+        `tokens`: the batch the gates apply to (resample ablation chooses its pattern by it)."""
+        ablation = self.ablation if tokens is None else self.ablation_for(tokens)
+        gates = mask_interventions(self.layout, node_mask, ablation)
         if steps is None:
             return gates
         return {name: steps.intervention(gates[name], s) for name, s in self.layout.node_slices.items()}
@@ -58,7 +68,7 @@ class MaskedModel:
     def gap(self, batch: TaskBatch, node_mask: Tensor | None, steps: StepFunctions | None = None) -> Tensor:
         """Candidate logit gaps [2N]; node_mask None runs the unmasked model."""
         self.work.add(batch)
-        interventions = None if node_mask is None else self.interventions(node_mask, steps)
+        interventions = None if node_mask is None else self.interventions(node_mask, steps, batch.tokens)
         logits, _ = self.model(batch.tokens, interventions=interventions, positions=batch.eval_pos)
         return candidate_gap(logits, batch)
 
@@ -76,7 +86,7 @@ class MaskedModel:
             _, recorded = self.model(
                 batch.tokens,
                 record=self.layout.names,
-                interventions=self.interventions(node_mask),
+                interventions=self.interventions(node_mask, tokens=batch.tokens),
                 positions=batch.eval_pos,
             )
             flat = torch.cat([recorded[name] for name in self.layout.names], dim=-1)  # [B, T, n_nodes]

@@ -15,6 +15,7 @@ from ..nn.masks import NodeLayout, ablation_values, mask_interventions
 from ..train.summary import checkpoint_summary
 from .circuit_page import render_circuit_html
 from .config import PruneConfig
+from .controls import control_of
 from .inputs import PruneInputs, pretraining_rows
 from .intervals import loss_intervals
 from .masked import MaskedModel
@@ -41,6 +42,10 @@ def plot_loss_vs_size(result: TrialResult, path: Path) -> None:
     for axis, size in zip(axes, ("nodes", "edges")):
         points = [row for row in curve if size in row and row[size] > 0]  # results from before edges were recorded
         axis.plot([r[size] for r in points], [r["loss"] for r in points], "o-", ms=3, label="top-k circuit (val)")
+        inverse = [r for r in points if r.get("inverse_loss") is not None]  # Fig. 32: only the circuit ablated
+        axis.plot(
+            [r[size] for r in inverse], [r["inverse_loss"] for r in inverse], "s--", ms=3, label="circuit ablated (val)"
+        )
         if size == "nodes":
             axis.plot(
                 [r["nodes"] for r in probes], [r["loss"] for r in probes], "x", color="black", label="bisection probes"
@@ -116,7 +121,7 @@ def viewer_sections(
             "without_node": {names[position]: loss for position, loss in losses.items()},
         }
     rows = pretraining_rows(inputs.tokens, viewer.example_rows)[:, : model.config.n_ctx]
-    interventions = mask_interventions(layout, circuit_mask, masked.ablation)
+    interventions = mask_interventions(layout, circuit_mask, masked.ablation_for(rows))
     pairs = test.select(range(min(viewer.task_pairs, test.n_pairs)))
     sections["activations"] = node_examples(model, rows, pairs, result.kept, interventions, inputs.tokenizer, viewer)
     return sections
@@ -144,7 +149,8 @@ def write_prune_outputs(
     model, means, task_data = inputs.model, inputs.means, inputs.task_data
     layout = NodeLayout(model.config, tie_qk=params.tie_qk_masks)
     ablation = ablation_values(layout, means, params.ablation)
-    ablated_to = layout.split(ablation)
+    # Resample ablation has a value per context and position: the page shows their mean.
+    ablated_to = layout.split(ablation if ablation.dim() == 1 else ablation.mean(dim=(0, 1)))
     circuit = build_circuit(
         model,
         {name: torch.tensor(idx, dtype=torch.long) for name, idx in result.kept.items()},
@@ -167,6 +173,7 @@ def write_prune_outputs(
             "circuit": result.circuit_loss,
             "binarized": result.binarized_loss,
             "binarized_init": result.binarized_init_loss,
+            "binarized_own_scale": result.binarized_own_scale_loss,
             "calibrated": result.calibrated_loss,
             "full_model": result.full_model_loss,
             "inverse": result.inverse_loss,
@@ -184,7 +191,13 @@ def write_prune_outputs(
         },
         reached_target=result.reached_target,
         circuit_kind=result.circuit,
-        calibration={"logit_scale": result.logit_scale, "logit_bias": result.logit_bias},
+        calibration={
+            "logit_scale": result.logit_scale,
+            "logit_bias": result.logit_bias,
+            "circuit_accuracy": result.circuit_accuracy,
+            "calibrated_accuracy": result.calibrated_accuracy,
+        },
+        ablation_losses=result.ablation_losses,
         hyperparameters=result.hyper,
         settings=params.model_dump(mode="json", exclude={"hyper", "tasks", "checkpoints"}),
         token_text={str(i): inputs.tokenizer.decode([i]) for i in candidate_ids},
@@ -205,6 +218,7 @@ def write_prune_outputs(
         {
             "cell": ctx.cell,
             "checkpoint": checkpoint,
+            "control": control_of(checkpoint, result.task),
             "model_info": model_info,
             "tuned_target": params.target_loss,
             **computed,
@@ -231,6 +245,11 @@ def write_prune_outputs(
             "binarized_loss": result.binarized_loss,
             "binarized_init_loss": result.binarized_init_loss,
             "calibrated_loss": result.calibrated_loss,
+            "circuit_accuracy": result.circuit_accuracy,
+            "calibrated_accuracy": result.calibrated_accuracy,
+            "logit_scale": result.logit_scale,
+            "binarized_own_scale_loss": result.binarized_own_scale_loss,
+            "ablation_losses": result.ablation_losses,
             "full_model_loss": result.full_model_loss,
             "inverse_loss": result.inverse_loss,
             "random_circuit_loss": result.random_circuit_loss,

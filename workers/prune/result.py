@@ -37,6 +37,12 @@ def split_cell(name: str) -> tuple[str, str]:
     return checkpoint, task
 
 
+class ControlOf(BaseModel):
+    kind: str  # "random_init", "flipped" or "shuffled"
+    checkpoint: str
+    task: str
+
+
 class PruneResult(BaseModel):
     """result.json: the circuit at the tuned target and its losses (test split), plus one circuit per swept
     target (`sweep`)."""
@@ -65,6 +71,16 @@ class PruneResult(BaseModel):
     inverse_loss: float | None = None
     random_circuit_loss: float | None = None
     kept: dict[str, list[int]]  # the circuit: kept channel indices per node location
+    # Beside calibrated_loss: how much of it is accuracy (`ablations.py`), and the binarized loss at the circuit's
+    # own gap scale (`trial.own_scale_loss`).
+    circuit_accuracy: float | None = None
+    calibrated_accuracy: float | None = None
+    logit_scale: float | None = None
+    binarized_own_scale_loss: float | None = None
+    # The circuit's test losses under each ablation with the same masks: {"trained_under": ..., "mean": {...}, ...}
+    ablation_losses: dict[str, Any] = {}
+    # A control cell (`controls.py`): the kind and the circuit it stands beside; None for a circuit.
+    control: ControlOf | None = None
     sweep: list[dict[str, Any]] = []
     model_info: dict[str, Any] = {}
     # prune.seeds (seeds.py): one row per seed (seed, nodes, edges, reached_target, selection_loss,

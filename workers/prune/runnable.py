@@ -24,10 +24,10 @@ from torch import Tensor
 
 from ...tasks import TaskBatch, load_tokenizer
 from ...tasks.tokenization import eot_id
-from ..mean_cache.means import load_means
 from ..nn.gpt import GPT, load_checkpoint
 from ..nn.masks import NodeLayout, ablation_values
 from .config import PruneConfig
+from .inputs import ablation_source
 from .losses import chunks, load_split, two_way_loss
 from .masked import MaskedModel
 from .result import CIRCUIT_FILE, RESULT_FILE
@@ -61,7 +61,9 @@ class Circuit:
 
     @property
     def ablation(self) -> dict[str, Tensor]:
-        return {name: values.cpu() for name, values in self.layout.split(self.masked.ablation).items()}
+        values = self.masked.ablation  # resample ablation: a value per context and position, shown by their mean
+        values = values if values.dim() == 1 else values.mean(dim=(0, 1))
+        return {name: part.cpu() for name, part in self.layout.split(values).items()}
 
     @property
     def device(self) -> torch.device:
@@ -136,11 +138,11 @@ def load_circuit(artifact: Path, inputs: dict[str, Path], device: str = "cpu") -
     result = json.loads((artifact / RESULT_FILE).read_text())
     settings = PruneConfig.model_validate(data["settings"])
     model = load_checkpoint(inputs[CHECKPOINT_INPUT], device=device).eval().requires_grad_(False)
-    means = None
-    if settings.ablation == "mean":
-        if MEAN_CACHE_INPUT not in inputs:
-            raise ValueError(f"{artifact} was pruned with mean ablation: its {MEAN_CACHE_INPUT!r} input is needed")
-        means = load_means(inputs[MEAN_CACHE_INPUT])
+    if settings.ablation == "mean" and MEAN_CACHE_INPUT not in inputs:
+        raise ValueError(f"{artifact} was pruned with mean ablation: its {MEAN_CACHE_INPUT!r} input is needed")
+    means = ablation_source(
+        settings.ablation, model, inputs.get(MEAN_CACHE_INPUT), inputs[TOKENS_INPUT], settings.resample_contexts
+    )
     layout = NodeLayout(model.config, tie_qk=settings.tie_qk_masks)
     return Circuit(
         task=data["task"],

@@ -16,7 +16,8 @@ from .config import PRESETS, PruneConfig, TuneConfig
 from .result import cell_name
 
 # Fields of PruneConfig that only select cells.
-SELECTION_FIELDS = {"tasks", "checkpoints"}
+SELECTION_FIELDS = {"tasks", "checkpoints", "controls", "control_tasks"}
+TASK_TWIN_CONTROLS = ("flipped", "shuffled")  # controls that are task twins (`tasks/variants.py`)
 # A tuned cell only orchestrates: its trials are Ray tasks that ask for their own CPUs and GPUs.
 TUNED_CELL_CPUS = 0.25
 
@@ -27,8 +28,26 @@ def selected_tasks(config: Any) -> list[str]:
     return select(config.prune.tasks, task_names(), "task", "`sparsepipe tasks list` shows the tasks")
 
 
+def control_tasks(config: Any, tasks: list[str]) -> tuple[list[str], list[str]]:
+    """(the pruned tasks the controls run on, their twins the controls name), e.g. (["var_if"],
+    ["var_if__flipped", "var_if__shuffled"])."""
+    from ...tasks.registry import task_names
+    from ...tasks.variants import twin_name
+
+    prune = config.prune
+    if not prune.controls:
+        return [], []
+    # Named among all tasks (a typo is an error), run on those that are pruned (a narrower --tasks skips the rest).
+    named = select(prune.control_tasks, task_names(), "control task", "`sparsepipe tasks list` shows the tasks")
+    chosen = [task for task in named if task in tasks]
+    twins = [twin_name(task, kind) for task in chosen for kind in TASK_TWIN_CONTROLS if kind in prune.controls]
+    return chosen, twins
+
+
 def prune_cells(config: Any, upstream: Upstream) -> list[Cell]:
     tasks = selected_tasks(config)
+    random_init_tasks, twins = control_tasks(config, tasks)
+    controls = {str(c.ref) for c in upstream.get("random_init", [])}
     settings: dict[str, Any] = {"prune": config.prune.model_dump(mode="json", exclude=SELECTION_FIELDS)}
     resources = Resources(num_cpus=1)
     if config.tune.enabled:
@@ -37,7 +56,8 @@ def prune_cells(config: Any, upstream: Upstream) -> list[Cell]:
     cells = []
     for ref in selected_checkpoints(config.prune.checkpoints, upstream):
         inputs = {"checkpoint": ref, "tokens": CellRef("tokenize"), "mean_cache": CellRef("mean_cache", str(ref))}
-        for task in tasks:
+        # A random-init control is pruned on the control tasks; a trained checkpoint on the tasks and their twins.
+        for task in random_init_tasks if str(ref) in controls else tasks + twins:
             cells.append(Cell("prune", cell_name(str(ref), task), {"task": task, **settings}, inputs, resources))
     return cells
 

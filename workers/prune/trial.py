@@ -27,7 +27,7 @@ from torch import Tensor
 from ...tasks import TaskBatch
 from ..nn.circuit import build_circuit, kept_indices
 from ..nn.gpt import GPT
-from ..nn.masks import NodeLayout, ablation_values
+from ..nn.masks import NodeLayout, ablation_values, kept_mask
 from .binarize import StepFunctions, fit_binarization
 from .config import PruneConfig, PruneHyperparams
 from .degenerate import CIRCUIT, circuit_kind
@@ -46,7 +46,8 @@ from .search import (
 
 # ------------------------------------------------------------------------- trial
 
-BINARIZED_KEYS = ("binarized_loss", "binarized_init_loss", "binarized_fit_loss")  # per sweep row (App. C)
+# per sweep row (App. C)
+BINARIZED_KEYS = ("binarized_loss", "binarized_init_loss", "binarized_fit_loss", "binarized_own_scale_loss")
 BINARIZED_PAIR_LOSSES = "binarized_pair_losses"  # in binarized_losses' answer; goes to test_pair_losses
 
 
@@ -80,7 +81,8 @@ class TrialResult:
     pairs: dict[str, int]  # pairs per role: train (pool), calibration (from the pool), val, test
     edge_counts: dict[str, int]
     bisection: list[dict[str, float]]  # {k, nodes, loss} in probe order (val)
-    loss_vs_k: list[dict[str, float]]  # {k, nodes, loss} sorted by k: curve points and probes (val)
+    # {k, nodes, loss} sorted by k: curve points and probes (val); curve points also inverse_loss (Fig. 32)
+    loss_vs_k: list[dict[str, float]]
     train_history: list[dict[str, float]]
     kept: dict[str, list[int]]  # the circuit: kept channel indices per node location
     hyper: dict[str, float]
@@ -101,6 +103,13 @@ class TrialResult:
     # Each test pair's loss behind every reported loss ({"circuit_loss": [N floats], ...}), what the bootstrap
     # intervals resample (`intervals.py`).
     test_pair_losses: dict[str, list[float]] = field(default_factory=dict)
+    # The written circuit only (`ablations.add_ablation_report`, `add_binarization`), test split: accuracy before
+    # and after calibration, the loss under each ablation with the same masks, and the binarized loss with the
+    # binarized gaps rescaled to the circuit's own gap scale (so no fitted level can act as a logit scale).
+    circuit_accuracy: float | None = None
+    calibrated_accuracy: float | None = None
+    ablation_losses: dict[str, Any] = field(default_factory=dict)  # trained_under, then per ablation
+    binarized_own_scale_loss: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -152,12 +161,17 @@ def run_trial(
     bisection = bisections[settings.target_loss]
     timings["bisect_s"] = time.perf_counter() - mark
     mark = time.perf_counter()
-    for k in log_spaced_sizes(layout.n_masks, settings.curve_points):
+    curve_sizes = log_spaced_sizes(layout.n_masks, settings.curve_points)
+    for k in curve_sizes:
         loss_at(k)
     curve = [
         {"k": k, "nodes": ranking.nodes(k), "edges": ranking.edges(k, model), "loss": loss_at(k)}
         for k in sorted(eval_gaps)
     ]
+    # Necessity along the sweep (Fig. 32): the loss with only the top-k circuit ablated, at the curve's sizes.
+    for row in (row for row in curve if row["k"] in curve_sizes):
+        inverse_gaps = masked.gaps(eval_chunks, 1 - ranking.top_k(row["k"]).to(device))
+        row["inverse_loss"] = float(two_way_loss(inverse_gaps, evaluation.correct, reduction=reduction))
     timings["curve_s"] = time.perf_counter() - mark
 
     mark = time.perf_counter()
@@ -319,7 +333,16 @@ def binarized_losses(
         BINARIZED_PAIR_LOSSES: rounded_pair_losses(pair_losses(final_gaps, test.correct, reduction=reduction)),
         "binarized_init_loss": test_loss_with(fitted.init),
         "binarized_fit_loss": fitted.final_loss,
+        "binarized_own_scale_loss": own_scale_loss(final_gaps, masked.gaps(test_chunks, mask), test.correct, reduction),
     }
+
+
+def own_scale_loss(binarized: Tensor, circuit: Tensor, correct: Tensor, reduction: str) -> float:
+    """The loss of the binarized gaps rescaled to the circuit's own gap RMS: fitted step levels can grow the logit
+    gap like a calibration scale (driving the loss to 0 whenever the sign is right); this takes that back out."""
+    rms = binarized.pow(2).mean().sqrt()
+    scale = circuit.pow(2).mean().sqrt() / rms if rms > 0 else torch.ones(())
+    return float(two_way_loss(binarized, correct, scale, reduction=reduction))
 
 
 def add_binarization(inputs: PruneInputs, settings: PruneConfig, result: TrialResult) -> None:
@@ -344,12 +367,10 @@ def add_binarization(inputs: PruneInputs, settings: PruneConfig, result: TrialRe
         if not row["reached_target"]:  # no circuit at this target (bisection kept every active node)
             row.update(dict.fromkeys(BINARIZED_KEYS))
             continue
-        mask = torch.zeros(layout.n_nodes)
-        for name, idx in row["kept"].items():
-            mask[layout.node_slices[name].start + torch.tensor(idx, dtype=torch.long)] = 1.0
-        losses = binarized_losses(masked, mask.to(device), fit, val, test, settings)
+        losses = binarized_losses(masked, kept_mask(layout, row["kept"]).to(device), fit, val, test, settings)
         per_pair = losses.pop(BINARIZED_PAIR_LOSSES)
         row.update(losses)
         if row["target_loss"] == result.target_loss:
             result.test_pair_losses = {**result.test_pair_losses, "binarized_loss": per_pair}
             result.binarized_loss, result.binarized_init_loss = row["binarized_loss"], row["binarized_init_loss"]
+            result.binarized_own_scale_loss = row["binarized_own_scale_loss"]

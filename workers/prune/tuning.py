@@ -34,6 +34,7 @@ import torch
 
 from ..carbs.tuner import Carbs, CarbsConfig, ObservationInput
 from ..context import ProgressArea, WorkContext, run_calls
+from .ablations import add_ablation_report
 from .config import PruneConfig, TuneConfig
 from .outputs import write_prune_outputs
 from .seeds import repeat_seeds, seed_row
@@ -218,6 +219,7 @@ def run_tuning(ctx: WorkContext, params: PruneConfig, tune: TuneConfig, task: st
     result = best.trial_result()
     seeds = [seed_row(best.result)] + repeat_best(ctx, inputs, best, params.seeds, resources)
     add_binarization(local, params, result)
+    add_ablation_report(local, params, result, ctx.input("mean_cache"))
     write_prune_outputs(ctx, local, params, result, seeds)
     out = Path(ctx.out_dir)
     write_trials(trials, out / TRIALS_FILE)

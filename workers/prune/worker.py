@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from ..context import WorkContext
+from .ablations import add_ablation_report
 from .config import PruneConfig
 from .inputs import load_prune_inputs
 from .outputs import (
@@ -27,6 +28,7 @@ def run_prune(ctx: WorkContext, params: PruneConfig, task: str) -> None:
         again = run_trial(inputs.model, inputs.means, inputs.task_data, params.hyper, params, seed, task=task)
         seeds.append(seed_row(again.to_json()))
     add_binarization(inputs, params, result)
+    add_ablation_report(inputs, params, result, ctx.input("mean_cache"))
     ctx.report(
         {"completed": params.steps, "total": params.steps, "description": f"{result.nodes} nodes, {result.edges} edges"}
     )

@@ -243,13 +243,13 @@ def verdict_of(checks: list[Check]) -> str | list[str]:
 
 
 def judge(rows: list[dict[str, Any]], settings: ReportConfig) -> list[dict[str, Any]]:
-    """Adds `checks` and `verdict` to every row (a control row: verdict "control", `control_of`, no checks);
+    """Adds `checks` and `verdict` to every row (a control row: verdict "control", `control_for`, no checks);
     returns the rows."""
     by_cell = {(row["checkpoint"], row["task"]): row for row in rows}
     for row in rows:
         controlled = control_of(row["checkpoint"], row["task"])
-        if controlled is not None:
-            row.update({"verdict": CONTROL, "control_of": controlled, "checks": {}})
+        if controlled is not None or row.get("control"):
+            row.update({"verdict": CONTROL, "control_for": controlled, "checks": {}})
             continue
         controls = {
             role: (f"{checkpoint}:{task}", by_cell.get((checkpoint, task)))

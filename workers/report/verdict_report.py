@@ -54,8 +54,8 @@ def inject_badge(page: str, row: dict[str, Any]) -> str:
     lines = [f"<p><b>Verdict</b> {badge_html(row)} {html.escape(verdict_text(row))}</p>"]
     if exceeds_model(row):
         lines.append(f"<p><b>{html.escape(EXCEEDS_NOTE)}</b></p>")
-    if row.get("control_of"):
-        lines.append(f"<p>A control: evidence for the circuit {html.escape(row['control_of'])}.</p>")
+    if row.get("control_for"):
+        lines.append(f"<p>A control: evidence for the circuit {html.escape(row['control_for'])}.</p>")
     block = "<div class='verdict-box' style='border:2px solid #ccc;padding:4px 12px;margin:8px 0'>" + "".join(lines)
     block += "</div>"
     match = re.search(r"<body[^>]*>", page)

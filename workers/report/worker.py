@@ -32,19 +32,37 @@ from ..prune.degenerate import described
 from ..prune.result import CIRCUIT_PAGE, cell_name, read_result, split_cell
 from ..tokenize.config import CORPUS_RECORD
 from .config import ReportConfig
+from .faithfulness import ablation_rows, faithfulness_html, faithfulness_markdown, faithfulness_rows
 from .figures import MATCH_TOLERANCE, circuits, main_target, same_task_geomeans, write_figures
 from .verdict import is_trusted, judge
 from .verdict_report import badge_html, inject_badge, verdict_markdown, verdict_section_html, write_verdict
 
 LOSS_KEYS = (
     "circuit_loss",
+    "circuit_accuracy",
     "binarized_loss",
+    "binarized_own_scale_loss",
     "calibrated_loss",
+    "calibrated_accuracy",
+    "logit_scale",
     "full_model_loss",
     "inverse_loss",
     "random_circuit_loss",
 )
-LOSS_HEADERS = ("circuit loss", "binarized", "calibrated", "full model", "inverse", "random circuit")
+# Accuracy and the fitted logit scale beside the calibrated loss: a scale drives the two-way loss towards 0 wherever
+# the sign is right, so a calibrated 0.000 reads as accuracy, not faithfulness (README, "Reading the losses").
+LOSS_HEADERS = (
+    "circuit loss",
+    "accuracy",
+    "binarized",
+    "binarized (own scale)",
+    "calibrated",
+    "calibrated accuracy",
+    "logit scale",
+    "full model",
+    "inverse",
+    "random circuit",
+)
 # Input-name prefix of a bridges cell ("interventions/bridges/base"); prune cells are "<checkpoint>:<task>".
 INTERVENTIONS_INPUT = "interventions/"
 INTERVENTIONS_DIR = "interventions"  # in a bridges artifact: <task>.json and <task>.png
@@ -59,6 +77,9 @@ def summarize(inputs: dict[str, Path]) -> list[dict[str, Any]]:
         row = {
             "checkpoint": checkpoint,
             "task": task,
+            # None, or the kind of control and the circuit it stands beside (prune/controls.py)
+            "control": result.control.kind if result.control else None,
+            "control_of": result.control.model_dump() if result.control else None,
             "nodes": result.nodes,
             "edges": result.edges,
             "reached_target": result.reached_target,
@@ -83,6 +104,7 @@ def summarize(inputs: dict[str, Path]) -> list[dict[str, Any]]:
         # The circuits per target and the checkpoint's summary, for the figures (not the tables).
         row["sweep"] = [{k: v for k, v in c.items() if k != "kept"} for c in result.sweep]
         row["model_info"] = result.model_info
+        row["ablation_losses"] = result.ablation_losses
         rows.append(row)
     return rows
 
@@ -341,7 +363,10 @@ def run_report(
             "the report has no pruned circuits to summarize; run the prune stage with at least one task and checkpoint"
         )
     rows = judge(summarize(pruned), settings or ReportConfig())
-    headline = with_failures(geometric_mean_edges(rows), failures)
+    # Controls have their own table; the headline and the figures compare trained models on real tasks only.
+    circuits_rows = [row for row in rows if not row["control"]]
+    faithfulness, ablations = faithfulness_rows(rows), ablation_rows(rows)
+    headline = with_failures(geometric_mean_edges(circuits_rows), failures)
     out = ctx.out_dir
     (out / "circuits").mkdir()
     interventions = copy_interventions(bridged, out)
@@ -351,10 +376,10 @@ def run_report(
     corpus = read_corpus_record(ctx.inputs.get(CORPUS_INPUT))
     figure_metrics: dict[str, Any] = {}
     figures_section = "<p class='missing'>No cell committed: there is nothing to plot.</p>"
-    if rows:  # the figures count only the cells that committed (the note above says how many are missing)
-        plot_edges_by_task(rows, out / "edges_by_task.png")
-        figure_metrics, figures_section = write_figures(rows, out, match_tolerance)
-    trusted = [row for row in rows if is_trusted(row)]
+    if circuits_rows:  # the figures count only the cells that committed (the note above says how many are missing)
+        plot_edges_by_task(circuits_rows, out / "edges_by_task.png")
+        figure_metrics, figures_section = write_figures(circuits_rows, out, match_tolerance)
+    trusted = [row for row in circuits_rows if is_trusted(row)]
     verdict = write_verdict(rows, geometric_mean_edges(trusted), headline, figure_metrics, out, match_tolerance)
     # "fig2": the sparse/dense pairs (matched or "no matched dense model") and the ratios, as in the metrics.
     summary = {
@@ -364,16 +389,24 @@ def run_report(
         "failed_cells": failures,
         "corpus": corpus,
         "fig2": figure_metrics,
+        "faithfulness": faithfulness,
+        "ablations": ablations,
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
-    (out / "summary.md").write_text(verdict_markdown(rows, verdict) + markdown_table(rows, headline, failures))
+    (out / "summary.md").write_text(
+        verdict_markdown(rows, verdict)
+        + markdown_table(rows, headline, failures)
+        + faithfulness_markdown(faithfulness, ablations)
+    )
     page = index_html(rows, headline, failures).replace(
         "<h1>Circuits</h1>",
         "<h1>Circuits</h1>" + verdict_section_html(rows, verdict, bool(trusted)) + "<h2>All circuits</h2>",
         1,
     )
+    controls_section = faithfulness_html(faithfulness, ablations)
     page = page.replace(
-        "</body>", "<h2>Figures over all circuits, untrusted included</h2>" + figures_section + "</body>"
+        "</body>",
+        controls_section + "<h2>Figures over all circuits, untrusted included</h2>" + figures_section + "</body>",
     )
     if interventions:
         figures = "".join(
@@ -399,6 +432,7 @@ def run_report(
             "failed_cells": [f"{r['checkpoint']}:{r['task']}" for r in failures],
             "geomean_edges": {c: i["geomean_edges"] for c, i in headline.items()},
             "reached_target": sum(r["reached_target"] for r in rows),
+            "controls_reaching_target": sum(len(r["controls_reaching_target"]) for r in faithfulness),
             "corpus_digest": None if corpus is None else corpus["digest"],
             **figure_metrics,
             "trusted_circuits": verdict["trusted_circuits"],

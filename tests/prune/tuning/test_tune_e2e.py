@@ -15,8 +15,9 @@ CELL_FILES = {"circuit.json", "circuit.html", "result.json", "loss_vs_k.png", "t
 
 def test_batch_pruning_lists_every_task_of_every_checkpoint(sparsepipe, tmp_path):
     result = sparsepipe(
-        "plan", "prune", "--preset", "smoke", "--tasks", "all", "--checkpoints", "all", "--json", cwd=tmp_path
-    )
+        "plan", "prune", "--preset", "smoke", "--tasks", "all", "--checkpoints", "all", "--set", "prune.controls=[]",
+        "--json", cwd=tmp_path,
+    )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     cells = [c["cell"] for c in json.loads(result.stdout)["cells"] if c["stage"] == "prune"]
     assert sorted(cells) == sorted(
@@ -40,6 +41,8 @@ def test_batch_pruning_of_every_task_end_to_end(sparsepipe, tmp_path):
         "dense.enabled=false",
         "--set",
         "bridges.enabled=false",
+        "--set",
+        "prune.controls=[]",  # the controls' cells are tested in tests/pipeline/test_e2e_full.py
         "--json",
         cwd=tmp_path,
     )

@@ -197,8 +197,9 @@ def test_two_identical_trials_have_the_same_cost(cell_inputs, tmp_path):
 
 
 def test_prune_cells_carry_the_tune_config_only_when_tuning():
-    tuned = resolve_config("smoke", assignments=['prune.checkpoints=["pretrain"]', "tune.iterations=3"])
-    fixed = resolve_config("smoke", assignments=['prune.checkpoints=["pretrain"]', "tune.enabled=false"])
+    only = ['prune.checkpoints=["pretrain"]', "prune.controls=[]"]
+    tuned = resolve_config("smoke", assignments=[*only, "tune.iterations=3"])
+    fixed = resolve_config("smoke", assignments=[*only, "tune.enabled=false"])
     registry = default_registry()
     stages = registry.closure(["prune"])
     tuned_cells = registry.list_cells(tuned, stages)["prune"]
