@@ -56,8 +56,13 @@ class MaskedModel:
         return {name: steps.intervention(gates[name], s) for name, s in self.layout.node_slices.items()}
 
     def gap(self, batch: TaskBatch, node_mask: Tensor | None, steps: StepFunctions | None = None) -> Tensor:
-        """Candidate logit gaps [2N]; node_mask None runs the unmasked model."""
+        """Candidate logit gaps [2N]; node_mask None runs the unmasked model. Counted in `work`."""
         self.work.add(batch)
+        return self.forward_gap(batch, node_mask, steps)
+
+    def forward_gap(self, batch: TaskBatch, node_mask: Tensor | None, steps: StepFunctions | None = None) -> Tensor:
+        """`gap` without counting the pass (the caller counts it); node_mask may be a stack [M, n_nodes] over M
+        equal blocks of the batch's rows (`nn.masks.mask_interventions`)."""
         interventions = None if node_mask is None else self.interventions(node_mask, steps)
         logits, _ = self.model(batch.tokens, interventions=interventions, positions=batch.eval_pos)
         return candidate_gap(logits, batch)
