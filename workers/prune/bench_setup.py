@@ -32,8 +32,8 @@ class BenchShape:
 
 
 SHAPES = {
-    "tiny": BenchShape("tiny", {"n_layer": 2, "d_model": 128, "n_head": 8, "d_head": 16, "n_ctx": 64}, 2048, 150),
-    "larger": BenchShape("larger", {"n_layer": 4, "d_model": 256, "n_head": 16, "d_head": 16, "n_ctx": 64}, 2048, 150),
+    "tiny": BenchShape("tiny", {"n_layer": 2, "d_model": 128, "n_head": 8, "d_head": 16, "n_ctx": 64}, 2048, 60),
+    "larger": BenchShape("larger", {"n_layer": 4, "d_model": 256, "n_head": 16, "d_head": 16, "n_ctx": 64}, 2048, 60),
 }
 
 
