@@ -11,6 +11,7 @@ from .bridges.stage import BRIDGES
 from .carbs import BENCHMARK as CARBS_BENCHMARK
 from .imported.stage import IMPORTED
 from .mean_cache.stage import MEAN_CACHE
+from .prune import BENCHMARK as PRUNE_BENCHMARK
 from .prune.stage import PRUNE
 from .report.stage import REPORT
 from .stage import Benchmark, Stage
@@ -36,4 +37,5 @@ BENCHMARKS: tuple[Benchmark, ...] = (
     TRAIN_BENCHMARK,
     BRIDGES_BENCHMARK,
     CARBS_BENCHMARK,
+    PRUNE_BENCHMARK,
 )

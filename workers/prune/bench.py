@@ -195,10 +195,16 @@ def measure(quick: bool, shapes: tuple[str, ...] | None = None, settings: PruneC
     its CARBS iteration of 4 trials; the top-level ratios are the first shape's."""
     device = torch.device("cpu")
     settings = settings or tiny_settings()
-    trials = PRESETS["tiny"]["tune"]["trials_per_iteration"]
+    tune = PRESETS["tiny"]["tune"]
+    trials = tune["trials_per_iteration"]
     names = shapes or (("tiny",) if quick else ("tiny", "larger"))
     rounds = 1 if quick else 3
-    by_shape = {name: bench_shape(SHAPES[name], settings, trials, rounds, device) for name in names}
+    previous = torch.get_num_threads()
+    torch.set_num_threads(int(tune["cpus_per_trial"]))  # the threads a trial's Ray task runs with
+    try:
+        by_shape = {name: bench_shape(SHAPES[name], settings, trials, rounds, device) for name in names}
+    finally:
+        torch.set_num_threads(previous)
     first = by_shape[names[0]]
     return {
         "mask_step_over_fwd_bwd": first["mask_step_over_fwd_bwd"],
@@ -207,5 +213,5 @@ def measure(quick: bool, shapes: tuple[str, ...] | None = None, settings: PruneC
         "phases_s": {**first["seconds"], **{f"trial.{k}": v for k, v in first["trial_phases_s"].items()}},
         "shapes": by_shape,
         "device": describe_device(device),
-        "threads": torch.get_num_threads(),
+        "threads": int(tune["cpus_per_trial"]),
     }
