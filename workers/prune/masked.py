@@ -12,7 +12,7 @@ from ...tasks import TaskBatch
 from ..nn.gpt import GPT
 from ..nn.masks import NodeLayout, mask_interventions
 from .binarize import StepFunctions
-from .losses import candidate_gap
+from .losses import candidate_gap, concat_pairs
 
 
 @dataclass
@@ -66,6 +66,18 @@ class MaskedModel:
         interventions = None if node_mask is None else self.interventions(node_mask, steps)
         logits, _ = self.model(batch.tokens, interventions=interventions, positions=batch.eval_pos)
         return candidate_gap(logits, batch)
+
+    @torch.no_grad()
+    def gaps_each(self, batches: list[TaskBatch], node_masks: Tensor) -> Tensor:
+        """Candidate logit gaps [M, 2N] of every mask of the stack node_masks [M, n_nodes]: one forward per batch
+        with M copies of its rows (a trial dimension), each counted in `work`."""
+        count = node_masks.shape[0]
+        out = []
+        for batch in batches:
+            for _ in range(count):
+                self.work.add(batch)
+            out.append(self.forward_gap(concat_pairs([batch] * count), node_masks).view(count, -1))
+        return torch.cat(out, dim=1)
 
     @torch.no_grad()
     def gaps(self, batches: list[TaskBatch], node_mask: Tensor | None, steps: StepFunctions | None = None) -> Tensor:

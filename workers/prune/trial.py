@@ -47,6 +47,7 @@ from .search import (
 
 EVAL_CHUNK_FACTOR = 4  # pairs per evaluation forward, in training batches (`eval_chunks`)
 COARSE_FRACTION = 4  # bisection brackets k on 1/COARSE_FRACTION of the val pairs
+ABLATIONS_PER_FORWARD = 8  # single-node ablations of the viewer per (stacked) forward
 BINARIZED_KEYS = ("binarized_loss", "binarized_init_loss", "binarized_fit_loss")  # per sweep row (App. C)
 
 
@@ -165,8 +166,9 @@ def run_trials(
     train_s = time.perf_counter() - started
     # The unmasked model's test gaps: the same for every trial, so run once (and counted in no trial's work).
     full_gaps = MaskedModel(model, layout, ablation).gaps(eval_chunks(data.test, settings), None)
+    shared = {"train_s": train_s, "full_model_s": time.perf_counter() - started - train_s}
     return [
-        finish_trial(start, tau, history, data, full_gaps, settings, task, train_s, len(starts))
+        finish_trial(start, tau, history, data, full_gaps, settings, task, shared, len(starts))
         for start, (tau, history) in zip(starts, trained)
     ]
 
@@ -185,12 +187,13 @@ def finish_trial(
     full_gaps: Tensor,
     settings: PruneConfig,
     task: str,
-    train_s: float,
+    shared: dict[str, float],
     trained_together: int,
 ) -> TrialResult:
-    """Rank and bisect (val), calibrate (train), then report on the test pairs: the trial after its masks."""
+    """Rank and bisect (val), calibrate (train), then report on the test pairs: the trial after its masks.
+    `shared`: wall seconds of the phases run once for the `trained_together` trials."""
     started = time.perf_counter()
-    timings = {"train_s": train_s, "trained_together": float(trained_together)}
+    timings = {**shared, "trained_together": float(trained_together)}
     masked, generator, hyper, seed = start.masked, start.generator, start.hyper, start.seed
     model, layout, device = masked.model, masked.layout, masked.device
     reduction = settings.loss_reduction
@@ -274,8 +277,8 @@ def finish_trial(
             }
         )
     timings["sweep_s"] = time.perf_counter() - mark
-    # A trial's share of the training it was part of, then its own phases.
-    timings["total_s"] = train_s / trained_together + time.perf_counter() - started
+    # A trial's share of the phases run once for the trials trained together, then its own phases.
+    timings["total_s"] = sum(shared.values()) / trained_together + time.perf_counter() - started
 
     return TrialResult(
         task=task,
@@ -325,13 +328,19 @@ def finish_trial(
 def loss_without_each_node(
     masked: MaskedModel, batch: TaskBatch, circuit_mask: Tensor, batch_pairs: int, reduction: str
 ) -> dict[int, float]:
-    """{node position in node space: the test loss of the circuit with that one node also ablated}."""
-    pieces = chunks(batch, batch_pairs)
+    """{node position in node space: the test loss of the circuit with that one node also ablated}; the
+    ablations run ABLATIONS_PER_FORWARD at a time, stacked on a trial dimension (`MaskedModel.gaps_each`)."""
+    batch = by_length(batch)
+    pieces = chunks(batch, EVAL_CHUNK_FACTOR * batch_pairs)
+    positions = torch.nonzero(circuit_mask.cpu() > 0).flatten().tolist()
     losses = {}
-    for position in torch.nonzero(circuit_mask.cpu() > 0).flatten().tolist():
-        mask = circuit_mask.clone()
-        mask[position] = 0
-        losses[position] = float(two_way_loss(masked.gaps(pieces, mask), batch.correct, reduction=reduction))
+    for first in range(0, len(positions), ABLATIONS_PER_FORWARD):
+        group = positions[first : first + ABLATIONS_PER_FORWARD]
+        masks = circuit_mask.repeat(len(group), 1)
+        masks[torch.arange(len(group)), torch.tensor(group)] = 0
+        gaps = masked.gaps_each(pieces, masks)
+        for position, row in zip(group, gaps):
+            losses[position] = float(two_way_loss(row, batch.correct, reduction=reduction))
     return losses
 
 
