@@ -209,13 +209,13 @@ def test_two_ray_train_workers_train_the_same_bridges_as_one(local_ray, tmp_path
     final = torch.load(tmp_path / "two.progress" / FINAL, weights_only=True)
     assert final["world"] == 2 and final["rank_digests"][0] == final["rank_digests"][1]  # model and bridges
     assert two.metrics["train_workers"] == 2 and two.metrics["tokens_seen"] == one.metrics["tokens_seen"]
-    # 2 ranks sum gradients in another order than 1 (see tests/train/test_data_parallel.py), and NMSE's
-    # normaliser is the variance over each rank's own rows, as in any data-parallel run of a batch-normalised
-    # loss: the runs agree in what they reach (measured: NMSE sums 1-4% apart, the rest < 0.3%), not bitwise.
+    # 2 ranks sum gradients in another order than 1 (see tests/train/test_data_parallel.py), which can move a
+    # weight across the top-k threshold; NMSE's normaliser is the global batch's on every rank (RankSpread), so
+    # the runs agree in what they reach, not bitwise. Before the normaliser was reduced, NMSE sums were 1-4% apart.
     for key, tolerance in (("sparse_val_loss", 1e-2), ("kl_d2s_sum", 2e-2), ("kl_s2d_sum", 2e-2)):
         assert two.metrics[key] == pytest.approx(one.metrics[key], rel=tolerance), key
     for key in ("nmse_d2s_sum", "nmse_s2d_sum"):
-        assert two.metrics[key] == pytest.approx(one.metrics[key], rel=6e-2), key
+        assert two.metrics[key] == pytest.approx(one.metrics[key], rel=1e-2), key
     assert two.metrics["dense_val_loss"] == one.metrics["dense_val_loss"]  # the frozen model, untouched
 
 
@@ -304,3 +304,57 @@ def test_strength_one_through_exact_bridges_patches_the_channel_from_the_counter
     assert curve.prob_presented[1] == pytest.approx(float(patched[0]), rel=1e-5)
     assert curve.prob_counterfactual[1] == pytest.approx(float(patched[1]), rel=1e-5)
     assert curve.channel_choice == "given" and curve.node == "1.mlp.act_in[3]"
+
+
+def test_norm_gains_are_folded_so_strength_one_patches_exactly():
+    """The sparse read's gain is twice the dense one's (random, non-unit): the same residual, identity bridges.
+    A post-norm change of the sparse channel is half that change in the dense read; strength 1 must patch the
+    dense channel with its own counterfactual activation, not twice it (the unfolded direction overshoots)."""
+    torch.manual_seed(0)
+    dense = GPT(toy_config()).eval()
+    with torch.no_grad():
+        dense.blocks[1].ln_2.weight.copy_(0.5 + torch.rand(dense.config.d_model))
+    sparse = copy.deepcopy(dense)
+    with torch.no_grad():
+        sparse.blocks[1].ln_2.weight.mul_(2.0)  # after the read's boundary: the residuals stay equal
+    batch = toy_task_batch()
+    node = parse_node("1.mlp.act_in[3]", n_layer=2)
+    curve = intervention_curve(
+        dense, sparse, identity_bridges(dense), batch, node, [0.0, 1.0], torch.ones(5), torch.ones(5)
+    )
+    assert curve.gain_sparse == pytest.approx(2 * dense.blocks[1].ln_2.weight[3].item())
+    with torch.no_grad():
+        _, recorded = dense(batch.tokens[1::2], record=[node.hook])
+
+        def patch(x):
+            x = x.clone()
+            x[..., 3] = recorded[node.hook][..., 3]
+            return x
+
+        logits, _ = dense(batch.tokens[0::2], interventions={node.hook: patch}, positions=batch.eval_pos[0::2])
+    patched = torch.softmax(logits, -1)[:, [1, 2]].mean(0)
+    assert curve.prob_presented[1] == pytest.approx(float(patched[0]), rel=1e-5)
+    assert curve.prob_counterfactual[1] == pytest.approx(float(patched[1]), rel=1e-5)
+
+
+def test_controls_are_drawn_beside_the_curve(tmp_path):
+    """A random other channel and a random direction of the same norm, at the same strengths, on the same plot."""
+    from sparsepipe.workers.bridges.interventions import random_direction_like, steering_direction
+
+    torch.manual_seed(0)
+    dense, sparse = GPT(toy_config(d_model=24)).eval(), GPT(toy_config()).eval()
+    bridges = Bridges(dense.config, sparse.config, encoder_afrac=0.5)
+    batch, node, rms = toy_task_batch(), parse_node("1.attn.act_in[2]", n_layer=2), torch.ones(5)
+    curve = intervention_curve(dense, sparse, bridges, batch, node, [0.0, 0.5, 1.0], rms, rms, seed=1, exclude={5})
+    assert curve.control_channel not in ("1.attn.act_in[2]", "1.attn.act_in[5]")
+    for name in ("random_channel", "random_direction"):
+        presented, counterfactual = (getattr(curve, f"prob_{w}_{name}") for w in ("presented", "counterfactual"))
+        assert len(presented) == len(counterfactual) == 3
+        assert presented[0] == pytest.approx(curve.prob_presented[0], abs=1e-7)  # strength 0: no change
+        assert counterfactual[2] != pytest.approx(counterfactual[0], abs=1e-7)  # and they do steer
+    direction, _ = steering_direction(sparse, dense, bridges, node, 2, rms, rms)
+    drawn = random_direction_like(direction, torch.Generator().manual_seed(0))
+    assert drawn.norm() == pytest.approx(float(direction.norm()), rel=1e-5)
+    curve.write(tmp_path)
+    assert (tmp_path / "toy.png").stat().st_size > 0
+    assert json.loads((tmp_path / "toy.json").read_text())["control_channel"] == curve.control_channel

@@ -17,7 +17,8 @@ the dense logits:
 The dense model is frozen (no parameter of it requires grad and its own pass
 runs under no_grad); gradients of the s->d terms flow through it into the
 decoders and the sparse model. NMSE normalises by the target's variance over
-tokens, detached (a model cannot lower it by inflating its own residual).
+tokens, detached (a model cannot lower it by inflating its own residual); on
+data-parallel ranks the variance over the whole global batch (`RankSpread`).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import torch
 import torch.nn.functional as F
@@ -101,12 +102,37 @@ def load_bridges(folder: Path, dense: ModelConfig, sparse: ModelConfig) -> Bridg
     return bridges
 
 
-def nmse(prediction: Tensor, target: Tensor) -> Tensor:
+def nmse(prediction: Tensor, target: Tensor, scale: Tensor | None = None) -> Tensor:
     """|prediction - target|^2 / |target - its mean over tokens|^2, the normaliser detached.
-    1.0 is what predicting the target's mean scores."""
+    1.0 is what predicting the target's mean scores. `scale` replaces the normaliser (`RankSpread`)."""
     target_flat = target.float().flatten(0, -2)
-    scale = (target_flat - target_flat.mean(0)).pow(2).sum().detach().clamp_min(1e-12)
-    return (prediction.float().flatten(0, -2) - target_flat).pow(2).sum() / scale
+    if scale is None:
+        scale = (target_flat - target_flat.mean(0)).pow(2).sum()
+    return (prediction.float().flatten(0, -2) - target_flat).pow(2).sum() / scale.detach().clamp_min(1e-12)
+
+
+class RankSpread:
+    """NMSE normalisers of a data-parallel batch: each target's spread over the whole global batch, not over one
+    rank's rows. A rank's loss is its rows' squared error over (global spread / world), so the average of the
+    ranks' gradients is the gradient one process computes on the whole batch. One all-reduce per step, float64."""
+
+    def __init__(self, world: int, all_sum: Callable[[Tensor], Tensor]):
+        self.world, self.all_sum = world, all_sum
+
+    def scales(self, targets: list[Tensor]) -> list[Tensor]:
+        flats = [t.detach().double().flatten(0, -2) for t in targets]
+        local = [torch.cat([t.new_tensor([t.shape[0]]), t.sum(0), t.pow(2).sum().reshape(1)]) for t in flats]
+        total = self.all_sum(torch.cat(local))
+        scales, offset = [], 0
+        for flat in flats:
+            count, sums, squares = (
+                total[offset],
+                total[offset + 1 : offset + 1 + flat.shape[1]],
+                total[offset + 1 + flat.shape[1]],
+            )
+            offset += flat.shape[1] + 2
+            scales.append(((squares - sums.pow(2).sum() / count) / self.world).float())
+        return scales
 
 
 def kl_from_dense(dense_log_probs: Tensor, logits: Tensor) -> Tensor:
@@ -138,8 +164,11 @@ class BridgeObjective:
     def __init__(self, dense: GPT, sparse: GPT, bridges: Bridges, config: BridgesConfig):
         self.dense, self.sparse, self.bridges, self.config = dense.eval().requires_grad_(False), sparse, bridges, config
         self.names = residual_boundaries(sparse.config)
+        self.rank_spread: RankSpread | None = None  # set on every rank of a data-parallel cell
 
-    def terms(self, batch: Tensor) -> BridgeTerms:
+    def terms(self, batch: Tensor, spread: RankSpread | None = None) -> BridgeTerms:
+        """Every term of `batch`; `spread` (training on data-parallel ranks) gives the global NMSE normalisers.
+        Validation, on rank 0 alone, normalises by its own batch."""
         inputs, targets = batch[:, :-1], batch[:, 1:]
         with torch.no_grad():
             dense_logits, recorded = self.dense(inputs, record=self.names)
@@ -150,17 +179,19 @@ class BridgeObjective:
         terms = BridgeTerms(
             ce=next_token_loss(sparse_logits, targets), nmse={d: [] for d in DIRECTIONS}, kl={d: [] for d in DIRECTIONS}
         )
-        for i in range(len(self.names)):
+        n = len(self.names)
+        scales = spread.scales(h_sparse + h_dense) if spread is not None else [None] * (2 * n)
+        for i in range(n):
             encoded, decoded = self.bridges.encode(i, h_dense[i]), self.bridges.decode(i, h_sparse[i])
-            terms.nmse["d2s"].append(nmse(encoded, h_sparse[i]))
-            terms.nmse["s2d"].append(nmse(decoded, h_dense[i]))
+            terms.nmse["d2s"].append(nmse(encoded, h_sparse[i], scales[i]))
+            terms.nmse["s2d"].append(nmse(decoded, h_dense[i], scales[n + i]))
             terms.kl["d2s"].append(kl_from_dense(dense_log_probs, self.sparse.forward_from(encoded, i, inputs)))
             terms.kl["s2d"].append(kl_from_dense(dense_log_probs, self.dense.forward_from(decoded, i, inputs)))
         return terms
 
     def loss(self, batch: Tensor) -> Tensor:
         """The training loss of `batch` (for `Trainer.train_step(batch, loss_fn)`)."""
-        return self.terms(batch).total(self.config)
+        return self.terms(batch, self.rank_spread).total(self.config)
 
 
 def summarize(terms: BridgeTerms, names: list[str]) -> dict[str, Any]:

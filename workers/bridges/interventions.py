@@ -6,14 +6,22 @@ node (layer L, channel c) at a post-norm residual read of the bridged sparse mod
 
 1. delta[t] = act_c(B)[t] - act_c(A)[t] at every token t of the sparse model.
 2. The bridge at the residual just before that read (boundary 2L, or 2L + 1 for the
-   MLP) decodes sparse -> dense; its column c, times rms(sparse residual) /
-   rms(dense residual) at that boundary (averaged over reference batches), turns a
-   post-norm sparse change into a post-norm dense one: both post-norm streams have
-   the same scale, the pre-norm ones do not.
-3. The dense model runs on prompt A with `strength * delta[t] * column` added to its
-   own post-norm read at the same place, strength from 0 (no change) to 1.
+   MLP) decodes sparse -> dense pre-norm residuals. A post-norm change delta of
+   channel c is a pre-norm change delta * rms_s / g_s[c] (g: the norm's gain, rms:
+   the residual RMS at that boundary averaged over reference batches); decoded and
+   read through the dense norm it is the post-norm dense change
+   delta * g_d * column_c * rms_s / (g_s[c] * rms_d) (`steering_direction`). The paper
+   folds the norm gains into the next matrices (A.1), so its "ratio of RMS" is this
+   with g = 1; our models keep the gains in the norm, so they are folded in here,
+   and strength 1 is the patched activation exactly (to first order in the RMS).
+3. The dense model runs on prompt A with `strength * delta[t] * direction` added to
+   its own post-norm read at the same place, strength from 0 (no change) to 1.
 4. Recorded: the dense model's probability of each candidate at the answer position,
-   averaged over pairs, per strength; plus the dense model on B unsteered.
+   averaged over pairs, per strength; the dense model on B unsteered; and two
+   controls at every strength: a random other channel of the same read steered the
+   same way (its own delta and direction), and the node's delta along a random
+   direction of the same norm as its own. A curve that moves no more than its
+   controls is a generic perturbation, not the feature.
 
 Only pairs whose prompts have the same token length are used (the difference is
 per token). The node's channel, when not given, is the one whose activation differs
@@ -29,7 +37,7 @@ from pathlib import Path
 from typing import Iterable
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from ...tasks import TaskBatch
 from ..nn.gpt import GPT, residual_boundaries
@@ -96,6 +104,12 @@ class InterventionCurve:
     prob_counterfactual: list[float]
     dense_on_counterfactual: list[float]  # dense model unsteered on prompt B: [p(presented), p(counterfactual)]
     bridge_scale: float  # rms(sparse) / rms(dense) at the boundary
+    gain_sparse: float  # g_s[c]: the sparse norm's gain of the node's channel, divided out of the direction
+    control_channel: str  # the random other channel of the first control
+    prob_presented_random_channel: list[float]
+    prob_counterfactual_random_channel: list[float]
+    prob_presented_random_direction: list[float]
+    prob_counterfactual_random_direction: list[float]
 
     def write(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
@@ -105,6 +119,52 @@ class InterventionCurve:
 
 def same_length_pairs(batch: TaskBatch) -> list[int]:
     return [i for i in range(batch.n_pairs) if int(batch.eval_pos[2 * i]) == int(batch.eval_pos[2 * i + 1])]
+
+
+def read_norm(model: GPT, node: NodeSpec) -> nn.Module:
+    """The norm whose output the node's read (`act_in`) is."""
+    block = model.blocks[node.layer]
+    return block.ln_1 if node.sublayer == "attn" else block.ln_2
+
+
+def norm_gains(norm: nn.Module, width: int) -> Tensor:
+    weight = getattr(norm, "weight", None)
+    return weight.detach().float() if weight is not None else torch.ones(width)
+
+
+def steering_direction(
+    sparse: GPT, dense: GPT, bridges: Bridges, node: NodeSpec, channel: int, rms_sparse: Tensor, rms_dense: Tensor
+) -> tuple[Tensor, float]:
+    """The dense post-norm change [d_dense] per unit post-norm change of the sparse channel, the norm gains of
+    both models folded in (see the module docstring), and the sparse gain g_s[channel]."""
+    if channel >= sparse.config.d_model:
+        raise ValueError(
+            f"channel {channel} of {node.hook} is a concatenated position channel (d_model {sparse.config.d_model}); "
+            "the bridges map residual channels only"
+        )
+    gain_sparse = float(norm_gains(read_norm(sparse, node), sparse.config.d_model)[channel])
+    if abs(gain_sparse) < 1e-8:
+        raise ValueError(f"{node.hook}[{channel}] has a zero norm gain: the read carries nothing of this channel")
+    column = bridges.decoders[node.boundary].weight[:, channel].detach().float()
+    if dense.config.norm == "layer":  # the dense norm removes the mean of whatever is added before it
+        column = column - column.mean()
+    gain_dense = norm_gains(read_norm(dense, node), dense.config.d_model).to(column.device)
+    ratio = float(rms_sparse[node.boundary] / rms_dense[node.boundary])
+    return gain_dense * column * (ratio / gain_sparse), gain_sparse
+
+
+def random_direction_like(direction: Tensor, generator: torch.Generator) -> Tensor:
+    """A direction drawn uniformly on the sphere, with the norm of `direction`."""
+    draw = torch.randn(direction.shape, generator=generator).to(direction.device)
+    return draw * (direction.norm() / draw.norm())
+
+
+def control_channel(channel: int, width: int, exclude: set[int], generator: torch.Generator) -> int:
+    """A random channel of the read other than `channel` and those in `exclude` (e.g. the circuit's)."""
+    choices = [c for c in range(width) if c != channel and c not in exclude]
+    if not choices:
+        raise ValueError("no channel is left for the random-channel control")
+    return choices[int(torch.randint(len(choices), (1,), generator=generator))]
 
 
 @torch.no_grad()
@@ -118,7 +178,11 @@ def intervention_curve(
     rms_sparse: Tensor,
     rms_dense: Tensor,
     candidate_names: list[str] | None = None,
+    seed: int = 0,
+    exclude: set[int] | None = None,
 ) -> InterventionCurve:
+    """The Fig. 9 curve of `node` with its two controls (seeded by `seed`; `exclude`: channels the random-channel
+    control must not take, beside the node's own)."""
     keep = same_length_pairs(batch)
     if not keep:
         raise ValueError(
@@ -134,24 +198,30 @@ def intervention_curve(
     delta_all = (acts[1::2] - acts[0::2]) * valid[..., None]  # [N, T, d_sparse]
     channel, choice = node.channel, "given"
     if channel is None:
-        channel, choice = int(delta_all.abs().sum(1).mean(0).argmax()), "largest pair difference"
-    delta = delta_all[..., channel]  # [N, T]
-
-    scale = float(rms_sparse[node.boundary] / rms_dense[node.boundary])
-    direction = bridges.decoders[node.boundary].weight[:, channel].float() * scale  # [d_dense]
+        residual = delta_all[..., : sparse.config.d_model]  # position channels have no bridge
+        channel, choice = int(residual.abs().sum(1).mean(0).argmax()), "largest pair difference"
+    direction, gain_sparse = steering_direction(sparse, dense, bridges, node, channel, rms_sparse, rms_dense)
+    generator = torch.Generator().manual_seed(seed)
+    other = control_channel(channel, sparse.config.d_model, exclude or set(), generator)
+    other_direction, _ = steering_direction(sparse, dense, bridges, node, other, rms_sparse, rms_dense)
     candidates = batch.candidates[0::2]  # [N, 2]: column 0 is A's answer, 1 is B's
     rows = torch.arange(len(eval_pos), device=eval_pos.device)
 
-    def probabilities(tokens: Tensor, strength: float) -> Tensor:
+    def probabilities(tokens: Tensor, strength: float, delta: Tensor, along: Tensor) -> Tensor:
         def steer(x: Tensor) -> Tensor:
-            return x + (strength * delta[..., None] * direction).to(x.dtype)
+            return x + (strength * delta[..., None] * along).to(x.dtype)
 
         logits, _ = dense(tokens, interventions={node.hook: steer}, positions=eval_pos)
         probs = torch.softmax(logits.float(), dim=-1)
         return probs[rows[:, None], candidates].mean(0)  # [2]
 
-    curve = torch.stack([probabilities(a_rows, s) for s in strengths])  # [S, 2]
-    reference = probabilities(b_rows, 0.0)
+    def sweep(delta: Tensor, along: Tensor) -> Tensor:
+        return torch.stack([probabilities(a_rows, s, delta, along) for s in strengths])  # [S, 2]
+
+    curve = sweep(delta_all[..., channel], direction)
+    random_channel = sweep(delta_all[..., other], other_direction)
+    random_direction = sweep(delta_all[..., channel], random_direction_like(direction, generator))
+    reference = probabilities(b_rows, 0.0, delta_all[..., channel], direction)
     return InterventionCurve(
         task=batch.task,
         node=f"{node.hook}[{channel}]",
@@ -162,7 +232,13 @@ def intervention_curve(
         prob_presented=curve[:, 0].tolist(),
         prob_counterfactual=curve[:, 1].tolist(),
         dense_on_counterfactual=reference.tolist(),
-        bridge_scale=scale,
+        bridge_scale=float(rms_sparse[node.boundary] / rms_dense[node.boundary]),
+        gain_sparse=gain_sparse,
+        control_channel=f"{node.hook}[{other}]",
+        prob_presented_random_channel=random_channel[:, 0].tolist(),
+        prob_counterfactual_random_channel=random_channel[:, 1].tolist(),
+        prob_presented_random_direction=random_direction[:, 0].tolist(),
+        prob_counterfactual_random_direction=random_direction[:, 1].tolist(),
     )
 
 
@@ -177,6 +253,13 @@ def plot_curve(curve: InterventionCurve, path: Path) -> None:
     presented, counterfactual = curve.candidates
     ax.plot(curve.strengths, curve.prob_presented, "o-", ms=3, label=f"p({presented!r}) presented")
     ax.plot(curve.strengths, curve.prob_counterfactual, "o-", ms=3, label=f"p({counterfactual!r}) counterfactual")
+    for suffix, label, style in (
+        ("random_channel", f"control: {curve.control_channel}", "--"),
+        ("random_direction", "control: random direction, same norm", ":"),
+    ):
+        for which, color in (("presented", "tab:blue"), ("counterfactual", "tab:orange")):
+            values = getattr(curve, f"prob_{which}_{suffix}")
+            ax.plot(curve.strengths, values, style, color=color, alpha=0.6, lw=1, label=f"{which}, {label}")
     ax.axhline(curve.dense_on_counterfactual[1], color="grey", ls="--", lw=1, label="dense on counterfactual prompt")
     ax.set_xlabel("steering strength")
     ax.set_ylabel("dense model probability")

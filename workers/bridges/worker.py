@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -32,7 +32,16 @@ from ..nn.training import Trainer
 from ..plots import GRID_ALPHA, LEGEND_FONTSIZE, new_figure, save
 from ..train.loop import TrainingJob
 from ..train.worker import train_cell, write_outputs
-from .bridges import DIRECTIONS, BridgeEval, BridgeObjective, Bridges, check_bridgeable, evaluate_bridges, save_bridges
+from .bridges import (
+    DIRECTIONS,
+    BridgeEval,
+    BridgeObjective,
+    Bridges,
+    RankSpread,
+    check_bridgeable,
+    evaluate_bridges,
+    save_bridges,
+)
 from .config import BridgesConfig
 from .interventions import default_node, intervention_curve, parse_node, residual_rms, strengths_of
 
@@ -43,6 +52,9 @@ INTERVENTIONS_DIR = "interventions"
 @dataclass
 class BridgesJob(TrainingJob):
     objective: BridgeObjective  # the frozen dense model, the sparse model and the bridges
+
+    def join_ranks(self, world: int, all_sum: Callable[[torch.Tensor], torch.Tensor]) -> None:
+        self.objective.rank_spread = RankSpread(world, all_sum)  # NMSE normalisers over the global batch
 
 
 def bridges_job(config: BridgesConfig, train: TrainConfig, inputs: dict[str, Path], device: torch.device) -> BridgesJob:
@@ -105,7 +117,8 @@ def run_interventions(
     reference: list[torch.Tensor],
     folder: Path,
 ) -> dict[str, Any]:
-    """One curve per task; a task this tokenizer cannot encode is reported, not fatal."""
+    """One curve per task, with its controls, on the task's test pairs (never used to choose anything here); a
+    task this tokenizer cannot encode is reported, not fatal."""
     from ...tasks import TaskError, load_task, load_tokenizer
 
     settings = config.interventions
@@ -119,11 +132,20 @@ def run_interventions(
         node = parse_node(spec, sparse.config.n_layer) if spec else default_node(task, sparse.config.n_layer)
         try:
             batch = load_task(
-                task, tokenizer, "val", settings.pairs, settings.seed, min(settings.max_tokens, sparse.config.n_ctx)
+                task, tokenizer, "test", settings.pairs, settings.seed, min(settings.max_tokens, sparse.config.n_ctx)
             ).to(device)
             names = [tokenizer.decode([int(c)]) for c in batch.candidates[0]]
             curve = intervention_curve(
-                dense, sparse, bridges.eval(), batch, node, strengths_of(settings), rms_sparse, rms_dense, names
+                dense,
+                sparse,
+                bridges.eval(),
+                batch,
+                node,
+                strengths_of(settings),
+                rms_sparse,
+                rms_dense,
+                names,
+                seed=settings.seed,
             )
         except (TaskError, ValueError) as error:
             results[task] = {"skipped": str(error)}
@@ -136,6 +158,9 @@ def run_interventions(
             "prob_counterfactual_at_1": curve.prob_counterfactual[-1],
             "prob_presented_at_0": curve.prob_presented[0],
             "prob_presented_at_1": curve.prob_presented[-1],
+            "control_channel": curve.control_channel,
+            "prob_counterfactual_at_1_random_channel": curve.prob_counterfactual_random_channel[-1],
+            "prob_counterfactual_at_1_random_direction": curve.prob_counterfactual_random_direction[-1],
         }
     return results
 

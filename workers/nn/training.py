@@ -97,8 +97,9 @@ class Trainer:
             self.optimizer.param_groups[0]["params"] if train.optim.weight_decay_mode == "after_topk" else []
         )
         self.step = 0  # completed optimizer steps
-        # Data-parallel training sets this: average the gradients across ranks before they are used.
-        self.sync_gradients: Callable[[list[nn.Parameter]], None] | None = None
+        # Data-parallel training sets this: average the gradients across ranks before they are used, given
+        # whether this rank's loss is finite; returns how many ranks' losses were not (every rank agrees on it).
+        self.sync_gradients: Callable[[list[nn.Parameter], bool], int] | None = None
         device_type = next(model.parameters()).device.type
         self.autocast = (
             torch.autocast(device_type=device_type, dtype=torch.bfloat16)
@@ -123,11 +124,20 @@ class Trainer:
         with self.autocast:
             loss = lm_loss(self.model, batch) if loss_fn is None else loss_fn(batch)
         loss_value = loss.item()
-        if not math.isfinite(loss_value):
+        finite = math.isfinite(loss_value)
+        if self.sync_gradients is None and not finite:
             raise TrainingDiverged(self.step + 1, f"the training loss is {loss_value}")
-        loss.backward()
+        if finite:
+            loss.backward()
         if self.sync_gradients is not None:
-            self.sync_gradients(self.params)
+            # Every rank joins the all-reduce even when its own loss is NaN, so all ranks stop together.
+            diverged_ranks = self.sync_gradients(self.params, finite)
+            if diverged_ranks:
+                raise TrainingDiverged(
+                    self.step + 1,
+                    f"the training loss is not finite on {diverged_ranks} data-parallel rank(s) "
+                    f"(this rank's: {loss_value})",
+                )
         grad_rms = limit_grad_rms(self.params, self.train.optim)
         if not math.isfinite(grad_rms):
             raise TrainingDiverged(self.step + 1, f"the gradient RMS is {grad_rms}")

@@ -181,6 +181,10 @@ class TrainingJob:
     evaluate: Callable[[list[Tensor]], Any]  # val batches -> an EvalResult-like (.loss, .history_fields())
     loss_fn: Callable[[Tensor], Tensor] | None
 
+    def join_ranks(self, world: int, all_sum: Callable[[Tensor], Tensor]) -> None:
+        """Called on every rank of a data-parallel cell before training: a loss whose normalisation depends on
+        the whole batch (not a mean of per-row terms) reduces it with `all_sum` here. The next-token loss does not."""
+
 
 JobBuilder = Callable[[TrainConfig, dict[str, Path], torch.device], TrainingJob]
 

@@ -17,6 +17,13 @@ resume from the last checkpoint.  A killed driver resumes the same way.
 
 What a rank logs: train_loss is rank 0's share of the batch (val_loss, on the
 whole validation set, is exact); tokens_seen counts every rank's tokens.
+
+As one process: a parameter no rank computed a gradient for keeps none (the
+optimizer skips it); a loss normalised by the whole batch (bridges' NMSE)
+reduces its normaliser across ranks (`TrainingJob.join_ranks`); a NaN loss on
+any rank stops every rank at the same step (the flags ride in the gradient
+all-reduce), and the cell fails with the NaN named instead of Ray Train
+restarting the group into it.
 """
 
 from __future__ import annotations
@@ -31,7 +38,7 @@ import torch
 
 from ..context import WorkContext
 from ..nn.config import TrainConfig
-from ..nn.training import Trainer
+from ..nn.training import Trainer, TrainingDiverged
 from .loader import ShardLoader
 from .loop import JobBuilder
 
@@ -69,17 +76,32 @@ class _Silent:
         return self.area.get(name, local_file)
 
 
-def average_gradients(params: list[torch.nn.Parameter], world: int) -> None:
+def all_sum(tensor: torch.Tensor) -> torch.Tensor:
+    """The elementwise sum of `tensor` over every rank (in place, returned)."""
     import torch.distributed as dist
 
+    dist.all_reduce(tensor)
+    return tensor
+
+
+def average_gradients(params: list[torch.nn.Parameter], world: int, loss_finite: bool) -> int:
+    """Average the gradients across ranks in one all-reduce, as one process would have summed them; returns how
+    many ranks' losses were not finite.
+
+    A parameter without a gradient on every rank keeps none (AdamW then skips it, as in one process: a zero
+    gradient would let weight decay and the moments move it); one with a gradient on some ranks takes zero from
+    the others. The loss flags ride in the same buffer, so a NaN on one rank stops every rank at the same step.
+    """
     grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
-    flat = torch.cat([g.reshape(-1) for g in grads])
-    dist.all_reduce(flat)
-    flat /= world
+    has_grad = torch.tensor([float(p.grad is not None) for p in params], device=grads[0].device if grads else None)
+    diverged = torch.tensor([0.0 if loss_finite else 1.0], device=has_grad.device)
+    flat = all_sum(torch.cat([*(g.reshape(-1).float() for g in grads), has_grad, diverged]))
     offset = 0
-    for p, g in zip(params, grads):
-        p.grad = flat[offset : offset + g.numel()].view_as(g).clone()
+    for p, g, ranks_with_grad in zip(params, grads, flat[-len(params) - 1 : -1].tolist()):
+        part = flat[offset : offset + g.numel()]
+        p.grad = None if ranks_with_grad == 0 else (part / world).view_as(g).to(g.dtype).clone()
         offset += g.numel()
+    return int(flat[-1].item())
 
 
 def trained_digest(trainer: Trainer) -> str:
@@ -111,7 +133,8 @@ def _rank_loop(config: dict[str, Any]) -> None:
     train = resolve_train_config(train, loader.loader)
     device = ray.train.torch.get_device()
     job = config["build"](train, inputs, device)
-    job.trainer.sync_gradients = lambda params: average_gradients(params, world)
+    job.trainer.sync_gradients = lambda params, loss_finite: average_gradients(params, world, loss_finite)
+    job.join_ranks(world, all_sum)
     progress = config["progress"]
     ctx = SimpleNamespace(
         progress=progress if rank == 0 or progress is None else _Silent(progress),
@@ -122,15 +145,27 @@ def _rank_loop(config: dict[str, Any]) -> None:
         evaluate_now = lambda: job.evaluate(val)  # noqa: E731
     else:
         evaluate_now = lambda: EvalResult(float("nan"), 0)  # noqa: E731
-    _, log = train_loop(ctx, train, job.trainer, loader, evaluate_now, job.loss_fn)
+    try:
+        _, log = train_loop(ctx, train, job.trainer, loader, evaluate_now, job.loss_fn)
+    except TrainingDiverged as error:
+        # Every rank diverges at the same step (the ranks agree on it in the gradient all-reduce). Ending normally
+        # with the error in the final state keeps Ray Train from restarting the group into the same NaN.
+        if rank == 0:
+            diverged = {"step": error.step, "reason": error.reason, "last_checkpoint": error.last_checkpoint}
+            _leave_final(config["final"], {"diverged": diverged, "world": world})
+        return
     digests: list[str] = [""] * world
     dist.all_gather_object(digests, trained_digest(job.trainer))
     if rank == 0:
         log.tokens_seen *= world
         state = {"trainer": job.trainer.state_dict(), "log": log.__dict__, "rank_digests": digests, "world": world}
-        with tempfile.TemporaryDirectory() as scratch:
-            torch.save(state, Path(scratch) / FINAL)
-            config["final"].put(FINAL, Path(scratch) / FINAL)
+        _leave_final(config["final"], state)
+
+
+def _leave_final(box: Any, state: dict[str, Any]) -> None:
+    with tempfile.TemporaryDirectory() as scratch:
+        torch.save(state, Path(scratch) / FINAL)
+        box.put(FINAL, Path(scratch) / FINAL)
 
 
 class _FinalBox:
@@ -181,4 +216,7 @@ def train_data_parallel(
         final = Path(scratch) / FINAL
         if ctx.progress is not None and not ctx.progress.get(FINAL, final):
             raise RuntimeError(f"the training workers finished without leaving {FINAL!r} in the progress area")
-        return torch.load(final, map_location="cpu", weights_only=True)
+        state = torch.load(final, map_location="cpu", weights_only=True)
+        if "diverged" in state:
+            raise TrainingDiverged(**state["diverged"])
+        return state
