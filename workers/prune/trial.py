@@ -81,7 +81,9 @@ class TrialResult:
     pairs: dict[str, int]  # pairs per role: train (pool), calibration (from the pool), val, test
     edge_counts: dict[str, int]
     bisection: list[dict[str, float]]  # {k, nodes, loss} in probe order (val)
-    loss_vs_k: list[dict[str, float]]  # {k, nodes, loss} sorted by k: curve points and probes (val)
+    # {k, nodes, edges, loss, val_pairs} sorted by k: probes (all val pairs) and curve points (every
+    # COARSE_FRACTION-th val pair where not probed; val_pairs says which)
+    loss_vs_k: list[dict[str, float]]
     train_history: list[dict[str, float]]
     kept: dict[str, list[int]]  # the circuit: kept channel indices per node location
     hyper: dict[str, float]
@@ -227,11 +229,17 @@ def finish_trial(
     bisection = bisections[settings.target_loss]
     timings["bisect_s"] = time.perf_counter() - mark
     mark = time.perf_counter()
-    for k in log_spaced_sizes(layout.n_masks, settings.curve_points):
-        loss_at(k)
+    # The curve is read, never selected on: its points off the probes use the bracketing quarter of the val pairs.
+    sizes = set(log_spaced_sizes(layout.n_masks, settings.curve_points)) | set(eval_gaps)
     curve = [
-        {"k": k, "nodes": ranking.nodes(k), "edges": ranking.edges(k, model), "loss": loss_at(k)}
-        for k in sorted(eval_gaps)
+        {
+            "k": k,
+            "nodes": ranking.nodes(k),
+            "edges": ranking.edges(k, model),
+            "loss": loss_at(k) if k in eval_gaps else coarse_loss_at(k),
+            "val_pairs": evaluation.n_pairs if k in eval_gaps else coarse.n_pairs,
+        }
+        for k in sorted(sizes)
     ]
     timings["curve_s"] = time.perf_counter() - mark
 
