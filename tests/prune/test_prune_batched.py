@@ -10,12 +10,12 @@ import pytest
 import torch
 from pruning_toys import key_task
 
-from sparsepipe.workers.nn.masks import NodeLayout, mask_interventions
+from sparsepipe.workers.nn.masks import NodeLayout, ablation_values, mask_interventions
 from sparsepipe.workers.prune.config import PruneConfig, PruneHyperparams
 from sparsepipe.workers.prune.losses import TaskData, by_length, concat_pairs, two_way_loss
 from sparsepipe.workers.prune.masked import MaskedModel
 from sparsepipe.workers.prune.search import coarse_to_fine_k, smallest_sufficient_k
-from sparsepipe.workers.prune.trial import run_trial, run_trials
+from sparsepipe.workers.prune.trial import loss_without_each_node, run_trial, run_trials
 
 SETTINGS = PruneConfig(steps=60, batch_pairs=8, eval_pairs=32, curve_points=4, binarize_pairs=0)
 HYPERS = [
@@ -107,3 +107,17 @@ def test_coarse_to_fine_finds_plain_bisections_k(k_star, noise):
 def test_coarse_to_fine_reports_an_unreachable_target():
     result = coarse_to_fine_k(lambda k: 0.5, lambda k: 0.0, 100, 0.15)
     assert not result.reached_target and result.k == 100 and len(result.probes) == 1
+
+
+def test_stacked_single_node_ablations_equal_one_at_a_time(trained_model, trained_means):
+    layout = NodeLayout(trained_model.config)
+    masked = MaskedModel(trained_model, layout, ablation_values(layout, trained_means, "mean"))
+    circuit = torch.zeros(layout.n_nodes)
+    circuit[torch.randperm(layout.n_nodes, generator=torch.Generator().manual_seed(1))[:11]] = 1.0
+    test = key_task(12, seed=6)
+    losses = loss_without_each_node(masked, test, circuit, batch_pairs=4, reduction="mean")
+    assert sorted(losses) == torch.nonzero(circuit).flatten().tolist()
+    for position, loss in losses.items():
+        alone = circuit.clone()
+        alone[position] = 0
+        assert loss == pytest.approx(float(two_way_loss(masked.gaps([test], alone), test.correct)), rel=1e-4, abs=1e-6)

@@ -14,7 +14,7 @@ TOY = BenchShape("toy", {"n_layer": 1, "d_model": 32, "n_head": 2, "d_head": 8, 
 
 def test_bench_times_every_part_and_derives_the_ratios():
     settings = tiny_settings(
-        steps=6, eval_pairs=8, train_pool_pairs=32, max_tokens=32, curve_points=2, binarize_steps=2, ablation="zero"
+        steps=6, eval_pairs=8, train_pool_pairs=32, max_tokens=32, curve_points=2, binarize_steps=2
     )
     result = bench_shape(TOY, settings, trials=2, rounds=1, device=torch.device("cpu"))
     seconds = result["seconds"]

@@ -21,6 +21,7 @@ over trials/s one per task. Each ratio is of round means; `*_best_round` of the 
 
 from __future__ import annotations
 
+import shutil
 import statistics
 import tempfile
 import time
@@ -126,6 +127,7 @@ def bench_shape(shape: BenchShape, settings: PruneConfig, trials: int, rounds: i
     folder = Path(tempfile.mkdtemp(prefix="sparsepipe-bench-prune-"))
     save_checkpoint(model, folder / "checkpoint")
     if means is not None:
+        (folder / "means").mkdir()
         save_means(means, folder / "means")
 
     def startup() -> None:
@@ -150,21 +152,24 @@ def bench_shape(shape: BenchShape, settings: PruneConfig, trials: int, rounds: i
 
     fwd_bwd()  # warm-up
     mask_steps()
-    times = in_rounds(
-        {
-            "fwd_bwd_s": _timed(fwd_bwd),
-            "mask_step_s": lambda: _timed(mask_steps)() / MASK_STEPS_TIMED,
-            "bisection_eval_s": _timed(bisection_eval),
-            "calibration_s": _timed(calibration),
-            "binarization_s": _timed(binarization),
-            "viewer_s": _timed(viewer),
-            "startup_s": _timed(startup),
-            "trial_s": _timed(trial),
-            "trials_one_per_task_s": _timed(one_per_task),
-            "trials_batched_s": _timed(batched),
-        },
-        rounds,
-    )
+    try:
+        times = in_rounds(
+            {
+                "fwd_bwd_s": _timed(fwd_bwd),
+                "mask_step_s": lambda: _timed(mask_steps)() / MASK_STEPS_TIMED,
+                "bisection_eval_s": _timed(bisection_eval),
+                "calibration_s": _timed(calibration),
+                "binarization_s": _timed(binarization),
+                "viewer_s": _timed(viewer),
+                "startup_s": _timed(startup),
+                "trial_s": _timed(trial),
+                "trials_one_per_task_s": _timed(one_per_task),
+                "trials_batched_s": _timed(batched),
+            },
+            rounds,
+        )
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
     mean = {name: statistics.mean(values) for name, values in times.items()}
     best = {name: min(values) for name, values in times.items()}
     return {
