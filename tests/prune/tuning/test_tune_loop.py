@@ -227,7 +227,8 @@ def test_a_trial_that_raises_is_a_failed_trial(cell_inputs, tmp_path, monkeypatc
 
     monkeypatch.setattr(tune_trial, "run_trial", _raise_on_odd_seeds(tune_trial.run_trial))
     ctx = local_context(tmp_path / "out", inputs=cell_inputs)
-    run_tuning(ctx, SETTINGS, TuneConfig(iterations=1, trials_per_iteration=2), TASK)
+    one_per_task = SETTINGS.model_copy(update={"trials_per_task": 1})  # each trial through run_trial
+    run_tuning(ctx, one_per_task, TuneConfig(iterations=1, trials_per_iteration=2), TASK)
     raised = [entry for entry in ctx.metrics["trial_log"] if "error" in entry]
     assert [entry["error"] for entry in raised] == ["FloatingPointError: masks went NaN"]
     assert raised[0]["edges"] is None and not raised[0]["reached_target"] and ctx.metrics["failed_trials"] >= 1
@@ -242,6 +243,7 @@ def test_an_iteration_whose_every_trial_raises_stops_the_cell(cell_inputs, tmp_p
         raise RuntimeError("no kernel for this device")
 
     monkeypatch.setattr(tune_trial, "run_trial", broken)
+    monkeypatch.setattr(tune_trial, "run_trials", broken)  # trials trained together raise too, then each alone
     ctx = local_context(tmp_path / "out", inputs=cell_inputs)
     with pytest.raises(TrialsFailedError, match="no kernel for this device"):
         run_tuning(ctx, SETTINGS, TuneConfig(iterations=2, trials_per_iteration=2), TASK)
