@@ -12,7 +12,6 @@ from __future__ import annotations
 from fnmatch import fnmatch
 from pathlib import Path
 
-from ..workers.prune.selection import NAMED_ONLY_STAGES
 from .config import PipelineConfig
 from .dag import DAMAGED, HIT, Planner, Registry
 from .store import Store
@@ -26,11 +25,11 @@ def providers(registry: Registry, kind: str) -> list[str]:
     return [name for name in registry.order if kind in registry[name].provides]
 
 
-def _matches(pattern: str, label: str) -> bool:
-    """As prune.checkpoints selects: `all` leaves out the stages that must be named (imported models)."""
+def _matches(registry: Registry, pattern: str, label: str) -> bool:
+    """As prune.checkpoints selects: `all` leaves out the stages that must be named (`Stage.named_only`)."""
     stage = label.split("/")[0]
     if pattern == "all":
-        return stage not in NAMED_ONLY_STAGES
+        return not registry[stage].named_only
     return pattern in (label, stage) or fnmatch(label, pattern)
 
 
@@ -45,11 +44,11 @@ def committed(
     labels = [str(p.cell.ref) for p in plans]
     patterns = patterns or ["all"]
     for pattern in patterns:
-        if not any(_matches(pattern, label) for label in labels):
+        if not any(_matches(registry, pattern, label) for label in labels):
             raise ArtifactNotFound(
                 f"{kind} {pattern!r} matches nothing; this config has: {', '.join(labels) or '(none)'}"
             )
-    chosen = [p for p in plans if any(_matches(pattern, str(p.cell.ref)) for pattern in patterns)]
+    chosen = [p for p in plans if any(_matches(registry, pattern, str(p.cell.ref)) for pattern in patterns)]
     missing = [p for p in chosen if p.status != HIT or p.manifest is None]
     if missing:
         names = ", ".join(str(p.cell.ref) + (" (damaged)" if p.status == DAMAGED else "") for p in missing)

@@ -18,6 +18,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from .cli_bench import app as bench_app
+from .cli_circuits import export_circuit
 from .cli_import import export_checkpoint, import_checkpoint
 from .cli_jobs import app as jobs_app
 from .cli_options import ClusterOptionCommand
@@ -74,6 +75,7 @@ app.add_typer(bench_app, name="bench")
 app.add_typer(jobs_app, name="jobs")
 app.command("import")(import_checkpoint)
 app.command("export")(export_checkpoint)
+app.command("export-circuit")(export_circuit)
 
 
 def _targets(target: str) -> list[str]:
@@ -411,15 +413,33 @@ def status(
     stage: Annotated[Optional[str], typer.Argument(help="Show every metric of this stage's artifacts.")] = None,
     store: StoreOpt = None,
     as_json: JsonOpt = False,
+    running: Annotated[
+        bool, typer.Option("--running", help="Cells in progress: step, last losses, throughput, ETA (any host).")
+    ] = False,
+    watch: Annotated[bool, typer.Option("--watch", help="With --running: refresh every 2 s until Ctrl-C.")] = False,
 ) -> None:
     """List committed artifacts: one compact line each (cell, generation, size, headline metrics).
 
     `status STAGE` shows every metric of that stage's artifacts; --json everything, with paths.
     Artifacts whose files no longer match their manifest are marked DAMAGED; manifest files
     that cannot be read are skipped with a warning (`sparsepipe verify` lists them).
+    `status --running [--watch]` shows the cells in progress instead, read from the store (a detached
+    run or a cluster's, seen from anywhere that reaches the store).
     """
     cfg = _load(None, None, [], store)
     backend = _open_store(cfg, STORE_READ)
+    if watch and not running:
+        _fail("--watch goes with --running", EXIT_USAGE)
+    if running:
+        from .cli_running import show_running
+
+        try:
+            show_running(backend, watch, as_json)
+        except KeyboardInterrupt:
+            pass
+        except StoreError as error:
+            _fail(str(error), EXIT_STORE)
+        return
     if stage is not None and stage not in _registry().stages:
         _fail(f"unknown stage {stage!r}; stages are: {', '.join(_registry().order)}", EXIT_USAGE)
     manifests, bad, superseded = _scan(backend)
@@ -636,7 +656,7 @@ def dag(as_json: JsonOpt = False) -> None:
             "stages": [
                 {
                     "name": s.name,
-                    "deps": list(s.deps),
+                    "deps": list(registry.deps(s.name)),
                     "version": s.version,
                     "matrix": s.matrix,
                     "config": list(s.config),
@@ -645,7 +665,7 @@ def dag(as_json: JsonOpt = False) -> None:
                 }
                 for s in stages
             ],
-            "edges": [[dep, s.name] for s in stages for dep in s.deps],
+            "edges": [[dep, s.name] for s in stages for dep in registry.deps(s.name)],
         }
         print(json.dumps(data, indent=2))
         return
@@ -660,10 +680,11 @@ def render_dag(registry) -> str:
         stage = registry[name]
         kind = "per cell" if stage.matrix else "one cell"
         lines.append(f"{name:<{width}}  [{kind}]  {stage.description}")
-        for number, dep in enumerate(stage.deps):
-            corner = "└" if number == len(stage.deps) - 1 else "├"
+        deps = registry.deps(name)
+        for number, dep in enumerate(deps):
+            corner = "└" if number == len(deps) - 1 else "├"
             lines.append(f"{'':<{width}}  {corner}── {dep}")
-    edges = [f"{dep} -> {name}" for name in registry.order for dep in registry[name].deps]
+    edges = [f"{dep} -> {name}" for name in registry.order for dep in registry.deps(name)]
     return "\n".join(
         [
             "stages, upstream first (each lists what it reads from):",

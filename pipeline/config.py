@@ -15,14 +15,15 @@ import json
 import os
 import tomllib
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Literal
 
 import yaml
-from pydantic import Field, ValidationError, create_model
+from pydantic import Field, ValidationError, create_model, field_validator
 
 from ..workers.registry import STAGES
 from ..workers.stage import ConfigError, Stage, StrictModel
 from .presets import collect_presets
+from .tracking import missing_trackers
 
 PRESETS = collect_presets(STAGES)
 
@@ -59,6 +60,22 @@ class ExecutionConfig(StrictModel):
             "cell fails."
         ),
     )
+    trackers: list[Literal["mlflow", "wandb"]] = Field(
+        default_factory=list,
+        description=(
+            "Where training, bridges and pruning cells send their scalars besides the TensorBoard files they always "
+            "write: mlflow ($MLFLOW_TRACKING_URI), wandb ($WANDB_PROJECT; WANDB_MODE=offline needs no account). "
+            "Optional extras: pip install 'sparsepipe[mlflow]'."
+        ),
+    )
+
+    @field_validator("trackers")
+    @classmethod
+    def _trackers_installed(cls, trackers: list[str]) -> list[str]:
+        missing = missing_trackers(trackers)
+        if missing:
+            raise ValueError(f"{', '.join(missing)} not installed here: pip install 'sparsepipe[{','.join(missing)}]'")
+        return trackers
 
 
 class S3Config(StrictModel):

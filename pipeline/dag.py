@@ -23,11 +23,12 @@ from fnmatch import fnmatch
 from importlib import metadata
 from typing import Any, Callable
 
-from ..workers.stage import Cell, CellLister, CellRef, Resources, Stage
+from ..workers.stage import Cell, CellLister, CellRef, Resources, Stage, Upstream
 from .config import PipelineConfig
 from .fingerprint import code_fingerprint
 from .integrity import summarize
 from .store import Manifest, Store, canonical_json
+from .tracking import TRACKER_RECORDS
 
 __all__ = [
     "Cell",
@@ -35,6 +36,7 @@ __all__ = [
     "CellRef",
     "Resources",
     "Stage",
+    "Upstream",
     "Registry",
     "Planner",
     "CellPlan",
@@ -50,7 +52,21 @@ KEY_SCHEMA = 2  # 2: upstreams enter by content identity, code by import closure
 class Registry:
     def __init__(self, stages: list[Stage]):
         self.stages = {stage.name: stage for stage in stages}
+        self._deps = {stage.name: self._expand(stage) for stage in stages}
         self.order = self._topological([s.name for s in stages])
+
+    def _expand(self, stage: Stage) -> tuple[str, ...]:
+        """`deps`, then every other stage that provides one of `dep_kinds`, in registration order."""
+        by_kind = [
+            other.name
+            for other in self.stages.values()
+            if other.name != stage.name and set(other.provides) & set(stage.dep_kinds)
+        ]
+        return tuple(dict.fromkeys([*stage.deps, *by_kind]))
+
+    def deps(self, name: str) -> tuple[str, ...]:
+        """The stages `name` reads from: its declared deps and, by kind, every provider of its `dep_kinds`."""
+        return self._deps[name]
 
     def _topological(self, names: list[str]) -> list[str]:
         order: list[str] = []
@@ -62,7 +78,7 @@ class Registry:
             if name in visiting:
                 raise ValueError(f"stage dependency cycle through {name!r}")
             visiting.add(name)
-            for dep in self.stages[name].deps:
+            for dep in self._deps[name]:
                 if dep not in self.stages:
                     raise ValueError(f"stage {name!r} depends on unknown stage {dep!r}")
                 visit(dep)
@@ -83,7 +99,7 @@ class Registry:
         def add(name: str) -> None:
             if name not in needed:
                 needed.add(name)
-                for dep in self.stages[name].deps:
+                for dep in self._deps[name]:
                     add(dep)
 
         for target in targets:
@@ -92,10 +108,10 @@ class Registry:
 
     def list_cells(
         self, config: PipelineConfig, stages: list[str], committed: Callable[[str], list[Cell]] | None = None
-    ) -> dict[str, list[Cell]]:
+    ) -> Upstream:
         """Every stage's cells; `committed(stage)` adds the cells committed in the store, for stages that
         declare `committed_cells` (a cell the config lists too keeps the config's params)."""
-        cells: dict[str, list[Cell]] = {}
+        cells = Upstream(self.stages)
         for name in stages:
             listed = self.stages[name].cells(config, cells)
             if committed is not None and self.stages[name].committed_cells:
@@ -270,7 +286,7 @@ class Planner:
             why = "will run" if any(cell.inputs[n] in running for n in pending) else "is not built"
             return CellPlan(cell, RUN, f"upstream {blocked} {why}")
         digests = {
-            name: content_identity(committed[ref], self.registry[ref.stage].records)
+            name: content_identity(committed[ref], self.registry[ref.stage].records + TRACKER_RECORDS)
             for name, ref in cell.inputs.items()
         }
         pre = preimage(stage, cell, digests)

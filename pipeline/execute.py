@@ -9,6 +9,7 @@ try's winner or commits the same generation exclusively.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import time
 from dataclasses import dataclass, field
@@ -18,8 +19,10 @@ from typing import Any, Callable
 from ..workers.context import WorkContext
 from .dag import CellRef
 from .integrity import summarize, written_elsewhere
+from .live import LiveStatus
 from .scratch import scratch_dir
 from .store import CommitRecord, Manifest, Store, StoreError, StoreSpec
+from .tracking import Tracking
 
 REPORT_INTERVAL_S = 0.25
 
@@ -41,6 +44,7 @@ class UnitRequest:
     workers: int = 1  # > 1: data-parallel; num_cpus and num_gpus are per worker
     parents: dict[str, dict[str, str]] = field(default_factory=dict)
     verify_inputs: bool = False  # re-hash every input file (`run --verify-inputs`)
+    trackers: tuple[str, ...] = ()  # execution.trackers: where the cell's scalars go besides TensorBoard
 
     @property
     def label(self) -> str:
@@ -77,6 +81,33 @@ def _throttled(report: Callable[[dict[str, Any]], None]) -> Callable[[dict[str, 
             report(event)
 
     return send
+
+
+class _Reporter:
+    """A unit's ctx.report: every event to the trackers and the live record, then throttled to the controller.
+
+    Pickled (a data-parallel cell sends ctx.report to its Ray Train ranks) it is the controller's channel alone:
+    trackers and the live record stay in this process, fed by what rank 0 reports through the driver's bars.
+    """
+
+    def __init__(self, tracking: Tracking, live: LiveStatus, forward: Callable[[dict[str, Any]], None]):
+        self.tracking, self.live, self.forward = tracking, live, forward
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        self.tracking.observe(event)
+        self.live.observe(event)
+        self.forward(event)
+
+    def __reduce__(self):
+        return (_forwarding, (self.forward,))
+
+
+def _drop(event: dict[str, Any]) -> None:
+    return None
+
+
+def _forwarding(forward: Callable[[dict[str, Any]], None]) -> Callable[[dict[str, Any]], None]:
+    return forward
 
 
 def _limit_threads(num_cpus: float) -> int:
@@ -155,13 +186,17 @@ def execute_unit(
         for name, (raw, path) in request.inputs.items()
     }
     started = time.time()
+    progress = store.progress_area(request.stage, request.key, request.generation)
     with scratch_dir(request.stage) as scratch:
         out_dir = Path(scratch) / "out"
         out_dir.mkdir()
+        tags = {"stage": request.stage, "cell": request.cell, "key": request.key}
+        tracking = Tracking(Path(scratch) / "tensorboard", request.label, request.trackers, tags, progress)
+        live = LiveStatus(progress, request.stage, request.cell, request.key, request.generation)
         ctx = WorkContext(
             out_dir=out_dir,
             inputs=inputs,
-            progress=store.progress_area(request.stage, request.key, request.generation),
+            progress=progress,
             num_threads=_limit_threads(request.num_cpus),
             device=_device(request.num_gpus if request.workers == 1 else 0.0),
             workers=request.workers,
@@ -172,9 +207,16 @@ def execute_unit(
                 name: StoreInput(spec, raw, path, request.verify_inputs) for name, (raw, path) in request.inputs.items()
             },
         )
-        if report is not None:
-            ctx.report = _throttled(report)
-        resolve_function(request.run)(ctx, request.params)
+        ctx.report = _Reporter(tracking, live, _throttled(report) if report is not None else _drop)
+        try:
+            resolve_function(request.run)(ctx, request.params)
+        except BaseException:
+            with contextlib.suppress(Exception):  # the cell's own error is the one to report
+                tracking.close(None, ok=False)
+                live.end(ok=False)
+            raise
+        tracking.close(out_dir)
+        live.end(ok=True)
         record = CommitRecord(
             stage=request.stage,
             key=request.key,

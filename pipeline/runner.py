@@ -205,6 +205,7 @@ class Runner:
             workers=cell.resources.workers,
             parents=parents,
             verify_inputs=self.verify_inputs,
+            trackers=tuple(self.config.execution.trackers),
         )
 
     @staticmethod

@@ -89,7 +89,9 @@ class WorkContext:
     - `progress`: resumable state for this cell (see ProgressArea).
     - `metrics`: filled by the worker; recorded in the MANIFEST (JSON-serialisable).
     - `report(event)`: progress events for the controller's bars, e.g.
-      `{"completed": 120, "total": 1000, "description": "loss 3.21"}`.
+      `{"completed": 120, "total": 1000, "description": "loss 3.21"}`. An event may carry
+      `"scalars": {"train/loss": 3.21}` (and a "step", default "completed"): they go to the cell's
+      TensorBoard files, live status and trackers (pipeline/tracking.py, pipeline/live.py), unthrottled.
     - `num_threads`: CPUs this unit was given; torch is already limited to it.
     - `device`: "cuda" when the unit was given a GPU, else "cpu".
     - `workers`: > 1 for a data-parallel unit: that many workers, each with `num_threads`

@@ -10,6 +10,7 @@ from .bridges.stage import BENCHMARK as BRIDGES_BENCHMARK
 from .bridges.stage import BRIDGES
 from .carbs import BENCHMARK as CARBS_BENCHMARK
 from .imported.stage import IMPORTED
+from .interventions.stage import INTERVENTIONS
 from .mean_cache.stage import MEAN_CACHE
 from .prune import BENCHMARK as PRUNE_BENCHMARK
 from .prune.stage import PRUNE
@@ -28,6 +29,7 @@ STAGES: tuple[Stage, ...] = (
     IMPORTED,
     MEAN_CACHE,
     PRUNE,
+    INTERVENTIONS,
     REPORT,
 )
 

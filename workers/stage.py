@@ -79,8 +79,31 @@ class Benchmark:
     takes_workers: bool = False
 
 
+class Upstream(dict[str, list[Cell]]):
+    """The cells listed so far, by stage name, with the Stage records that listed them.
+
+    A stage that reads every artifact of a kind (each checkpoint) asks `of_kind` rather than naming the
+    stages that provide it, so a new provider is picked up by its `provides` alone.
+    """
+
+    def __init__(self, stages: dict[str, Stage], cells: dict[str, list[Cell]] | None = None):
+        super().__init__(cells or {})
+        self.stages = stages
+
+    def providers(self, kind: str) -> list[str]:
+        """The listed stages that provide `kind`, in listing (dependency) order."""
+        return [name for name in self if kind in self.stages[name].provides]
+
+    def of_kind(self, kind: str) -> list[Cell]:
+        return [cell for name in self.providers(kind) for cell in self[name]]
+
+    def named_only(self) -> set[str]:
+        """The listed stages whose cells a selection of `all` leaves out (`Stage.named_only`)."""
+        return {name for name in self if self.stages[name].named_only}
+
+
 # (the resolved pipeline config, the cells listed so far by upstream stages) -> this stage's cells
-CellLister = Callable[[Any, dict[str, list[Cell]]], list[Cell]]
+CellLister = Callable[[Any, Upstream], list[Cell]]
 # the resolved pipeline config -> the problems found, each naming the keys involved (empty: none)
 ConfigCheck = Callable[[Any], list[str]]
 
@@ -99,6 +122,10 @@ class Stage:
     `provides` names the kinds of artifact tools look up by kind ("tokenizer", "checkpoint"), e.g.
     `sparsepipe tasks eval`, which evaluates every committed checkpoint; "report" marks the artifact
     whose index.html `sparsepipe status` points to.
+    `dep_kinds` are deps by kind: the stage depends on every registered stage that provides one of these
+    kinds (but itself), so a new provider needs no edit of its readers; the controller expands them.
+    `named_only`: a selection of `all` over this kind's cells leaves this stage's cells out; they are read
+    only when named (imported models read their own tokenizer's ids).
     `shortcuts` maps a `run`/`plan` option (tasks, checkpoints) to the config key it sets.
     `checks` see the whole resolved config, for what no single section's model can: this stage's values
     against an upstream's (a model's n_ctx against the token rows'). Any problem they return is a config
@@ -121,3 +148,5 @@ class Stage:
     shortcuts: dict[str, str] = field(default_factory=dict)
     checks: tuple[ConfigCheck, ...] = ()
     committed_cells: bool = False
+    dep_kinds: tuple[str, ...] = ()
+    named_only: bool = False

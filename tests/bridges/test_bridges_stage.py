@@ -4,6 +4,8 @@ its cells (and their prune cells), and unbuildable configs fail at plan time wit
 from __future__ import annotations
 
 import json
+import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -15,17 +17,22 @@ from sparsepipe.pipeline.config import resolve_config
 from sparsepipe.pipeline.dag import default_registry
 from sparsepipe.workers.bridges.config import BridgesConfig, InterventionConfig
 from sparsepipe.workers.bridges.worker import run_bridges
+from sparsepipe.workers.checkpoints import selected_checkpoints
 from sparsepipe.workers.context import local_context
+from sparsepipe.workers.interventions.worker import run_circuit_intervention
+from sparsepipe.workers.mean_cache.config import MeanCacheConfig
 from sparsepipe.workers.nn.config import SparsityConfig, TrainConfig
 from sparsepipe.workers.prune.config import PruneConfig
-from sparsepipe.workers.prune.outputs import CIRCUIT_FILE, RESULT_FILE
-from sparsepipe.workers.prune.selection import selected_checkpoints
+from sparsepipe.workers.prune.result import CIRCUIT_FILE, RESULT_FILE
 from sparsepipe.workers.prune.worker import run_prune
 
 runner = CliRunner()
 
 
-def test_the_bridged_checkpoint_is_mean_cached_and_pruned(tmp_path):
+@pytest.fixture(scope="module")
+def bridged_and_pruned(tmp_path_factory) -> dict[str, Path]:
+    """A bridges cell trained for a few steps, its mean cache and its prune cell of stage_inputs.TASK."""
+    tmp_path = tmp_path_factory.mktemp("bridged")
     tokens = stage_inputs.write_tokens(tmp_path / "tokens")
     dense = stage_inputs.write_checkpoint(tmp_path / "dense")
     model = stage_inputs.model_config().model_copy(update={"vocab_size": None})
@@ -40,38 +47,95 @@ def test_the_bridged_checkpoint_is_mean_cached_and_pruned(tmp_path):
             eval_batches=1,
             checkpoint_every=2,
         ),
-        interventions=InterventionConfig(
-            tasks=[stage_inputs.TASK, "no_such_task_name"], pairs=4, strengths=3, reference_batches=1
-        ),
+        interventions=InterventionConfig(tasks=[stage_inputs.TASK, "no_such_task_name"], **INTERVENTION_SIZES),
     )
     bridged = local_context(tmp_path / "bridges", inputs={"tokens": tokens, "dense": dense})
     run_bridges(bridged, config)
-    out = bridged.out_dir
+    means = tmp_path / "mean_cache"
+    stage_inputs.write_mean_cache(means, tokens, bridged.out_dir, MeanCacheConfig(batches=2, batch_size=4))
+    pruned = local_context(
+        tmp_path / "prune",
+        inputs={"checkpoint": bridged.out_dir, "tokens": tokens, "mean_cache": means},
+        cell="bridges/base",
+    )
+    run_prune(pruned, PRUNE_PARAMS, stage_inputs.TASK)
+    return {
+        "tokens": tokens,
+        "dense": dense,
+        "bridges": bridged.out_dir,
+        "mean_cache": means,
+        "circuit": pruned.out_dir,
+        "metrics": bridged.metrics,
+    }
 
-    done = bridged.metrics["interventions"]
+
+INTERVENTION_SIZES = {"pairs": 4, "strengths": 3, "reference_batches": 1}
+PRUNE_PARAMS = PruneConfig(
+    steps=4,
+    batch_pairs=4,
+    eval_pairs=8,
+    train_pool_pairs=16,
+    max_tokens=stage_inputs.N_CTX,
+    curve_points=0,
+)
+
+
+def test_the_bridged_checkpoint_is_mean_cached_and_pruned(bridged_and_pruned):
+    done, out = bridged_and_pruned["metrics"]["interventions"], bridged_and_pruned["bridges"]
     assert "skipped" in done["no_such_task_name"]
     if "skipped" not in done[stage_inputs.TASK]:  # pairs of equal token length exist under this tokenizer
         curve = json.loads((out / "interventions" / f"{stage_inputs.TASK}.json").read_text())
         assert len(curve["strengths"]) == 3 and curve["node"].startswith("0.attn.act_in[")
         assert (out / "interventions" / f"{stage_inputs.TASK}.png").exists()
+    pruned = bridged_and_pruned["circuit"]
+    assert (pruned / CIRCUIT_FILE).exists() and (pruned / RESULT_FILE).exists()
 
-    params = PruneConfig(
-        steps=4,
-        batch_pairs=4,
-        eval_pairs=8,
-        train_pool_pairs=16,
-        max_tokens=stage_inputs.N_CTX,
-        mean_cache_batches=2,
-        mean_cache_batch_size=4,
-        curve_points=0,
-    )
-    means = tmp_path / "mean_cache"
-    stage_inputs.write_mean_cache(means, tokens, out, params)
-    ctx = local_context(
-        tmp_path / "prune", inputs={"checkpoint": out, "tokens": tokens, "mean_cache": means}, cell="bridges/base"
-    )
-    run_prune(ctx, params, stage_inputs.TASK)
-    assert (ctx.out_dir / CIRCUIT_FILE).exists() and (ctx.out_dir / RESULT_FILE).exists()
+
+def with_kept(circuit: Path, folder: Path, kept: dict[str, list[int]]) -> Path:
+    """A copy of a prune cell's outputs whose circuit is `kept` (the ranking reads result.json's kept nodes)."""
+    shutil.copytree(circuit, folder)
+    result = json.loads((folder / RESULT_FILE).read_text())
+    (folder / RESULT_FILE).write_text(json.dumps({**result, "kept": kept}))
+    return folder
+
+
+def test_the_interventions_cell_steers_through_the_circuit_node_that_ablation_ranks_first(bridged_and_pruned, tmp_path):
+    kept = {"0.attn.act_in": [1, 4, 6], "0.attn.q": [0, 1], "0.mlp.act_in": [2]}
+    inputs = {**bridged_and_pruned, "circuit": with_kept(bridged_and_pruned["circuit"], tmp_path / "circuit", kept)}
+    inputs.pop("metrics")
+    ctx = local_context(tmp_path / "steer", inputs=inputs, cell="bridges/base:" + stage_inputs.TASK)
+    settings = InterventionConfig(tasks=[stage_inputs.TASK], **INTERVENTION_SIZES)
+    run_circuit_intervention(ctx, stage_inputs.TASK, settings, batch_size=4)
+    assert "skipped" not in ctx.metrics, ctx.metrics
+    ranking = json.loads((ctx.out_dir / "ranking.json").read_text())
+    assert ranking["split"] == "val"
+    ranked = ranking["nodes"]
+    assert {row["node"] for row in ranked} == {
+        "0.attn.act_in[1]",
+        "0.attn.act_in[4]",
+        "0.attn.act_in[6]",
+        "0.mlp.act_in[2]",
+    }
+    assert [row["increase"] for row in ranked] == sorted((row["increase"] for row in ranked), reverse=True)
+    curve = json.loads((ctx.out_dir / "interventions" / f"{stage_inputs.TASK}.json").read_text())
+    assert curve["node"] == ranked[0]["node"] and ctx.metrics["node_rank"] == 0
+    assert curve["channel_choice"] == "largest single-node ablation (val)"
+    location, _, channel = curve["control_channel"].partition("[")
+    assert int(channel.rstrip("]")) not in kept.get(location, [])  # the random-channel control is off the circuit
+    assert len(curve["prob_counterfactual_random_direction"]) == 3
+
+
+def test_a_circuit_without_a_read_node_is_a_skipped_intervention_naming_the_setting(bridged_and_pruned, tmp_path):
+    inputs = {
+        **bridged_and_pruned,
+        "circuit": with_kept(bridged_and_pruned["circuit"], tmp_path / "c", {"0.attn.q": [0]}),
+    }
+    inputs.pop("metrics")
+    ctx = local_context(tmp_path / "steer", inputs=inputs, cell="bridges/base:" + stage_inputs.TASK)
+    settings = InterventionConfig(tasks=[stage_inputs.TASK], **INTERVENTION_SIZES)
+    run_circuit_intervention(ctx, stage_inputs.TASK, settings, batch_size=4)  # a result, not a failed cell
+    assert re.search("keeps no node at a post-norm read.*bridges.interventions.nodes", ctx.metrics["skipped"])
+    assert not (ctx.out_dir / "interventions").exists()
 
 
 def plan_cells(args: list[str], tmp_path: Path):
@@ -84,15 +148,32 @@ def test_plan_lists_bridges_cells_and_their_prune_cells(tmp_path):
     cells = {(c["stage"], c["cell"]) for c in json.loads(result.stdout)["cells"]}
     assert ("bridges", "smoke") in cells and ("mean_cache", "bridges/smoke") in cells
     assert ("prune", "bridges/smoke:single_double_quote") in cells
+    full = runner.invoke(
+        app,
+        [
+            "plan",
+            "report",
+            "--preset",
+            "smoke",
+            "--store",
+            str(tmp_path / "s"),
+            "--json",
+            "--set",
+            "tune.enabled=false",
+        ],
+    )
+    cells = {(c["stage"], c["cell"]) for c in json.loads(full.stdout)["cells"]}
+    steered = {cell for stage, cell in cells if stage == "interventions"}  # where a bridges prune cell of the task is
+    assert "bridges/smoke:single_double_quote" in steered and all(c.startswith("bridges/smoke:") for c in steered)
 
 
 def test_checkpoints_bridges_selects_only_the_bridged_models():
     config = resolve_config("smoke", assignments=['prune.checkpoints=["bridges"]'], environ={})
     registry = default_registry()
     upstream = registry.list_cells(config, registry.closure(["dense", "pretrain", "bridges"]))
-    assert [str(ref) for ref in selected_checkpoints(config, upstream)] == ["bridges/smoke"]
+    assert [str(ref) for ref in selected_checkpoints(config.prune.checkpoints, upstream)] == ["bridges/smoke"]
     config = resolve_config("smoke", assignments=['prune.checkpoints=["all"]'], environ={})
-    assert "bridges/smoke" in [str(ref) for ref in selected_checkpoints(config, upstream)]
+    assert "bridges/smoke" in [str(ref) for ref in selected_checkpoints(config.prune.checkpoints, upstream)]
 
 
 @pytest.mark.parametrize(

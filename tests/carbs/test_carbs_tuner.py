@@ -15,7 +15,6 @@ from sparsepipe.workers.carbs.tuner import (
     LogSpace,
     ObservationInput,
     Param,
-    pruning_search_space,
 )
 
 PARAMS = [
@@ -122,7 +121,7 @@ def test_json_round_trip_continues_identically():
 
 def test_save_and_load(tmp_path):
     """save/load write and read the same JSON state."""
-    tuner = Carbs(pruning_search_space(), CarbsConfig(seed=2))
+    tuner = Carbs(PARAMS, CarbsConfig(seed=2))
     s = tuner.suggest()
     tuner.save(tmp_path / "carbs.json")
     loaded = Carbs.load(tmp_path / "carbs.json")

@@ -8,7 +8,9 @@ import socket
 import pytest
 from typer.testing import CliRunner
 
+from sparsepipe.pipeline.artifacts import providers
 from sparsepipe.pipeline.cli import app
+from sparsepipe.pipeline.dag import default_registry
 
 runner = CliRunner()
 
@@ -105,9 +107,11 @@ def test_unreachable_store_exits_4(monkeypatch):
 def test_dag_prints_every_stage_and_edge():
     result = runner.invoke(app, ["dag"])
     assert result.exit_code == 0, result.output
-    for stage in ("tokenize", "pretrain", "dense", "bridges", "mean_cache", "prune", "report"):
-        assert stage in result.output
-    assert "tokenize -> pretrain" in result.output and "prune -> report" in result.output
+    registry = default_registry()
+    for name in registry.order:
+        assert name in result.output
+        for dep in registry.deps(name):
+            assert f"{dep} -> {name}" in result.output
 
 
 def test_dag_json_lists_stages_in_dependency_order():
@@ -115,10 +119,14 @@ def test_dag_json_lists_stages_in_dependency_order():
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
     order = [stage["name"] for stage in data["stages"]]
-    assert order == ["tokenize", "pretrain", "dense", "bridges", "imported", "mean_cache", "prune", "report"]
+    registry = default_registry()
+    assert order == registry.order
     for upstream, downstream in data["edges"]:
         assert order.index(upstream) < order.index(downstream)
     assert ["mean_cache", "prune"] in data["edges"]
+    # Deps by kind: every checkpoint stage feeds mean_cache and prune, none named in their Stage records.
+    for provider in providers(registry, "checkpoint"):
+        assert [provider, "mean_cache"] in data["edges"] and [provider, "prune"] in data["edges"]
     assert next(s for s in data["stages"] if s["name"] == "prune")["config"] == ["prune", "tune"]
 
 

@@ -34,6 +34,7 @@ def test_run_full_smoke_with_fixed_pruning_hyperparameters(sparsepipe, tmp_path)
         "bridges",
         "mean_cache",
         "prune",
+        "interventions",
         "report",
     }
     for key in (("pretrain", "smoke"), ("dense", ""), ("bridges", "smoke")):
@@ -52,6 +53,10 @@ def test_run_full_smoke_with_fixed_pruning_hyperparameters(sparsepipe, tmp_path)
     assert {"nmse_d2s_sum", "kl_s2d_sum", "dense_val_loss", "interventions"} <= set(
         cells[("bridges", "smoke")]["metrics"]
     )
+    steered = [c for (stage, _), c in cells.items() if stage == "interventions"]
+    assert steered and all(c["cell"].startswith("bridges/smoke:") for c in steered)
+    for cell in steered:  # a curve through the circuit's top read node, or the reason there is none
+        assert "node" in cell["metrics"] or "skipped" in cell["metrics"], cell
 
     again = sparsepipe("run", "full", "--preset", "smoke", "--set", "tune.enabled=false", "--json", cwd=tmp_path)
     report = json.loads(again.stdout)

@@ -52,8 +52,13 @@ def test_worker_context_is_in_every_stage(sources):
     assert _changed(before, _fingerprints(sources)) == set(before)
 
 
-# Every stage that runs the model (builds, trains, imports or prunes one).
-MODEL_STAGES = {"pretrain", "dense", "bridges", "imported", "mean_cache", "prune"}
+# Every stage that runs the model: those that provide a checkpoint (build, train or import one) and those
+# that read every checkpoint (mean_cache, prune).
+MODEL_STAGES = {
+    name
+    for name, stage in default_registry().stages.items()
+    if "checkpoint" in stage.provides or "checkpoint" in stage.dep_kinds
+} | {"interventions"}  # steers the bridged sparse and the dense models
 
 
 def test_node_location_list_reaches_every_model_stage(sources):
@@ -71,11 +76,11 @@ def test_deep_module_reached_only_through_lazy_imports(sources):
     assert _changed(before, _fingerprints(sources)) == MODEL_STAGES
 
 
-def test_a_task_definition_changes_prune_and_bridges_only(sources):
-    """Prune and the bridges' interventions (A.4) run tasks; nothing else does."""
+def test_a_task_definition_changes_only_the_stages_that_run_tasks(sources):
+    """Prune and the interventions (A.4, in bridges and after pruning) run tasks; nothing else does."""
     before = _fingerprints(sources)
     _touch(sources["tasks"] / "definitions" / "with_open.py")
-    assert _changed(before, _fingerprints(sources)) == {"prune", "bridges"}
+    assert _changed(before, _fingerprints(sources)) == {"prune", "bridges", "interventions"}
 
 
 def test_modules_outside_the_closure_change_nothing(sources):
@@ -95,9 +100,20 @@ def test_closure_of_the_prune_stage():
         "sparsepipe.workers.nn.gpt",
         "sparsepipe.workers.prune.tuning",
         "sparsepipe.workers.carbs.tuner",
-        "sparsepipe.workers.mean_cache.worker",
+        "sparsepipe.workers.mean_cache.means",
         "sparsepipe.tasks.definitions.bracket_counting",
         "sparsepipe.kernels.abstopk",
     ):
         assert module in closure
     assert not any(name.startswith("sparsepipe.pipeline") for name in closure), "a worker imports the controller"
+    # prune reads the mean cache's file format, not the code that computes it.
+    assert "sparsepipe.workers.mean_cache.worker" not in closure
+
+
+def test_prune_settings_leave_the_mean_cache_key_unchanged(sources):
+    """mean_cache has its own config section and imports no prune module: editing prune's config (a viewer
+    description, a default) re-keys prune cells, never a mean cache."""
+    before = _fingerprints(sources)
+    _touch(sources["workers"] / "prune" / "config.py")
+    changed = _changed(before, _fingerprints(sources))
+    assert "prune" in changed and "mean_cache" not in changed

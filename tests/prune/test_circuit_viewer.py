@@ -17,6 +17,7 @@ import pytest
 from stage_inputs import TASK, small_prune_config, write_checkpoint, write_mean_cache, write_tokens
 
 from sparsepipe.workers.context import local_context
+from sparsepipe.workers.mean_cache.config import MeanCacheConfig
 from sparsepipe.workers.prune.config import ViewerConfig
 from sparsepipe.workers.prune.worker import run_prune
 from sparsepipe.workers.report.worker import page_name, run_report
@@ -26,7 +27,6 @@ CELL = "pretrain/tiny"
 # The random model never reaches the target, so the circuit is the whole model (304 nodes): the page must
 # stay usable and small for a large circuit, with every node's examples and its loss when removed.
 PARAMS = small_prune_config(
-    mean_cache_batches=2,
     curve_points=0,
     viewer=ViewerConfig(example_rows=16, examples=8, task_pairs=3, ablate_each_max_nodes=400),
 )
@@ -43,7 +43,7 @@ def report_dir(tmp_path_factory) -> tuple[Path, dict]:
     root = tmp_path_factory.mktemp("viewer")
     tokens = write_tokens(root / "tokens")
     checkpoint = write_checkpoint(root / "checkpoint")
-    write_mean_cache(root / "mean_cache", tokens, checkpoint, PARAMS)
+    write_mean_cache(root / "mean_cache", tokens, checkpoint, MeanCacheConfig(batches=2, batch_size=4))
     inputs = {"checkpoint": checkpoint, "tokens": tokens, "mean_cache": root / "mean_cache"}
     run_prune(local_context(root / "prune", inputs=inputs, cell=f"{CELL}:{TASK}"), PARAMS, TASK)
     run_report(local_context(root / "report", inputs={f"{CELL}:{TASK}": root / "prune"}))

@@ -7,13 +7,21 @@ from pathlib import Path
 
 import pytest
 import torch
-from stage_inputs import N_CTX, TASK, small_prune_config, write_checkpoint, write_mean_cache, write_tokens
+from stage_inputs import (
+    N_CTX,
+    SMALL_MEANS,
+    TASK,
+    small_prune_config,
+    write_checkpoint,
+    write_mean_cache,
+    write_tokens,
+)
 
 from sparsepipe.workers.context import local_context
-from sparsepipe.workers.mean_cache.worker import MEANS_FILE, load_means
+from sparsepipe.workers.mean_cache.means import MEANS_FILE, load_means
 from sparsepipe.workers.nn.gpt import load_checkpoint, node_locations
 from sparsepipe.workers.prune.worker import run_prune
-from sparsepipe.workers.train.loader import ShardLoader
+from sparsepipe.workers.shard_loader import ShardLoader
 
 PARAMS = small_prune_config()
 
@@ -31,7 +39,7 @@ def checkpoint_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def mean_cache_dir(tmp_path_factory, tokens_dir, checkpoint_dir) -> Path:
     out = tmp_path_factory.mktemp("mean_cache")
-    metrics = write_mean_cache(out, tokens_dir, checkpoint_dir, PARAMS)
+    metrics = write_mean_cache(out, tokens_dir, checkpoint_dir, SMALL_MEANS)
     assert metrics["batches"] == 3 and metrics["tokens"] == 3 * 4 * N_CTX
     return out
 
@@ -40,8 +48,8 @@ def test_mean_cache_holds_the_mean_of_every_node_location(mean_cache_dir, tokens
     means = load_means(mean_cache_dir)
     model = load_checkpoint(checkpoint_dir).eval()
     assert {name: t.shape[0] for name, t in means.items()} == dict(node_locations(model.config))
-    loader = ShardLoader(tokens_dir, "train", PARAMS.mean_cache_batch_size, seed=PARAMS.seed)
-    batches = [loader.next_batch() for _ in range(PARAMS.mean_cache_batches)]
+    loader = ShardLoader(tokens_dir, "train", SMALL_MEANS.batch_size, seed=SMALL_MEANS.seed)
+    batches = [loader.next_batch() for _ in range(SMALL_MEANS.batches)]
     with torch.no_grad():
         _, recorded = model(torch.cat(batches)[:, :-1], record=["0.mlp.post_act"])
     assert torch.allclose(means["0.mlp.post_act"], recorded["0.mlp.post_act"].mean(dim=(0, 1)), atol=1e-6)

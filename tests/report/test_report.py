@@ -8,13 +8,19 @@ import math
 import pytest
 
 from sparsepipe.workers.context import local_context
+from sparsepipe.workers.prune.result import CIRCUIT_PAGE, cell_name, write_result
 from sparsepipe.workers.report.worker import INTERVENTIONS_INPUT, run_report
 
 
-def _prune_output(folder, edges, reached, task):
+def _prune_output(folder, edges, reached, task, checkpoint="pretrain/tiny"):
+    """A prune cell's artifact as prune writes it: result.json through the schema, and the circuit page."""
     folder.mkdir(parents=True)
     result = {
+        "cell": cell_name(checkpoint, task),
+        "checkpoint": checkpoint,
         "task": task,
+        "tuned_target": 0.15,
+        "kept": {"0.mlp.post_act": list(range(edges // 2 + 1))},
         "nodes": edges // 2 + 1,
         "edges": edges,
         "reached_target": reached,
@@ -30,8 +36,8 @@ def _prune_output(folder, edges, reached, task):
         "selection_loss": 0.12,
         "test_reached_target": reached,
     }
-    (folder / "result.json").write_text(json.dumps(result))
-    (folder / "circuit.html").write_text(f"<html>{task}</html>")
+    write_result(folder, result)
+    (folder / CIRCUIT_PAGE).write_text(f"<html>{task}</html>")
     return folder
 
 
@@ -40,7 +46,7 @@ def test_report_tables_figure_and_index(tmp_path):
         "pretrain/tiny:bracket_counting": _prune_output(tmp_path / "a", 10, True, "bracket_counting"),
         "pretrain/tiny:var_swap": _prune_output(tmp_path / "b", 1000, True, "var_swap"),
         "pretrain/tiny:if_equals": _prune_output(tmp_path / "c", 5, False, "if_equals"),
-        "dense:bracket_counting": _prune_output(tmp_path / "d", 400, True, "bracket_counting"),
+        "dense:bracket_counting": _prune_output(tmp_path / "d", 400, True, "bracket_counting", "dense"),
     }
     ctx = local_context(tmp_path / "out", inputs=inputs)
     run_report(ctx)
@@ -79,7 +85,9 @@ def test_report_shows_the_bridges_intervention_curves(tmp_path):
     (bridged / "single_double_quote.png").write_bytes(b"\x89PNG\r\n\x1a\n")
     (bridged / "single_double_quote.json").write_text("{}")
     inputs = {
-        "bridges/base:single_double_quote": _prune_output(tmp_path / "a", 10, True, "single_double_quote"),
+        "bridges/base:single_double_quote": _prune_output(
+            tmp_path / "a", 10, True, "single_double_quote", "bridges/base"
+        ),
         f"{INTERVENTIONS_INPUT}bridges/base": tmp_path / "bridges",
     }
     ctx = local_context(tmp_path / "out", inputs=inputs)
@@ -87,3 +95,30 @@ def test_report_shows_the_bridges_intervention_curves(tmp_path):
     assert (ctx.out_dir / "interventions" / "bridges_base" / "single_double_quote.json").exists()
     assert "interventions/bridges_base/single_double_quote.png" in (ctx.out_dir / "index.html").read_text()
     assert ctx.metrics["cells"] == 1
+
+
+def test_report_reads_prune_results_through_the_schema(tmp_path):
+    """A result.json without a schema field fails naming it (not a KeyError deep in a figure); the tuned target
+    comes from the results, not from a guess."""
+    folder = _prune_output(tmp_path / "a", 10, True, "bracket_counting")
+    ctx = local_context(tmp_path / "out", inputs={"pretrain/tiny:bracket_counting": folder})
+    run_report(ctx)
+    cells = json.loads((ctx.out_dir / "summary.json").read_text())["cells"]
+    assert [cell["tuned_target"] for cell in cells] == [0.15]
+
+    result = json.loads((folder / "result.json").read_text())
+    del result["tuned_target"]
+    (folder / "result.json").write_text(json.dumps(result))
+    with pytest.raises(ValueError, match="tuned_target"):
+        run_report(local_context(tmp_path / "again", inputs={"pretrain/tiny:bracket_counting": folder}))
+
+
+def test_cells_tuned_at_different_targets_are_not_averaged_together(tmp_path):
+    inputs = {
+        "pretrain/tiny:bracket_counting": _prune_output(tmp_path / "a", 10, True, "bracket_counting"),
+        "dense:bracket_counting": _prune_output(tmp_path / "b", 40, True, "bracket_counting", "dense"),
+    }
+    result = json.loads((inputs["dense:bracket_counting"] / "result.json").read_text())
+    write_result(inputs["dense:bracket_counting"], {**result, "tuned_target": 0.3})
+    with pytest.raises(ValueError, match=r"different target losses \[0.15, 0.3\]"):
+        run_report(local_context(tmp_path / "out", inputs=inputs))

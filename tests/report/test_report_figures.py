@@ -7,6 +7,7 @@ import json
 import pytest
 
 from sparsepipe.workers.context import local_context
+from sparsepipe.workers.prune.result import CIRCUIT_PAGE, cell_name, write_result
 from sparsepipe.workers.report.figures import (
     best_of_lr_groups,
     binarization_data,
@@ -47,7 +48,14 @@ def _row(checkpoint, task, edges, info, missed=()):
         for t in TARGETS
     ]
     main = sweep[0]
-    return {"checkpoint": checkpoint, "task": task, "sweep": sweep, "model_info": info, **main}
+    return {
+        "checkpoint": checkpoint,
+        "task": task,
+        "sweep": sweep,
+        "model_info": info,
+        "tuned_target": main["target_loss"],
+        **main,
+    }
 
 
 def _rows():
@@ -125,10 +133,11 @@ def test_report_writes_every_figure_with_its_data(tmp_path):
         result = {**row, "total_nodes": 100, "test_pairs": 8, "loss_reduction": "mean"}
         result.update({key: 0.5 for key in ("calibrated_loss", "full_model_loss", "inverse_loss")})
         result["random_circuit_loss"] = 0.7
-        result.pop("checkpoint")
-        (folder / "result.json").write_text(json.dumps(result))
-        (folder / "circuit.html").write_text("<html></html>")
-        inputs[f"{row['checkpoint']}:{row['task']}"] = folder
+        result["cell"] = cell_name(row["checkpoint"], row["task"])
+        result["kept"] = {"0.mlp.post_act": list(range(row["nodes"]))}
+        write_result(folder, result)
+        (folder / CIRCUIT_PAGE).write_text("<html></html>")
+        inputs[result["cell"]] = folder
     ctx = local_context(tmp_path / "out", inputs=inputs)
     run_report(ctx)
     index = (ctx.out_dir / "index.html").read_text()

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import s3fs
 
+from sparsepipe.workers.shard_loader import ShardLoader
 from sparsepipe.workers.tokenize.corpus import load_documents
 from sparsepipe.workers.tokenize.shards import write_token_shards
-from sparsepipe.workers.train.loader import ShardLoader
 
 
 def _fs() -> s3fs.S3FileSystem:

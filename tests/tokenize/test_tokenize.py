@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 
 from sparsepipe.workers.context import local_context
+from sparsepipe.workers.shard_loader import ShardLoader
 from sparsepipe.workers.tokenize.config import TokenizeConfig
 from sparsepipe.workers.tokenize.corpus import CorpusError, load_documents
 from sparsepipe.workers.tokenize.shards import pack_rows, write_token_shards
 from sparsepipe.workers.tokenize.worker import EOT, load_tokenizer, run_tokenize
-from sparsepipe.workers.train.loader import ShardLoader
 
 
 def _params(paths, **overrides) -> TokenizeConfig:

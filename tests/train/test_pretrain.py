@@ -14,8 +14,8 @@ from sparsepipe.workers.context import local_context
 from sparsepipe.workers.nn.config import ModelConfig, OptimConfig, SparsityConfig
 from sparsepipe.workers.nn.gpt import GPT, load_checkpoint
 from sparsepipe.workers.nn.sparsity import keep_count
+from sparsepipe.workers.shard_loader import ShardLoader
 from sparsepipe.workers.train.config import DenseConfig
-from sparsepipe.workers.train.loader import ShardLoader
 from sparsepipe.workers.train.loop import CHECKPOINT, TrainingDiverged, evaluate
 from sparsepipe.workers.train.worker import run_pretrain
 
@@ -70,7 +70,10 @@ def test_outputs_metrics_and_final_sparsity(tmp_path, tokens_dir):
     assert [r["step"] for r in rows if r["val_loss"] is not None] == [10, 20]
     assert rows[-1]["val_loss"] == pytest.approx(ctx.metrics["final_val_loss"])
     assert rows[-1]["l0"] == pytest.approx(0.25) and rows[0]["l0"] < 1.0
-    assert events[-1] == {"completed": 20, "total": 20, "description": events[-1]["description"]}
+    last = {"completed": 20, "total": 20, "description": events[-1]["description"], "scalars": events[-1]["scalars"]}
+    assert events[-1] == last  # each metrics.jsonl row also goes to the trackers as scalars (pipeline/tracking.py)
+    assert last["scalars"]["val/loss"] == pytest.approx(rows[-1]["val_loss"])
+    assert [e["completed"] for e in events if "scalars" in e] == list(range(1, 21))
 
 
 class Killed(Exception):

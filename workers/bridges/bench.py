@@ -22,7 +22,7 @@ from ...kernels.device import device_name, pick_device
 from ..nn.config import ModelConfig
 from ..nn.gpt import GPT
 from ..nn.training import Trainer
-from ..train.bench import SHAPES, TARGET_L0, _trainer, time_interleaved
+from ..train.bench import SHAPES, TARGET_L0, bench_trainer, time_interleaved
 from .bridges import BridgeObjective, Bridges
 from .config import BridgesConfig
 
@@ -37,7 +37,7 @@ def bench_bridges_step(device: str = "auto", quick: bool = False) -> dict[str, A
     warmup, rounds, steps_per_round = (1, 3, 2) if quick else (2, 6, 2)
     total = 2 * (warmup + rounds * steps_per_round) + 2
 
-    sparse = _trainer(model, True, batch_size, total, dev)  # past the L0 anneal, as train/bench.py measures
+    sparse = bench_trainer(model, True, batch_size, total, dev)  # past the L0 anneal, as train/bench.py measures
     torch.manual_seed(1)
     dense = GPT(model.model_copy(update={"afrac": None})).to(dev)
     torch.manual_seed(0)

@@ -12,17 +12,9 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from ..nn.config import TrainConfig
+from ..nn.flavours import MODEL_FLAVOURS
 from ..stage import StrictModel
-from ..train.config import (
-    _PAPER_MODEL,
-    _SMALL_MODEL,
-    _SMOKE_MODEL,
-    _TINY_MODEL,
-    ModelVariant,
-    PretrainConfig,
-    _train,
-    apply_variant,
-)
+from ..train.config import ModelVariant, PretrainConfig, apply_variant, train_settings
 
 
 class InterventionConfig(StrictModel):
@@ -86,8 +78,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     "smoke": {
         "bridges": {
             "enabled": True,
-            "train": _train(
-                _SMOKE_MODEL,
+            "train": train_settings(
+                MODEL_FLAVOURS["smoke"],
                 steps=20,
                 batch=8,
                 eval_every=10,
@@ -104,8 +96,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     "tiny": {
         "bridges": {
             "enabled": False,
-            "train": _train(
-                _TINY_MODEL,
+            "train": train_settings(
+                MODEL_FLAVOURS["tiny"],
                 steps=600,
                 batch=32,
                 eval_every=100,
@@ -119,15 +111,17 @@ PRESETS: dict[str, dict[str, Any]] = {
     "small": {
         "bridges": {
             "enabled": True,
-            "train": _train(_SMALL_MODEL, steps=10_000, batch=64, eval_every=500, checkpoint_every=1000),
+            "train": train_settings(
+                MODEL_FLAVOURS["small"], steps=10_000, batch=64, eval_every=500, checkpoint_every=1000
+            ),
         }
     },
     "paper": {
         "bridges": {
             "enabled": True,
             # The paper preset's dense model has 4 layers (train/config.py); bridges pair them one to one.
-            "train": _train(
-                {**_PAPER_MODEL, "n_layer": 4},
+            "train": train_settings(
+                {**MODEL_FLAVOURS["paper"], "n_layer": 4},
                 steps=100_000,
                 batch=512,
                 eval_every=2000,

@@ -1,4 +1,4 @@
-"""Search spaces for the CARBS tuner, and the pruning search space of the paper's Table 2.
+"""Search spaces for the CARBS tuner (the pruning space of the paper's Table 2 is `prune/space.py`).
 
 CARBS models every hyperparameter in a "basic" coordinate: `LinearSpace` uses v/scale,
 `LogSpace` log10(v)/scale, `LogitSpace` log10(v/(1-v))/scale.  The search radius
@@ -204,36 +204,3 @@ class SearchSpace:
             value = float(param.space.from_basic(b))
             user[param.name] = int(value) if param.space.is_integer else value
         return user
-
-
-# --- The pruning search space (paper Appendix A.5, Table 2) ---------------------------------------
-#
-# Table 2 gives only the centres.  Scales follow the upstream README's convention (learning rates
-# at scale 0.5, i.e. ~0.15 decades per search step; other log-scaled knobs at scale 1, ~0.3 decades).
-# Bounds are wide guard rails, not a search box: they only reject nonsense values.
-#   k_coef           weight of the mask-size term vs task loss; may need to move several decades
-#   init_noise_scale std of the mask init; masks are clamped to [-1, 1], so > 1 is pointless
-#   init_noise_bias  mean of the mask init, in the clamp range [-1, 1]; the Heaviside threshold is 0
-#   lr, wd           AdamW on mask logits in [-1, 1]
-#   inv_beta2        1 - Adam beta2; Logit keeps it in (0, 1) and resolves both 1e-3 and 0.3
-#   lr_warmup_frac   fraction of steps spent warming up; Logit keeps it in (0, 1)
-#   heaviside_temp   temperature of the sigmoid surrogate gradient of the Heaviside step
-PRUNING_SPACES: dict[str, tuple[RealSpace, float]] = {
-    "k_coef": (LogSpace(scale=1.0, min=1e-8, max=1.0), 1e-4),
-    "init_noise_scale": (LogSpace(scale=1.0, min=1e-4, max=1.0), 1e-2),
-    "init_noise_bias": (LinearSpace(scale=0.5, min=-1.0, max=1.0), 1e-1),
-    "wd": (LogSpace(scale=1.0, min=1e-7, max=1.0), 1e-3),
-    "lr": (LogSpace(scale=0.5, min=1e-5, max=0.3), 3e-3),
-    "inv_beta2": (LogitSpace(scale=1.0, min=1e-4, max=0.5), 5e-2),
-    "lr_warmup_frac": (LogitSpace(scale=1.0, min=1e-3, max=0.5), 5e-2),
-    "heaviside_temp": (LogSpace(scale=1.0, min=1e-2, max=1e2), 1.0),
-}
-
-
-def pruning_search_space(centers: dict[str, float] | None = None) -> list[Param]:
-    """The eight pruning hyperparameters of Table 2; `centers` overrides search centres by name."""
-    centers = dict(centers or {})
-    unknown = sorted(set(centers) - set(PRUNING_SPACES))
-    if unknown:
-        raise ValueError(f"unknown pruning hyperparameters {unknown}; known: {sorted(PRUNING_SPACES)}")
-    return [Param(name, space, centers.get(name, default)) for name, (space, default) in PRUNING_SPACES.items()]

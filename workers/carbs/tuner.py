@@ -13,7 +13,7 @@ One suggestion, in order of precedence:
    expected improvement over the front x search density x P(success) x [predicted cost < cap],
    with outstanding suggestions conditioned on as Thompson fantasies, and suggest the best.
 
-    tuner = Carbs(pruning_search_space(), CarbsConfig(better_direction_sign=-1, seed=0))
+    tuner = Carbs([Param("lr", LogSpace(scale=0.5), 3e-3), ...], CarbsConfig(better_direction_sign=-1, seed=0))
     suggestion = tuner.suggest()                 # Suggestion(id, params, ...)
     tuner.observe(ObservationInput(suggestion.id, output=loss, cost=seconds))
     text = tuner.to_json(); tuner = Carbs.from_json(text)   # continues identically
@@ -39,7 +39,6 @@ from .space import (
     Param,
     RealSpace,
     SearchSpace,
-    pruning_search_space,
 )
 from .surrogate import Surrogate, log_expected_improvement
 
@@ -53,7 +52,6 @@ __all__ = [
     "Param",
     "RealSpace",
     "Suggestion",
-    "pruning_search_space",
 ]
 
 STATE_FORMAT = "sparsepipe.carbs/1"

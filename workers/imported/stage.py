@@ -56,4 +56,5 @@ IMPORTED = Stage(
     matrix=True,
     provides=("checkpoint",),
     committed_cells=True,
+    named_only=True,  # they read their own tokenizer's ids (`tokenize.tokenizer`): `all` leaves them out
 )

@@ -1,41 +1,43 @@
 """The mean_cache stage: one cell per checkpoint, every node's mean activation (for mean ablation).
 
-It has no config section of its own: it reads the mean-cache fields of `prune`.
+Its settings are the `mean_cache` section; its cells are the checkpoints the run prunes (the value of
+`prune.checkpoints`, which `--checkpoints` sets), read as config data: no prune module is imported, so
+the mean cache's key covers only the code that computes means.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from ..checkpoints import CHECKPOINT, selected_checkpoints
 from ..context import WorkContext
-from ..prune.config import PruneConfig
-from ..prune.selection import selected_checkpoints
-from ..stage import Cell, CellRef, Resources, Stage
-
-# Fields of PruneConfig that shape the mean-ablation cache; the rest do not invalidate it.
-MEAN_CACHE_FIELDS = ("mean_cache_batches", "mean_cache_batch_size", "seed")
+from ..stage import Cell, CellRef, Resources, Stage, Upstream
+from .config import PRESETS, MeanCacheConfig
 
 
-def mean_cache_cells(config: Any, upstream: dict[str, list[Cell]]) -> list[Cell]:
-    params = {field: getattr(config.prune, field) for field in MEAN_CACHE_FIELDS}
+def mean_cache_cells(config: Any, upstream: Upstream) -> list[Cell]:
+    params = config.mean_cache.model_dump(mode="json")
     return [
         Cell("mean_cache", str(ref), params, {"checkpoint": ref, "tokens": CellRef("tokenize")}, Resources(num_cpus=1))
-        for ref in selected_checkpoints(config, upstream)
+        for ref in selected_checkpoints(config.prune.checkpoints, upstream)
     ]
 
 
 def run_mean_cache_cell(ctx: WorkContext, params: dict[str, Any]) -> None:
     from .worker import run_mean_cache
 
-    run_mean_cache(ctx, PruneConfig.model_validate(params))
+    run_mean_cache(ctx, MeanCacheConfig.model_validate(params))
 
 
 MEAN_CACHE = Stage(
     name="mean_cache",
     version="1",
-    deps=("tokenize", "pretrain", "dense", "bridges", "imported"),
+    deps=("tokenize",),
+    dep_kinds=(CHECKPOINT,),
     cells=mean_cache_cells,
     run="sparsepipe.workers.mean_cache.stage:run_mean_cache_cell",
     description="mean activations over the pretraining distribution, per checkpoint",
     matrix=True,
+    config={"mean_cache": MeanCacheConfig},
+    presets=PRESETS,
 )

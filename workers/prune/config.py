@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from ..stage import StrictModel
 
@@ -44,6 +44,10 @@ class ViewerConfig(StrictModel):
         ge=0,
         description="Circuits with at most this many nodes also get the test loss with each node removed in turn.",
     )
+
+
+# Keys that moved to the mean_cache section, so an old config gets told where they went.
+MOVED_TO_MEAN_CACHE = {"mean_cache_batches": "batches", "mean_cache_batch_size": "batch_size"}
 
 
 class PruneConfig(StrictModel):
@@ -87,10 +91,6 @@ class PruneConfig(StrictModel):
     grad_clip: float = Field(1.0, gt=0)
     calibration_steps: int = Field(16, ge=0)
     hyper: PruneHyperparams = Field(default_factory=PruneHyperparams)
-    mean_cache_batches: int = Field(32, ge=1, description="Pretraining batches averaged for the mean-ablation cache.")
-    mean_cache_batch_size: int = Field(
-        32, ge=1, description="Sequences per mean-cache batch (all their positions are averaged)."
-    )
     train_pool_pairs: int = Field(
         2048, ge=1, description="Pairs generated from the task's train split; each step samples batch_pairs of them."
     )
@@ -124,6 +124,15 @@ class PruneConfig(StrictModel):
     )
     seed: int = 0
 
+    @model_validator(mode="before")
+    @classmethod
+    def _moved_keys(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            moved = [f"prune.{old} is now mean_cache.{new}" for old, new in MOVED_TO_MEAN_CACHE.items() if old in data]
+            if moved:
+                raise ValueError("; ".join(moved) + " (the mean cache has its own section)")
+        return data
+
     @field_validator("targets")
     @classmethod
     def _positive_targets(cls, targets: list[float]) -> list[float]:
@@ -155,7 +164,6 @@ PRESETS: dict[str, dict[str, Any]] = {
             "batch_pairs": 4,
             "eval_pairs": 16,
             "max_tokens": 128,
-            "mean_cache_batches": 2,
             "viewer": {"example_rows": 16},
             "binarize_steps": 4,
         },
@@ -181,7 +189,6 @@ PRESETS: dict[str, dict[str, Any]] = {
             "batch_pairs": 8,
             "eval_pairs": 128,
             "max_tokens": 64,
-            "mean_cache_batches": 16,
             # Half the default refinement steps at twice the lr (Adam moves a level by about lr per step). Measured
             # on the g08 store's sparse single_double_quote circuit (29 nodes, 16 fit pairs, 128 test pairs):
             # binarized test loss 0.393 initialised, 0.091 refined (0.090 with the default 200 steps at 1e-2).
@@ -199,7 +206,6 @@ PRESETS: dict[str, dict[str, Any]] = {
             "steps": 2000,
             "batch_pairs": 64,
             "eval_pairs": 512,
-            "mean_cache_batches": 256,
             # Fig. 2's sweep of target task losses (one mask training per cell, one bisection per target).
             "targets": [0.05, 0.1, 0.15, 0.2, 0.3],
         },

@@ -10,9 +10,9 @@ from tokenizers import Tokenizer
 from torch import Tensor
 
 from ...tasks import load_tokenizer
-from ..mean_cache.worker import load_means
+from ..mean_cache.means import load_means
 from ..nn.gpt import GPT, load_checkpoint
-from ..train.loader import ShardLoader
+from ..shard_loader import ShardLoader
 from .config import PruneConfig
 from .losses import TaskData, load_task_data
 

@@ -90,12 +90,17 @@ def two_way_loss(
     raise ValueError(f"unknown loss reduction {reduction!r}; choose one of {', '.join(LOSS_REDUCTIONS)}")
 
 
+def load_split(task: str, tokenizer: Tokenizer, params: PruneConfig, max_tokens: int, split: str) -> TaskBatch:
+    """The pairs of one split that a prune cell uses: the train pool, or the fixed val or test set."""
+    if split == "train":
+        # Never more train pairs than the steps and the calibration sample can use (pair i does not
+        # depend on how many are generated, so a smaller pool is a prefix of the full one).
+        n_pairs = min(params.train_pool_pairs, max(params.steps * params.batch_pairs, params.eval_pairs))
+    else:
+        n_pairs = params.eval_pairs
+    return load_task(task, tokenizer, split, n_pairs, params.seed, max_tokens)
+
+
 def load_task_data(task: str, tokenizer: Tokenizer, params: PruneConfig, max_tokens: int) -> TaskData:
-    # Never more train pairs than the steps and the calibration sample can use (pair i does not
-    # depend on how many are generated, so a smaller pool is a prefix of the full one).
-    train_pairs = min(params.train_pool_pairs, max(params.steps * params.batch_pairs, params.eval_pairs))
-    return TaskData(
-        train=load_task(task, tokenizer, "train", train_pairs, params.seed, max_tokens),
-        eval=load_task(task, tokenizer, "val", params.eval_pairs, params.seed, max_tokens),
-        test=load_task(task, tokenizer, "test", params.eval_pairs, params.seed, max_tokens),
-    )
+    train, evaluation, test = (load_split(task, tokenizer, params, max_tokens, s) for s in ("train", "val", "test"))
+    return TaskData(train=train, eval=evaluation, test=test)

@@ -18,11 +18,8 @@ from .config import PruneConfig
 from .inputs import PruneInputs, pretraining_rows
 from .masked import MaskedModel
 from .node_examples import node_examples
+from .result import CELL_SEPARATOR, CIRCUIT_FILE, CIRCUIT_PAGE, CURVE_PLOT, split_cell, write_result
 from .trial import TrialResult, loss_without_each_node
-
-# -------------------------------------------------------------------------- stage
-
-RESULT_FILE, CIRCUIT_FILE, CIRCUIT_PAGE, CURVE_PLOT = "result.json", "circuit.json", "circuit.html", "loss_vs_k.png"
 
 
 def plot_loss_vs_size(result: TrialResult, path: Path) -> None:
@@ -119,8 +116,16 @@ def viewer_sections(
     return sections
 
 
+def report_mask_training(ctx: WorkContext, result: TrialResult) -> None:
+    """The written circuit's mask-training curve as tracker scalars (TensorBoard, MLflow, W&B; see WorkContext)."""
+    for row in result.train_history:
+        scalars = {"prune/task_loss": row["task_loss"], "prune/nodes": row["nodes"], "prune/lr": row["lr"]}
+        ctx.report({"step": row["step"], "scalars": scalars})
+
+
 def write_prune_outputs(ctx: WorkContext, inputs: PruneInputs, params: PruneConfig, result: TrialResult) -> None:
     """The artifact of one trial's circuit: circuit.json, circuit.html, result.json, loss_vs_k.png and ctx.metrics."""
+    report_mask_training(ctx, result)
     model, means, task_data = inputs.model, inputs.means, inputs.task_data
     layout = NodeLayout(model.config, tie_qk=params.tie_qk_masks)
     ablation = ablation_values(layout, means, params.ablation)
@@ -133,7 +138,7 @@ def write_prune_outputs(ctx: WorkContext, inputs: PruneInputs, params: PruneConf
     candidate_ids = torch.unique(task_data.eval.candidates).tolist()
     # The checkpoint by name ("pretrain/tiny"), not by the folder it was fetched to, which differs per store and
     # per run: artifacts hold only what they computed, so the same inputs give the same files (and keys) anywhere.
-    checkpoint = ctx.cell.rpartition(":")[0] or str(inputs.checkpoint)
+    checkpoint = split_cell(ctx.cell)[0] if CELL_SEPARATOR in ctx.cell else str(inputs.checkpoint)
     circuit_data = circuit_to_json(
         circuit,
         ablation=ablated_to,
@@ -172,8 +177,15 @@ def write_prune_outputs(ctx: WorkContext, inputs: PruneInputs, params: PruneConf
     # Timings go to the manifest's metrics, not into the artifact (they differ on every run).
     computed = {name: value for name, value in result.to_json().items() if name != "timings"}
     model_info = checkpoint_summary(inputs.checkpoint, model)
-    (out / RESULT_FILE).write_text(
-        json.dumps({"cell": ctx.cell, "checkpoint": checkpoint, "model_info": model_info, **computed}, indent=1)
+    write_result(
+        out,
+        {
+            "cell": ctx.cell,
+            "checkpoint": checkpoint,
+            "model_info": model_info,
+            "tuned_target": params.target_loss,
+            **computed,
+        },
     )
     (out / CIRCUIT_FILE).write_text(json.dumps(circuit_data, indent=1))
     (out / CIRCUIT_PAGE).write_text(render_circuit_html(circuit_data))

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..checkpoints import CHECKPOINT, select, selected_checkpoints
 from ..context import WorkContext
-from ..stage import Cell, CellRef, Resources, Stage
+from ..stage import Cell, CellRef, Resources, Stage, Upstream
 from .config import PRESETS, PruneConfig, TuneConfig
-from .selection import select, selected_checkpoints
+from .result import cell_name
 
 # Fields of PruneConfig that only select cells.
 SELECTION_FIELDS = {"tasks", "checkpoints"}
@@ -26,7 +27,7 @@ def selected_tasks(config: Any) -> list[str]:
     return select(config.prune.tasks, task_names(), "task", "`sparsepipe tasks list` shows the tasks")
 
 
-def prune_cells(config: Any, upstream: dict[str, list[Cell]]) -> list[Cell]:
+def prune_cells(config: Any, upstream: Upstream) -> list[Cell]:
     tasks = selected_tasks(config)
     settings: dict[str, Any] = {"prune": config.prune.model_dump(mode="json", exclude=SELECTION_FIELDS)}
     resources = Resources(num_cpus=1)
@@ -34,10 +35,10 @@ def prune_cells(config: Any, upstream: dict[str, list[Cell]]) -> list[Cell]:
         settings["tune"] = config.tune.model_dump(mode="json")
         resources = Resources(num_cpus=TUNED_CELL_CPUS)
     cells = []
-    for ref in selected_checkpoints(config, upstream):
+    for ref in selected_checkpoints(config.prune.checkpoints, upstream):
         inputs = {"checkpoint": ref, "tokens": CellRef("tokenize"), "mean_cache": CellRef("mean_cache", str(ref))}
         for task in tasks:
-            cells.append(Cell("prune", f"{str(ref)}:{task}", {"task": task, **settings}, inputs, resources))
+            cells.append(Cell("prune", cell_name(str(ref), task), {"task": task, **settings}, inputs, resources))
     return cells
 
 
@@ -57,7 +58,8 @@ def run_prune_cell(ctx: WorkContext, params: dict[str, Any]) -> None:
 PRUNE = Stage(
     name="prune",
     version="1",
-    deps=("tokenize", "pretrain", "dense", "bridges", "imported", "mean_cache"),
+    deps=("tokenize", "mean_cache"),
+    dep_kinds=(CHECKPOINT,),
     cells=prune_cells,
     run="sparsepipe.workers.prune.stage:run_prune_cell",
     description="each checkpoint x each task: the smallest circuit at the target loss (CARBS-tuned when tune.enabled)",
@@ -65,5 +67,6 @@ PRUNE = Stage(
     config={"prune": PruneConfig, "tune": TuneConfig},
     presets=PRESETS,
     records=("trials.jsonl",),  # each trial's start, end, host and node
+    provides=("circuit",),  # `sparsepipe.open_store(...).load_circuit` (workers/prune/runnable.py)
     shortcuts={"tasks": "prune.tasks", "checkpoints": "prune.checkpoints"},
 )

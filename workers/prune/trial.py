@@ -334,16 +334,25 @@ def finish_trial(
 
 @torch.no_grad()
 def loss_without_each_node(
-    masked: MaskedModel, batch: TaskBatch, circuit_mask: Tensor, batch_pairs: int, reduction: str
+    masked: MaskedModel,
+    batch: TaskBatch,
+    circuit_mask: Tensor,
+    batch_pairs: int,
+    reduction: str,
+    positions: list[int] | None = None,
 ) -> dict[int, float]:
-    """{node position in node space: the test loss of the circuit with that one node also ablated}; the
-    ablations run ABLATIONS_PER_FORWARD at a time, stacked on a trial dimension (`MaskedModel.gaps_each`)."""
+    """{node position in node space: the loss on `batch` of the circuit with that one node also ablated}, for every
+    kept node or the kept ones among `positions`; the ablations run ABLATIONS_PER_FORWARD at a time, stacked on a
+    trial dimension (`MaskedModel.gaps_each`)."""
     batch = by_length(batch)
     pieces = chunks(batch, EVAL_CHUNK_FACTOR * batch_pairs)
-    positions = torch.nonzero(circuit_mask.cpu() > 0).flatten().tolist()
+    kept = torch.nonzero(circuit_mask.cpu() > 0).flatten().tolist()
+    if positions is not None:
+        chosen = set(positions)
+        kept = [position for position in kept if position in chosen]
     losses = {}
-    for first in range(0, len(positions), ABLATIONS_PER_FORWARD):
-        group = positions[first : first + ABLATIONS_PER_FORWARD]
+    for first in range(0, len(kept), ABLATIONS_PER_FORWARD):
+        group = kept[first : first + ABLATIONS_PER_FORWARD]
         masks = circuit_mask.repeat(len(group), 1)
         masks[torch.arange(len(group)), torch.tensor(group)] = 0
         gaps = masked.gaps_each(pieces, masks)

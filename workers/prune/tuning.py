@@ -33,10 +33,11 @@ from typing import Any
 
 import torch
 
-from ..carbs.tuner import Carbs, CarbsConfig, ObservationInput, pruning_search_space
+from ..carbs.tuner import Carbs, CarbsConfig, ObservationInput
 from ..context import ProgressArea, WorkContext, run_calls
 from .config import PruneConfig, TuneConfig
 from .outputs import write_prune_outputs
+from .space import pruning_search_space
 from .trial import add_binarization
 from .tuning_report import TRIALS_FILE, TUNING_PLOT, best_trial, plot_tuning, tuning_metrics, write_trials
 from .tuning_trial import (

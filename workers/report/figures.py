@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import html
 import math
-from collections import Counter, defaultdict
+from collections import defaultdict
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -108,8 +108,11 @@ def nearest_dense(infos: dict[str, dict[str, Any]], sparse: str, dense: list[str
 
 
 def main_target(rows: list[dict[str, Any]]) -> float:
-    """The cells' target_loss (the one CARBS tuned at); the most common one if cells differ."""
-    return Counter(row["target_loss"] for row in rows).most_common(1)[0][0]
+    """The target the cells' hyperparameters were tuned at, as each prune result records it (`tuned_target`)."""
+    tuned = sorted({row["tuned_target"] for row in rows})
+    if len(tuned) != 1:
+        raise ValueError(f"the prune cells were tuned at different target losses {tuned}: report them separately")
+    return tuned[0]
 
 
 def fig2_data(rows: list[dict[str, Any]]) -> dict[str, Any]:

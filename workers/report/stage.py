@@ -1,6 +1,7 @@
 """The report stage: one cell over every prune cell: table, figure, browsable index.
 
-The bridges cells, when there are any, are inputs too: their A.4 intervention curves go into the index.
+The bridges cells and the interventions cells, when there are any, are inputs too: their A.4 intervention curves
+(the bridges' before pruning, the interventions' through a circuit node) go into the index.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ def report_cells(config: Any, upstream: dict[str, list[Cell]]) -> list[Cell]:
     if not config.report.enabled or not pruned:
         return []
     inputs = {cell.cell: cell.ref for cell in pruned}
-    inputs |= {f"{INTERVENTIONS_INPUT}{cell.ref}": cell.ref for cell in upstream.get("bridges", [])}
+    steered = upstream.get("bridges", []) + upstream.get("interventions", [])
+    inputs |= {f"{INTERVENTIONS_INPUT}{cell.ref}": cell.ref for cell in steered}
     return [Cell("report", "", {}, inputs, Resources(num_cpus=1))]
 
 
@@ -31,7 +33,7 @@ def run_report_cell(ctx: WorkContext, params: dict[str, Any]) -> None:
 REPORT = Stage(
     name="report",
     version="1",
-    deps=("prune", "bridges"),
+    deps=("prune", "bridges", "interventions"),
     cells=report_cells,
     run="sparsepipe.workers.report.stage:run_report_cell",
     description="every circuit in one table, figure and browsable index (with the bridges' intervention curves)",

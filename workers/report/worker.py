@@ -21,10 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from ..context import WorkContext
+from ..prune.result import CIRCUIT_PAGE, read_result, split_cell
 from .figures import circuits, main_target, same_task_geomeans, write_figures
 
-RESULT_FILE = "result.json"
-CIRCUIT_PAGE = "circuit.html"
 LOSS_KEYS = (
     "circuit_loss",
     "binarized_loss",
@@ -42,21 +41,22 @@ INTERVENTIONS_DIR = "interventions"  # in a bridges artifact: <task>.json and <t
 def summarize(inputs: dict[str, Path]) -> list[dict[str, Any]]:
     rows = []
     for name, folder in sorted(inputs.items()):
-        checkpoint, _, task = name.rpartition(":")
-        result = json.loads((folder / RESULT_FILE).read_text())
+        checkpoint, task = split_cell(name)
+        result = read_result(folder)
         row = {
             "checkpoint": checkpoint,
             "task": task,
-            "nodes": result["nodes"],
-            "edges": result["edges"],
-            "reached_target": result["reached_target"],
+            "nodes": result.nodes,
+            "edges": result.edges,
+            "reached_target": result.reached_target,
         }
         row.update(
             {
-                key: result.get(key)
+                key: getattr(result, key)
                 for key in (
                     "total_nodes",
                     "target_loss",
+                    "tuned_target",
                     "loss_reduction",
                     "test_pairs",
                     "test_reached_target",
@@ -65,8 +65,8 @@ def summarize(inputs: dict[str, Path]) -> list[dict[str, Any]]:
             }
         )
         # The circuits per target and the checkpoint's summary, for the figures (not the tables).
-        row["sweep"] = [{k: v for k, v in c.items() if k != "kept"} for c in result.get("sweep", [])]
-        row["model_info"] = result.get("model_info", {})
+        row["sweep"] = [{k: v for k, v in c.items() if k != "kept"} for c in result.sweep]
+        row["model_info"] = result.model_info
         rows.append(row)
     return rows
 
@@ -222,7 +222,7 @@ def run_report(ctx: WorkContext) -> None:
     (out / "circuits").mkdir()
     interventions = copy_interventions(bridged, out)
     for name, folder in pruned.items():
-        checkpoint, _, task = name.rpartition(":")
+        checkpoint, task = split_cell(name)
         shutil.copyfile(folder / CIRCUIT_PAGE, out / "circuits" / page_name(checkpoint, task))
     (out / "summary.json").write_text(json.dumps({"checkpoints": headline, "cells": rows}, indent=2))
     (out / "summary.md").write_text(markdown_table(rows, headline))

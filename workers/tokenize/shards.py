@@ -1,4 +1,4 @@
-"""Token shards: the tokenize stage's output format (see `train/loader.py` for the loader that reads it).
+"""Token shards: the tokenize stage's output format (see `workers/shard_loader.py` for the loader that reads it).
 
 An artifact holds `shards.json` and Parquet files `train/part-NNNNN.parquet`,
 `val/part-NNNNN.parquet`, each with one column `tokens` of fixed-size lists of

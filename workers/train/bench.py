@@ -72,7 +72,7 @@ def time_interleaved(
     return in_rounds({name: seconds_per_step(step) for name, step in steps.items()}, rounds)
 
 
-def _trainer(model: ModelConfig, sparse: bool, batch_size: int, steps: int, device: torch.device) -> Trainer:
+def bench_trainer(model: ModelConfig, sparse: bool, batch_size: int, steps: int, device: torch.device) -> Trainer:
     train = TrainConfig(
         model=model if sparse else model.model_copy(update={"afrac": None}),
         sparsity=SparsityConfig(enabled=sparse, target_l0=TARGET_L0),
@@ -105,8 +105,8 @@ def bench_step_times(device: str = "auto", quick: bool = False) -> dict[str, Any
     warmup, rounds, steps_per_round = (2, 3, 2) if quick else (3, 10, 3)
     total = 2 * (warmup + rounds * steps_per_round) + 2
     trainers = {
-        "sparse": _trainer(model, True, batch_size, total, dev),
-        "dense": _trainer(model, False, batch_size, total, dev),
+        "sparse": bench_trainer(model, True, batch_size, total, dev),
+        "dense": bench_trainer(model, False, batch_size, total, dev),
     }
     batches = torch.randint(
         0, vocab, (steps_per_round, batch_size, model.n_ctx + 1), generator=torch.Generator().manual_seed(0)

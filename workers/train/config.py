@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import Field, field_validator, model_validator
 
 from ..nn.config import ModelConfig, OptimConfig, SparsityConfig, TrainConfig
+from ..nn.flavours import MODEL_FLAVOURS
 from ..stage import StrictModel
 
 
@@ -128,13 +129,8 @@ class DenseConfig(StrictModel):
 
 # ------------------------------------------------------------------- presets
 
-_SMOKE_MODEL = {"n_layer": 1, "d_model": 32, "n_head": 2, "d_head": 8, "n_ctx": 128}
-_TINY_MODEL = {"n_layer": 2, "d_model": 128, "n_head": 8, "d_head": 16, "n_ctx": 64}
-_SMALL_MODEL = {"n_layer": 4, "d_model": 512, "n_head": 32, "d_head": 16, "n_ctx": 256}
-_PAPER_MODEL = {"n_layer": 8, "d_model": 2048, "n_head": 128, "d_head": 16, "n_ctx": 256}
 
-
-def _train(
+def train_settings(
     model: dict[str, Any],
     steps: int,
     batch: int,
@@ -143,6 +139,7 @@ def _train(
     optim: dict[str, Any] | None = None,
     **extra: Any,
 ) -> dict[str, Any]:
+    """A preset's `train` values for a model of shape `model` (a flavour of `nn/flavours.py`)."""
     # The reference code rescales every gradient to RMS 1; with Adam's eps = 0.1 the paper's "clip at 1"
     # never triggers on small models and the updates shrink 10-100x (measured: val loss 5.72 vs 3.80).
     optim = {"grad_rms_mode": "normalize", **(optim or {})}
@@ -183,8 +180,8 @@ _REFERENCE_LR = 1.28e-2
 def _paper_variants() -> list[dict[str, Any]]:
     variants = []
     for d_model in _PAPER_WIDTHS:
-        shape = {"d_model": d_model, "n_head": d_model // _PAPER_MODEL["d_head"]}
-        model = ModelConfig.model_validate({**_PAPER_MODEL, **shape})
+        shape = {"d_model": d_model, "n_head": d_model // MODEL_FLAVOURS["paper"]["d_head"]}
+        model = ModelConfig.model_validate({**MODEL_FLAVOURS["paper"], **shape})
         for nonzeros in _PAPER_NONZEROS:
             l0 = nonzeros / model.matrix_params
             for factor in _PAPER_LR_FACTORS:
@@ -204,8 +201,8 @@ _PAPER_VARIANTS = _paper_variants()
 PRETRAIN_PRESETS: dict[str, dict[str, Any]] = {
     "smoke": {
         "pretrain": {
-            "train": _train(
-                _SMOKE_MODEL,
+            "train": train_settings(
+                MODEL_FLAVOURS["smoke"],
                 steps=20,
                 batch=8,
                 eval_every=10,
@@ -218,8 +215,8 @@ PRETRAIN_PRESETS: dict[str, dict[str, Any]] = {
     },
     "tiny": {
         "pretrain": {
-            "train": _train(
-                _TINY_MODEL,
+            "train": train_settings(
+                MODEL_FLAVOURS["tiny"],
                 # 4000 steps were tried and measured worse (test loss 0.36 vs 0.16 on single_double_quote, 0.46
                 # vs 0.27 on bracket_counting; one seed each, RESULTS-issue10.md), at a third more time.
                 steps=3000,
@@ -234,8 +231,8 @@ PRETRAIN_PRESETS: dict[str, dict[str, Any]] = {
     },
     "small": {
         "pretrain": {
-            "train": _train(
-                _SMALL_MODEL,
+            "train": train_settings(
+                MODEL_FLAVOURS["small"],
                 steps=20_000,
                 batch=64,
                 eval_every=500,
@@ -247,8 +244,8 @@ PRETRAIN_PRESETS: dict[str, dict[str, Any]] = {
     },
     "paper": {
         "pretrain": {
-            "train": _train(
-                _PAPER_MODEL,
+            "train": train_settings(
+                MODEL_FLAVOURS["paper"],
                 steps=200_000,
                 batch=512,
                 eval_every=2000,
@@ -265,28 +262,46 @@ PRETRAIN_PRESETS: dict[str, dict[str, Any]] = {
 DENSE_PRESETS: dict[str, dict[str, Any]] = {
     "smoke": {
         "dense": {
-            "train": _dense(_train(_SMOKE_MODEL, steps=20, batch=8, eval_every=10, checkpoint_every=10, eval_batches=2))
+            "train": _dense(
+                train_settings(
+                    MODEL_FLAVOURS["smoke"], steps=20, batch=8, eval_every=10, checkpoint_every=10, eval_batches=2
+                )
+            )
         }
     },
     "tiny": {
         "dense": {
             "train": _dense(
-                _train(_TINY_MODEL, steps=3000, batch=32, eval_every=250, checkpoint_every=250, optim={"lr": 3e-3})
+                train_settings(
+                    MODEL_FLAVOURS["tiny"],
+                    steps=3000,
+                    batch=32,
+                    eval_every=250,
+                    checkpoint_every=250,
+                    optim={"lr": 3e-3},
+                )
             )
         }
     },
     "small": {
         "dense": {
             "train": _dense(
-                _train(_SMALL_MODEL, steps=20_000, batch=64, eval_every=500, checkpoint_every=1000, optim={"lr": 3e-3})
+                train_settings(
+                    MODEL_FLAVOURS["small"],
+                    steps=20_000,
+                    batch=64,
+                    eval_every=500,
+                    checkpoint_every=1000,
+                    optim={"lr": 3e-3},
+                )
             )
         },
     },
     "paper": {
         "dense": {
             "train": _dense(
-                _train(
-                    {**_PAPER_MODEL, "d_model": 1024, "n_head": 64, "n_layer": 4},
+                train_settings(
+                    {**MODEL_FLAVOURS["paper"], "d_model": 1024, "n_head": 64, "n_layer": 4},
                     steps=200_000,
                     batch=512,
                     eval_every=2000,

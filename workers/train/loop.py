@@ -24,7 +24,7 @@ from ..context import WorkContext
 from ..nn.config import TrainConfig
 from ..nn.gpt import GPT
 from ..nn.training import StepStats, Trainer, TrainingDiverged, next_token_loss
-from .loader import ShardLoader
+from ..shard_loader import ShardLoader
 
 __all__ = ["train_loop", "TrainingJob", "JobBuilder", "TrainingDiverged", "CHECKPOINT"]
 
@@ -109,6 +109,21 @@ class RunLog:
                 }
             )
             self.window_loss, self.window_steps = 0.0, 0
+
+
+# History columns sent to TensorBoard and the trackers (pipeline/tracking.py), by tag.
+TRACKED = {
+    "train_loss": "train/loss",
+    "val_loss": "val/loss",
+    "lr": "train/lr",
+    "l0": "train/l0",
+    "grad_rms": "train/grad_rms",
+}
+
+
+def tracked_scalars(row: dict[str, Any]) -> dict[str, float]:
+    """One metrics.jsonl row as tracker scalars (val/loss only on evaluation rows)."""
+    return {tag: float(row[name]) for name, tag in TRACKED.items() if row.get(name) is not None}
 
 
 def _rng_state() -> dict[str, Any]:
@@ -230,11 +245,12 @@ def train_loop(
         step = trainer.step
         evaluation = evaluate_now() if step % train.eval_every == 0 or step == train.steps else None
         val_loss = evaluation.loss if evaluation else None
+        write_row = evaluation is not None or step % log_every == 0
         log.add(
             step,
             stats,
             batch[:, 1:].numel(),
-            write_row=evaluation is not None or step % log_every == 0,
+            write_row=write_row,
             val_loss=val_loss,
             extra=evaluation.history_fields() if evaluation is not None else None,
         )
@@ -244,7 +260,8 @@ def train_loop(
                 raise TrainingDiverged(step, "a weight became NaN/inf", last_checkpoint)
             save_train_state(ctx, train, trainer, loader, log)
             last_checkpoint = checkpoint_label(step)
-        if step % report_every == 0 or step == train.steps:
-            ctx.report({"completed": step, "total": train.steps, "description": f"loss {stats.loss:.3f}"})
+        if write_row or step % report_every == 0 or step == train.steps:
+            event = {"completed": step, "total": train.steps, "description": f"loss {stats.loss:.3f}"}
+            ctx.report({**event, "scalars": tracked_scalars(log.history[-1])} if write_row else event)
         final_eval = evaluation
     return final_eval, log

@@ -39,7 +39,7 @@ import torch
 from ..context import WorkContext
 from ..nn.config import TrainConfig
 from ..nn.training import Trainer, TrainingDiverged
-from .loader import ShardLoader
+from ..shard_loader import ShardLoader
 from .loop import JobBuilder
 
 FINAL = "data_parallel_final.pt"  # the trained state rank 0 leaves in the progress area

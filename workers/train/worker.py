@@ -22,9 +22,9 @@ from ..nn.config import TrainConfig
 from ..nn.gpt import GPT, save_checkpoint
 from ..nn.sparsity import nonzero_fractions
 from ..nn.training import Trainer
+from ..shard_loader import ShardLoader
 from .bigram_baseline import bigram_loss, train_bigram_log_probs
 from .curves import plot_training_curves
-from .loader import ShardLoader
 from .loop import EvalResult, JobBuilder, RunLog, TrainingJob, evaluate, resolve_train_config, train_loop
 
 __all__ = ["run_pretrain", "train_cell", "pretrain_job", "write_outputs"]

@@ -40,8 +40,6 @@ SETTINGS = PruneConfig(
     eval_pairs=16,
     train_pool_pairs=64,
     max_tokens=stage_inputs.N_CTX,
-    mean_cache_batches=3,
-    mean_cache_batch_size=4,
     curve_points=4,
     target_loss=0.15,
 )
@@ -59,5 +57,5 @@ def write_cell_inputs(root: Path) -> dict[str, Path]:
     torch.manual_seed(0)
     model = train_on_task(GPT(stage_inputs.model_config()), tokens, TASK, steps=40)
     checkpoint = stage_inputs.write_checkpoint(root / "checkpoint", model)
-    stage_inputs.write_mean_cache(root / "mean_cache", tokens, checkpoint, SETTINGS)
+    stage_inputs.write_mean_cache(root / "mean_cache", tokens, checkpoint)
     return {"checkpoint": checkpoint, "tokens": tokens, "mean_cache": root / "mean_cache"}

@@ -1,4 +1,7 @@
-"""The loader that training reads: shuffled, exactly resumable batches from token shards."""
+"""The loader of token shards (the tokenize stage's output): shuffled, exactly resumable batches.
+
+Shared: training reads it, and so do mean_cache (pretraining means) and prune (node examples).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +11,7 @@ from typing import Iterator
 import numpy as np
 import torch
 
-from ..tokenize.shards import ShardIndex, read_shard
+from .tokenize.shards import ShardIndex, read_shard
 
 
 class ShardLoader:
