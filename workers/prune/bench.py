@@ -32,7 +32,8 @@ import torch
 from tokenizers import Tokenizer
 from tokenizers.models import WordLevel
 
-from ..mean_cache.worker import load_means, node_means, save_means
+from ..mean_cache.means import load_means, save_means
+from ..mean_cache.worker import node_means
 from ..nn.gpt import load_checkpoint, save_checkpoint
 from ..nn.masks import NodeLayout, ablation_values, mask_interventions
 from ..train.bench import describe_device, in_rounds
