@@ -19,6 +19,7 @@ from rich.table import Table
 
 from .cli_bench import app as bench_app
 from .cli_circuits import export_circuit
+from .cli_failures import logs, note_failed, show_failed
 from .cli_import import export_checkpoint, import_checkpoint
 from .cli_jobs import app as jobs_app
 from .cli_options import ClusterOptionCommand
@@ -48,6 +49,7 @@ from .console import open_store as _open_store
 from .console import registry as _registry
 from .console import warn as _warn
 from .dag import DAMAGED, HIT, RUN, CellPlan, Planner
+from .failures import closed_failures
 from .integrity import BadManifest, summarize
 from .store import Manifest, Store, StoreError
 
@@ -76,6 +78,7 @@ app.add_typer(jobs_app, name="jobs")
 app.command("import")(import_checkpoint)
 app.command("export")(export_checkpoint)
 app.command("export-circuit")(export_circuit)
+app.command("logs")(logs)
 
 
 def _targets(target: str) -> list[str]:
@@ -252,7 +255,7 @@ def run(
         )
     for outcome in failed:
         err.print(
-            f"[red]failed[/] {outcome.plan.cell.ref}: {escape(outcome.error or outcome.skipped_because or '')}",
+            f"[red]failed[/] {outcome.plan.cell.ref}: {escape(outcome.failure_line())}",
             soft_wrap=True,
             highlight=False,
         )
@@ -412,6 +415,12 @@ def _scan(backend: Store) -> tuple[list[Manifest], list[BadManifest], list[BadMa
 def status(
     stage: Annotated[Optional[str], typer.Argument(help="Show every metric of this stage's artifacts.")] = None,
     store: StoreOpt = None,
+    failed: Annotated[
+        bool,
+        typer.Option(
+            "--failed", help="List the cells whose last attempt failed (not committed since), with their error."
+        ),
+    ] = False,
     as_json: JsonOpt = False,
     running: Annotated[
         bool, typer.Option("--running", help="Cells in progress: step, last losses, throughput, ETA (any host).")
@@ -425,11 +434,14 @@ def status(
     that cannot be read are skipped with a warning (`sparsepipe verify` lists them).
     `status --running [--watch]` shows the cells in progress instead, read from the store (a detached
     run or a cluster's, seen from anywhere that reaches the store).
+    `status --failed` lists the failed cells of the last runs instead; `sparsepipe logs CELL` prints one's traceback.
     """
     cfg = _load(None, None, [], store)
     backend = _open_store(cfg, STORE_READ)
     if watch and not running:
         _fail("--watch goes with --running", EXIT_USAGE)
+    if running and failed:
+        _fail("--running and --failed are two views: give one", EXIT_USAGE)
     if running:
         from .cli_running import show_running
 
@@ -439,6 +451,9 @@ def status(
             pass
         except StoreError as error:
             _fail(str(error), EXIT_STORE)
+        return
+    if failed:
+        show_failed(backend, cfg.store, as_json)
         return
     if stage is not None and stage not in _registry().stages:
         _fail(f"unknown stage {stage!r}; stages are: {', '.join(_registry().order)}", EXIT_USAGE)
@@ -487,6 +502,7 @@ def status(
     if reports:
         newest = max(reports, key=lambda m: m.data.get("committed_at", 0))
         out.print(f"report: {backend.attempt_url(newest)}/index.html", soft_wrap=True, highlight=False)
+    note_failed(backend, manifests)
     if any(damage.values()):
         err.print("DAMAGED artifacts are rebuilt by the next `sparsepipe run`; `sparsepipe verify` names their files")
 
@@ -610,6 +626,7 @@ def gc(
 ) -> None:
     """Remove what no committed artifact needs: unreferenced attempts (crashed or lost writers), the resume
     state (`progress/`) of cells already committed, and scratch folders killed workers left in the temp directory.
+    A failed cell's traceback (`status --failed`) stays until the cell commits, under any key.
 
     Committed artifacts are never touched, nor any attempt of a key with an unreadable MANIFEST.
     """
@@ -620,13 +637,17 @@ def gc(
     cfg = _load(None, None, [], store)
     backend = _open_store(cfg, STORE_CLEAN)
     try:
+        progress = backend.finished_progress(older_than)
+        inside = tuple(folder.rstrip("/") + "/" for folder in progress)
         found = {
             "attempts": backend.garbage(older_than),
-            "progress": backend.finished_progress(older_than),
+            "progress": progress,
+            # failure records of cells committed since under another key (those of this key go with `progress`)
+            "failures": [p for p in closed_failures(backend, older_than) if not p.startswith(inside)],
             "scratch": [str(p) for p in stale_scratch(older_than, include_unowned=True)],
         }
         if not dry_run:
-            for path in found["attempts"] + found["progress"]:
+            for path in found["attempts"] + found["progress"] + found["failures"]:
                 backend.remove(path)
             for path in found["scratch"]:
                 shutil.rmtree(path, ignore_errors=True)
@@ -642,7 +663,8 @@ def gc(
                 print(f"{kind}\t{backend.url_of(path) if kind != 'scratch' else path}")
     err.print(
         f"{verb} {len(found['attempts'])} unreferenced attempt(s), {len(found['progress'])} finished progress "
-        f"folder(s), {len(found['scratch'])} scratch folder(s)"
+        f"folder(s), {len(found['failures'])} failure record(s) of cells committed since, {len(found['scratch'])} "
+        "scratch folder(s)"
     )
 
 

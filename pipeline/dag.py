@@ -277,16 +277,26 @@ class Planner:
         return matches[-1] if matches else None
 
     def plan_cell(
-        self, cell: Cell, committed: dict[CellRef, Manifest], running: set[CellRef], forced: set[str]
+        self,
+        cell: Cell,
+        committed: dict[CellRef, Manifest],
+        running: set[CellRef],
+        forced: set[str],
+        failed: dict[CellRef, str] | None = None,
     ) -> CellPlan:
+        """`failed` maps the cells that failed in this run to their errors: a stage that `accepts_failed_inputs`
+        is planned without them, each entering the key as its error."""
         stage = self.registry[cell.stage]
-        pending = [name for name, ref in cell.inputs.items() if ref not in committed]
+        failed = failed if stage.accepts_failed_inputs and failed else {}
+        pending = [name for name, ref in cell.inputs.items() if ref not in committed and ref not in failed]
         if pending:
             blocked = ", ".join(str(cell.inputs[n]) for n in pending)
             why = "will run" if any(cell.inputs[n] in running for n in pending) else "is not built"
             return CellPlan(cell, RUN, f"upstream {blocked} {why}")
         digests = {
             name: content_identity(committed[ref], self.registry[ref.stage].records + TRACKER_RECORDS)
+            if ref in committed
+            else f"failed: {failed[ref]}"
             for name, ref in cell.inputs.items()
         }
         pre = preimage(stage, cell, digests)

@@ -45,6 +45,7 @@ class UnitRequest:
     parents: dict[str, dict[str, str]] = field(default_factory=dict)
     verify_inputs: bool = False  # re-hash every input file (`run --verify-inputs`)
     trackers: tuple[str, ...] = ()  # execution.trackers: where the cell's scalars go besides TensorBoard
+    failed_inputs: dict[str, str] = field(default_factory=dict)  # input name -> its error (accepts_failed_inputs)
 
     @property
     def label(self) -> str:
@@ -206,6 +207,7 @@ def execute_unit(
             handles={
                 name: StoreInput(spec, raw, path, request.verify_inputs) for name, (raw, path) in request.inputs.items()
             },
+            failed_inputs=dict(request.failed_inputs),
         )
         ctx.report = _Reporter(tracking, live, _throttled(report) if report is not None else _drop)
         try:

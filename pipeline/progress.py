@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from .dag import HIT, CellPlan
@@ -69,14 +70,17 @@ class ProgressView:
                 description=f"  {label}: {description}" if description else None,
             )
 
-    def finish(self, plan: CellPlan, ok: bool, error: str | None = None) -> None:
+    def finish(self, plan: CellPlan, ok: bool, error: str | None = None, detail: str | None = None) -> None:
+        """A cell is done; a failed one's `error` line and its traceback (`detail`) go into the run's log."""
         label = str(plan.cell.ref)
         task = self.cell_tasks.pop(label, None)
         if task is not None:
             self.bars.remove_task(task)
         if plan.status != HIT:
-            mark = "[green]done[/]" if ok else f"[red]failed[/] {error or ''}"
-            self.console.print(f"{label}: {mark}")
+            mark = "[green]done[/]" if ok else f"[red]failed[/] {escape(error or '')}"
+            self.console.print(f"{label}: {mark}", highlight=False, soft_wrap=True)
+            if detail:
+                self.console.print(escape(detail), highlight=False, soft_wrap=True, style="dim")
         stage_task = self.stage_tasks.get(plan.cell.stage)
         if stage_task is not None and plan.status != HIT:
             self.bars.advance(stage_task)

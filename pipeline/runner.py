@@ -16,7 +16,8 @@ from .cluster import ClusterError, open_cluster, resolve_address
 from .config import PipelineConfig
 from .dag import HIT, CellPlan, CellRef, Planner, Registry
 from .execute import UnitRequest, execute_unit, ray_submit
-from .store import Manifest, Store, StoreSpec
+from .failures import failure_of, record_failure
+from .store import Manifest, Store, StoreError, StoreSpec
 
 # Variables a worker on another node needs to reach the same store and behave the same.
 FORWARDED_ENV_PREFIXES = ("AWS_", "SPARSEPIPE_", "TRITON_")
@@ -29,10 +30,21 @@ class CellOutcome:
     error: str | None = None
     skipped_because: str | None = None
     seconds: float = 0.0
+    where: str | None = None  # the innermost frame of project code the error came from ("file:line in function")
+    traceback: str | None = None
+    failure_record: str | None = None  # the store URL of the cell's failure.json (`sparsepipe logs`)
 
     @property
     def ok(self) -> bool:
         return self.manifest is not None
+
+    def failure_line(self) -> str:
+        """One line for a cell that failed: its error, where it came from and where its traceback is."""
+        if self.error is None:
+            return self.skipped_because or ""
+        at = f" (at {self.where})" if self.where else ""
+        kept = f"; traceback: `sparsepipe logs {self.plan.cell.ref}`" if self.failure_record else ""
+        return f"{self.error}{at}{kept}"
 
     def as_json(self) -> dict[str, Any]:
         data = self.plan.as_json()
@@ -44,6 +56,8 @@ class CellOutcome:
                 metrics=self.manifest.metrics,
             )
         data.update(error=self.error, skipped_because=self.skipped_because, seconds=round(self.seconds, 3))
+        if self.error is not None:
+            data.update(where=self.where, traceback=self.traceback, failure_record=self.failure_record)
         return data
 
 
@@ -183,14 +197,23 @@ class Runner:
         self.planner = Planner(registry, store, verify_inputs=verify_inputs)
         self.progress = progress  # a ProgressView, or None
 
-    def _request(self, plan: CellPlan, committed: dict[CellRef, Manifest], has_gpus: bool) -> UnitRequest:
+    def _request(
+        self,
+        plan: CellPlan,
+        committed: dict[CellRef, Manifest],
+        has_gpus: bool,
+        failed: dict[CellRef, str] | None = None,
+    ) -> UnitRequest:
+        """The unit of `plan`: its committed inputs, and (accepts_failed_inputs) the errors of those that failed."""
         cell = plan.cell
         stage = self.registry[cell.stage]
-        inputs = {name: (committed[ref].raw, committed[ref].path) for name, ref in cell.inputs.items()}
+        present = {name: ref for name, ref in cell.inputs.items() if ref in committed}
+        inputs = {name: (committed[ref].raw, committed[ref].path) for name, ref in present.items()}
         parents = {
             name: {"stage": ref.stage, "cell": ref.cell, "key": committed[ref].key, "digest": committed[ref].digest}
-            for name, ref in cell.inputs.items()
+            for name, ref in present.items()
         }
+        failed_inputs = {name: (failed or {})[ref] for name, ref in cell.inputs.items() if ref not in committed}
         return UnitRequest(
             stage=cell.stage,
             cell=cell.cell,
@@ -206,7 +229,18 @@ class Runner:
             parents=parents,
             verify_inputs=self.verify_inputs,
             trackers=tuple(self.config.execution.trackers),
+            failed_inputs=failed_inputs,
         )
+
+    def _keep_failure(self, outcome: CellOutcome, error: Exception) -> None:
+        """The error of a failed cell on its outcome, and its traceback in the store (`failures`)."""
+        plan = outcome.plan
+        failure = failure_of(plan.cell.stage, plan.cell.cell, plan.key or "", plan.generation, error)
+        outcome.error, outcome.where, outcome.traceback = failure.error, failure.where, failure.traceback
+        try:
+            outcome.failure_record = record_failure(self.store, failure)
+        except (StoreError, OSError) as problem:  # the run goes on; the traceback is still in its log
+            outcome.traceback += f"\n(could not keep this traceback in the store: {problem})"
 
     @staticmethod
     def _in_flight_of(stage: str, in_flight: dict[Any, tuple[CellPlan, float, Any]]) -> int:
@@ -237,23 +271,23 @@ class Runner:
         board = board_class.remote()
         spec = self.store.spec
         in_flight: dict[Any, tuple[CellPlan, float, Any]] = {}
-        failed: set[CellRef] = set()
+        failed: dict[CellRef, str] = {}  # cells that failed or were skipped -> their one-line error
         retries = self.config.execution.max_retries
         try:
             while todo or in_flight:
                 for cell in list(todo):
+                    accepts_failed = self.registry[cell.stage].accepts_failed_inputs
                     dead = [ref for ref in cell.inputs.values() if ref in failed]
-                    if dead:
+                    if dead and not accepts_failed:
                         todo.remove(cell)
-                        failed.add(cell.ref)
                         plan = CellPlan(cell, "RUN", "upstream failed")
-                        report.outcomes.append(
-                            CellOutcome(plan, skipped_because=f"upstream {', '.join(map(str, dead))} failed")
-                        )
+                        outcome = CellOutcome(plan, skipped_because=f"upstream {', '.join(map(str, dead))} failed")
+                        failed[cell.ref] = outcome.skipped_because or ""
+                        report.outcomes.append(outcome)
                         if self.progress:
-                            self.progress.finish(plan, ok=False)
+                            self.progress.finish(plan, ok=False, error=outcome.failure_line())
                         continue
-                    if not all(ref in committed for ref in cell.inputs.values()):
+                    if not all(ref in committed or ref in failed for ref in cell.inputs.values()):
                         continue
                     if (
                         self.registry[cell.stage].matrix
@@ -261,14 +295,14 @@ class Runner:
                     ):
                         continue
                     todo.remove(cell)
-                    plan = self.planner.plan_cell(cell, committed, set(), forced)
+                    plan = self.planner.plan_cell(cell, committed, set(), forced, failed)
                     if plan.status == HIT and plan.manifest is not None:
                         committed[cell.ref] = plan.manifest
                         report.outcomes.append(CellOutcome(plan, manifest=plan.manifest))
                         if self.progress:
                             self.progress.finish(plan, ok=True)
                         continue
-                    request = self._request(plan, committed, has_gpus)
+                    request = self._request(plan, committed, has_gpus, failed)
                     options = {"num_cpus": request.num_cpus, "num_gpus": request.num_gpus}
                     if request.workers > 1:  # its workers hold the resources, the unit itself none
                         options = {"num_cpus": 0, "num_gpus": 0}
@@ -294,13 +328,15 @@ class Runner:
                         outcome.manifest = Manifest(raw=raw, path=path)
                         committed[plan.cell.ref] = outcome.manifest
                     except ray.exceptions.RayError as error:
-                        outcome.error = _short_error(error)
-                        failed.add(plan.cell.ref)
+                        self._keep_failure(outcome, error)
+                        failed[plan.cell.ref] = outcome.error or ""
                     if actor is not None:
                         ray.kill(actor)
                     report.outcomes.append(outcome)
                     if self.progress:
-                        self.progress.finish(plan, ok=outcome.ok, error=outcome.error)
+                        self.progress.finish(
+                            plan, ok=outcome.ok, error=outcome.failure_line(), detail=outcome.traceback
+                        )
         finally:
             for ref, (_, _, actor) in in_flight.items():
                 ray.cancel(ref, force=True) if actor is None else ray.kill(actor)
@@ -310,12 +346,3 @@ class Runner:
 
                 remove_stale_scratch(wait_s=3.0 if any(o.error for o in report.outcomes) or in_flight else 0.0)
         return report
-
-
-def _short_error(error: Exception) -> str:
-    """The worker's own exception line, without Ray's wrapping traceback."""
-    cause = getattr(error, "cause", None)
-    if cause is not None:
-        return f"{type(cause).__name__}: {cause}"
-    lines = [line for line in str(error).strip().splitlines() if line.strip()]
-    return lines[-1] if lines else type(error).__name__

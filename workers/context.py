@@ -97,6 +97,8 @@ class WorkContext:
     - `workers`: > 1 for a data-parallel unit: that many workers, each with `num_threads`
       CPUs and `gpus_per_worker` GPUs (the unit itself holds none).
     - `handle(name)`: a picklable InputHandle for units sent to other nodes.
+    - `failed_inputs[name]`: the one-line error of each input that failed, for a stage that
+      `accepts_failed_inputs` (it runs without them); empty otherwise.
     - `submit(calls, on_result=None)`: runs (function, args, resources) calls
       concurrently on the cluster (Ray tasks under the pipeline) and returns their
       results in order, calling `on_result(index, result)` as each finishes.  None
@@ -115,6 +117,7 @@ class WorkContext:
     cell: str = ""
     submit: Callable[..., list[Any]] | None = None
     handles: dict[str, InputHandle] = field(default_factory=dict)
+    failed_inputs: dict[str, str] = field(default_factory=dict)
 
     def input(self, name: str) -> Path:
         try:

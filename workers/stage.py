@@ -132,6 +132,9 @@ class Stage:
     error (exit 2) before anything runs, not a failure inside a worker after the upstream stages ran.
     `committed_cells`: besides the cells `cells` lists, every cell committed in the store is listed, with the
     params it was committed with (cells a command commits, as `sparsepipe import`; such a stage has no deps).
+    `accepts_failed_inputs`: a cell whose inputs failed runs without them (once every other input is committed)
+    instead of being skipped; `ctx.failed_inputs` maps their names to their one-line errors, and each enters the
+    key as its error, so the cell runs again once that input commits (a report built from what succeeded).
     """
 
     name: str
@@ -150,3 +153,4 @@ class Stage:
     committed_cells: bool = False
     dep_kinds: tuple[str, ...] = ()
     named_only: bool = False
+    accepts_failed_inputs: bool = False

@@ -131,11 +131,17 @@ def refine_steps(
 
     `train_loss_with(steps)` is the differentiable task loss on the fitting pairs with `steps` in place.
     Returns the levels reached, each node's lower level as `low`, applied as the exact step (t = 0).
+    An empty circuit has no levels to train, and a loss that no level reaches (it does not depend on the kept
+    nodes) gives them no gradient: both keep `init` (a degenerate circuit is a result, not an error).
     """
+    if init.nodes.numel() == 0:
+        return init
     low, high = init.low.clone().requires_grad_(True), init.high.clone().requires_grad_(True)
     optimizer = torch.optim.AdamW([low, high], lr=lr, weight_decay=0.0)
     for step in range(steps):
         loss = train_loss_with(StepFunctions(init.nodes, low, high, temperature_at(step, steps)))
+        if not loss.requires_grad:
+            return init
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ..nn.circuit import EMBED, UNEMBED, WEIGHT_EDGE_KINDS
+from .degenerate import explanation
 
 HERE = Path(__file__).parent
 SCRIPT_FILE, STYLE_FILE = HERE / "viewer.js", HERE / "viewer.css"
@@ -115,6 +116,9 @@ def render_circuit_html(data: dict[str, Any], max_edges: int = MAX_DRAWN_EDGES) 
         if shown < total
         else ""
     )
+    degenerate = explanation(data.get("circuit_kind"))
+    if degenerate:
+        omitted = f"<p class='warn'>{html.escape(degenerate)}</p>" + omitted
     return f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>{STYLE_FILE.read_text()}</style></head><body>

@@ -14,6 +14,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from .degenerate import CIRCUIT
+
 RESULT_FILE = "result.json"  # PruneResult
 CIRCUIT_FILE = "circuit.json"  # the circuit graph and its viewer sections (nn.circuit.circuit_to_json)
 CIRCUIT_PAGE = "circuit.html"  # the circuit page, self-contained
@@ -53,6 +55,7 @@ class PruneResult(BaseModel):
     edges: int
     total_nodes: int
     reached_target: bool  # val-split selection
+    circuit: str = CIRCUIT  # or a degenerate one: "empty", "whole model", "not reached" (`degenerate`)
     test_reached_target: bool | None = None
     test_pairs: int | None = None
     circuit_loss: float | None = None

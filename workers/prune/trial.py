@@ -30,6 +30,7 @@ from ..nn.gpt import GPT
 from ..nn.masks import NodeLayout, ablation_values
 from .binarize import StepFunctions, fit_binarization
 from .config import PruneConfig, PruneHyperparams
+from .degenerate import CIRCUIT, circuit_kind
 from .inputs import PruneInputs
 from .losses import TaskData, by_length, chunks, two_way_loss
 from .masked import MaskedModel
@@ -98,6 +99,9 @@ class TrialResult:
     # nodes, edges, selection_loss (val), circuit_loss, test_reached_target, binarized_loss and
     # binarized_init_loss (test), binarized_fit_loss (train), kept.
     sweep: list[dict[str, Any]] = field(default_factory=list)
+    # "circuit", or a degenerate one: "empty", "whole model", "not reached" (`degenerate.circuit_kind`); each sweep
+    # row has its own.
+    circuit: str = CIRCUIT
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -281,6 +285,7 @@ def finish_trial(
                 "selection_loss": loss_at(found.k),
                 "circuit_loss": test_value,
                 "test_reached_target": test_value <= target,
+                "circuit": circuit_kind(found.k, layout.n_masks, found.reached_target),
                 "kept": {name: idx.tolist() for name, idx in kept_indices(layout.split(mask)).items()},
             }
         )
@@ -329,6 +334,7 @@ def finish_trial(
         cost=float(masked.work.cost),
         timings=timings,
         sweep=sweep,
+        circuit=circuit_kind(k, layout.n_masks, bisection.reached_target),
     )
 
 

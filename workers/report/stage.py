@@ -39,4 +39,5 @@ REPORT = Stage(
     description="every circuit in one table, figure and browsable index (with the bridges' intervention curves)",
     config={"report": ReportConfig},
     provides=("report",),
+    accepts_failed_inputs=True,  # built from the prune cells that committed; the failed ones are rows "failed"
 )

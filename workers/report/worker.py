@@ -9,6 +9,10 @@ copied under `circuits/` so the report folder opens in a browser on its own.
 Every loss in the tables is measured on the task's held-out test pairs (their count is the
 "test pairs" column), in the prune cell's loss_reduction; "reached" is the selection on val
 pairs that bisection made (the circuit's test loss is beside it).
+
+The report is built from what succeeded: a prune cell that failed (the stage `accepts_failed_inputs`)
+is a row "failed: <error>" in the tables and in summary.json's "failed_cells", and is left out of the
+headline and of every figure, which say how many cells are missing.
 """
 
 from __future__ import annotations
@@ -18,9 +22,10 @@ import json
 import shutil
 from collections import defaultdict
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from ..context import WorkContext
+from ..prune.degenerate import described
 from ..prune.result import CIRCUIT_PAGE, read_result, split_cell
 from .figures import circuits, main_target, same_task_geomeans, write_figures
 
@@ -60,6 +65,7 @@ def summarize(inputs: dict[str, Path]) -> list[dict[str, Any]]:
                     "loss_reduction",
                     "test_pairs",
                     "test_reached_target",
+                    "circuit",
                     *LOSS_KEYS,
                 )
             }
@@ -69,6 +75,40 @@ def summarize(inputs: dict[str, Path]) -> list[dict[str, Any]]:
         row["model_info"] = result.model_info
         rows.append(row)
     return rows
+
+
+def failed_rows(failed: dict[str, str]) -> list[dict[str, Any]]:
+    """One row per failed prune input ("<checkpoint>:<task>" -> its error), by name."""
+    rows = []
+    for name, error in sorted(failed.items()):
+        checkpoint, task = split_cell(name)
+        rows.append({"checkpoint": checkpoint, "task": task, "error": error})
+    return rows
+
+
+def with_failures(headline: dict[str, dict[str, Any]], failures: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Every checkpoint's headline with its count of failed cells (a checkpoint whose cells all failed too)."""
+    empty = {"tasks": 0, "reached_target": 0, "common_tasks": 0, "geomean_edges": None}
+    merged = {checkpoint: {**info, "failed": 0} for checkpoint, info in headline.items()}
+    for row in failures:
+        merged.setdefault(row["checkpoint"], {**empty, "failed": 0})["failed"] += 1
+    return dict(sorted(merged.items()))
+
+
+def failed_text(row: dict[str, Any]) -> str:
+    return f"failed: {row['error']}"
+
+
+def missing_note(rows: list[dict[str, Any]], failures: Sequence[dict[str, Any]]) -> str:
+    """What the headline and the figures leave out (empty when no cell failed)."""
+    if not failures:
+        return ""
+    names = ", ".join(f"{r['checkpoint']}:{r['task']}" for r in failures)
+    total = len(rows) + len(failures)
+    return (
+        f"{len(failures)} of {total} cells failed and are missing from the headline and every figure ({names}); "
+        "`sparsepipe status --failed` lists them, `sparsepipe run` retries them."
+    )
 
 
 def geometric_mean_edges(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -100,13 +140,20 @@ def _reduction_text(rows: list[dict[str, Any]]) -> str:
     return "loss_reduction " + ", ".join(reductions)
 
 
-def markdown_table(rows: list[dict[str, Any]], headline: dict[str, dict[str, Any]]) -> str:
-    lines = ["| checkpoint | tasks | reached target | common tasks | geomean edges |", "|---|---|---|---|---|"]
+def markdown_table(
+    rows: list[dict[str, Any]], headline: dict[str, dict[str, Any]], failures: Sequence[dict[str, Any]] = ()
+) -> str:
+    lines = [
+        "| checkpoint | tasks | reached target | common tasks | geomean edges | failed |",
+        "|---|---|---|---|---|---|",
+    ]
     for checkpoint, info in headline.items():
         lines.append(
             f"| {checkpoint} | {info['tasks']} | {info['reached_target']} | {info['common_tasks']} | "
-            f"{_geomean_text(info)} |"
+            f"{_geomean_text(info)} | {info.get('failed', 0)} |"
         )
+    note = missing_note(rows, failures)
+    lines += ["", note] if note else []
     lines += ["", f"Losses on the test split ({_reduction_text(rows)}); 'reached' is the val-split selection.", ""]
     lines += [
         "| checkpoint | task | nodes | edges | reached | " + " | ".join(LOSS_HEADERS) + " | test pairs |",
@@ -114,11 +161,14 @@ def markdown_table(rows: list[dict[str, Any]], headline: dict[str, dict[str, Any
     ]
     for r in rows:
         losses = " | ".join(f"{r[k]:.3f}" if isinstance(r[k], (int, float)) else "–" for k in LOSS_KEYS)
-        reached = "yes" if r["reached_target"] else "no"
+        reached = described(r["reached_target"], r.get("circuit"))
         pairs = "–" if r["test_pairs"] is None else r["test_pairs"]
         lines.append(
             f"| {r['checkpoint']} | {r['task']} | {r['nodes']} | {r['edges']} | {reached} | {losses} | {pairs} |"
         )
+    for r in failures:
+        error = failed_text(r).replace("|", "\\|")
+        lines.append(f"| {r['checkpoint']} | {r['task']} | {error} |" + " – |" * (3 + len(LOSS_KEYS)))
     return "\n".join(lines) + "\n"
 
 
@@ -158,32 +208,44 @@ def page_name(checkpoint: str, task: str) -> str:
     return f"{checkpoint.replace('/', '_')}__{task}.html"
 
 
-def index_html(rows: list[dict[str, Any]], headline: dict[str, dict[str, Any]]) -> str:
+def index_html(
+    rows: list[dict[str, Any]], headline: dict[str, dict[str, Any]], failures: Sequence[dict[str, Any]] = ()
+) -> str:
     head = "".join(
         f"<tr><td>{html.escape(c)}</td><td>{i['tasks']}</td><td>{i['reached_target']}</td><td>{i['common_tasks']}</td>"
-        f"<td>{_geomean_text(i)}</td></tr>"
+        f"<td>{_geomean_text(i)}</td><td>{i.get('failed', 0)}</td></tr>"
         for c, i in headline.items()
     )
+    body_failed = "".join(  # the error spans the columns from nodes to test pairs
+        f"<tr class='failed'><td>{html.escape(r['checkpoint'])}</td><td>{html.escape(r['task'])}</td>"
+        f"<td colspan='{4 + len(LOSS_KEYS)}'>{html.escape(failed_text(r))}</td></tr>"
+        for r in failures
+    )
+    note = missing_note(rows, failures)
+    note_html = f"<p class='missing'>{html.escape(note)}</p>" if note else ""
+    edges_figure = """<figure><img src="edges_by_task.png" alt="circuit size per task"><figcaption>circuit size per task
+(data: <a href="edges_by_task.json">JSON</a>, <a href="edges_by_task.csv">CSV</a>)</figcaption></figure>"""
     body = "".join(
         f"<tr class='{'ok' if r['reached_target'] else 'miss'}'><td>{html.escape(r['checkpoint'])}</td>"
         f"<td><a href='circuits/{html.escape(page_name(r['checkpoint'], r['task']))}'>{html.escape(r['task'])}</a></td>"
-        f"<td>{r['nodes']}</td><td>{r['edges']}</td><td>{'yes' if r['reached_target'] else 'no'}</td>"
+        f"<td>{r['nodes']}</td><td>{r['edges']}</td><td>{described(r['reached_target'], r.get('circuit'))}</td>"
         + "".join(f"<td>{r[k]:.3f}</td>" if isinstance(r[k], (int, float)) else "<td>–</td>" for k in LOSS_KEYS)
         + f"<td>{'–' if r['test_pairs'] is None else r['test_pairs']}</td>"
         + "</tr>"
         for r in rows
     )
+    body += body_failed
     loss_heads = "".join(f"<th>{h}</th>" for h in LOSS_HEADERS)
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>sparsepipe circuits</title>
 <style>body{{font-family:system-ui,sans-serif;margin:2em}}table{{border-collapse:collapse;margin-bottom:2em}}
 td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}td:first-child,td:nth-child(2){{text-align:left}}
-tr.miss{{color:#999}}</style></head><body>
+tr.miss{{color:#999}}tr.failed td{{color:#b00;text-align:left}}.missing{{color:#b00}}</style></head><body>
 <h1>Circuits</h1><p>Edges are nonzero weights between two kept nodes; the headline is their geometric mean
 over the tasks that every checkpoint reached at the target loss ("common tasks"), the same set for all.</p>
+{note_html}
 <table><tr><th>checkpoint</th><th>tasks</th><th>reached target</th><th>common tasks</th>
-<th>geomean edges</th></tr>{head}</table>
-<figure><img src="edges_by_task.png" alt="circuit size per task"><figcaption>circuit size per task
-(data: <a href="edges_by_task.json">JSON</a>, <a href="edges_by_task.csv">CSV</a>)</figcaption></figure>
+<th>geomean edges</th><th>failed</th></tr>{head}</table>
+{edges_figure if rows else ""}
 <p>Losses on each task's held-out test pairs ({html.escape(_reduction_text(rows))});
 "reached" is the selection on val pairs.</p>
 <table><tr><th>checkpoint</th><th>task</th><th>nodes</th><th>edges</th><th>reached</th>
@@ -212,23 +274,30 @@ def run_report(ctx: WorkContext) -> None:
         for name, folder in ctx.inputs.items()
         if name.startswith(INTERVENTIONS_INPUT)
     }
-    if not pruned:
+    failures = failed_rows(
+        {name: error for name, error in ctx.failed_inputs.items() if not name.startswith(INTERVENTIONS_INPUT)}
+    )
+    if not pruned and not failures:
         raise ValueError(
             "the report has no pruned circuits to summarize; run the prune stage with at least one task and checkpoint"
         )
     rows = summarize(pruned)
-    headline = geometric_mean_edges(rows)
+    headline = with_failures(geometric_mean_edges(rows), failures)
     out = ctx.out_dir
     (out / "circuits").mkdir()
     interventions = copy_interventions(bridged, out)
     for name, folder in pruned.items():
         checkpoint, task = split_cell(name)
         shutil.copyfile(folder / CIRCUIT_PAGE, out / "circuits" / page_name(checkpoint, task))
-    (out / "summary.json").write_text(json.dumps({"checkpoints": headline, "cells": rows}, indent=2))
-    (out / "summary.md").write_text(markdown_table(rows, headline))
-    plot_edges_by_task(rows, out / "edges_by_task.png")
-    figure_metrics, figures_section = write_figures(rows, out)
-    page = index_html(rows, headline).replace("</body>", figures_section + "</body>")
+    summary = {"checkpoints": headline, "cells": rows, "failed_cells": failures}
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    (out / "summary.md").write_text(markdown_table(rows, headline, failures))
+    figure_metrics: dict[str, Any] = {}
+    figures_section = "<p class='missing'>No cell committed: there is nothing to plot.</p>"
+    if rows:  # the figures count only the cells that committed (the note above says how many are missing)
+        plot_edges_by_task(rows, out / "edges_by_task.png")
+        figure_metrics, figures_section = write_figures(rows, out)
+    page = index_html(rows, headline, failures).replace("</body>", figures_section + "</body>")
     if interventions:
         figures = "".join(
             f"<figure><img src='{html.escape(p)}'><figcaption>{html.escape(p)}</figcaption></figure>"
@@ -243,6 +312,7 @@ def run_report(ctx: WorkContext) -> None:
     ctx.metrics.update(
         {
             "cells": len(rows),
+            "failed_cells": [f"{r['checkpoint']}:{r['task']}" for r in failures],
             "geomean_edges": {c: i["geomean_edges"] for c, i in headline.items()},
             "reached_target": sum(r["reached_target"] for r in rows),
             **figure_metrics,
