@@ -19,6 +19,7 @@ from rich.table import Table
 
 from .cli_bench import app as bench_app
 from .cli_circuits import export_circuit
+from .cli_estimate import DEVICE_HELP, ESTIMATE_HELP, show_estimate
 from .cli_failures import logs, note_failed, show_failed
 from .cli_import import export_checkpoint, import_checkpoint
 from .cli_jobs import app as jobs_app
@@ -49,7 +50,9 @@ from .console import open_store as _open_store
 from .console import registry as _registry
 from .console import warn as _warn
 from .dag import DAMAGED, HIT, RUN, CellPlan, Planner
+from .devices import local_gpu_count, missing_gpus
 from .failures import closed_failures
+from .inprocess import ray_installed, run_in_process
 from .integrity import BadManifest, summarize
 from .store import Manifest, Store, StoreError
 
@@ -221,9 +224,14 @@ def run(
 
     started = time.time()
     try:
-        with ProgressView(err) as view:
-            runner = Runner(registry, backend, cfg, progress=view, verify_inputs=verify_inputs)
-            report = runner.run(targets, forced, cluster, on_connect=lambda where: err.print(f"running on {where}"))
+        _check_gpus(cfg, registry, backend, targets, forced, cluster)
+        if cluster is None and not ray_installed():
+            err.print("Ray is not installed here: every cell runs in this process, one after another")
+            report = run_in_process(registry, backend, cfg, targets, forced, verify_inputs=verify_inputs)
+        else:
+            with ProgressView(err) as view:
+                runner = Runner(registry, backend, cfg, progress=view, verify_inputs=verify_inputs)
+                report = runner.run(targets, forced, cluster, on_connect=lambda where: err.print(f"running on {where}"))
     except ClusterError as error:
         _fail(str(error), EXIT_CLUSTER)
     except ConfigError as error:
@@ -261,7 +269,8 @@ def run(
         )
     if failed:
         matrix_only = all(registry[o.plan.cell.stage].matrix for o in failed)
-        raise typer.Exit(EXIT_PARTIAL if matrix_only else EXIT_FAILED)
+        out_of_memory = any(o.out_of_memory for o in failed)
+        raise typer.Exit(EXIT_PARTIAL if matrix_only and not out_of_memory else EXIT_FAILED)
 
 
 def _detach(
@@ -327,6 +336,8 @@ def plan(
     tasks: Annotated[Optional[list[str]], typer.Option("--tasks", help="As for `run`.")] = None,
     checkpoints: Annotated[Optional[list[str]], typer.Option("--checkpoints", help="As for `run`.")] = None,
     cluster: ClusterOpt = None,
+    estimate: Annotated[bool, typer.Option("--estimate", help=ESTIMATE_HELP)] = False,
+    device: Annotated[str, typer.Option("--device", help=DEVICE_HELP)] = "cpu",
     as_json: JsonOpt = False,
 ) -> None:
     """Show, for every stage and cell, HIT (committed, will be skipped), RUN or DAMAGED (rebuilt) and why.
@@ -340,7 +351,21 @@ def plan(
     plans = _plan_or_exit(_registry(), _open_store(cfg, STORE_PLAN), cfg, _targets(target), _forced(force))
     if cluster is not None:
         _check_placement(cfg, cluster, [p.cell for p in plans if p.status != HIT])
+    _check_gpus(cfg, _registry(), None, [], set(), cluster, plans)
+    if estimate:
+        show_estimate(_registry(), cfg, plans, device, as_json)
+        return
     _emit_plan(plans, as_json)
+
+
+def _check_gpus(cfg, registry, backend, targets, forced, cluster, plans=None) -> None:
+    """execution.require_gpus on a machine without a GPU: exit 5 naming the cells, before anything runs."""
+    if not cfg.execution.require_gpus or cluster is not None:  # a cluster's GPUs are checked when it is joined
+        return
+    plans = plans if plans is not None else _plan_or_exit(registry, backend, cfg, targets, forced)
+    problem = missing_gpus([p.cell for p in plans if p.status != HIT], local_gpu_count())
+    if problem:
+        _fail(problem, EXIT_CLUSTER)
 
 
 def _check_placement(cfg: PipelineConfig, cluster: str, cells: list[Any]) -> None:

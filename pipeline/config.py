@@ -48,6 +48,13 @@ class ExecutionConfig(StrictModel):
             "1: one process, as before."
         ),
     )
+    require_gpus: bool = Field(
+        False,
+        description=(
+            "Refuse to run (exit 5, at plan time) when cells to run ask for GPUs and this machine has none, "
+            "instead of running them on the CPU; for runs meant for a GPU (infra/gpu_check.sh)."
+        ),
+    )
     max_concurrent_cells: int = Field(
         4, ge=1, description="Cells of one matrix stage in flight at once (each holds a model in memory)."
     )

@@ -17,6 +17,7 @@ from .config import PipelineConfig
 from .dag import HIT, CellPlan, CellRef, Planner, Registry
 from .execute import UnitRequest, execute_unit, ray_submit
 from .failures import failure_of, record_failure
+from .oom import failure_describer
 from .store import Manifest, Store, StoreError, StoreSpec
 
 # Variables a worker on another node needs to reach the same store and behave the same.
@@ -33,6 +34,7 @@ class CellOutcome:
     where: str | None = None  # the innermost frame of project code the error came from ("file:line in function")
     traceback: str | None = None
     failure_record: str | None = None  # the store URL of the cell's failure.json (`sparsepipe logs`)
+    out_of_memory: bool = False  # the cell ran out of GPU memory (pipeline/oom.py)
 
     @property
     def ok(self) -> bool:
@@ -267,6 +269,7 @@ class Runner:
         if not todo:
             return report
         has_gpus = ray.cluster_resources().get("GPU", 0) > 0
+        describe = failure_describer(self.registry, self.config, static)
         board_class, run_task, actor_class = _remote_units()
         board = board_class.remote()
         spec = self.store.spec
@@ -329,6 +332,9 @@ class Runner:
                         committed[plan.cell.ref] = outcome.manifest
                     except ray.exceptions.RayError as error:
                         self._keep_failure(outcome, error)
+                        oom = describe(plan, error)
+                        if oom:
+                            outcome.error, outcome.out_of_memory = oom, True
                         failed[plan.cell.ref] = outcome.error or ""
                     if actor is not None:
                         ray.kill(actor)

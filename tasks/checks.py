@@ -4,8 +4,9 @@ Per task and split: the pairs generate; candidates are single tokens and the
 prompt/candidate token boundary holds (both enforced by `encode_pairs`); the
 candidate is the first token of how the program really goes on ("natural");
 the two prompts differ in at most the task's `max_diff_pretokens` pre-tokens;
-the oracle gets every prompt right.  Across splits: no template and no identifier
-is shared.
+the oracle gets every prompt right.  Across splits: no identifier is shared, train
+shares no template with val or test, and val and test use the same held-out templates
+of the task (`splits`: val must see what test measures).
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ class TaskCheck:
     max_diff_allowed: int = 0
     diff_ok: bool = True
     disjoint: bool = True
+    held_out_shared: bool = True  # val and test pairs use the same task templates
     oracle: dict[str, float] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
 
@@ -72,6 +74,7 @@ class TaskCheck:
             and self.natural == 1.0
             and self.diff_ok
             and self.disjoint
+            and self.held_out_shared
             and all(a == 1.0 for a in self.oracle.values())
         )
 
@@ -79,12 +82,26 @@ class TaskCheck:
         return asdict(self) | {"ok": self.ok}
 
 
+def used_templates(pairs: list[PromptPair], family: str | None = None) -> set[str]:
+    """The templates ("family:name") `pairs` were drawn from; only those of `family` when given."""
+    return {t for p in pairs for t in p.templates if family is None or t.startswith(f"{family}:")}
+
+
 def _disjoint(pairs_by_split: dict[str, list[PromptPair]]) -> bool:
-    used = {
-        split: {t for p in pairs for t in p.templates} | {i for p in pairs for i in p.identifiers}
-        for split, pairs in pairs_by_split.items()
-    }
-    return all(not (used[a] & used[b]) for a, b in combinations(used, 2))
+    """No identifier in two splits; no template in train and in val or test."""
+    names = {split: {i for p in pairs for i in p.identifiers} for split, pairs in pairs_by_split.items()}
+    templates = {split: used_templates(pairs) for split, pairs in pairs_by_split.items()}
+    held_out = set().union(*(t for split, t in templates.items() if split != "train"))
+    return all(not (names[a] & names[b]) for a, b in combinations(names, 2)) and not (
+        templates.get("train", set()) & held_out
+    )
+
+
+def _held_out_shared(pairs_by_split: dict[str, list[PromptPair]], family: str) -> bool:
+    """Val and test pairs were drawn from the same templates of the task."""
+    if "val" not in pairs_by_split or "test" not in pairs_by_split:
+        return False
+    return used_templates(pairs_by_split["val"], family) == used_templates(pairs_by_split["test"], family)
 
 
 def check_task(
@@ -120,4 +137,5 @@ def check_task(
     result.max_diff_allowed = task.max_diff_pretokens
     result.diff_ok = result.max_diff <= task.max_diff_pretokens
     result.disjoint = _disjoint(pairs_by_split)
+    result.held_out_shared = _held_out_shared(pairs_by_split, task.templates.family)
     return result

@@ -1,10 +1,18 @@
-"""Train / val / test splits that share no template and no identifier.
+"""Train / val / test splits: templates split train / held-out, identifiers three ways.
 
 Everything a generator draws from (identifier pools, a task's core templates,
-the surrounding-code snippets) is cut into three disjoint parts by hashing each
-item's key.  Items are ordered by sha256 of their key and dealt out with fixed
-quotas (60 / 20 / 20, at least one item per split), so the assignment depends on
-the items alone: not on the seed, the tokenizer or the order they are listed in.
+the surrounding-code snippets) is cut into parts by hashing each item's key.
+Items are ordered by sha256 of their key and dealt out with fixed quotas
+(60 / 20 / 20, at least one item per part), so the assignment depends on the
+items alone: not on the seed, the tokenizer or the order they are listed in.
+
+- Identifier pools (`Pool`) keep all three parts: train, val and test pairs share no name.
+- Template lists (`Templates`) are split into train and held-out (the last two parts together):
+  val and test pairs both draw from every held-out template, and differ only by their pair
+  (each pair's own random draw) and their identifiers.  Selection on val (bisection, CARBS)
+  then sees every template family that test measures, so a circuit that fails one held-out
+  template fails on val too.  (Before, val and test each got their own templates: a task with
+  six split 4 / 1 / 1, and val could not catch a circuit that failed test's one template.)
 """
 
 from __future__ import annotations
@@ -75,12 +83,18 @@ class Template(Generic[T]):
 
 
 class Templates(Generic[T]):
-    """A task's (or the snippet library's) template list, split three ways by name."""
+    """A task's (or the snippet library's) template list, split by name into train and held-out.
+
+    `part("val")` and `part("test")` are both the held-out templates (see the module docstring); the
+    train part is the one a three-way `partition` gives, so train pairs are what they were before.
+    """
 
     def __init__(self, family: str, templates: Sequence[Template[T]]):
         self.family = family
         self.all = tuple(templates)
-        self.parts = partition(self.all, key=lambda t: f"{family}:{t.name}")
+        three = partition(self.all, key=lambda t: f"{family}:{t.name}")
+        self.train = three["train"]
+        self.held_out = three["val"] + three["test"]
 
     def part(self, split: Split) -> tuple[Template[T], ...]:
-        return self.parts[split]
+        return self.train if check_split(split) == "train" else self.held_out

@@ -11,6 +11,7 @@ from .bridges.stage import BRIDGES
 from .carbs import BENCHMARK as CARBS_BENCHMARK
 from .imported.stage import IMPORTED
 from .interventions.stage import INTERVENTIONS
+from .matched.stage import MATCHED_DENSE
 from .mean_cache.stage import MEAN_CACHE
 from .prune import BENCHMARK as PRUNE_BENCHMARK
 from .prune.stage import PRUNE
@@ -25,6 +26,7 @@ STAGES: tuple[Stage, ...] = (
     TOKENIZE,
     PRETRAIN,
     DENSE,
+    MATCHED_DENSE,
     BRIDGES,
     IMPORTED,
     MEAN_CACHE,

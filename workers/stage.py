@@ -135,6 +135,8 @@ class Stage:
     `accepts_failed_inputs`: a cell whose inputs failed runs without them (once every other input is committed)
     instead of being skipped; `ctx.failed_inputs` maps their names to their one-line errors, and each enters the
     key as its error, so the cell runs again once that input commits (a report built from what succeeded).
+    `estimate` is "module:function", called as function(cell, config, cells, device_type) -> CellCost | None
+    (workers/estimate.py) by `sparsepipe plan --estimate`; it is not part of any cell's code fingerprint.
     """
 
     name: str
@@ -154,3 +156,4 @@ class Stage:
     dep_kinds: tuple[str, ...] = ()
     named_only: bool = False
     accepts_failed_inputs: bool = False
+    estimate: str = ""

@@ -31,6 +31,7 @@ def test_run_full_smoke_with_fixed_pruning_hyperparameters(sparsepipe, tmp_path)
         "tokenize",
         "pretrain",
         "dense",
+        "matched_dense",
         "bridges",
         "mean_cache",
         "prune",
@@ -44,12 +45,12 @@ def test_run_full_smoke_with_fixed_pruning_hyperparameters(sparsepipe, tmp_path)
     sparse_fc = cells[("pretrain", "smoke")]["metrics"]["l0_by_param"]["blocks.0.mlp.c_fc.weight"]
     assert sparse_fc == pytest.approx(0.25, abs=0.01)
     prune_cells = [c for (stage, _), c in cells.items() if stage == "prune"]
-    assert len(prune_cells) == 6  # 3 checkpoints (pretrain, dense, bridges) x 2 smoke tasks
+    assert len(prune_cells) == 8  # 4 checkpoints (pretrain, dense, matched_dense, bridges) x 2 smoke tasks
     for cell in prune_cells:
         assert PRUNE_METRICS <= set(cell["metrics"]), cell["cell"]
     report_dir = next((tmp_path / "artifacts" / "report").glob("*/attempts/*"))
     assert {"index.html", "summary.json", "summary.md", "edges_by_task.png"} <= {p.name for p in report_dir.iterdir()}
-    assert len(list((report_dir / "circuits").iterdir())) == 6
+    assert len(list((report_dir / "circuits").iterdir())) == 8
     assert {"nmse_d2s_sum", "kl_s2d_sum", "dense_val_loss", "interventions"} <= set(
         cells[("bridges", "smoke")]["metrics"]
     )

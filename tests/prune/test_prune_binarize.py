@@ -149,6 +149,8 @@ def test_binarized_losses_of_a_model_report_the_initialisation_and_the_refinemen
     losses = binarized_losses(
         masked, whole_model, key_task(8, seed=2), key_task(24, seed=4), key_task(24, seed=3), settings
     )
-    assert set(losses) == {"binarized_loss", "binarized_init_loss", "binarized_fit_loss"}
+    assert set(losses) == {"binarized_loss", "binarized_init_loss", "binarized_fit_loss", "binarized_pair_losses"}
+    per_pair = losses["binarized_pair_losses"]  # the bootstrap's input: one loss per test pair
+    assert len(per_pair) == 24 and sum(per_pair) / 24 == pytest.approx(losses["binarized_loss"], rel=1e-4)
     # Every node binarized: the initialisation loses some of the task, the refinement wins it back (test pairs).
     assert losses["binarized_loss"] < losses["binarized_init_loss"] / 10

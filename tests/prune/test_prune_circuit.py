@@ -143,3 +143,19 @@ def test_circuit_page_holds_at_most_the_strongest_edges():
     assert len(links) == 2 < len(every) and f"the 2 strongest of {len(every)} links" in page
     # The strongest links are kept (|w| 1.1, then one of the two links of |w| 1.0), weak ones dropped.
     assert sorted(abs(link[3]) for link in links) == pytest.approx([1.0, 1.1])
+
+
+def test_circuit_json_stores_at_most_max_edges_structural_then_strongest():
+    """A dense model's near-whole circuit has millions of edges: circuit.json keeps max_edges, counts stay exact."""
+    model, kept = hand_built()
+    circuit = build_circuit(model, kept, candidate_tokens=torch.tensor([0, 4]))
+    every = circuit_to_json(circuit)
+    assert "edges_stored" not in every
+    structural = [e for e in every["edges"] if "weight" not in e]
+    weighted = sorted((abs(e["weight"]) for e in every["edges"] if "weight" in e), reverse=True)
+    cap = len(structural) + 2
+    data = json.loads(json.dumps(circuit_to_json(circuit, max_edges=cap)))
+    assert len(data["edges"]) == cap and data["edges_stored"]["stored"] == cap
+    assert data["counts"] == every["counts"]
+    assert sum("weight" not in e for e in data["edges"]) == len(structural)
+    assert sorted((abs(e["weight"]) for e in data["edges"] if "weight" in e), reverse=True) == weighted[:2]

@@ -74,6 +74,20 @@ def test_report_tables_figure_and_index(tmp_path):
     assert ctx.metrics["cells"] == 4 and math.isclose(ctx.metrics["geomean_edges"]["dense"], 400.0)
 
 
+def test_report_records_the_corpus_digest_and_its_environment(tmp_path):
+    tokens = tmp_path / "tokens"
+    tokens.mkdir()
+    record = {"digest": "ab12", "documents": 3, "bytes": 900, "searched": [], "environment": {"python": "3.11.7"}}
+    (tokens / "corpus.json").write_text(json.dumps(record))
+    inputs = {"pretrain/tiny:var_swap": _prune_output(tmp_path / "a", 10, True, "var_swap"), "corpus": tokens}
+    ctx = local_context(tmp_path / "out", inputs=inputs)
+    run_report(ctx)
+    summary = json.loads((ctx.out_dir / "summary.json").read_text())
+    assert summary["corpus"] == record and ctx.metrics["corpus_digest"] == "ab12"
+    assert [row["task"] for row in summary["cells"]] == ["var_swap"]  # the corpus input is not a prune cell
+    assert "ab12" in (ctx.out_dir / "index.html").read_text()
+
+
 def test_report_without_inputs_is_an_error(tmp_path):
     with pytest.raises(ValueError, match="no pruned circuits"):
         run_report(local_context(tmp_path / "out"))

@@ -15,6 +15,7 @@ from sparsepipe.workers.report.figures import (
     fig3_data,
     geometric_mean,
     nearest_dense,
+    write_figures,
 )
 from sparsepipe.workers.report.worker import run_report
 
@@ -34,14 +35,16 @@ def _info(val_loss, sparse=True, d_model=64, l0=0.25, lr=1e-2, group=None):
     }
 
 
-def _row(checkpoint, task, edges, info, missed=()):
-    """A cell whose circuit at target t has edges[t]; targets in `missed` were not reached."""
+def _row(checkpoint, task, edges, info, missed=(), failed_test=()):
+    """A cell whose circuit at target t has edges[t]; targets in `missed` were not reached (val), those in
+    `failed_test` were reached on val and missed on the test pairs."""
     sweep = [
         {
             "target_loss": t,
             "edges": edges[t],
             "nodes": edges[t],
             "reached_target": t not in missed,
+            "test_reached_target": t not in missed and t not in failed_test,
             "circuit_loss": t,
             "binarized_loss": 2 * t,
         }
@@ -89,11 +92,88 @@ def test_same_task_set_ratio_and_nearest_loss_pairing():
     assert at["pretrain/a", 0.1]["geomean_edges"] == pytest.approx(20)
     assert at["dense/small", 0.1]["geomean_edges"] == pytest.approx(320)
     assert at["pretrain/a", 0.3]["tasks"] == 3
-    # The sparse model (val loss 3.0) pairs with dense/small (3.1), not dense/big (2.0).
-    assert data["pairs"] == [{"sparse": "pretrain/a", "dense": "dense/small", "val_loss_gap": pytest.approx(0.1)}]
+    # The sparse model (val loss 3.0) pairs with dense/small (3.1), not dense/big (2.0): 0.1 apart, unmatched.
+    assert data["pairs"] == [
+        {
+            "sparse": "pretrain/a",
+            "dense": "dense/small",
+            "val_loss_gap": pytest.approx(0.1),
+            "tolerance": 0.05,
+            "matched": False,
+            "status": "no matched dense model",
+        }
+    ]
     ratios = {r["target_loss"]: r["dense_over_sparse_edges"] for r in data["ratios"]}
     assert ratios[0.1] == pytest.approx(16)
     assert ratios[0.3] == pytest.approx(geometric_mean([80, 80, 8]) / geometric_mean([5, 20, 2]))
+
+
+def _matched_rows(dense_loss, tolerance=0.05, seeds=False):
+    """A sparse model (val loss 3.0), the dense run's final checkpoint (2.0) and its matched_dense checkpoint."""
+    sparse, final = _info(3.0), _info(2.0, sparse=False)
+    matched = _info(dense_loss, sparse=False) | {
+        "matched_to": "pretrain/a",
+        "match_tolerance": tolerance,
+        "matched": abs(dense_loss - 3.0) <= tolerance,
+    }
+    rows = []
+    for task, (s_edges, m_edges, f_edges) in {"t1": (10, 100, 1), "t2": (40, 400, 1)}.items():
+        rows.append(_row("pretrain/a", task, {0.1: s_edges, 0.3: s_edges}, sparse))
+        rows.append(_row("matched_dense/a", task, {0.1: m_edges, 0.3: m_edges}, matched))
+        rows.append(_row("dense", task, {0.1: f_edges, 0.3: f_edges}, final))
+    if seeds:
+        for row in rows:
+            row["target_loss"] = 0.1
+            row["seed_spread"] = {"edges": {"median": row["edges"], "min": row["edges"] / 2, "max": row["edges"] * 2}}
+    return rows
+
+
+def test_matched_pairing_takes_the_matched_dense_checkpoint_not_the_nearest_dense_model():
+    # The dense run's final checkpoint (2.0) is not the pair: matched_dense/a (3.04) is the sparse model's own.
+    data = fig2_data(_matched_rows(3.04))
+    (pair,) = data["pairs"]
+    assert pair["dense"] == "matched_dense/a" and pair["matched"] and pair["status"] == "matched"
+    assert pair["val_loss_gap"] == pytest.approx(0.04)
+    ratios = {r["target_loss"]: r["dense_over_sparse_edges"] for r in data["ratios"]}
+    assert ratios[0.1] == pytest.approx(10)
+
+
+def test_a_gap_beyond_the_tolerance_is_no_matched_dense_model(tmp_path):
+    rows = _matched_rows(3.2)
+    (pair,) = fig2_data(rows)["pairs"]
+    assert pair["dense"] == "matched_dense/a" and not pair["matched"] and pair["status"] == "no matched dense model"
+    metrics, section = write_figures(rows, tmp_path)
+    assert metrics["dense_over_sparse_edges"] == {}  # never the headline
+    assert metrics["unmatched_dense_over_sparse_edges"]["pretrain/a"]["0.1"] == pytest.approx(10)
+    assert metrics["fig2_matching"] == {"pretrain/a": "no matched dense model"}
+    assert "no matched dense model" in section and "UNMATCHED" in section
+
+
+def test_only_circuits_that_hold_on_test_count_and_the_dropped_are_counted():
+    sparse, dense = _info(3.0), _info(3.02, sparse=False)
+    rows = [
+        _row("pretrain/a", "t1", {0.1: 10, 0.3: 5}, sparse),
+        # Selected on val at 0.1, fails the test pairs: dropped for every model at 0.1, counted.
+        _row("pretrain/a", "t2", {0.1: 40, 0.3: 20}, sparse, failed_test=(0.1,)),
+        _row("dense", "t1", {0.1: 100, 0.3: 50}, dense),
+        _row("dense", "t2", {0.1: 400, 0.3: 200}, dense),
+    ]
+    data = fig2_data(rows)
+    at = {(p["checkpoint"], p["target_loss"]): p for p in data["points"]}
+    assert at["pretrain/a", 0.1]["task_names"] == ["t1"] and at["pretrain/a", 0.1]["dropped_on_test"] == 1
+    assert at["dense", 0.1]["dropped_on_test"] == 0 and at["pretrain/a", 0.3]["tasks"] == 2
+    assert data["pairs"][0]["matched"]  # 0.02 apart
+    assert fig3_data(rows)[0]["dropped_on_test"] == 1
+
+
+def test_seed_ranges_give_each_point_and_ratio_a_range():
+    data = fig2_data(_matched_rows(3.04, seeds=True))
+    at = {(p["checkpoint"], p["target_loss"]): p for p in data["points"]}
+    point = at["pretrain/a", 0.1]
+    assert point["geomean_edges_min"] == pytest.approx(10) and point["geomean_edges_max"] == pytest.approx(40)
+    assert at["pretrain/a", 0.3]["geomean_edges_min"] is None  # seeds were run at the cell's own target only
+    ratio = next(r for r in data["ratios"] if r["target_loss"] == 0.1)
+    assert ratio["ratio_range"] == [pytest.approx(100 / 40), pytest.approx(400 / 10)]  # fewest/most, most/fewest
 
 
 def test_nearest_dense_without_losses():
@@ -146,6 +226,11 @@ def test_report_writes_every_figure_with_its_data(tmp_path):
         assert json.loads((ctx.out_dir / f"{name}.json").read_text())
         assert (ctx.out_dir / f"{name}.csv").read_text().count("\n") >= 2
         assert f"{name}.png" in index and f"{name}.csv" in index
-    assert ctx.metrics["dense_over_sparse_edges"]["pretrain/a"]["0.1"] == pytest.approx(16)
+    # 0.1 nats apart: the ratio is reported as unmatched only.
+    assert ctx.metrics["unmatched_dense_over_sparse_edges"]["pretrain/a"]["0.1"] == pytest.approx(16)
+    assert ctx.metrics["dense_over_sparse_edges"] == {}
     assert ctx.metrics["mean_binarized_loss"]["pretrain/a"] == pytest.approx(0.2)
-    assert "dense_over_sparse_edges" in index
+    assert "dense_over_sparse_edges" in index and "no matched dense model" in index
+    summary = json.loads((ctx.out_dir / "summary.json").read_text())
+    assert summary["fig2"]["fig2_matching"] == {"pretrain/a": "no matched dense model"}
+    assert summary["fig2"]["pairs"][0]["val_loss_gap"] == pytest.approx(0.1)

@@ -1,4 +1,5 @@
-"""Generators: deterministic, minimal pairs, varied, within budget, splits disjoint."""
+"""Generators: deterministic, minimal pairs, varied, within budget; splits: disjoint identifiers, train templates
+apart from the held-out ones that val and test share."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from itertools import combinations
 import pytest
 
 from sparsepipe.tasks import SPLITS, TASKS, generate_pairs, get_task, task_names
-from sparsepipe.tasks.checks import prompt_difference
+from sparsepipe.tasks.checks import prompt_difference, used_templates
 from sparsepipe.tasks.identifiers import (
     CLASS_NAMES,
     FILE_STEMS,
@@ -68,14 +69,27 @@ def test_pairs_use_several_templates_and_names(name, pairs):
 
 
 @ALL
-def test_splits_share_no_template_and_no_identifier(name, pairs):
-    used = {
-        split: {t for p in pairs(name, split) for t in p.templates}
-        | {i for p in pairs(name, split) for i in p.identifiers}
-        for split in SPLITS
-    }
+def test_splits_share_no_identifier_and_train_no_template(name, pairs):
+    names = {split: {i for p in pairs(name, split) for i in p.identifiers} for split in SPLITS}
     for a, b in combinations(SPLITS, 2):
-        assert not used[a] & used[b], (a, b, sorted(used[a] & used[b])[:5])
+        assert not names[a] & names[b], (a, b, sorted(names[a] & names[b])[:5])
+    train = used_templates(pairs(name, "train"))
+    held_out = used_templates(pairs(name, "val")) | used_templates(pairs(name, "test"))
+    assert not train & held_out, sorted(train & held_out)[:5]
+
+
+@ALL
+def test_val_and_test_share_template_families_and_no_identifier(name, pairs):
+    """Val sees every held-out template that test measures (selection on val can catch a circuit that fails
+    one), and the two splits are told apart by their pairs, with disjoint identifiers."""
+    family = get_task(name).templates.family
+    val, test = pairs(name, "val"), pairs(name, "test")
+    held_out = {f"{family}:{t.name}" for t in get_task(name).templates.part("test")}
+    assert used_templates(val, family) == used_templates(test, family) == held_out
+    assert not {i for p in val for i in p.identifiers} & {i for p in test for i in p.identifiers}
+    # A prompt with no identifier at all (the shortest set_or_string_fixedvarname prompt, its name fixed) can be
+    # drawn in both: 1 of 200 pairs measured.
+    assert len({p.prompts for p in val} & {p.prompts for p in test}) <= len(test) // 100
 
 
 @pytest.mark.parametrize(
@@ -92,10 +106,11 @@ def test_identifier_pools_split_into_disjoint_nonempty_parts(pool):
     [STATEMENTS, MODULE_BLOCKS, MEMBERS, MESSAGES, DOCSTRINGS] + [t.templates for t in TASKS.values()],
     ids=lambda t: t.family,
 )
-def test_template_lists_split_into_disjoint_nonempty_parts(templates):
-    parts = [{t.name for t in templates.part(split)} for split in SPLITS]
-    assert all(parts)
-    assert sum(len(p) for p in parts) == len(set().union(*parts)) == len(templates.all)
+def test_template_lists_split_into_train_and_held_out(templates):
+    train, val, test = ({t.name for t in templates.part(split)} for split in SPLITS)
+    assert train and val and val == test
+    assert not train & val
+    assert len(train) + len(val) == len(templates.all)
 
 
 def test_a_larger_request_extends_a_smaller_one(tokenizer, pairs):

@@ -112,7 +112,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "bridges": {
             "enabled": True,
             "train": train_settings(
-                MODEL_FLAVOURS["small"], steps=10_000, batch=64, eval_every=500, checkpoint_every=1000
+                MODEL_FLAVOURS["small"], steps=10_000, batch=64, eval_every=500, checkpoint_every=1000, precision="auto"
             ),
         }
     },
@@ -126,7 +126,7 @@ PRESETS: dict[str, dict[str, Any]] = {
                 batch=512,
                 eval_every=2000,
                 checkpoint_every=2000,
-                dtype="bfloat16",
+                precision="auto",
             ),
         }
     },

@@ -79,6 +79,7 @@ BRIDGES = Stage(
     config={"bridges": BridgesConfig},
     presets=PRESETS,
     provides=("checkpoint",),
+    estimate="sparsepipe.workers.bridges.estimate:estimate_bridges_cell",
 )
 
 BENCHMARK = Benchmark(

@@ -220,9 +220,33 @@ def node_name(location: str, index: int) -> str:
     return f"{location}[{index}]"
 
 
-def circuit_to_json(circuit: Circuit, ablation: dict[str, Tensor] | None = None, **provenance: Any) -> dict[str, Any]:
-    """A JSON-able description: counts, kept nodes, every link; `provenance` is merged in as is
-    (task, checkpoint, losses, hyperparameters, ...)."""
+def _stored_links(circuit: Circuit, max_edges: int | None) -> tuple[list[Tensor | None], bool]:
+    """Per Links, the indices of the links to store (None: all), and whether some are left out. Over `max_edges`
+    links, the structural ones (no single weight: residual, q/k pairs) come first, then the largest |weight|."""
+    total = sum(len(links) for links in circuit.links)
+    if max_edges is None or total <= max_edges:
+        return [None] * len(circuit.links), False
+    scores = torch.cat(
+        [
+            links.weight.abs() if links.weight is not None else torch.full((len(links),), float("inf"))
+            for links in circuit.links
+        ]
+    )
+    chosen = torch.zeros(total, dtype=torch.bool)
+    chosen[torch.topk(scores, max_edges).indices] = True
+    picked, start = [], 0
+    for links in circuit.links:
+        picked.append(torch.nonzero(chosen[start : start + len(links)]).flatten())
+        start += len(links)
+    return picked, True
+
+
+def circuit_to_json(
+    circuit: Circuit, ablation: dict[str, Tensor] | None = None, max_edges: int | None = None, **provenance: Any
+) -> dict[str, Any]:
+    """A JSON-able description: counts, kept nodes, every link (at most `max_edges` of them: a dense model's
+    near-whole circuit has millions, one Python dict each; the counts stay exact and `edges_stored` says what
+    was kept); `provenance` is merged in as is (task, checkpoint, losses, hyperparameters, ...)."""
     nodes = []
     for location, indices in circuit.kept.items():
         for index in indices.tolist():
@@ -237,9 +261,14 @@ def circuit_to_json(circuit: Circuit, ablation: dict[str, Tensor] | None = None,
                 node["ablation_value"] = float(ablation[location][index])
             nodes.append(node)
     edges = []
-    for links in circuit.links:
-        weights = links.weight.tolist() if links.weight is not None else [None] * len(links)
-        for src, dst, weight in zip(links.source_index.tolist(), links.target_index.tolist(), weights):
+    picked, truncated = _stored_links(circuit, max_edges)
+    for links, keep in zip(circuit.links, picked):
+        sources, targets, weight_values = links.source_index, links.target_index, links.weight
+        if keep is not None:
+            sources, targets = sources[keep], targets[keep]
+            weight_values = weight_values[keep] if weight_values is not None else None
+        weights = weight_values.tolist() if weight_values is not None else [None] * len(sources)
+        for src, dst, weight in zip(sources.tolist(), targets.tolist(), weights):
             edge = {"kind": links.kind, "source": node_id(links.source, src), "target": node_id(links.target, dst)}
             if weight is not None:
                 edge["weight"] = weight
@@ -251,4 +280,5 @@ def circuit_to_json(circuit: Circuit, ablation: dict[str, Tensor] | None = None,
         "kept": {location: indices.tolist() for location, indices in circuit.kept.items()},
         "nodes": nodes,
         "edges": edges,
+        **({"edges_stored": {"stored": max_edges, "by": "structural, then largest |weight|"}} if truncated else {}),
     }

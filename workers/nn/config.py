@@ -7,7 +7,7 @@ reference release's), in forward order.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
@@ -180,5 +180,32 @@ class TrainConfig(StrictModel):
     eval_every: int = Field(100, ge=1)
     eval_batches: int = Field(8, ge=1)
     checkpoint_every: int = Field(200, ge=1)
-    dtype: Literal["float32", "bfloat16"] = "float32"
+    keep_every: int = Field(
+        0,
+        ge=0,
+        description="Keep the model's weights at every evaluation whose step is a multiple of this, beside the final "
+        "ones (kept/ in the artifact, kept.json their val losses): the dense run's earlier checkpoints, for the "
+        "comparison at matched pretraining loss. 0 keeps none.",
+    )
+    keep_until: int | None = Field(
+        None,
+        ge=1,
+        description="Keep no checkpoint after this step (None: up to the end). A kept checkpoint is a whole model "
+        "(with a 2048-token vocabulary's bigram table, 17 MB and more): bound them to where matches can be.",
+    )
+    precision: Literal["fp32", "bf16", "auto"] = Field(
+        "fp32",
+        description="fp32; bf16: the forward and backward under bf16 autocast, with fp32 master weights, optimizer "
+        "state, weight top-k and loss (the reference trains in fp16 with a GradScaler; bf16 needs none); auto: bf16 "
+        "on CUDA, fp32 elsewhere (a CPU's bf16 speed depends on its bf16 instructions).",
+    )
     seed: int = 0
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed_dtype(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "dtype" in data:
+            raise ValueError(
+                f"dtype={data['dtype']!r}: the key is now `precision` (fp32, bf16 or auto), e.g. precision: bf16"
+            )
+        return data

@@ -45,6 +45,18 @@ def next_token_loss(logits: Tensor, targets: Tensor) -> Tensor:
     return F.cross_entropy(logits.float().flatten(0, 1), targets.flatten())
 
 
+def uses_bf16(precision: str, device_type: str) -> bool:
+    """Whether `train.precision` trains under bf16 autocast on this device type ("auto": on CUDA only)."""
+    return precision == "bf16" or (precision == "auto" and device_type == "cuda")
+
+
+def precision_context(precision: str, device_type: str) -> contextlib.AbstractContextManager:
+    """The forward's context: bf16 autocast (weights, optimizer state and top-k stay fp32) or nothing."""
+    if uses_bf16(precision, device_type):
+        return torch.autocast(device_type=device_type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
 def lm_loss(model: GPT, batch: Tensor) -> Tensor:
     """Mean next-token loss of rows [B, n_ctx + 1]."""
     logits, _ = model(batch[:, :-1])
@@ -100,12 +112,7 @@ class Trainer:
         # Data-parallel training sets this: average the gradients across ranks before they are used, given
         # whether this rank's loss is finite; returns how many ranks' losses were not (every rank agrees on it).
         self.sync_gradients: Callable[[list[nn.Parameter], bool], int] | None = None
-        device_type = next(model.parameters()).device.type
-        self.autocast = (
-            torch.autocast(device_type=device_type, dtype=torch.bfloat16)
-            if train.dtype == "bfloat16"
-            else contextlib.nullcontext()
-        )
+        self.autocast = precision_context(train.precision, next(model.parameters()).device.type)
 
     def weight_l0(self) -> float:
         return self.schedule.weight_l0(self.step) if self.schedule else 1.0

@@ -124,6 +124,12 @@ class PruneConfig(StrictModel):
         ),
     )
     seed: int = 0
+    seeds: int = Field(
+        1,
+        ge=1,
+        description="Mask trainings at the chosen hyperparameters, each with its own seed: the written circuit's "
+        "and seeds - 1 repeats; result.json gives each and the median and range of nodes, edges and test loss.",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -167,6 +173,7 @@ PRESETS: dict[str, dict[str, Any]] = {
             "max_tokens": 128,
             "viewer": {"example_rows": 16},
             "binarize_steps": 4,
+            "seeds": 2,
         },
         "tune": {"iterations": 1, "trials_per_iteration": 2, "cpus_per_trial": 0.5},
     },
@@ -182,6 +189,10 @@ PRESETS: dict[str, dict[str, Any]] = {
                 "var_if",
                 "while_return_true",
             ],
+            # The sparse model and its dense checkpoint at matched pretraining loss (the Fig. 2 headline). The
+            # dense run's final model (0.5 nats better) still trains, for the bridges; `--checkpoints all` prunes
+            # it too, for the unmatched comparison (5 cells more).
+            "checkpoints": ["pretrain", "matched_dense"],
             # Mask training must run long enough for tau to cross zero: tau starts at ~0.1 and Adam moves it
             # by about lr per step. Measured on the tiny sparse model, single_double_quote: 100 steps at lr 3e-3
             # keep 1191 nodes (10,160 edges) and miss the target; 300 steps at lr 1e-2 keep 83 (131 edges).
@@ -195,12 +206,17 @@ PRESETS: dict[str, dict[str, Any]] = {
             # binarized test loss 0.393 initialised, 0.091 refined (0.090 with the default 200 steps at 1e-2).
             "binarize_steps": 100,
             "binarize_lr": 2e-2,
+            # Error bars: the chosen circuit's mask training again with two more seeds (2 trials more per cell
+            # beside CARBS's 8).
+            "seeds": 3,
         },
         "tune": {"iterations": 2, "trials_per_iteration": 4, "cpus_per_trial": 1.0},
     },
     "small": {
         "prune": {"steps": 1000, "batch_pairs": 64, "eval_pairs": 256},
-        "tune": {"iterations": 8, "trials_per_iteration": 8},
+        # Trials on the GPU, four to one (about 8 GB each at these shapes by `plan --estimate`); where no GPU
+        # is schedulable they run on CPU cores.
+        "tune": {"iterations": 8, "trials_per_iteration": 8, "gpus_per_trial": 0.25},
     },
     "paper": {
         "prune": {
@@ -210,6 +226,7 @@ PRESETS: dict[str, dict[str, Any]] = {
             # Fig. 2's sweep of target task losses (one mask training per cell, one bisection per target).
             "targets": [0.05, 0.1, 0.15, 0.2, 0.3],
         },
-        "tune": {"iterations": 32, "trials_per_iteration": 8},
+        # One GPU per trial: at d_model 2048 a trial's activations alone are ~60 GB (`plan --estimate`).
+        "tune": {"iterations": 32, "trials_per_iteration": 8, "gpus_per_trial": 1.0},
     },
 }

@@ -70,6 +70,19 @@ def candidate_gap(logits: Tensor, batch: TaskBatch) -> Tensor:
 LOSS_REDUCTIONS = ("mean", "pair_sum")
 
 
+def pair_losses(
+    gap: Tensor, correct: Tensor, scale: Tensor | float = 1.0, shift: Tensor | float = 0.0, reduction: str = "mean"
+) -> Tensor:
+    """[N] each pair's two-way loss (its two prompts reduced by `reduction`): what `two_way_loss` averages,
+    and what a bootstrap over test pairs resamples (`intervals.py`)."""
+    if reduction not in LOSS_REDUCTIONS:
+        raise ValueError(f"unknown loss reduction {reduction!r}; choose one of {', '.join(LOSS_REDUCTIONS)}")
+    z = gap * scale + shift
+    sign = correct.to(z.dtype) * 2 - 1
+    per_prompt = F.softplus(-sign * z).reshape(-1, 2)
+    return per_prompt.sum(dim=1) if reduction == "pair_sum" else per_prompt.mean(dim=1)
+
+
 def two_way_loss(
     gap: Tensor, correct: Tensor, scale: Tensor | float = 1.0, shift: Tensor | float = 0.0, reduction: str = "mean"
 ) -> Tensor:

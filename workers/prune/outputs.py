@@ -16,10 +16,16 @@ from ..train.summary import checkpoint_summary
 from .circuit_page import render_circuit_html
 from .config import PruneConfig
 from .inputs import PruneInputs, pretraining_rows
+from .intervals import loss_intervals
 from .masked import MaskedModel
 from .node_examples import node_examples
 from .result import CELL_SEPARATOR, CIRCUIT_FILE, CIRCUIT_PAGE, CURVE_PLOT, split_cell, write_result
+from .seeds import seed_row, seed_spread
 from .trial import TrialResult, loss_without_each_node
+
+# circuit.json keeps at most this many links (the page draws 20,000): a dense model's circuit at its full size
+# has millions of weight edges, a Python dict each, which ran a `small`-shape prune cell out of 17 GB.
+MAX_STORED_EDGES = 200_000
 
 
 def plot_loss_vs_size(result: TrialResult, path: Path) -> None:
@@ -123,8 +129,17 @@ def report_mask_training(ctx: WorkContext, result: TrialResult) -> None:
         ctx.report({"step": row["step"], "scalars": scalars})
 
 
-def write_prune_outputs(ctx: WorkContext, inputs: PruneInputs, params: PruneConfig, result: TrialResult) -> None:
-    """The artifact of one trial's circuit: circuit.json, circuit.html, result.json, loss_vs_k.png and ctx.metrics."""
+def write_prune_outputs(
+    ctx: WorkContext,
+    inputs: PruneInputs,
+    params: PruneConfig,
+    result: TrialResult,
+    seeds: list[dict[str, Any]] | None = None,
+) -> None:
+    """The artifact of one trial's circuit: circuit.json, circuit.html, result.json, loss_vs_k.png and ctx.metrics.
+
+    `seeds`: the `prune.seeds` rows (`seeds.seed_row`), the written trial's first; None: that trial alone.
+    result.json adds them, their `seed_spread` and the bootstrap `intervals` of every reported loss."""
     report_mask_training(ctx, result)
     model, means, task_data = inputs.model, inputs.means, inputs.task_data
     layout = NodeLayout(model.config, tie_qk=params.tie_qk_masks)
@@ -142,6 +157,7 @@ def write_prune_outputs(ctx: WorkContext, inputs: PruneInputs, params: PruneConf
     circuit_data = circuit_to_json(
         circuit,
         ablation=ablated_to,
+        max_edges=MAX_STORED_EDGES,
         task=result.task,
         cell=ctx.cell,
         checkpoint=checkpoint,
@@ -178,6 +194,12 @@ def write_prune_outputs(ctx: WorkContext, inputs: PruneInputs, params: PruneConf
     # Timings go to the manifest's metrics, not into the artifact (they differ on every run).
     computed = {name: value for name, value in result.to_json().items() if name != "timings"}
     model_info = checkpoint_summary(inputs.checkpoint, model)
+    seed_rows = seeds if seeds is not None else [seed_row(computed)]
+    spread = {
+        "seeds": seed_rows,
+        "seed_spread": seed_spread(seed_rows),
+        "intervals": loss_intervals(result.test_pair_losses),
+    }
     write_result(
         out,
         {
@@ -186,6 +208,7 @@ def write_prune_outputs(ctx: WorkContext, inputs: PruneInputs, params: PruneConf
             "model_info": model_info,
             "tuned_target": params.target_loss,
             **computed,
+            **spread,
         },
     )
     (out / CIRCUIT_FILE).write_text(json.dumps(circuit_data, indent=1))
@@ -216,5 +239,7 @@ def write_prune_outputs(ctx: WorkContext, inputs: PruneInputs, params: PruneConf
             "cost": result.cost,
             "sweep": [{key: value for key, value in row.items() if key != "kept"} for row in result.sweep],
             "pretrain_val_loss": model_info["val_loss"],
+            "seed_spread": spread["seed_spread"],
+            "intervals": spread["intervals"],
         }
     )

@@ -67,6 +67,13 @@ class PruneResult(BaseModel):
     kept: dict[str, list[int]]  # the circuit: kept channel indices per node location
     sweep: list[dict[str, Any]] = []
     model_info: dict[str, Any] = {}
+    # prune.seeds (seeds.py): one row per seed (seed, nodes, edges, reached_target, selection_loss,
+    # test_reached_target, circuit_loss, full_model_loss; or seed and error), the written circuit's first, and
+    # {"nodes"|"edges"|"circuit_loss": {"median", "min", "max"}} over them.
+    seeds: list[dict[str, Any]] = []
+    seed_spread: dict[str, dict[str, float]] = {}
+    # {loss name: [low, high]}: bootstrap 95% interval over the test pairs of every reported loss (intervals.py).
+    intervals: dict[str, list[float] | None] = {}
 
 
 def write_result(folder: Path, data: dict[str, Any]) -> None:

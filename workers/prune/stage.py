@@ -69,4 +69,5 @@ PRUNE = Stage(
     records=("trials.jsonl",),  # each trial's start, end, host and node
     provides=("circuit",),  # `sparsepipe.open_store(...).load_circuit` (workers/prune/runnable.py)
     shortcuts={"tasks": "prune.tasks", "checkpoints": "prune.checkpoints"},
+    estimate="sparsepipe.workers.prune.estimate:estimate_prune_cell",
 )

@@ -32,7 +32,7 @@ from .binarize import StepFunctions, fit_binarization
 from .config import PruneConfig, PruneHyperparams
 from .degenerate import CIRCUIT, circuit_kind
 from .inputs import PruneInputs
-from .losses import TaskData, by_length, chunks, two_way_loss
+from .losses import TaskData, by_length, chunks, pair_losses, two_way_loss
 from .masked import MaskedModel
 from .search import (
     ProgressFn,
@@ -50,6 +50,7 @@ EVAL_CHUNK_FACTOR = 4  # pairs per evaluation forward, in training batches (`eva
 COARSE_FRACTION = 4  # bisection brackets k on 1/COARSE_FRACTION of the val pairs
 ABLATIONS_PER_FORWARD = 8  # single-node ablations of the viewer per (stacked) forward
 BINARIZED_KEYS = ("binarized_loss", "binarized_init_loss", "binarized_fit_loss")  # per sweep row (App. C)
+BINARIZED_PAIR_LOSSES = "binarized_pair_losses"  # in binarized_losses' answer; goes to test_pair_losses
 
 
 @dataclass
@@ -102,6 +103,9 @@ class TrialResult:
     # "circuit", or a degenerate one: "empty", "whole model", "not reached" (`degenerate.circuit_kind`); each sweep
     # row has its own.
     circuit: str = CIRCUIT
+    # Each test pair's loss behind every reported loss ({"circuit_loss": [N floats], ...}), what the bootstrap
+    # intervals resample (`intervals.py`).
+    test_pair_losses: dict[str, list[float]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -156,10 +160,9 @@ def run_trials(
     device = next(model.parameters()).device
     layout = NodeLayout(model.config, tie_qk=settings.tie_qk_masks)
     ablation = ablation_values(layout, means, settings.ablation)
-    # The fixed sets shortest first: evaluated in chunks, they carry less padding (`by_length`).
-    data = TaskData(
-        task_data.train.to(device), by_length(task_data.eval.to(device)), by_length(task_data.test.to(device))
-    )
+    # The val set shortest first: evaluated in chunks, it carries less padding (`by_length`). The test set keeps
+    # its order: per-pair test losses are recorded in it.
+    data = TaskData(task_data.train.to(device), by_length(task_data.eval.to(device)), task_data.test.to(device))
     starts = []
     for hyper, seed in zip(hypers, seeds):
         generator = torch.Generator().manual_seed(seed)
@@ -257,14 +260,18 @@ def finish_trial(
     # Reporting: held-out test pairs, after every choice (masks, k, calibration) is made.
     mark = time.perf_counter()
 
-    def test_loss(gaps: Tensor, scale: float = 1.0, shift: float = 0.0) -> float:
+    per_pair: dict[str, list[float]] = {}
+
+    def test_loss(gaps: Tensor, scale: float = 1.0, shift: float = 0.0, name: str = "") -> float:
+        if name:
+            per_pair[name] = rounded_pair_losses(pair_losses(gaps, test.correct, scale, shift, reduction))
         return float(two_way_loss(gaps, test.correct, scale, shift, reduction=reduction))
 
     random_mask = layout.node_mask(random_like((ranking.rank < k).float(), layout, generator)).to(device)
     circuit_gaps = masked.gaps(test_chunks, circuit_mask)
-    inverse_loss = test_loss(masked.gaps(test_chunks, 1 - circuit_mask))
-    random_loss = test_loss(masked.gaps(test_chunks, random_mask))
-    circuit_loss = test_loss(circuit_gaps)
+    inverse_loss = test_loss(masked.gaps(test_chunks, 1 - circuit_mask), name="inverse_loss")
+    random_loss = test_loss(masked.gaps(test_chunks, random_mask), name="random_circuit_loss")
+    circuit_loss = test_loss(circuit_gaps, name="circuit_loss")
     kept = kept_indices(layout.split(circuit_mask))
     circuit = build_circuit(model, kept, evaluation.candidates)
     timings["checks_s"] = time.perf_counter() - mark
@@ -307,14 +314,14 @@ def finish_trial(
         masks_kept=k,
         active_after_training=ranking.n_active,
         circuit_loss=circuit_loss,
-        calibrated_loss=test_loss(circuit_gaps, calibration.scale, calibration.shift),
+        calibrated_loss=test_loss(circuit_gaps, calibration.scale, calibration.shift, name="calibrated_loss"),
         calibration_train_loss_before=float(two_way_loss(train_gaps, calibration_correct, reduction=reduction)),
         calibration_train_loss_after=float(
             two_way_loss(train_gaps, calibration_correct, calibration.scale, calibration.shift, reduction)
         ),
         logit_scale=calibration.scale,
         logit_bias=calibration.shift,
-        full_model_loss=test_loss(full_gaps),
+        full_model_loss=test_loss(full_gaps, name="full_model_loss"),
         inverse_loss=inverse_loss,
         random_circuit_loss=random_loss,
         test_pairs=test.n_pairs,
@@ -335,7 +342,13 @@ def finish_trial(
         timings=timings,
         sweep=sweep,
         circuit=circuit_kind(k, layout.n_masks, bisection.reached_target),
+        test_pair_losses=per_pair,
     )
+
+
+def rounded_pair_losses(losses: Tensor) -> list[float]:
+    """Per-pair losses for result.json: 6 significant digits keep a bootstrap's interval and the file small."""
+    return [float(f"{value:.6g}") for value in losses.tolist()]
 
 
 @torch.no_grad()
@@ -394,8 +407,10 @@ def binarized_losses(
     fitted = fit_binarization(
         activations, nodes, fit_loss_with, train_loss_with, settings.binarize_steps, settings.binarize_lr, val_loss_with
     )
+    final_gaps = masked.gaps(test_chunks, mask, fitted.final)
     return {
-        "binarized_loss": test_loss_with(fitted.final),
+        "binarized_loss": float(two_way_loss(final_gaps, test.correct, reduction=reduction)),
+        BINARIZED_PAIR_LOSSES: rounded_pair_losses(pair_losses(final_gaps, test.correct, reduction=reduction)),
         "binarized_init_loss": test_loss_with(fitted.init),
         "binarized_fit_loss": fitted.final_loss,
     }
@@ -426,6 +441,9 @@ def add_binarization(inputs: PruneInputs, settings: PruneConfig, result: TrialRe
         mask = torch.zeros(layout.n_nodes)
         for name, idx in row["kept"].items():
             mask[layout.node_slices[name].start + torch.tensor(idx, dtype=torch.long)] = 1.0
-        row.update(binarized_losses(masked, mask.to(device), fit, val, test, settings))
+        losses = binarized_losses(masked, mask.to(device), fit, val, test, settings)
+        per_pair = losses.pop(BINARIZED_PAIR_LOSSES)
+        row.update(losses)
         if row["target_loss"] == result.target_loss:
+            result.test_pair_losses = {**result.test_pair_losses, "binarized_loss": per_pair}
             result.binarized_loss, result.binarized_init_loss = row["binarized_loss"], row["binarized_init_loss"]

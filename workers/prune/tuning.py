@@ -37,6 +37,7 @@ from ..carbs.tuner import Carbs, CarbsConfig, ObservationInput
 from ..context import ProgressArea, WorkContext, run_calls
 from .config import PruneConfig, TuneConfig
 from .outputs import write_prune_outputs
+from .seeds import repeat_seeds, seed_row
 from .space import pruning_search_space
 from .trial import add_binarization
 from .tuning_report import TRIALS_FILE, TUNING_PLOT, best_trial, plot_tuning, tuning_metrics, write_trials
@@ -45,6 +46,7 @@ from .tuning_trial import (
     TrialInputs,
     TrialRecord,
     cached_prune_inputs,
+    run_tuning_trial,
     run_tuning_trials,
     schedulable_gpus,
 )
@@ -147,6 +149,18 @@ def _description(iteration: int, iterations: int, records: dict[str, TrialRecord
     return f"iter {iteration}/{iterations} {best}"
 
 
+def repeat_best(
+    ctx: WorkContext, inputs: TrialInputs, best: TrialRecord, count: int, resources: dict[str, float]
+) -> list[dict[str, Any]]:
+    """`prune.seeds`: the best trial's hyperparameters with `count - 1` other seeds, as concurrent trials (they
+    never choose the circuit). A repeat that raised is a row with its error."""
+    repeats = [TrialAssignment(f"seed{seed}", 0, seed, best.hyper) for seed in repeat_seeds(best.seed, count)]
+    if not repeats:
+        return []
+    records = run_calls(ctx, [(run_tuning_trial, (inputs, a), resources) for a in repeats])
+    return [{"seed": r.seed, "error": r.error} if r.result is None else seed_row(r.result) for r in records]
+
+
 def run_tuning(ctx: WorkContext, params: PruneConfig, tune: TuneConfig, task: str) -> None:
     """Tune the pruning hyperparameters of one cell with CARBS and keep the best circuit."""
     torch.set_num_threads(ctx.num_threads)
@@ -218,8 +232,9 @@ def run_tuning(ctx: WorkContext, params: PruneConfig, tune: TuneConfig, task: st
     trials = list(records.values())
     best = best_trial(trials)
     result = best.trial_result()
+    seeds = [seed_row(best.result)] + repeat_best(ctx, inputs, best, params.seeds, resources)
     add_binarization(local, params, result)
-    write_prune_outputs(ctx, local, params, result)
+    write_prune_outputs(ctx, local, params, result, seeds)
     out = Path(ctx.out_dir)
     write_trials(trials, out / TRIALS_FILE)
     plot_tuning(trials, tune.iterations, task, out / TUNING_PLOT)

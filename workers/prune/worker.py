@@ -10,6 +10,7 @@ from .inputs import load_prune_inputs
 from .outputs import (
     write_prune_outputs,
 )
+from .seeds import repeat_seeds, seed_row
 from .trial import add_binarization, run_trial
 
 
@@ -21,8 +22,12 @@ def run_prune(ctx: WorkContext, params: PruneConfig, task: str) -> None:
     result = run_trial(
         inputs.model, inputs.means, inputs.task_data, params.hyper, params, params.seed, task=task, progress=ctx.report
     )
+    seeds = [seed_row(result.to_json())]
+    for seed in repeat_seeds(params.seed, params.seeds):  # prune.seeds: the same trial with other seeds
+        again = run_trial(inputs.model, inputs.means, inputs.task_data, params.hyper, params, seed, task=task)
+        seeds.append(seed_row(again.to_json()))
     add_binarization(inputs, params, result)
     ctx.report(
         {"completed": params.steps, "total": params.steps, "description": f"{result.nodes} nodes, {result.edges} edges"}
     )
-    write_prune_outputs(ctx, inputs, params, result)
+    write_prune_outputs(ctx, inputs, params, result, seeds)

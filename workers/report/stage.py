@@ -11,7 +11,7 @@ from typing import Any
 from ..context import WorkContext
 from ..stage import Cell, Resources, Stage
 from .config import ReportConfig
-from .worker import INTERVENTIONS_INPUT
+from .worker import CORPUS_INPUT, INTERVENTIONS_INPUT
 
 
 def report_cells(config: Any, upstream: dict[str, list[Cell]]) -> list[Cell]:
@@ -21,19 +21,20 @@ def report_cells(config: Any, upstream: dict[str, list[Cell]]) -> list[Cell]:
     inputs = {cell.cell: cell.ref for cell in pruned}
     steered = upstream.get("bridges", []) + upstream.get("interventions", [])
     inputs |= {f"{INTERVENTIONS_INPUT}{cell.ref}": cell.ref for cell in steered}
-    return [Cell("report", "", {}, inputs, Resources(num_cpus=1))]
+    inputs |= {CORPUS_INPUT: cell.ref for cell in upstream.get("tokenize", [])}  # its corpus.json record
+    return [Cell("report", "", {"match_tolerance": config.matched.tolerance}, inputs, Resources(num_cpus=1))]
 
 
 def run_report_cell(ctx: WorkContext, params: dict[str, Any]) -> None:
     from .worker import run_report
 
-    run_report(ctx)
+    run_report(ctx, **params)
 
 
 REPORT = Stage(
     name="report",
     version="1",
-    deps=("prune", "bridges", "interventions"),
+    deps=("tokenize", "prune", "bridges", "interventions"),
     cells=report_cells,
     run="sparsepipe.workers.report.stage:run_report_cell",
     description="every circuit in one table, figure and browsable index (with the bridges' intervention curves)",

@@ -27,7 +27,8 @@ from typing import Any, Sequence
 from ..context import WorkContext
 from ..prune.degenerate import described
 from ..prune.result import CIRCUIT_PAGE, read_result, split_cell
-from .figures import circuits, main_target, same_task_geomeans, write_figures
+from ..tokenize.config import CORPUS_RECORD
+from .figures import MATCH_TOLERANCE, circuits, main_target, same_task_geomeans, write_figures
 
 LOSS_KEYS = (
     "circuit_loss",
@@ -41,6 +42,7 @@ LOSS_HEADERS = ("circuit loss", "binarized", "calibrated", "full model", "invers
 # Input-name prefix of a bridges cell ("interventions/bridges/base"); prune cells are "<checkpoint>:<task>".
 INTERVENTIONS_INPUT = "interventions/"
 INTERVENTIONS_DIR = "interventions"  # in a bridges artifact: <task>.json and <task>.png
+CORPUS_INPUT = "corpus"  # the tokenize artifact, for its corpus.json record (digest and environment)
 
 
 def summarize(inputs: dict[str, Path]) -> list[dict[str, Any]]:
@@ -70,6 +72,8 @@ def summarize(inputs: dict[str, Path]) -> list[dict[str, Any]]:
                 )
             }
         )
+        # prune.seeds and the bootstrap intervals (prune/seeds.py, prune/intervals.py); absent in older results.
+        row.update({key: getattr(result, key) for key in ("seeds", "seed_spread", "intervals")})
         # The circuits per target and the checkpoint's summary, for the figures (not the tables).
         row["sweep"] = [{k: v for k, v in c.items() if k != "kept"} for c in result.sweep]
         row["model_info"] = result.model_info
@@ -113,7 +117,8 @@ def missing_note(rows: list[dict[str, Any]], failures: Sequence[dict[str, Any]])
 
 def geometric_mean_edges(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """Per checkpoint: the paper's headline, the geometric mean of edges at the target loss over the same task
-    set for every checkpoint: the tasks that every checkpoint reached (`figures.same_task_geomeans`)."""
+    set for every checkpoint: the tasks whose circuit holds (val and test) for every checkpoint
+    (`figures.same_task_geomeans`)."""
     by_checkpoint: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for row in rows:
         by_checkpoint[row["checkpoint"]].append(row)
@@ -128,6 +133,32 @@ def geometric_mean_edges(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]
         }
         for checkpoint in checkpoints
     }
+
+
+def seed_text(row: dict[str, Any], key: str = "edges") -> str:
+    """ "median (min–max, n seeds)" of `key` over the cell's prune seeds; "–" without more than one."""
+    spread, seeds = (row.get("seed_spread") or {}).get(key), row.get("seeds") or []
+    if not spread or len(seeds) < 2:
+        return "–"
+    return f"{spread['median']:.4g} ({spread['min']:.4g}–{spread['max']:.4g}, {len(seeds)} seeds)"
+
+
+def interval_text(row: dict[str, Any], key: str) -> str:
+    """The bootstrap 95% interval over test pairs of loss `key`, "[low, high]"; "–" without one."""
+    bounds = (row.get("intervals") or {}).get(key)
+    return "–" if not bounds else f"[{bounds[0]:.3f}, {bounds[1]:.3f}]"
+
+
+SPREAD_HEADERS = ("edges over seeds", "circuit loss over seeds", "circuit loss 95% CI", "full model 95% CI")
+
+
+def spread_cells(row: dict[str, Any]) -> list[str]:
+    return [
+        seed_text(row, "edges"),
+        seed_text(row, "circuit_loss"),
+        interval_text(row, "circuit_loss"),
+        interval_text(row, "full_model_loss"),
+    ]
 
 
 def _geomean_text(info: dict[str, Any]) -> str:
@@ -156,15 +187,21 @@ def markdown_table(
     lines += ["", note] if note else []
     lines += ["", f"Losses on the test split ({_reduction_text(rows)}); 'reached' is the val-split selection.", ""]
     lines += [
-        "| checkpoint | task | nodes | edges | reached | " + " | ".join(LOSS_HEADERS) + " | test pairs |",
-        "|---" * (6 + len(LOSS_HEADERS)) + "|",
+        "| checkpoint | task | nodes | edges | reached | "
+        + " | ".join(LOSS_HEADERS)
+        + " | test pairs | "
+        + " | ".join(SPREAD_HEADERS)
+        + " |",
+        "|---" * (6 + len(LOSS_HEADERS) + len(SPREAD_HEADERS)) + "|",
     ]
     for r in rows:
         losses = " | ".join(f"{r[k]:.3f}" if isinstance(r[k], (int, float)) else "–" for k in LOSS_KEYS)
         reached = described(r["reached_target"], r.get("circuit"))
         pairs = "–" if r["test_pairs"] is None else r["test_pairs"]
         lines.append(
-            f"| {r['checkpoint']} | {r['task']} | {r['nodes']} | {r['edges']} | {reached} | {losses} | {pairs} |"
+            f"| {r['checkpoint']} | {r['task']} | {r['nodes']} | {r['edges']} | {reached} | {losses} | {pairs} | "
+            + " | ".join(spread_cells(r))
+            + " |"
         )
     for r in failures:
         error = failed_text(r).replace("|", "\\|")
@@ -231,17 +268,20 @@ def index_html(
         f"<td>{r['nodes']}</td><td>{r['edges']}</td><td>{described(r['reached_target'], r.get('circuit'))}</td>"
         + "".join(f"<td>{r[k]:.3f}</td>" if isinstance(r[k], (int, float)) else "<td>–</td>" for k in LOSS_KEYS)
         + f"<td>{'–' if r['test_pairs'] is None else r['test_pairs']}</td>"
+        + "".join(f"<td>{html.escape(text)}</td>" for text in spread_cells(r))
         + "</tr>"
         for r in rows
     )
     body += body_failed
     loss_heads = "".join(f"<th>{h}</th>" for h in LOSS_HEADERS)
+    spread_heads = "".join(f"<th>{h}</th>" for h in SPREAD_HEADERS)
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>sparsepipe circuits</title>
 <style>body{{font-family:system-ui,sans-serif;margin:2em}}table{{border-collapse:collapse;margin-bottom:2em}}
 td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}td:first-child,td:nth-child(2){{text-align:left}}
 tr.miss{{color:#999}}tr.failed td{{color:#b00;text-align:left}}.missing{{color:#b00}}</style></head><body>
 <h1>Circuits</h1><p>Edges are nonzero weights between two kept nodes; the headline is their geometric mean
-over the tasks that every checkpoint reached at the target loss ("common tasks"), the same set for all.</p>
+over the tasks whose circuit holds for every checkpoint at the target loss (selected on val, at or below the
+target on test: "common tasks"), the same set for all.</p>
 {note_html}
 <table><tr><th>checkpoint</th><th>tasks</th><th>reached target</th><th>common tasks</th>
 <th>geomean edges</th><th>failed</th></tr>{head}</table>
@@ -249,7 +289,7 @@ over the tasks that every checkpoint reached at the target loss ("common tasks")
 <p>Losses on each task's held-out test pairs ({html.escape(_reduction_text(rows))});
 "reached" is the selection on val pairs.</p>
 <table><tr><th>checkpoint</th><th>task</th><th>nodes</th><th>edges</th><th>reached</th>
-{loss_heads}<th>test pairs</th></tr>{body}</table>
+{loss_heads}<th>test pairs</th>{spread_heads}</tr>{body}</table>
 </body></html>"""
 
 
@@ -267,8 +307,18 @@ def copy_interventions(bridges: dict[str, Path], out: Path) -> list[str]:
     return pictures
 
 
-def run_report(ctx: WorkContext) -> None:
-    pruned = {name: folder for name, folder in ctx.inputs.items() if not name.startswith(INTERVENTIONS_INPUT)}
+def read_corpus_record(tokens: Path | None) -> dict[str, Any] | None:
+    """The tokenize artifact's corpus.json: which real code the models saw (its digest) and where it was read."""
+    path = None if tokens is None else Path(tokens) / CORPUS_RECORD
+    return json.loads(path.read_text()) if path is not None and path.exists() else None
+
+
+def run_report(ctx: WorkContext, match_tolerance: float = MATCH_TOLERANCE) -> None:
+    pruned = {
+        name: folder
+        for name, folder in ctx.inputs.items()
+        if not name.startswith(INTERVENTIONS_INPUT) and name != CORPUS_INPUT
+    }
     bridged = {  # "bridges/<variant>" -> its folder, for the intervention curves
         name.removeprefix(INTERVENTIONS_INPUT): folder
         for name, folder in ctx.inputs.items()
@@ -289,14 +339,22 @@ def run_report(ctx: WorkContext) -> None:
     for name, folder in pruned.items():
         checkpoint, task = split_cell(name)
         shutil.copyfile(folder / CIRCUIT_PAGE, out / "circuits" / page_name(checkpoint, task))
-    summary = {"checkpoints": headline, "cells": rows, "failed_cells": failures}
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    corpus = read_corpus_record(ctx.inputs.get(CORPUS_INPUT))
     (out / "summary.md").write_text(markdown_table(rows, headline, failures))
     figure_metrics: dict[str, Any] = {}
     figures_section = "<p class='missing'>No cell committed: there is nothing to plot.</p>"
     if rows:  # the figures count only the cells that committed (the note above says how many are missing)
         plot_edges_by_task(rows, out / "edges_by_task.png")
-        figure_metrics, figures_section = write_figures(rows, out)
+        figure_metrics, figures_section = write_figures(rows, out, match_tolerance)
+    # "fig2": the sparse/dense pairs (matched or "no matched dense model") and the ratios, as in the metrics.
+    summary = {
+        "checkpoints": headline,
+        "cells": rows,
+        "failed_cells": failures,
+        "corpus": corpus,
+        "fig2": figure_metrics,
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
     page = index_html(rows, headline, failures).replace("</body>", figures_section + "</body>")
     if interventions:
         figures = "".join(
@@ -308,6 +366,13 @@ def run_report(ctx: WorkContext) -> None:
             "<p>The dense model's candidate probabilities while a bridged sparse node steers it.</p>"
         )
         page = page.replace("</body>", section + figures + "</body>")
+    if corpus is not None:
+        environment = ", ".join(f"{k} {v}" for k, v in corpus["environment"].items())
+        page = page.replace(
+            "</body>",
+            f"<h2>Corpus</h2><p>Real code: {corpus['documents']} documents, {corpus['bytes']} bytes, digest "
+            f"<code>{html.escape(corpus['digest'])}</code>; read in: {html.escape(environment)}.</p></body>",
+        )
     (out / "index.html").write_text(page)
     ctx.metrics.update(
         {
@@ -315,6 +380,7 @@ def run_report(ctx: WorkContext) -> None:
             "failed_cells": [f"{r['checkpoint']}:{r['task']}" for r in failures],
             "geomean_edges": {c: i["geomean_edges"] for c, i in headline.items()},
             "reached_target": sum(r["reached_target"] for r in rows),
+            "corpus_digest": None if corpus is None else corpus["digest"],
             **figure_metrics,
         }
     )

@@ -13,11 +13,21 @@ from ..stage import StrictModel
 MAX_N_CTX = 8192
 
 
+CORPUS_RECORD = "corpus.json"  # a record of the tokenize artifact: the corpus digest and its environment
+
+
 class CorpusConfig(StrictModel):
     paths: list[str] = Field(
         default_factory=list,
         description="Folders, globs, files, .jsonl/.parquet with a text column, local or s3://. "
-        "Empty: the .py files of the running interpreter's standard library and of its site-packages.",
+        "Empty: the .py files of the running interpreter's standard library (and site-packages, see below).",
+    )
+    site_packages: bool = Field(
+        False,
+        description="With empty paths, also the .py files of the running environment's site-packages. They differ "
+        "between environments (which packages are installed, a venv's own files such as an editable install's "
+        "finder, which holds the checkout's path), so the same preset then gives other tokens and models in "
+        "another venv or folder. Off: the standard library alone, the same in every environment of one Python.",
     )
     text_column: str = "text"
     max_documents: int | None = Field(

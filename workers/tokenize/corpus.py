@@ -1,8 +1,13 @@
 """Finding the documents of a corpus: Python files, folders, globs, .jsonl and .parquet tables.
 
 The default corpus is the `.py` files of the running interpreter's standard
-library and of its environment's site-packages (real Python code, on every
-machine, no network); `idioms.py` adds generated simple-idiom programs.
+library (real Python code, on every machine, no network), the same in every
+environment of one Python build; `site_packages=True` adds the environment's
+site-packages, which differ between environments. `idioms.py` adds generated
+simple-idiom programs.
+
+`corpus_record` is the corpus.json the tokenize artifact keeps as a record: the
+digest of the real documents used and the environment they were read in.
 """
 
 from __future__ import annotations
@@ -10,10 +15,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import platform
+import sys
 import sysconfig
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import fsspec
 import pyarrow.parquet as pq
@@ -126,10 +133,10 @@ def _site_packages_files() -> Iterator[str]:
                 yield str(path)
 
 
-def corpus_files(paths: list[str]) -> list[str]:
+def corpus_files(paths: list[str], site_packages: bool = False) -> list[str]:
     if paths:
         return [f for spec in paths for f in _expand(spec)]
-    return list(_stdlib_files()) + list(_site_packages_files())
+    return list(_stdlib_files()) + (list(_site_packages_files()) if site_packages else [])
 
 
 def corpus_fingerprint(paths: list[str], files: list[str] | None = None) -> str:
@@ -151,11 +158,13 @@ def corpus_fingerprint(paths: list[str], files: list[str] | None = None) -> str:
     return digest.hexdigest()
 
 
-def iter_documents(paths: list[str], text_column: str, stats: CorpusStats) -> Iterator[Document]:
+def iter_documents(
+    paths: list[str], text_column: str, stats: CorpusStats, site_packages: bool = False
+) -> Iterator[Document]:
     stats.searched = list(paths) or [f"{stdlib_root()}/**/*.py (the standard library)"] + [
-        f"{root}/**/*.py" for root in site_packages_roots()
+        f"{root}/**/*.py" for root in (site_packages_roots() if site_packages else [])
     ]
-    for path in corpus_files(paths):
+    for path in corpus_files(paths, site_packages):
         stats.files += 1
         if path.endswith(TABLE_SUFFIXES):
             for number, text in enumerate(_table_texts(path, text_column)):
@@ -172,14 +181,14 @@ def iter_documents(paths: list[str], text_column: str, stats: CorpusStats) -> It
 
 
 def load_documents(
-    paths: list[str], text_column: str = "text", max_documents: int | None = None
+    paths: list[str], text_column: str = "text", max_documents: int | None = None, site_packages: bool = False
 ) -> tuple[list[Document], CorpusStats, int]:
     """Unique documents in a deterministic order, the scan statistics, and the number of duplicates dropped."""
     stats = CorpusStats()
     seen: set[str] = set()
     documents: list[Document] = []
     duplicates = 0
-    for document in iter_documents(paths, text_column, stats):
+    for document in iter_documents(paths, text_column, stats, site_packages):
         digest = document.digest
         if digest in seen:
             duplicates += 1
@@ -195,3 +204,25 @@ def load_documents(
             "Point tokenize.corpus.paths at folders or files of Python code."
         )
     return documents, stats, duplicates
+
+
+def corpus_digest(documents: list[Document]) -> str:
+    """sha256 over the sorted content digests of `documents`: equal for the same texts, whatever their paths."""
+    return hashlib.sha256("\n".join(sorted(d.digest for d in documents)).encode()).hexdigest()
+
+
+def corpus_record(documents: list[Document], stats: CorpusStats | None) -> dict[str, Any]:
+    """What corpus.json records: the real documents' digest, count and bytes, and where they were read."""
+    return {
+        "digest": corpus_digest(documents),
+        "documents": len(documents),
+        "bytes": sum(len(d.text.encode("utf-8")) for d in documents),
+        "searched": stats.searched if stats else [],
+        "environment": {
+            "python": platform.python_version(),
+            "implementation": platform.python_implementation(),
+            "executable": sys.executable,
+            "prefix": sys.prefix,
+            "platform": platform.platform(),
+        },
+    }

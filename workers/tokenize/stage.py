@@ -6,16 +6,17 @@ from typing import Any
 
 from ..context import WorkContext
 from ..stage import Benchmark, Cell, ConfigError, Resources, Stage
-from .config import PRESETS, TokenizeConfig
+from .config import CORPUS_RECORD, PRESETS, TokenizeConfig
 
 
 def tokenize_cells(config: Any, upstream: dict[str, list[Cell]]) -> list[Cell]:
     from .corpus import corpus_files, corpus_fingerprint
     from .given import given_fingerprint
 
-    files = corpus_files(config.tokenize.corpus.paths)
+    corpus = config.tokenize.corpus
+    files = corpus_files(corpus.paths, corpus.site_packages)
     if config.tokenize.generated.weight < 1 and not files:
-        searched = config.tokenize.corpus.paths or "the standard library and site-packages"
+        searched = corpus.paths or "the standard library" + (" and site-packages" if corpus.site_packages else "")
         raise ConfigError(
             f"tokenize.corpus.paths: the corpus is empty (no file found in {searched}); "
             "point it at Python files or set tokenize.generated.weight=1 with tokenize.corpus.max_bytes"
@@ -49,6 +50,8 @@ TOKENIZE = Stage(
     config={"tokenize": TokenizeConfig},
     presets=PRESETS,
     provides=("tokenizer",),
+    records=(CORPUS_RECORD,),  # the corpus digest and the environment it was read in
+    estimate="sparsepipe.workers.tokenize.estimate:estimate_tokenize_cell",
 )
 
 BENCHMARK = Benchmark(

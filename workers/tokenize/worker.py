@@ -18,8 +18,8 @@ from tokenizers import Tokenizer, pre_tokenizers, trainers
 
 from ..context import WorkContext, run_calls
 from . import generated
-from .config import TokenizeConfig
-from .corpus import Document, load_documents
+from .config import CORPUS_RECORD, TokenizeConfig
+from .corpus import Document, corpus_record, load_documents
 from .encoding import EOT, encode_shard
 from .given import given_tokenizer, new_bpe_tokenizer
 from .shards import SHARDS_FILE, write_shard
@@ -145,7 +145,7 @@ def run_tokenize(ctx: WorkContext, params: TokenizeConfig) -> None:
     started = time.perf_counter()
     if params.generated.weight < 1:
         documents, stats, duplicates = load_documents(
-            params.corpus.paths, params.corpus.text_column, params.corpus.max_documents
+            params.corpus.paths, params.corpus.text_column, params.corpus.max_documents, params.corpus.site_packages
         )
         available = len(documents)
         documents = generated.sample_real(documents, generated.real_budget(params))
@@ -197,8 +197,11 @@ def run_tokenize(ctx: WorkContext, params: TokenizeConfig) -> None:
     (ctx.out_dir / SHARDS_FILE).write_text(json.dumps(index, indent=2))
 
     corpus_bytes = sum(len(d.text.encode("utf-8")) for d in documents)
+    record = corpus_record(documents, stats)
+    (ctx.out_dir / CORPUS_RECORD).write_text(json.dumps(record, indent=1))
     ctx.metrics.update(
         {
+            "corpus_digest": record["digest"],
             "documents": len(documents),
             "train_documents": len(splits["train"]),
             "val_documents": len(splits["val"]),

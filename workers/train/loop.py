@@ -2,6 +2,7 @@
 
 A cell's trained things come as a TrainingJob (trainer, loss, validation), which a JobBuilder makes;
 `train_loop` runs it in this process, and parallel.py runs the same loop on every Ray Train rank.
+At every evaluation whose step is a multiple of `keep_every` the model's weights are kept (kept.py).
 Every `checkpoint_every` steps the whole training state (model, optimizer, step, loader position,
 RNG states, metric history) goes into the cell's progress area as one file; a restarted cell resumes
 from it and ends with exactly the weights of an uninterrupted run (on the CPU).
@@ -25,6 +26,7 @@ from ..nn.config import TrainConfig
 from ..nn.gpt import GPT
 from ..nn.training import StepStats, Trainer, TrainingDiverged, next_token_loss
 from ..shard_loader import ShardLoader
+from .kept import keep_checkpoint, keep_now
 
 __all__ = ["train_loop", "TrainingJob", "JobBuilder", "TrainingDiverged", "CHECKPOINT"]
 
@@ -245,6 +247,8 @@ def train_loop(
         step = trainer.step
         evaluation = evaluate_now() if step % train.eval_every == 0 or step == train.steps else None
         val_loss = evaluation.loss if evaluation else None
+        if evaluation is not None and keep_now(train, step):
+            keep_checkpoint(ctx, trainer.model, step)
         write_row = evaluation is not None or step % log_every == 0
         log.add(
             step,

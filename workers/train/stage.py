@@ -89,6 +89,7 @@ PRETRAIN = Stage(
     presets=PRETRAIN_PRESETS,
     provides=("checkpoint",),
     checks=(check_pretrain,),
+    estimate="sparsepipe.workers.train.estimate:estimate_train_cell",
 )
 DENSE = Stage(
     name="dense",
@@ -101,6 +102,7 @@ DENSE = Stage(
     presets=DENSE_PRESETS,
     provides=("checkpoint",),
     checks=(check_dense,),
+    estimate="sparsepipe.workers.train.estimate:estimate_train_cell",
 )
 
 BENCHMARK = Benchmark(

@@ -19,6 +19,7 @@ from ..nn.gpt import GPT
 
 TRAIN_CONFIG_FILE = "train_config.json"
 METRICS_FILE = "metrics.jsonl"
+MATCH_FILE = "match.json"  # written by the matched_dense stage
 
 
 def final_val_loss(folder: Path) -> float | None:
@@ -70,4 +71,21 @@ def checkpoint_summary(folder: Path, model: GPT) -> dict[str, Any]:
         }
     else:
         summary |= {"sparse": nonzero < total, "target_l0": nonzero / max(1, total), "lr": None, "lr_group": None}
-    return summary
+    return summary | match_summary(folder)
+
+
+def match_summary(folder: Path) -> dict[str, Any]:
+    """For a matched_dense checkpoint (match.json): which sparse model it was matched to, at which step of which
+    dense run, the gap and the tolerance. It is one point of a run, not an lr-sweep member (lr_group None)."""
+    path = Path(folder) / MATCH_FILE
+    if not path.exists():
+        return {}
+    match = json.loads(path.read_text())
+    return {
+        "lr_group": None,
+        "matched_to": match["sparse"],
+        "matched_from": match["dense"],
+        "matched_step": match["step"],
+        "match_tolerance": match["tolerance"],
+        "matched": match["matched"],
+    }

@@ -4,7 +4,7 @@ One loop for sparse and dense models (`TrainConfig.sparsity.enabled`), in loop.p
 it in this process or, with `execution.train_workers` > 1, on Ray Train workers (parallel.py).
 
 Outputs in ctx.out_dir: model.safetensors + config.json (see nn.gpt.load_checkpoint),
-train_config.json, metrics.jsonl, curves.png.
+train_config.json, metrics.jsonl, curves.png; with `keep_every`, kept/ and kept.json (kept.py).
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from ..nn.training import Trainer
 from ..shard_loader import ShardLoader
 from .bigram_baseline import bigram_loss, train_bigram_log_probs
 from .curves import plot_training_curves
+from .kept import write_kept
 from .loop import EvalResult, JobBuilder, RunLog, TrainingJob, evaluate, resolve_train_config, train_loop
 
 __all__ = ["run_pretrain", "train_cell", "pretrain_job", "write_outputs"]
@@ -104,6 +105,7 @@ def write_outputs(
     out = Path(ctx.out_dir)
     save_checkpoint(model, out)
     (out / "train_config.json").write_text(train.model_dump_json(indent=2))
+    write_kept(ctx, log.history, train)
     with open(out / "metrics.jsonl", "w") as handle:
         for row in log.history:
             handle.write(json.dumps(row) + "\n")

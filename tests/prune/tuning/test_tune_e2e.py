@@ -20,7 +20,9 @@ def test_batch_pruning_lists_every_task_of_every_checkpoint(sparsepipe, tmp_path
     assert result.returncode == 0, result.stderr[-3000:]
     cells = [c["cell"] for c in json.loads(result.stdout)["cells"] if c["stage"] == "prune"]
     assert sorted(cells) == sorted(
-        f"{checkpoint}:{task}" for checkpoint in ("pretrain/smoke", "dense", "bridges/smoke") for task in task_names()
+        f"{checkpoint}:{task}"
+        for checkpoint in ("pretrain/smoke", "dense", "matched_dense/smoke", "bridges/smoke")
+        for task in task_names()
     )
 
 

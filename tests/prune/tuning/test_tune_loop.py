@@ -12,6 +12,7 @@ from sparsepipe.pipeline.config import resolve_config
 from sparsepipe.pipeline.dag import default_registry
 from sparsepipe.workers.context import local_context
 from sparsepipe.workers.prune.config import PruneHyperparams, TuneConfig
+from sparsepipe.workers.prune.seeds import repeat_seeds
 from sparsepipe.workers.prune.stage import TUNED_CELL_CPUS, run_prune_cell
 from sparsepipe.workers.prune.tuning import STATE_FILE, TrialsFailedError, observation, run_tuning, task_groups
 from sparsepipe.workers.prune.tuning_report import best_trial
@@ -37,7 +38,8 @@ def tuned(cell_inputs, tmp_path_factory):
     events = []
     root = tmp_path_factory.mktemp("tuned")
     ctx = local_context(root / "out", inputs=cell_inputs, report=events.append, cell=f"pretrain/toy:{TASK}")
-    run_prune_cell(ctx, {"task": TASK, "prune": SETTINGS.model_dump(mode="json"), "tune": TUNE.model_dump(mode="json")})
+    prune = SETTINGS.model_copy(update={"seeds": 2})  # the best trial's mask training once more, another seed
+    run_prune_cell(ctx, {"task": TASK, "prune": prune.model_dump(mode="json"), "tune": TUNE.model_dump(mode="json")})
     return ctx, events
 
 
@@ -102,6 +104,13 @@ def test_the_artifact_is_the_smallest_circuit_that_reached_the_target(tuned):
     assert result["edges"] == circuit["counts"]["edges"] == best["edges"]
     assert circuit["hyperparameters"] == best_record["hyper"] == result["hyper"]
     assert result["seed"] == best_record["seed"] and len({t["seed"] for t in trials}) == len(trials)
+    # prune.seeds = 2: the best trial, then its hyperparameters with another seed (not a CARBS trial).
+    assert [row["seed"] for row in result["seeds"]] == [best_record["seed"], *repeat_seeds(best_record["seed"], 2)]
+    assert result["seeds"][0]["edges"] == result["edges"] and set(result["seed_spread"]) == {
+        "nodes",
+        "edges",
+        "circuit_loss",
+    }
     assert (out / "tuning.png").read_bytes()[:4] == b"\x89PNG"
 
 

@@ -32,8 +32,9 @@ stage_inputs = _import_by_path(Path(__file__).parents[1] / "stage_inputs.py")
 pruning_toys = _import_by_path(Path(__file__).parents[1] / "pruning_toys.py")
 TASK = stage_inputs.TASK
 
-# Trials of about a second on one core. The paper's target, 0.15, is just above the trained toy's
-# full-model loss (about 0.14): some hyperparameters reach it and some miss, so CARBS sees both.
+# Trials of about a second on one core. The target, 0.3, is just above the trained toy's full-model loss on
+# the val pairs (0.25; 0.27 on test; val and test draw from both held-out templates): some hyperparameters
+# reach it and some miss, so CARBS sees both.
 SETTINGS = PruneConfig(
     steps=20,
     batch_pairs=8,
@@ -41,7 +42,7 @@ SETTINGS = PruneConfig(
     train_pool_pairs=64,
     max_tokens=stage_inputs.N_CTX,
     curve_points=4,
-    target_loss=0.15,
+    target_loss=0.3,
 )
 
 
