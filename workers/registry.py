@@ -13,6 +13,7 @@ from .imported.stage import IMPORTED
 from .interventions.stage import INTERVENTIONS
 from .matched.stage import MATCHED_DENSE
 from .mean_cache.stage import MEAN_CACHE
+from .prune import BENCHMARK as PRUNE_BENCHMARK
 from .prune.stage import PRUNE
 from .random_init.stage import RANDOM_INIT
 from .report.stage import REPORT
@@ -42,4 +43,5 @@ BENCHMARKS: tuple[Benchmark, ...] = (
     TRAIN_BENCHMARK,
     BRIDGES_BENCHMARK,
     CARBS_BENCHMARK,
+    PRUNE_BENCHMARK,
 )

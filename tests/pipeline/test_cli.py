@@ -137,7 +137,7 @@ def test_bench_commands_come_from_the_registered_benchmarks():
     assert result.exit_code == 0
     for benchmark in BENCHMARKS:
         assert benchmark.name in result.output
-    assert [b.name for b in BENCHMARKS] == ["tokenize", "train", "bridges", "carbs"]
+    assert [b.name for b in BENCHMARKS] == ["tokenize", "train", "bridges", "carbs", "prune"]
 
 
 def test_a_benchmark_runs_through_its_reference(tmp_path, monkeypatch):

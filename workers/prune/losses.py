@@ -11,8 +11,9 @@ choice changes only the target: pair_sum at target t keeps exactly the circuit t
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+import torch
 import torch.nn.functional as F
 from tokenizers import Tokenizer
 from torch import Tensor
@@ -33,6 +34,31 @@ def chunks(batch: TaskBatch, pairs_per_chunk: int) -> list[TaskBatch]:
         batch.select(range(s, min(s + pairs_per_chunk, batch.n_pairs)))
         for s in range(0, batch.n_pairs, pairs_per_chunk)
     ]
+
+
+def by_length(batch: TaskBatch) -> TaskBatch:
+    """The same pairs, shortest first (by a pair's longer prompt; ties keep their order), so that chunks of it
+    (`chunks` trims each to its longest prompt) carry little padding. A loss over all pairs is unchanged, up to
+    the float rounding of its sum."""
+    lengths = batch.eval_pos.reshape(-1, 2).max(dim=1).values.cpu()
+    return batch.select(torch.argsort(lengths, stable=True))
+
+
+def concat_pairs(batches: list[TaskBatch]) -> TaskBatch:
+    """The pairs of `batches` in order as one batch, right-padded with the first batch's pad token to the widest.
+
+    Padding after a prompt's eval position changes nothing at or before it (the model is causal and every
+    activation is per position), so each row's logits are those it has alone, up to float rounding."""
+    width = max(int(b.tokens.shape[1]) for b in batches)
+    tokens = torch.cat([F.pad(b.tokens, (0, width - b.tokens.shape[1]), value=batches[0].pad_id) for b in batches])
+    return replace(
+        batches[0],
+        tokens=tokens,
+        eval_pos=torch.cat([b.eval_pos for b in batches]),
+        candidates=torch.cat([b.candidates for b in batches]),
+        correct=torch.cat([b.correct for b in batches]),
+        pairs=tuple(pair for b in batches for pair in b.pairs),
+    )
 
 
 def candidate_gap(logits: Tensor, batch: TaskBatch) -> Tensor:

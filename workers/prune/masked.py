@@ -12,7 +12,7 @@ from ...tasks import TaskBatch
 from ..nn.gpt import GPT
 from ..nn.masks import NodeLayout, mask_interventions
 from .binarize import StepFunctions
-from .losses import candidate_gap
+from .losses import candidate_gap, concat_pairs
 from .resample import pattern_for
 
 
@@ -66,11 +66,30 @@ class MaskedModel:
         return {name: steps.intervention(gates[name], s) for name, s in self.layout.node_slices.items()}
 
     def gap(self, batch: TaskBatch, node_mask: Tensor | None, steps: StepFunctions | None = None) -> Tensor:
-        """Candidate logit gaps [2N]; node_mask None runs the unmasked model."""
+        """Candidate logit gaps [2N]; node_mask None runs the unmasked model. Counted in `work`."""
         self.work.add(batch)
+        return self.forward_gap(batch, node_mask, steps)
+
+    def forward_gap(self, batch: TaskBatch, node_mask: Tensor | None, steps: StepFunctions | None = None) -> Tensor:
+        """`gap` without counting the pass (the caller counts it); node_mask may be a stack [M, n_nodes] over M
+        equal blocks of the batch's rows (`nn.masks.mask_interventions`)."""
         interventions = None if node_mask is None else self.interventions(node_mask, steps, batch.tokens)
         logits, _ = self.model(batch.tokens, interventions=interventions, positions=batch.eval_pos)
         return candidate_gap(logits, batch)
+
+    @torch.no_grad()
+    def gaps_each(self, batches: list[TaskBatch], node_masks: Tensor) -> Tensor:
+        """Candidate logit gaps [M, 2N] of every mask of the stack node_masks [M, n_nodes]: one forward per batch
+        with M copies of its rows (a trial dimension), each counted in `work`."""
+        if self.ablation.dim() > 1:  # resample: a pattern per batch of prompts, so one mask per forward
+            return torch.stack([self.gaps(batches, mask) for mask in node_masks])
+        count = node_masks.shape[0]
+        out = []
+        for batch in batches:
+            for _ in range(count):
+                self.work.add(batch)
+            out.append(self.forward_gap(concat_pairs([batch] * count), node_masks).view(count, -1))
+        return torch.cat(out, dim=1)
 
     @torch.no_grad()
     def gaps(self, batches: list[TaskBatch], node_mask: Tensor | None, steps: StepFunctions | None = None) -> Tensor:

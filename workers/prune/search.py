@@ -27,7 +27,7 @@ from ..nn.gpt import GPT
 from ..nn.masks import NodeLayout, heaviside
 from ..nn.sparsity import warmup_decay_lr
 from .config import PruneConfig, PruneHyperparams
-from .losses import two_way_loss
+from .losses import concat_pairs, two_way_loss
 from .masked import MaskedModel
 
 ProgressFn = Callable[[dict[str, Any]], None]
@@ -54,44 +54,78 @@ def train_masks(
     generator: torch.Generator,
     progress: ProgressFn | None = None,
 ) -> tuple[Tensor, list[dict[str, float]]]:
-    """Learned tau [n_masks] and a short history of (step, task_loss, nodes, lr)."""
+    """Learned tau [n_masks] and a short history of (step, task_loss, nodes, lr): one trial's masks."""
+    return train_masks_together([masked], train, [hyper], settings, [generator], progress)[0]
+
+
+def train_masks_together(
+    runs: list[MaskedModel],
+    train: TaskBatch,
+    hypers: list[PruneHyperparams],
+    settings: PruneConfig,
+    generators: list[torch.Generator],
+    progress: ProgressFn | None = None,
+) -> list[tuple[Tensor, list[dict[str, float]]]]:
+    """Learned tau [n_masks] and a short history of (step, task_loss, nodes, lr), one per trial.
+
+    Trial i has its own hyperparameters hypers[i], random stream generators[i] (its init and its batches), AdamW
+    state and gradient clipping, and counts its own work in runs[i].work; all run on the model of runs[0]. With
+    several trials, every step is ONE forward and backward of their batches stacked on a trial dimension (block i
+    of the rows under trial i's mask, `nn.masks`): the same arithmetic as training each alone (trial i's loss
+    reaches only its own tau), in fewer, larger model calls."""
+    masked = runs[0]
     layout, device = masked.layout, masked.device
-    tau = init_tau(layout.n_masks, hyper, generator).to(device).requires_grad_(True)
+    count = len(runs)
+    taus = [init_tau(layout.n_masks, h, g).to(device).requires_grad_(True) for h, g in zip(hypers, generators)]
+    optimizers = [
+        torch.optim.AdamW([tau], lr=h.lr, betas=(0.9, 1.0 - h.inv_beta2), weight_decay=h.wd)
+        for tau, h in zip(taus, hypers)
+    ]
     multiplicity = layout.multiplicity.to(device)
-    optimizer = torch.optim.AdamW([tau], lr=hyper.lr, betas=(0.9, 1.0 - hyper.inv_beta2), weight_decay=hyper.wd)
     max_norm = settings.grad_clip * math.sqrt(layout.n_masks)  # RMS limit as a norm limit
     log_every = max(1, settings.steps // 100)
-    history = []
+    histories: list[list[dict[str, float]]] = [[] for _ in runs]
     for step in range(settings.steps):
-        lr = lr_at(step, settings.steps, hyper.lr, hyper.lr_warmup_frac)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        batch = train.select(_draw_pairs(train.n_pairs, settings.batch_pairs, generator))
-        gate = heaviside(tau, hyper.heaviside_temp)
-        task_loss = two_way_loss(
-            masked.gap(batch, layout.node_mask(gate)), batch.correct
-        )  # mean for either loss_reduction
-        nodes = (gate * multiplicity).sum()
-        loss = task_loss + hyper.k_coef * nodes
-        optimizer.zero_grad(set_to_none=True)
+        lrs = [lr_at(step, settings.steps, h.lr, h.lr_warmup_frac) for h in hypers]
+        for optimizer, lr in zip(optimizers, lrs):
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+        batches = [train.select(_draw_pairs(train.n_pairs, settings.batch_pairs, g)) for g in generators]
+        gates = [heaviside(tau, h.heaviside_temp) for tau, h in zip(taus, hypers)]
+        if count == 1:
+            gaps = [masked.forward_gap(batches[0], layout.node_mask(gates[0]))]
+        else:
+            stacked = masked.forward_gap(concat_pairs(batches), layout.node_mask(torch.stack(gates)))
+            gaps = list(stacked.view(count, -1).unbind(0))
+        task_losses = [two_way_loss(gap, batch.correct) for gap, batch in zip(gaps, batches)]  # the mean always
+        nodes = [(gate * multiplicity).sum() for gate in gates]
+        loss = sum(t + h.k_coef * n for t, h, n in zip(task_losses, hypers, nodes))
+        for optimizer in optimizers:
+            optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        masked.work.backward_tokens += int(batch.tokens.numel())
-        torch.nn.utils.clip_grad_norm_([tau], max_norm)
-        optimizer.step()
-        with torch.no_grad():
-            tau.clamp_(-1.0, 1.0)
+        for run, batch, tau, optimizer in zip(runs, batches, taus, optimizers):
+            run.work.add(batch)
+            run.work.backward_tokens += int(batch.tokens.numel())
+            torch.nn.utils.clip_grad_norm_([tau], max_norm)
+            optimizer.step()
+            with torch.no_grad():
+                tau.clamp_(-1.0, 1.0)
         if step % log_every == 0 or step == settings.steps - 1:
-            row = {"step": step, "task_loss": float(task_loss.detach()), "nodes": float(nodes.detach()), "lr": lr}
-            history.append(row)
+            for history, task_loss, n, lr in zip(histories, task_losses, nodes, lrs):
+                history.append(
+                    {"step": step, "task_loss": float(task_loss.detach()), "nodes": float(n.detach()), "lr": lr}
+                )
             if progress is not None:
+                best = min(histories, key=lambda h: h[-1]["task_loss"])[-1]
+                trials = f" ({count} trials, best)" if count > 1 else ""
                 progress(
                     {
                         "completed": step + 1,
                         "total": settings.steps,
-                        "description": f"masks: loss {row['task_loss']:.3f}, {int(row['nodes'])} nodes",
+                        "description": f"masks{trials}: loss {best['task_loss']:.3f}, {int(best['nodes'])} nodes",
                     }
                 )
-    return tau.detach(), history
+    return [(tau.detach(), history) for tau, history in zip(taus, histories)]
 
 
 def _draw_pairs(n_pairs: int, batch_pairs: int, generator: torch.Generator) -> Tensor:
@@ -125,6 +159,52 @@ def smallest_sufficient_k(loss_at: Callable[[int], float], k_max: int, target: f
     if not probe(k_max) <= target:
         return Bisection(k_max, False, probes)
     low, high = 0, k_max  # loss_at(high) <= target; every k < low misses it
+    while low < high:
+        middle = (low + high) // 2
+        if probe(middle) <= target:
+            high = middle
+        else:
+            low = middle + 1
+    return Bisection(high, True, probes)
+
+
+def coarse_to_fine_k(
+    loss_at: Callable[[int], float], coarse_loss_at: Callable[[int], float], k_max: int, target: float
+) -> Bisection:
+    """`smallest_sufficient_k` that spends few evaluations of the full `loss_at`: bisect on `coarse_loss_at` (the
+    loss on a few of the pairs, a cheap estimate) to bracket k, then find the smallest k with loss_at(k) <= target
+    near that guess with loss_at alone: confirm the guess and the k below it, galloping outwards (1, 2, 4, ...)
+    when the estimate was off, then bisecting the bracket. For a loss that falls with k the answer is exactly
+    `smallest_sufficient_k(loss_at, ...)`'s; `probes` hold only loss_at's evaluations."""
+    probes: list[tuple[int, float]] = []
+
+    def probe(k: int) -> float:
+        loss = loss_at(k)
+        probes.append((k, loss))
+        return loss
+
+    if not probe(k_max) <= target:
+        return Bisection(k_max, False, probes)
+    guess = smallest_sufficient_k(coarse_loss_at, k_max, target).k  # k_max when the estimate never reaches it
+    # Invariant once found: loss_at(high) <= target and loss_at(low - 1) > target (low = 0: nothing below).
+    if guess < k_max and probe(guess) <= target:
+        high, step = guess, 1
+        while True:  # gallop down to a k that misses the target (or to 0)
+            below = max(0, high - step)
+            if below == high or not probe(below) <= target:
+                low = below + 1 if below < high else 0
+                break
+            high, step = below, 2 * step
+    else:
+        low, step = (guess + 1) if guess < k_max else 0, 1
+        high = k_max
+        if guess < k_max:
+            while low + step - 1 < k_max:  # gallop up to a k that reaches it (k_max does)
+                above = low + step - 1
+                if probe(above) <= target:
+                    high = above
+                    break
+                low, step = above + 1, 2 * step
     while low < high:
         middle = (low + high) // 2
         if probe(middle) <= target:

@@ -32,20 +32,23 @@ from .binarize import StepFunctions, fit_binarization
 from .config import PruneConfig, PruneHyperparams
 from .degenerate import CIRCUIT, circuit_kind
 from .inputs import PruneInputs
-from .losses import TaskData, chunks, pair_losses, two_way_loss
+from .losses import TaskData, by_length, chunks, pair_losses, two_way_loss
 from .masked import MaskedModel
 from .search import (
     ProgressFn,
     Ranking,
+    coarse_to_fine_k,
     fit_calibration,
     log_spaced_sizes,
     random_like,
-    smallest_sufficient_k,
-    train_masks,
+    train_masks_together,
 )
 
 # ------------------------------------------------------------------------- trial
 
+EVAL_CHUNK_FACTOR = 4  # pairs per evaluation forward, in training batches (`eval_chunks`)
+COARSE_FRACTION = 4  # bisection brackets k on 1/COARSE_FRACTION of the val pairs
+ABLATIONS_PER_FORWARD = 8  # single-node ablations of the viewer per (stacked) forward
 # per sweep row (App. C)
 BINARIZED_KEYS = ("binarized_loss", "binarized_init_loss", "binarized_fit_loss", "binarized_own_scale_loss")
 BINARIZED_PAIR_LOSSES = "binarized_pair_losses"  # in binarized_losses' answer; goes to test_pair_losses
@@ -81,7 +84,8 @@ class TrialResult:
     pairs: dict[str, int]  # pairs per role: train (pool), calibration (from the pool), val, test
     edge_counts: dict[str, int]
     bisection: list[dict[str, float]]  # {k, nodes, loss} in probe order (val)
-    # {k, nodes, loss} sorted by k: curve points and probes (val); curve points also inverse_loss (Fig. 32)
+    # {k, nodes, edges, loss, val_pairs} sorted by k: probes (all val pairs) and curve points (every
+    # COARSE_FRACTION-th val pair where not probed; val_pairs says which); curve points also inverse_loss (Fig. 32)
     loss_vs_k: list[dict[str, float]]
     train_history: list[dict[str, float]]
     kept: dict[str, list[int]]  # the circuit: kept channel indices per node location
@@ -130,48 +134,135 @@ def run_trial(
     progress: ProgressFn | None = None,
 ) -> TrialResult:
     """One pruning trial; no I/O. The caller sets torch's thread count."""
+    return run_trials(model, means, task_data, [hyper], settings, [seed], task, progress)[0]
+
+
+@dataclass
+class TrialStart:
+    """What one trial draws before its masks train, in the order a trial alone draws it from its seed."""
+
+    seed: int
+    hyper: PruneHyperparams
+    generator: torch.Generator
+    calibration_set: TaskBatch
+    masked: MaskedModel  # counts this trial's work
+
+
+def run_trials(
+    model: GPT,
+    means: dict[str, Tensor] | None,
+    task_data: TaskData,
+    hypers: list[PruneHyperparams],
+    settings: PruneConfig,
+    seeds: list[int],
+    task: str = "",
+    progress: ProgressFn | None = None,
+) -> list[TrialResult]:
+    """Pruning trials with hyperparameters hypers[i] and seeds[i]; no I/O. Their masks train together, on a trial
+    dimension (`search.train_masks_together`); everything else runs per trial. Trial i's result is the one
+    `run_trial(..., hypers[i], ..., seeds[i])` gives, up to float rounding. The caller sets torch's thread count."""
+    if len(hypers) != len(seeds) or not hypers:
+        raise ValueError(f"run_trials needs one seed per hyperparameter set, got {len(hypers)} and {len(seeds)}")
     started = time.perf_counter()
-    timings: dict[str, float] = {}
     model.eval().requires_grad_(False)
     device = next(model.parameters()).device
     layout = NodeLayout(model.config, tie_qk=settings.tie_qk_masks)
-    masked = MaskedModel(model, layout, ablation_values(layout, means, settings.ablation))
-    generator = torch.Generator().manual_seed(seed)
-    reduction = settings.loss_reduction
-    train, evaluation, test = task_data.train.to(device), task_data.eval.to(device), task_data.test.to(device)
-    eval_chunks = chunks(evaluation, settings.batch_pairs)
-    test_chunks = chunks(test, settings.batch_pairs)
-    calibration_set = train.select(torch.randperm(train.n_pairs, generator=generator)[: settings.eval_pairs])
-    calibration_chunks = chunks(calibration_set, settings.batch_pairs)
-    calibration_correct = calibration_set.correct
+    ablation = ablation_values(layout, means, settings.ablation)
+    # The val set shortest first: evaluated in chunks, it carries less padding (`by_length`). The test set keeps
+    # its order: per-pair test losses are recorded in it.
+    data = TaskData(task_data.train.to(device), by_length(task_data.eval.to(device)), task_data.test.to(device))
+    starts = []
+    for hyper, seed in zip(hypers, seeds):
+        generator = torch.Generator().manual_seed(seed)
+        picked = torch.randperm(data.train.n_pairs, generator=generator)[: settings.eval_pairs]
+        calibration_set = by_length(data.train.select(picked))
+        starts.append(TrialStart(seed, hyper, generator, calibration_set, MaskedModel(model, layout, ablation)))
+    trained = train_masks_together(
+        [s.masked for s in starts], data.train, hypers, settings, [s.generator for s in starts], progress
+    )
+    train_s = time.perf_counter() - started
+    # The unmasked model's test gaps: the same for every trial, so run once (and counted in no trial's work).
+    full_gaps = MaskedModel(model, layout, ablation).gaps(eval_chunks(data.test, settings), None)
+    shared = {"train_s": train_s, "full_model_s": time.perf_counter() - started - train_s}
+    return [
+        finish_trial(start, tau, history, data, full_gaps, settings, task, shared, len(starts))
+        for start, (tau, history) in zip(starts, trained)
+    ]
 
-    tau, history = train_masks(masked, train, hyper, settings, generator, progress)
-    timings["train_s"] = time.perf_counter() - started
+
+def eval_chunks(batch: TaskBatch, settings: PruneConfig) -> list[TaskBatch]:
+    """A fixed set in chunks of EVAL_CHUNK_FACTOR x batch_pairs: no gradients are kept, so an evaluation
+    forward holds a few times a training step's pairs in less memory, in fewer model calls."""
+    return chunks(batch, EVAL_CHUNK_FACTOR * settings.batch_pairs)
+
+
+def finish_trial(
+    start: TrialStart,
+    tau: Tensor,
+    history: list[dict[str, float]],
+    data: TaskData,
+    full_gaps: Tensor,
+    settings: PruneConfig,
+    task: str,
+    shared: dict[str, float],
+    trained_together: int,
+) -> TrialResult:
+    """Rank and bisect (val), calibrate (train), then report on the test pairs: the trial after its masks.
+    `shared`: wall seconds of the phases run once for the `trained_together` trials."""
+    started = time.perf_counter()
+    timings = {**shared, "trained_together": float(trained_together)}
+    masked, generator, hyper, seed = start.masked, start.generator, start.hyper, start.seed
+    model, layout, device = masked.model, masked.layout, masked.device
+    reduction = settings.loss_reduction
+    train, evaluation, test = data.train, data.eval, data.test
+    val_chunks = eval_chunks(evaluation, settings)
+    test_chunks = eval_chunks(test, settings)
+    calibration_set = start.calibration_set
+    calibration_chunks = eval_chunks(calibration_set, settings)
+    calibration_correct = calibration_set.correct
+    # Bisection brackets k on every COARSE_FRACTION-th val pair (of every length), then decides on all of them.
+    coarse = evaluation.select(range(0, evaluation.n_pairs, COARSE_FRACTION))
+    coarse_chunks = eval_chunks(coarse, settings)
 
     mark = time.perf_counter()
     ranking = Ranking(tau.cpu(), layout)
     eval_gaps: dict[int, Tensor] = {}
+    coarse_losses: dict[int, float] = {}
 
     def loss_at(k: int) -> float:
         if k not in eval_gaps:
-            eval_gaps[k] = masked.gaps(eval_chunks, ranking.top_k(k).to(device))
+            eval_gaps[k] = masked.gaps(val_chunks, ranking.top_k(k).to(device))
         return float(two_way_loss(eval_gaps[k], evaluation.correct, reduction=reduction))
 
-    bisections = {t: smallest_sufficient_k(loss_at, ranking.n_active, t) for t in settings.target_sweep}
+    def coarse_loss_at(k: int) -> float:
+        if k not in coarse_losses:
+            gaps = masked.gaps(coarse_chunks, ranking.top_k(k).to(device))
+            coarse_losses[k] = float(two_way_loss(gaps, coarse.correct, reduction=reduction))
+        return coarse_losses[k]
+
+    bisections = {t: coarse_to_fine_k(loss_at, coarse_loss_at, ranking.n_active, t) for t in settings.target_sweep}
     bisection = bisections[settings.target_loss]
     timings["bisect_s"] = time.perf_counter() - mark
     mark = time.perf_counter()
+    # The curve is read, never selected on: its points off the probes use the bracketing quarter of the val pairs.
     curve_sizes = log_spaced_sizes(layout.n_masks, settings.curve_points)
-    for k in curve_sizes:
-        loss_at(k)
+    sizes = set(curve_sizes) | set(eval_gaps)
     curve = [
-        {"k": k, "nodes": ranking.nodes(k), "edges": ranking.edges(k, model), "loss": loss_at(k)}
-        for k in sorted(eval_gaps)
+        {
+            "k": k,
+            "nodes": ranking.nodes(k),
+            "edges": ranking.edges(k, model),
+            "loss": loss_at(k) if k in eval_gaps else coarse_loss_at(k),
+            "val_pairs": evaluation.n_pairs if k in eval_gaps else coarse.n_pairs,
+        }
+        for k in sorted(sizes)
     ]
     # Necessity along the sweep (Fig. 32): the loss with only the top-k circuit ablated, at the curve's sizes.
+    # On the same val pairs as the row's loss (`val_pairs`).
     for row in (row for row in curve if row["k"] in curve_sizes):
-        inverse_gaps = masked.gaps(eval_chunks, 1 - ranking.top_k(row["k"]).to(device))
-        row["inverse_loss"] = float(two_way_loss(inverse_gaps, evaluation.correct, reduction=reduction))
+        pairs, pieces = (evaluation, val_chunks) if row["val_pairs"] == evaluation.n_pairs else (coarse, coarse_chunks)
+        inverse_gaps = masked.gaps(pieces, 1 - ranking.top_k(row["k"]).to(device))
+        row["inverse_loss"] = float(two_way_loss(inverse_gaps, pairs.correct, reduction=reduction))
     timings["curve_s"] = time.perf_counter() - mark
 
     mark = time.perf_counter()
@@ -193,8 +284,6 @@ def run_trial(
 
     random_mask = layout.node_mask(random_like((ranking.rank < k).float(), layout, generator)).to(device)
     circuit_gaps = masked.gaps(test_chunks, circuit_mask)
-    # every mask on is the unmasked model, bit for bit
-    full_gaps = masked.gaps(test_chunks, ranking.top_k(layout.n_masks).to(device))
     inverse_loss = test_loss(masked.gaps(test_chunks, 1 - circuit_mask), name="inverse_loss")
     random_loss = test_loss(masked.gaps(test_chunks, random_mask), name="random_circuit_loss")
     circuit_loss = test_loss(circuit_gaps, name="circuit_loss")
@@ -223,7 +312,8 @@ def run_trial(
             }
         )
     timings["sweep_s"] = time.perf_counter() - mark
-    timings["total_s"] = time.perf_counter() - started
+    # A trial's share of the phases run once for the trials trained together, then its own phases.
+    timings["total_s"] = sum(shared.values()) / trained_together + time.perf_counter() - started
 
     return TrialResult(
         task=task,
@@ -286,17 +376,22 @@ def loss_without_each_node(
     positions: list[int] | None = None,
 ) -> dict[int, float]:
     """{node position in node space: the loss on `batch` of the circuit with that one node also ablated}, for every
-    kept node or the kept ones among `positions`."""
-    pieces = chunks(batch, batch_pairs)
-    losses = {}
+    kept node or the kept ones among `positions`; the ablations run ABLATIONS_PER_FORWARD at a time, stacked on a
+    trial dimension (`MaskedModel.gaps_each`)."""
+    batch = by_length(batch)
+    pieces = chunks(batch, EVAL_CHUNK_FACTOR * batch_pairs)
     kept = torch.nonzero(circuit_mask.cpu() > 0).flatten().tolist()
     if positions is not None:
         chosen = set(positions)
         kept = [position for position in kept if position in chosen]
-    for position in kept:
-        mask = circuit_mask.clone()
-        mask[position] = 0
-        losses[position] = float(two_way_loss(masked.gaps(pieces, mask), batch.correct, reduction=reduction))
+    losses = {}
+    for first in range(0, len(kept), ABLATIONS_PER_FORWARD):
+        group = kept[first : first + ABLATIONS_PER_FORWARD]
+        masks = circuit_mask.repeat(len(group), 1)
+        masks[torch.arange(len(group)), torch.tensor(group)] = 0
+        gaps = masked.gaps_each(pieces, masks)
+        for position, row in zip(group, gaps):
+            losses[position] = float(two_way_loss(row, batch.correct, reduction=reduction))
     return losses
 
 

@@ -3,7 +3,8 @@
     tuner = CARBS over the eight Table 2 hyperparameters, centred on params.hyper, minimising
     for each of tune.iterations iterations (32 in the paper):
         ask for tune.trials_per_iteration suggestions (8 in the paper)
-        run them as concurrent trials (ctx.submit: Ray tasks of cpus_per_trial / gpus_per_trial)
+        run them as concurrent Ray tasks (ctx.submit) of up to prune.trials_per_task trials each, whose
+        masks train together (`trial.run_trials`); a task asks for cpus_per_trial / gpus_per_trial
         observe them all: output = circuit edges at the target loss (val split), cost = the
         trial's work in token-forwards (deterministic; wall time is only recorded),
         failure = the circuit never reached the target loss (or the trial raised)
@@ -47,6 +48,7 @@ from .tuning_trial import (
     TrialRecord,
     cached_prune_inputs,
     run_tuning_trial,
+    run_tuning_trials,
     schedulable_gpus,
 )
 
@@ -129,6 +131,19 @@ def next_batch(tuner: Carbs, count: int, iteration: int, seed: int) -> list[Tria
     ]
 
 
+def task_groups(
+    batch: list[TrialAssignment], records: dict[str, TrialRecord], params: PruneConfig
+) -> list[list[TrialAssignment]]:
+    """The iteration's trials with no saved result, in tasks of at most params.trials_per_task, as even as can be
+    (5 trials at 4 a task: 3 + 2), so that a task's trials train together and the tasks take about as long."""
+    todo = [a for a in batch if a.id not in records]
+    if not todo:
+        return []
+    tasks = math.ceil(len(todo) / params.trials_per_task)
+    size = math.ceil(len(todo) / tasks)
+    return [todo[i : i + size] for i in range(0, len(todo), size)]
+
+
 def _description(iteration: int, iterations: int, records: dict[str, TrialRecord]) -> str:
     reached = [r.edges for r in records.values() if r.reached_target]
     best = f"best {min(reached)} edges" if reached else "no circuit at the target yet"
@@ -178,9 +193,10 @@ def run_tuning(ctx: WorkContext, params: PruneConfig, tune: TuneConfig, task: st
         records = progress.load_trials()
         resumed = len(records)
 
-        def finished(_: int, record: TrialRecord) -> None:
-            records[record.id] = record
-            progress.save_trial(record)
+        def finished(_: int, task_records: list[TrialRecord]) -> None:
+            for record in task_records:
+                records[record.id] = record
+                progress.save_trial(record)
 
         ctx.report(
             {
@@ -195,7 +211,7 @@ def run_tuning(ctx: WorkContext, params: PruneConfig, tune: TuneConfig, task: st
             progress.save_state(
                 tuner, completed
             )  # the batch is outstanding in it: a restart re-runs what did not finish
-            todo = [(run_tuning_trial, (inputs, a), resources) for a in batch if a.id not in records]
+            todo = [(run_tuning_trials, (inputs, group), resources) for group in task_groups(batch, records, params)]
             run_calls(ctx, todo, on_result=finished)
             done = [records[a.id] for a in batch]
             if all(r.error is not None for r in done):

@@ -1,8 +1,9 @@
-"""One pruning trial of a CARBS-tuned cell, as it runs in a Ray task (or in-process without a cluster).
+"""The pruning trials of a CARBS-tuned cell, as they run in a Ray task (or in-process without a cluster).
 
-A trial gets picklable input handles, so it runs on any node: each handle fetches its
-input where the trial runs.  Loaded inputs stay in a per-process LRU, so a Ray worker
-that runs several trials of a cell loads the model and the task data once.
+A task runs up to `prune.trials_per_task` trials of one iteration, their masks trained together on a trial
+dimension (`trial.run_trials`); a cluster spreads an iteration's tasks over its nodes. A task gets picklable
+input handles, so it runs on any node: each handle fetches its input where the task runs. Loaded inputs stay in
+a per-process LRU, so a Ray worker that runs several tasks of a cell loads the model and the task data once.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from ...kernels.device import pick_device
 from ..context import InputHandle
 from .config import PruneConfig, PruneHyperparams
 from .inputs import PruneInputs, load_prune_inputs
-from .trial import TrialResult, run_trial
+from .trial import TrialResult, run_trial, run_trials
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,7 @@ class TrialRecord:
     node: str  # Ray node id; "" when Ray is not running
     result: dict[str, Any] | None
     error: str | None = None
+    trained_together: int = 1  # trials whose masks trained in the same forward passes (start/end are theirs)
 
     @property
     def seconds(self) -> float:
@@ -142,8 +144,14 @@ def schedulable_gpus(requested: float) -> float:
 
 
 def run_tuning_trial(inputs: TrialInputs, assignment: TrialAssignment) -> TrialRecord:
-    """Prune with the assignment's hyperparameters. A trial that raises becomes a failed record, so
-    one bad corner of the search space cannot stop the cell; the loop raises when a whole iteration does."""
+    """Prune with the assignment's hyperparameters: `run_tuning_trials` of one."""
+    return run_tuning_trials(inputs, [assignment])[0]
+
+
+def run_tuning_trials(inputs: TrialInputs, assignments: list[TrialAssignment]) -> list[TrialRecord]:
+    """Prune with each assignment's hyperparameters, the masks trained together. A trial that raises becomes a
+    failed record, so one bad corner of the search space cannot stop the cell (the loop raises when a whole
+    iteration does): when trials trained together raise, each is run again alone, so only its own error counts."""
     torch.set_num_threads(max(1, int(inputs.cpus)))
     device = pick_device(inputs.gpus)
     loading = time.time()
@@ -151,6 +159,32 @@ def run_tuning_trial(inputs: TrialInputs, assignment: TrialAssignment) -> TrialR
     loaded = cached_prune_inputs(
         inputs.checkpoint.local_path(), mean_cache, inputs.tokens.local_path(), inputs.task, inputs.settings, device
     )
+    load_s = time.time() - loading
+    if len(assignments) > 1:
+        start = time.time()
+        try:
+            hypers = [PruneHyperparams.model_validate(a.hyper) for a in assignments]
+            results = run_trials(
+                loaded.model,
+                loaded.means,
+                loaded.task_data,
+                hypers,
+                inputs.settings,
+                [a.seed for a in assignments],
+                task=inputs.task,
+            )
+        except Exception:  # noqa: BLE001 - found again, per trial, below
+            results = None
+        if results is not None:
+            end = time.time()
+            return [
+                _record(a, start, end, load_s, r.to_json(), None, len(assignments))
+                for a, r in zip(assignments, results)
+            ]
+    return [_run_alone(loaded, inputs, a, load_s) for a in assignments]
+
+
+def _run_alone(loaded: PruneInputs, inputs: TrialInputs, assignment: TrialAssignment, load_s: float) -> TrialRecord:
     start = time.time()
     result, error = None, None
     try:
@@ -158,18 +192,31 @@ def run_tuning_trial(inputs: TrialInputs, assignment: TrialAssignment) -> TrialR
         result = run_trial(
             loaded.model, loaded.means, loaded.task_data, hyper, inputs.settings, assignment.seed, task=inputs.task
         ).to_json()
-    except Exception as exc:  # recorded as a failed trial, see the docstring
+    except Exception as exc:  # recorded as a failed trial, see run_tuning_trials
         error = f"{type(exc).__name__}: {exc}"
+    return _record(assignment, start, time.time(), load_s, result, error, 1)
+
+
+def _record(
+    assignment: TrialAssignment,
+    start: float,
+    end: float,
+    load_s: float,
+    result: dict[str, Any] | None,
+    error: str | None,
+    together: int,
+) -> TrialRecord:
     return TrialRecord(
         id=assignment.id,
         iteration=assignment.iteration,
         seed=assignment.seed,
         hyper=dict(assignment.hyper),
         start=start,
-        end=time.time(),
-        load_s=start - loading,
+        end=end,
+        load_s=load_s,
         host=socket.gethostname(),
         node=ray_node_id(),
         result=result,
         error=error,
+        trained_together=together,
     )

@@ -14,9 +14,15 @@ from sparsepipe.workers.context import local_context
 from sparsepipe.workers.prune.config import PruneHyperparams, TuneConfig
 from sparsepipe.workers.prune.seeds import repeat_seeds
 from sparsepipe.workers.prune.stage import TUNED_CELL_CPUS, run_prune_cell
-from sparsepipe.workers.prune.tuning import STATE_FILE, TrialsFailedError, observation, run_tuning
+from sparsepipe.workers.prune.tuning import STATE_FILE, TrialsFailedError, observation, run_tuning, task_groups
 from sparsepipe.workers.prune.tuning_report import best_trial
-from sparsepipe.workers.prune.tuning_trial import TrialAssignment, TrialInputs, TrialRecord, run_tuning_trial
+from sparsepipe.workers.prune.tuning_trial import (
+    TrialAssignment,
+    TrialInputs,
+    TrialRecord,
+    run_tuning_trial,
+    run_tuning_trials,
+)
 
 TUNE = TuneConfig(iterations=3, trials_per_iteration=3, cpus_per_trial=1)
 
@@ -231,7 +237,8 @@ def test_a_trial_that_raises_is_a_failed_trial(cell_inputs, tmp_path, monkeypatc
 
     monkeypatch.setattr(tune_trial, "run_trial", _raise_on_odd_seeds(tune_trial.run_trial))
     ctx = local_context(tmp_path / "out", inputs=cell_inputs)
-    run_tuning(ctx, SETTINGS, TuneConfig(iterations=1, trials_per_iteration=2), TASK)
+    one_per_task = SETTINGS.model_copy(update={"trials_per_task": 1})  # each trial through run_trial
+    run_tuning(ctx, one_per_task, TuneConfig(iterations=1, trials_per_iteration=2), TASK)
     raised = [entry for entry in ctx.metrics["trial_log"] if "error" in entry]
     assert [entry["error"] for entry in raised] == ["FloatingPointError: masks went NaN"]
     assert raised[0]["edges"] is None and not raised[0]["reached_target"] and ctx.metrics["failed_trials"] >= 1
@@ -246,7 +253,44 @@ def test_an_iteration_whose_every_trial_raises_stops_the_cell(cell_inputs, tmp_p
         raise RuntimeError("no kernel for this device")
 
     monkeypatch.setattr(tune_trial, "run_trial", broken)
+    monkeypatch.setattr(tune_trial, "run_trials", broken)  # trials trained together raise too, then each alone
     ctx = local_context(tmp_path / "out", inputs=cell_inputs)
     with pytest.raises(TrialsFailedError, match="no kernel for this device"):
         run_tuning(ctx, SETTINGS, TuneConfig(iterations=2, trials_per_iteration=2), TASK)
     assert not (tmp_path / "out" / "circuit.json").exists()
+
+
+def test_an_iteration_is_split_into_even_tasks_of_at_most_trials_per_task():
+    batch = [TrialAssignment(f"{i:04d}", 1, i, {}) for i in range(5)]
+    sizes = lambda per_task, done=(): [  # noqa: E731
+        len(group)
+        for group in task_groups(
+            batch, {i: None for i in done}, SETTINGS.model_copy(update={"trials_per_task": per_task})
+        )
+    ]
+    assert sizes(8) == [5] and sizes(4) == [3, 2] and sizes(2) == [2, 2, 1] and sizes(1) == [1] * 5
+    assert sizes(4, done=("0000", "0003")) == [3] and sizes(4, done=[a.id for a in batch]) == []
+
+
+@SLOW
+def test_trials_trained_together_record_what_each_alone_records(cell_inputs, tmp_path):
+    ctx = local_context(tmp_path / "out", inputs=cell_inputs)
+    inputs = TrialInputs(
+        ctx.handle("checkpoint"), ctx.handle("mean_cache"), ctx.handle("tokens"), TASK, SETTINGS, cpus=1, gpus=0
+    )
+    assignments = [
+        TrialAssignment("0000", 1, 3, PruneHyperparams().model_dump()),
+        TrialAssignment("0001", 1, 4, PruneHyperparams(lr=1e-2, k_coef=3e-4).model_dump()),
+        TrialAssignment("0002", 1, 5, {**PruneHyperparams().model_dump(), "lr": -1.0}),  # raises: fails alone
+    ]
+    together = run_tuning_trials(inputs, assignments)
+    alone = [run_tuning_trial(inputs, a) for a in assignments]
+    assert [r.id for r in together] == ["0000", "0001", "0002"]
+    assert together[2].result is None and "lr" in together[2].error and alone[2].error == together[2].error
+    for batched, single in zip(together[:2], alone[:2]):
+        assert batched.error is None and single.error is None
+        assert (batched.edges, batched.cost, batched.result["kept"]) == (
+            single.edges,
+            single.cost,
+            single.result["kept"],
+        )

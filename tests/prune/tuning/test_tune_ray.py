@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -43,7 +44,8 @@ def run_cell(inputs: dict[str, Path], out: Path, prune: PruneConfig, tune: TuneC
 def test_the_trials_of_an_iteration_overlap_in_time(ray_instance, cell_inputs, tmp_path):
     ray = ray_instance
     tune = TuneConfig(iterations=1, trials_per_iteration=4, cpus_per_trial=1)
-    prune = SETTINGS.model_copy(update={"steps": 40})  # trials outlast the workers' staggered start by seconds
+    # One trial per task; trials outlast the workers' staggered start by seconds.
+    prune = SETTINGS.model_copy(update={"steps": 40, "trials_per_task": 1})
     metrics = ray.get(
         ray.remote(run_cell).options(num_cpus=TUNED_CELL_CPUS).remote(cell_inputs, tmp_path / "out", prune, tune)
     )
@@ -52,3 +54,16 @@ def test_the_trials_of_an_iteration_overlap_in_time(ray_instance, cell_inputs, t
     assert max(e["start"] for e in log) < min(e["end"] for e in log), [(e["start"], e["end"]) for e in log]
     assert {e["node"] for e in log} == {ray.get_runtime_context().get_node_id()[:12]}
     assert (tmp_path / "out" / "circuit.json").exists() and (tmp_path / "out" / "trials.jsonl").exists()
+
+
+def test_an_iteration_runs_as_tasks_of_trials_trained_together(ray_instance, cell_inputs, tmp_path):
+    ray = ray_instance
+    tune = TuneConfig(iterations=1, trials_per_iteration=4, cpus_per_trial=1)
+    prune = SETTINGS.model_copy(update={"trials_per_task": 2})
+    metrics = ray.get(
+        ray.remote(run_cell).options(num_cpus=TUNED_CELL_CPUS).remote(cell_inputs, tmp_path / "out", prune, tune)
+    )
+    records = [json.loads(line) for line in (tmp_path / "out" / "trials.jsonl").read_text().splitlines()]
+    assert len(records) == len(metrics["trial_log"]) == 4 and all(r["error"] is None for r in records)
+    assert [r["trained_together"] for r in records] == [2, 2, 2, 2]
+    assert len({(r["start"], r["end"]) for r in records}) == 2  # two tasks, two trials each
