@@ -46,7 +46,7 @@ def _registry(*extra: Stage) -> Registry:
 
 @pytest.fixture(scope="module")
 def config():
-    return resolve_config("smoke", assignments=["tune.enabled=false"], environ={})
+    return resolve_config("smoke", assignments=["tune.enabled=false", "prune.controls=[]"], environ={})
 
 
 def test_a_reader_of_every_checkpoint_depends_on_each_provider_but_not_itself():
