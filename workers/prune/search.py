@@ -144,17 +144,24 @@ class Bisection:
     probes: list[tuple[int, float]]  # (k, loss) in the order probed
 
 
+def _recording(loss_at: Callable[[int], float], probes: list[tuple[int, float]]) -> Callable[[int], float]:
+    """loss_at, appending every (k, loss) it evaluates to `probes`."""
+
+    def probe(k: int) -> float:
+        loss = loss_at(k)
+        probes.append((k, loss))
+        return loss
+
+    return probe
+
+
 def smallest_sufficient_k(loss_at: Callable[[int], float], k_max: int, target: float) -> Bisection:
     """The smallest k in [0, k_max] with loss_at(k) <= target, for a loss that falls with k.
 
     When even k_max misses the target, returns k_max with reached_target False.
     """
     probes: list[tuple[int, float]] = []
-
-    def probe(k: int) -> float:
-        loss = loss_at(k)
-        probes.append((k, loss))
-        return loss
+    probe = _recording(loss_at, probes)
 
     if not probe(k_max) <= target:
         return Bisection(k_max, False, probes)
@@ -177,11 +184,7 @@ def coarse_to_fine_k(
     when the estimate was off, then bisecting the bracket. For a loss that falls with k the answer is exactly
     `smallest_sufficient_k(loss_at, ...)`'s; `probes` hold only loss_at's evaluations."""
     probes: list[tuple[int, float]] = []
-
-    def probe(k: int) -> float:
-        loss = loss_at(k)
-        probes.append((k, loss))
-        return loss
+    probe = _recording(loss_at, probes)
 
     if not probe(k_max) <= target:
         return Bisection(k_max, False, probes)
