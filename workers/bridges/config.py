@@ -14,7 +14,7 @@ from pydantic import Field, field_validator
 from ..nn.config import TrainConfig
 from ..nn.flavours import MODEL_FLAVOURS
 from ..stage import StrictModel
-from ..train.config import ModelVariant, PretrainConfig, apply_variant, train_settings
+from ..train.config import SMOKE_SCHEDULE, ModelVariant, PretrainConfig, apply_variant, train_settings
 
 
 class InterventionConfig(StrictModel):
@@ -80,11 +80,7 @@ PRESETS: dict[str, dict[str, Any]] = {
             "enabled": True,
             "train": train_settings(
                 MODEL_FLAVOURS["smoke"],
-                steps=20,
-                batch=8,
-                eval_every=10,
-                checkpoint_every=10,
-                eval_batches=2,
+                **SMOKE_SCHEDULE,
                 sparsity={"target_l0": 0.25},
             ),
             "variants": [{"name": "smoke"}],

@@ -198,16 +198,15 @@ def _paper_variants() -> list[dict[str, Any]]:
 
 _PAPER_VARIANTS = _paper_variants()
 
+# The smoke preset's training schedule, shared by every smoke training cell (pretrain, dense, bridges).
+SMOKE_SCHEDULE: dict[str, Any] = {"steps": 20, "batch": 8, "eval_every": 10, "checkpoint_every": 10, "eval_batches": 2}
+
 PRETRAIN_PRESETS: dict[str, dict[str, Any]] = {
     "smoke": {
         "pretrain": {
             "train": train_settings(
                 MODEL_FLAVOURS["smoke"],
-                steps=20,
-                batch=8,
-                eval_every=10,
-                checkpoint_every=10,
-                eval_batches=2,
+                **SMOKE_SCHEDULE,
                 sparsity={"target_l0": 0.25},
             ),
             "variants": [{"name": "smoke"}],
@@ -271,11 +270,7 @@ DENSE_PRESETS: dict[str, dict[str, Any]] = {
             "train": _dense(
                 train_settings(
                     MODEL_FLAVOURS["smoke"],
-                    steps=20,
-                    batch=8,
-                    eval_every=10,
-                    checkpoint_every=10,
-                    eval_batches=2,
+                    **SMOKE_SCHEDULE,
                     keep_every=10,
                 )
             )
