@@ -18,7 +18,7 @@ from sparsepipe.workers.prune.binarize import (
     temperature_at,
 )
 from sparsepipe.workers.prune.config import PruneConfig
-from sparsepipe.workers.prune.losses import two_way_loss
+from sparsepipe.workers.prune.losses import chunks, two_way_loss
 from sparsepipe.workers.prune.masked import MaskedModel
 from sparsepipe.workers.prune.trial import binarized_losses
 
@@ -49,13 +49,17 @@ def test_fit_steps_picks_the_threshold_with_the_lowest_loss():
     nodes = torch.tensor([3, 7])
     seen = []
 
-    def loss_with(steps: StepFunctions) -> float:
-        seen.append(steps.nodes.tolist())
+    def losses_with(steps: StepFunctions) -> list[float]:
+        seen.append((steps.nodes.tolist(), steps.variants))
         # prefers a high upper level at node 3 and a low lower level at node 7
-        return -float(steps.high[0]) + (float(steps.low[1]) if steps.nodes.numel() > 1 else 0.0)
+        return [
+            -float(steps.high[v, 0]) + (float(steps.low[v, 1]) if steps.nodes.numel() > 1 else 0.0)
+            for v in range(steps.variants)
+        ]
 
-    steps, log = fit_steps(activations, nodes, loss_with)
-    assert seen == [[3]] * 3 + [[3, 7]] * 3  # greedy: node 7 is fitted with node 3 already binarized
+    steps, log = fit_steps(activations, nodes, losses_with)
+    # greedy: node 7 is fitted with node 3 already binarized; a node's three thresholds are tried together
+    assert seen == [([3], 3), ([3, 7], 3)]
     assert [row["node"] for row in log] == [3, 7]
     assert float(steps.high[0]) == 9.0 and log[0]["fraction"] == 0.75
     assert float(steps.low[1]) == 0.0 and log[1]["fraction"] == 0.25
@@ -67,6 +71,17 @@ def test_step_intervention_only_touches_its_channels():
     assert steps.intervention(None, slice(0, 3)) is None  # no binarized node at this location
     out = steps.intervention(None, slice(4, 7))(x)
     assert out.tolist() == [[[0.25, 1.0, 1.0]]]
+
+
+def test_a_stack_of_levels_applies_variant_i_to_block_i_of_the_rows():
+    nodes = torch.tensor([1, 3])
+    low, high = torch.tensor([[0.0, -1.0], [0.5, 0.0], [-2.0, 1.0]]), torch.tensor([[1.0, 1.0], [2.0, 3.0], [0.0, 2.0]])
+    x = torch.randn(2, 5, 4)  # [rows, positions, channels]
+    for t in (0.0, 0.4):
+        stack = StepFunctions(nodes, low, high, t)
+        together = stack.intervention(None, slice(0, 4))(x.repeat(3, 1, 1))
+        alone = [stack.variant(v).intervention(None, slice(0, 4))(x) for v in range(3)]
+        assert torch.allclose(together, torch.cat(alone), atol=1e-6)
 
 
 def test_psi_depends_only_on_the_pair_of_levels():
@@ -110,8 +125,12 @@ def toy_fit_loss(steps: StepFunctions) -> float:
     return float(toy_loss(steps))
 
 
+def toy_fit_losses(stack: StepFunctions) -> list[float]:
+    return [toy_fit_loss(stack.variant(v)) for v in range(stack.variants)]
+
+
 def test_refinement_reaches_levels_the_means_miss():
-    init, _ = fit_steps(TOY_ACTIVATIONS, TOY_NODES, toy_fit_loss)
+    init, _ = fit_steps(TOY_ACTIVATIONS, TOY_NODES, toy_fit_losses)
     assert 0 <= float(init.low[0]) < float(init.high[0]) <= 1 and toy_fit_loss(init) > 0.3
     refined = refine_steps(init, toy_loss, steps=200, lr=0.05)
     assert refined.temperature == 0.0  # applied as the exact step
@@ -120,14 +139,14 @@ def test_refinement_reaches_levels_the_means_miss():
 
 
 def test_the_refinement_stands_only_where_it_lowers_the_held_out_loss():
-    helped = fit_binarization(TOY_ACTIVATIONS, TOY_NODES, toy_fit_loss, toy_loss, steps=200, lr=0.05,
+    helped = fit_binarization(TOY_ACTIVATIONS, TOY_NODES, toy_fit_losses, toy_loss, steps=200, lr=0.05,
                               selection_loss_with=toy_fit_loss)  # fmt: skip
     assert helped.final_loss < helped.init_loss / 5 and helped.final is not helped.init
 
     def wrong_way(steps: StepFunctions) -> torch.Tensor:  # trains towards the worst levels
         return -toy_loss(steps)
 
-    hurt = fit_binarization(TOY_ACTIVATIONS, TOY_NODES, toy_fit_loss, wrong_way, steps=200, lr=0.05,
+    hurt = fit_binarization(TOY_ACTIVATIONS, TOY_NODES, toy_fit_losses, wrong_way, steps=200, lr=0.05,
                             selection_loss_with=toy_fit_loss)  # fmt: skip
     assert hurt.final is hurt.init and hurt.final_loss == hurt.init_loss == helped.init_loss
 
@@ -136,7 +155,7 @@ def test_the_refinement_stands_only_where_it_lowers_the_held_out_loss():
     def held_out_loss(steps: StepFunctions) -> float:
         return -toy_fit_loss(steps)
 
-    overfit = fit_binarization(TOY_ACTIVATIONS, TOY_NODES, toy_fit_loss, toy_loss, steps=200, lr=0.05,
+    overfit = fit_binarization(TOY_ACTIVATIONS, TOY_NODES, toy_fit_losses, toy_loss, steps=200, lr=0.05,
                                selection_loss_with=held_out_loss)  # fmt: skip
     assert overfit.final is overfit.init and overfit.final_loss == overfit.init_loss
 
@@ -160,3 +179,17 @@ def test_binarized_losses_of_a_model_report_the_initialisation_and_the_refinemen
     assert len(per_pair) == 24 and sum(per_pair) / 24 == pytest.approx(losses["binarized_loss"], rel=1e-4)
     # Every node binarized: the initialisation loses some of the task, the refinement wins it back (test pairs).
     assert losses["binarized_loss"] < losses["binarized_init_loss"] / 10
+
+
+def test_a_stack_of_step_functions_gives_each_variant_the_gaps_it_has_alone(trained_model, trained_means):
+    layout = NodeLayout(trained_model.config)
+    masked = MaskedModel(trained_model, layout, ablation_values(layout, trained_means, "mean"))
+    mask = torch.ones(layout.n_nodes)
+    mask[::3] = 0
+    nodes = torch.tensor([1, layout.n_nodes // 2, layout.n_nodes - 1])
+    generator = torch.Generator().manual_seed(0)
+    stack = StepFunctions(nodes, torch.randn(3, 3, generator=generator), torch.randn(3, 3, generator=generator))
+    batches = chunks(key_task(8, seed=2), 3)  # chunks of unequal width and size
+    together = masked.gaps_each(batches, mask, stack)
+    alone = torch.stack([masked.gaps(batches, mask, stack.variant(v)) for v in range(3)])
+    assert together.shape == alone.shape and torch.allclose(together, alone, atol=1e-5)

@@ -31,7 +31,7 @@ def cells(*assignments: str) -> dict[str, list[str]]:
 
 def test_smoke_prunes_every_control():
     listed = cells()
-    assert listed["random_init"] == ["pretrain/smoke", "dense"]
+    assert listed["random_init"] == ["pretrain/smoke", "dense", "matched_dense/smoke"]
     assert {"random_init/pretrain/smoke", "random_init/dense"} <= set(listed["mean_cache"])
     prune = set(listed["prune"])
     assert {
@@ -45,6 +45,21 @@ def test_smoke_prunes_every_control():
     # Controls run on prune.control_tasks (smoke: one task), and a random-init model on the real task only.
     assert "pretrain/smoke:bracket_counting__flipped" not in prune
     assert not any(c.startswith("random_init/") and "__" in c for c in prune)
+
+
+def test_a_control_cell_runs_the_same_pruning_and_budget_with_one_seed_and_no_binarization():
+    registry = default_registry()
+    config = resolve_config("smoke", assignments=["prune.seeds=3"], environ={})
+    params = {c.cell: c.params for c in registry.list_cells(config, registry.order)["prune"]}
+    circuit = params["pretrain/smoke:single_double_quote"]
+    assert circuit["prune"]["seeds"] == 3 and circuit["prune"]["binarize_pairs"] > 0
+    for control in (
+        "pretrain/smoke:single_double_quote__flipped",
+        "pretrain/smoke:single_double_quote__shuffled",
+        "random_init/pretrain/smoke:single_double_quote",
+    ):
+        assert params[control]["prune"] == {**circuit["prune"], "seeds": 1, "binarize_pairs": 0}
+        assert params[control].get("tune") == circuit.get("tune")
 
 
 def test_a_control_follows_its_checkpoint_and_controls_can_be_off():

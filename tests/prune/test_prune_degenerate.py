@@ -73,7 +73,7 @@ def test_refinement_of_nothing_keeps_the_initialisation():
     one = StepFunctions(torch.tensor([3]), torch.tensor([-1.0]), torch.tensor([1.0]))
     assert refine_steps(one, lambda steps: torch.tensor(0.5), steps=5, lr=0.1) is one  # no level reaches the loss
     fitted = fit_binarization(
-        torch.zeros(6, 0), empty.nodes, lambda steps: 0.25, lambda steps: torch.tensor(0.25), 5, 0.1, lambda s: 0.25
+        torch.zeros(6, 0), empty.nodes, lambda steps: [0.25], lambda steps: torch.tensor(0.25), 5, 0.1, lambda s: 0.25
     )
     assert fitted.init_loss == fitted.final_loss == 0.25
 

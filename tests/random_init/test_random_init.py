@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from sparsepipe.pipeline.config import resolve_config
+from sparsepipe.pipeline.dag import default_registry
 from sparsepipe.workers.context import local_context
 from sparsepipe.workers.nn.config import ModelConfig, OptimConfig, SparsityConfig, TrainConfig
 from sparsepipe.workers.nn.gpt import GPT, load_checkpoint, save_checkpoint
@@ -95,3 +97,15 @@ def test_names():
     assert control_of("random_init/dense", "var_if") == {"kind": "random_init", "checkpoint": "dense", "task": "var_if"}
     assert control_of("dense", "var_if__shuffled") == {"kind": "shuffled", "checkpoint": "dense", "task": "var_if"}
     assert control_of("dense", "var_if") is None
+
+
+def test_every_pruned_trained_checkpoint_gets_its_control_the_matched_dense_one_too():
+    config = resolve_config(
+        "tiny", assignments=['prune.checkpoints=["pretrain", "matched_dense"]', 'prune.controls=["random_init"]'],
+        environ={},
+    )  # fmt: skip
+    registry = default_registry()
+    cells = registry.list_cells(config, registry.order)
+    assert [c.cell for c in cells["random_init"]] == ["pretrain/tiny", "matched_dense/tiny"]
+    pruned = {c.cell.split(":")[0] for c in cells["prune"]}
+    assert {"random_init/pretrain/tiny", "random_init/matched_dense/tiny"} <= pruned

@@ -29,7 +29,7 @@ trained on a few dozen pairs can overfit them. Reported losses always use psi_0,
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Sequence
 
 import torch
 from torch import Tensor
@@ -55,12 +55,25 @@ def psi(x: Tensor, t: float, low: Tensor, high: Tensor) -> Tensor:
 @dataclass
 class StepFunctions:
     """One step function per binarized node: node-space indices [n] and their levels l, r [n], applied as
-    psi_t at `temperature` t (0: the exact step)."""
+    psi_t at `temperature` t (0: the exact step).
+
+    Levels may also be a stack [V, n]: V variants of the same nodes, variant i applied to block i of V equal
+    blocks of the batch's rows (as a stack of node masks is, `nn.masks.mask_interventions`), so that
+    `fit_steps` tries a node's candidate thresholds in one forward."""
 
     nodes: Tensor
     low: Tensor
     high: Tensor
     temperature: float = 0.0
+
+    @property
+    def variants(self) -> int | None:
+        """V for a stack of levels [V, n]; None for one set [n]."""
+        return int(self.low.shape[0]) if self.low.dim() == 2 else None
+
+    def variant(self, i: int) -> StepFunctions:
+        """Variant i of a stack, as one set of levels."""
+        return StepFunctions(self.nodes, self.low[i], self.high[i], self.temperature)
 
     def intervention(
         self, inner: Callable[[Tensor], Tensor] | None, node_slice: slice
@@ -70,13 +83,20 @@ class StepFunctions:
         if not bool(chosen.any()):
             return inner
         channels = self.nodes[chosen] - node_slice.start
-        low, high, t = self.low[chosen], self.high[chosen], self.temperature
+        low, high, t = self.low[..., chosen], self.high[..., chosen], self.temperature
 
         def intervene(x: Tensor) -> Tensor:
             x = inner(x) if inner is not None else x
             out = x.clone()
             idx = channels.to(x.device)
-            out[..., idx] = psi(x[..., idx], t, low.to(x.device, x.dtype), high.to(x.device, x.dtype))
+            lower, upper = low.to(x.device, x.dtype), high.to(x.device, x.dtype)
+            picked = x[..., idx]
+            if lower.dim() == 1:
+                out[..., idx] = psi(picked, t, lower, upper)
+                return out
+            blocks = picked.reshape(lower.shape[0], -1, *picked.shape[1:])  # [V, B, ..., channels]
+            shape = (lower.shape[0],) + (1,) * (blocks.dim() - 2) + (lower.shape[1],)
+            out[..., idx] = psi(blocks, t, lower.view(shape), upper.view(shape)).reshape(picked.shape)
             return out
 
         return intervene
@@ -93,28 +113,35 @@ def levels(values: Tensor, fraction: float) -> tuple[float, float]:
 
 
 def fit_steps(
-    activations: Tensor, nodes: Tensor, loss_with: Callable[[StepFunctions], float]
+    activations: Tensor, nodes: Tensor, losses_with: Callable[[StepFunctions], Sequence[float]]
 ) -> tuple[StepFunctions, list[dict[str, float]]]:
     """Greedy per-node choice of the threshold (App. C initialisation).
 
     activations: [positions, n] the kept nodes' recorded activations (train pairs); nodes: their node-space
-    indices [n], in forward order. `loss_with(steps)` is the task loss on the fitting pairs with `steps` in
-    place. Returns the step functions and, per node, the chosen fraction, l, r and the loss after it.
+    indices [n], in forward order. `losses_with(steps)` is the task loss on the fitting pairs under each variant
+    of the stack `steps` (levels [V, n]): a node's candidate thresholds are tried together, the nodes before it
+    already binarized. Returns the step functions and, per node, the chosen fraction, l, r and the loss after it.
     """
     low = torch.zeros(nodes.numel())
     high = torch.zeros(nodes.numel())
     log = []
     for i in range(nodes.numel()):
-        best: tuple[float, float, float, float] | None = None
-        for fraction in THRESHOLD_FRACTIONS:
-            level_low, level_high = levels(activations[:, i], fraction)
-            low[i], high[i] = level_low, level_high
-            loss = loss_with(StepFunctions(nodes[: i + 1], low[: i + 1], high[: i + 1]))
-            if best is None or loss < best[0]:
-                best = (loss, fraction, level_low, level_high)
-        assert best is not None
-        low[i], high[i] = best[2], best[3]
-        log.append({"node": int(nodes[i]), "fraction": best[1], "low": best[2], "high": best[3], "loss": best[0]})
+        candidates = [levels(activations[:, i], fraction) for fraction in THRESHOLD_FRACTIONS]
+        lows, highs = low[: i + 1].repeat(len(candidates), 1), high[: i + 1].repeat(len(candidates), 1)
+        lows[:, i] = torch.tensor([level_low for level_low, _ in candidates])
+        highs[:, i] = torch.tensor([level_high for _, level_high in candidates])
+        losses = [float(loss) for loss in losses_with(StepFunctions(nodes[: i + 1], lows, highs))]
+        best = min(range(len(candidates)), key=losses.__getitem__)  # the first of equal losses
+        low[i], high[i] = lows[best, i], highs[best, i]
+        log.append(
+            {
+                "node": int(nodes[i]),
+                "fraction": THRESHOLD_FRACTIONS[best],
+                "low": candidates[best][0],
+                "high": candidates[best][1],
+                "loss": losses[best],
+            }
+        )
     return StepFunctions(nodes, low, high), log
 
 
@@ -162,7 +189,7 @@ class Binarization:
 def fit_binarization(
     activations: Tensor,
     nodes: Tensor,
-    loss_with: Callable[[StepFunctions], float],
+    losses_with: Callable[[StepFunctions], Sequence[float]],
     train_loss_with: Callable[[StepFunctions], Tensor],
     steps: int,
     lr: float,
@@ -171,9 +198,13 @@ def fit_binarization(
     """App. C on the fitting pairs: `fit_steps`, then `refine_steps` (arguments as there). The refined levels are
     kept unless their psi_0 loss on the selection pairs (`selection_loss_with`: validation pairs, never the
     fitting ones) is higher than the initialisation's. The losses recorded are the fitting pairs'."""
-    init, log = fit_steps(activations, nodes, loss_with)
-    init_loss = log[-1]["loss"] if log else loss_with(init)
+
+    def fit_loss(one: StepFunctions) -> float:
+        return float(losses_with(StepFunctions(one.nodes, one.low[None], one.high[None]))[0])
+
+    init, log = fit_steps(activations, nodes, losses_with)
+    init_loss = log[-1]["loss"] if log else fit_loss(init)
     refined = refine_steps(init, train_loss_with, steps, lr)
     if selection_loss_with(refined) <= selection_loss_with(init):
-        return Binarization(init, refined, init_loss, loss_with(refined))
+        return Binarization(init, refined, init_loss, fit_loss(refined))
     return Binarization(init, init, init_loss, init_loss)

@@ -3,10 +3,12 @@
 A trial trains node masks on the frozen model (`steps` steps of `batch_pairs` pairs, two prompts each,
 forward and a backward to the masks: 2x the forward, no weight gradients), then evaluates on the
 `eval_pairs` val pairs: a bisection over the kept-node count (log2 of the nodes)
-for every target of the sweep, the loss-vs-size curve, the test pairs; then fits the binarized circuit.
+for every target of the sweep, the loss-vs-size curve, the test pairs.
 Prompts are counted at their padded width, at most `max_tokens`. A tuned cell runs
 tune.iterations x tune.trials_per_iteration trials, the trials of one iteration at once (each holding
-the model), on CPU cores unless tune.gpus_per_trial asks for GPUs.
+the model), on CPU cores unless tune.gpus_per_trial asks for GPUs; then `prune.seeds - 1` repeats of the
+best trial, and once the binarization's refinement (its greedy initialisation, one forward of the fitting
+pairs per circuit node, depends on a circuit size unknown before the cell runs and is left out).
 """
 
 from __future__ import annotations
@@ -26,9 +28,13 @@ def trial_flops(prune: PruneConfig, forward_per_token: float, nodes: int) -> flo
     eval_tokens = prune.eval_pairs * 2 * prompt
     bisections = len(prune.target_sweep) * (math.ceil(math.log2(max(2, nodes))) + 1)
     eval_passes = bisections + prune.curve_points + 2  # the calibration refits logit gaps: no forwards
-    binarize_tokens = prune.binarize_steps * prune.binarize_pairs * 2 * prompt
     # A backward to the masks (no weight gradients) costs about one forward.
-    return forward_per_token * (2 * (train_tokens + binarize_tokens) + eval_passes * eval_tokens)
+    return forward_per_token * (2 * train_tokens + eval_passes * eval_tokens)
+
+
+def binarization_flops(prune: PruneConfig, forward_per_token: float) -> float:
+    """The binarization's refinement, once per cell: forward and backward of the fitting pairs per step."""
+    return forward_per_token * 2 * prune.binarize_steps * prune.binarize_pairs * 2 * prune.max_tokens
 
 
 def estimate_prune_cell(cell: Cell, config: Any, cells: dict[Any, Cell], device_type: str) -> CellCost | None:
@@ -40,11 +46,12 @@ def estimate_prune_cell(cell: Cell, config: Any, cells: dict[Any, Cell], device_
     tune = TuneConfig.model_validate(cell.params["tune"]) if "tune" in cell.params else None
     cost = model_cost(model, config.tokenize.vocab_size)
     nodes = sum(width for _, width in node_locations(model))
-    trials = tune.iterations * tune.trials_per_iteration if tune is not None else 1
+    trials = (tune.iterations * tune.trials_per_iteration if tune is not None else 1) + prune.seeds - 1
     on_gpu = tune is not None and tune.gpus_per_trial > 0
     step_tokens = prune.batch_pairs * 2 * prune.max_tokens
+    forward_per_token = cost.forward_flops(1, prune.max_tokens, logits=False)
     return CellCost(
-        flops=trials * trial_flops(prune, cost.forward_flops(1, prune.max_tokens, logits=False), nodes),
+        flops=trials * trial_flops(prune, forward_per_token, nodes) + binarization_flops(prune, forward_per_token),
         param_bytes=cost.params * FP32,
         optimizer_bytes=nodes * 3 * FP32,  # the mask logits and their AdamW moments
         activation_bytes=cost.activation_bytes(step_tokens, prune.max_tokens, FP32, device_type),

@@ -78,17 +78,28 @@ class MaskedModel:
         return candidate_gap(logits, batch)
 
     @torch.no_grad()
-    def gaps_each(self, batches: list[TaskBatch], node_masks: Tensor) -> Tensor:
-        """Candidate logit gaps [M, 2N] of every mask of the stack node_masks [M, n_nodes]: one forward per batch
-        with M copies of its rows (a trial dimension), each counted in `work`."""
-        if self.ablation.dim() > 1:  # resample: a pattern per batch of prompts, so one mask per forward
-            return torch.stack([self.gaps(batches, mask) for mask in node_masks])
-        count = node_masks.shape[0]
+    def gaps_each(self, batches: list[TaskBatch], node_masks: Tensor, steps: StepFunctions | None = None) -> Tensor:
+        """Candidate logit gaps [M, 2N] of M variants: the masks of a stack node_masks [M, n_nodes], or one mask
+        [n_nodes] under the M variants of a stack of step functions (`steps`, levels [M, n]). One forward per batch
+        with M copies of its rows (a trial dimension), each copy counted in `work`."""
+        stacked_masks = node_masks.dim() == 2
+        count = node_masks.shape[0] if stacked_masks else steps.variants if steps is not None else None
+        if count is None:
+            raise ValueError("gaps_each needs a stack of node masks [M, n_nodes] or of step functions")
+        if self.ablation.dim() > 1:  # resample: a pattern per batch of prompts, so one variant per forward
+            return torch.stack(
+                [
+                    self.gaps(batches, node_masks[i], steps)
+                    if stacked_masks
+                    else self.gaps(batches, node_masks, steps.variant(i))  # type: ignore[union-attr]
+                    for i in range(count)
+                ]
+            )
         out = []
         for batch in batches:
             for _ in range(count):
                 self.work.add(batch)
-            out.append(self.forward_gap(concat_pairs([batch] * count), node_masks).view(count, -1))
+            out.append(self.forward_gap(concat_pairs([batch] * count), node_masks, steps).view(count, -1))
         return torch.cat(out, dim=1)
 
     @torch.no_grad()

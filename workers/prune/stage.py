@@ -58,8 +58,16 @@ def prune_cells(config: Any, upstream: Upstream) -> list[Cell]:
         inputs = {"checkpoint": ref, "tokens": CellRef("tokenize"), "mean_cache": CellRef("mean_cache", str(ref))}
         # A random-init control is pruned on the control tasks; a trained checkpoint on the tasks and their twins.
         for task in random_init_tasks if str(ref) in controls else tasks + twins:
-            cells.append(Cell("prune", cell_name(str(ref), task), {"task": task, **settings}, inputs, resources))
+            cell_settings = control_settings(settings) if str(ref) in controls or task in twins else settings
+            cells.append(Cell("prune", cell_name(str(ref), task), {"task": task, **cell_settings}, inputs, resources))
     return cells
+
+
+def control_settings(settings: dict[str, Any]) -> dict[str, Any]:
+    """A control cell's params: the same pruning and CARBS budget, one mask seed and no binarization. Its
+    evidence is whether that pruning reaches the target (`report/verdict.py`, controls_clear); the seed spread
+    and the binarized losses describe a circuit to read, which a control is not."""
+    return {**settings, "prune": {**settings["prune"], "seeds": 1, "binarize_pairs": 0}}
 
 
 def run_prune_cell(ctx: WorkContext, params: dict[str, Any]) -> None:

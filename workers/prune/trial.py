@@ -406,9 +406,11 @@ def binarized_losses(
     fit_chunks, val_chunks, test_chunks = (chunks(pairs, settings.batch_pairs) for pairs in (fit, val, test))
     nodes = torch.nonzero(mask.cpu() > 0).flatten()
     activations = masked.activations(fit_chunks, mask, nodes)
+    fit_eval_chunks = eval_chunks(fit, settings)  # no gradients: a node's three thresholds in one forward
 
-    def fit_loss_with(steps: StepFunctions) -> float:
-        return float(two_way_loss(masked.gaps(fit_chunks, mask, steps), fit.correct, reduction=reduction))
+    def fit_losses_each(steps: StepFunctions) -> list[float]:
+        gaps = masked.gaps_each(fit_eval_chunks, mask, steps)
+        return [float(two_way_loss(row, fit.correct, reduction=reduction)) for row in gaps]
 
     def train_loss_with(steps: StepFunctions) -> Tensor:  # differentiable; the mean, as in mask training
         return two_way_loss(torch.cat([masked.gap(chunk, mask, steps) for chunk in fit_chunks]), fit.correct)
@@ -420,7 +422,7 @@ def binarized_losses(
         return float(two_way_loss(masked.gaps(test_chunks, mask, steps), test.correct, reduction=reduction))
 
     fitted = fit_binarization(
-        activations, nodes, fit_loss_with, train_loss_with, settings.binarize_steps, settings.binarize_lr, val_loss_with
+        activations, nodes, fit_losses_each, train_loss_with, settings.binarize_steps, settings.binarize_lr, val_loss_with
     )
     final_gaps = masked.gaps(test_chunks, mask, fitted.final)
     return {

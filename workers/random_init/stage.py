@@ -8,9 +8,9 @@ from ..checkpoints import CHECKPOINT, CONTROL_SOURCE_PARAM, selected_checkpoints
 from ..stage import Cell, CellRef, ConfigError, Resources, Stage, Upstream
 from . import STAGE_NAME
 
-# Trained from scratch by the pipeline, so they have a training seed and an L0 schedule to copy; bridges share
-# their sparse model's, and imported models carry no training config.
-SOURCE_STAGES = ("pretrain", "dense")
+# Trained from scratch by the pipeline, so they have a training seed and an L0 schedule to copy (matched_dense
+# carries its dense run's); bridges share their sparse model's, and imported models carry no training config.
+SOURCE_STAGES = ("pretrain", "dense", "matched_dense")
 
 
 def pruned_sources(patterns: list[str], upstream: Upstream) -> list[CellRef]:
