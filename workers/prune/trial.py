@@ -422,7 +422,13 @@ def binarized_losses(
         return float(two_way_loss(masked.gaps(test_chunks, mask, steps), test.correct, reduction=reduction))
 
     fitted = fit_binarization(
-        activations, nodes, fit_losses_each, train_loss_with, settings.binarize_steps, settings.binarize_lr, val_loss_with
+        activations,
+        nodes,
+        fit_losses_each,
+        train_loss_with,
+        settings.binarize_steps,
+        settings.binarize_lr,
+        val_loss_with,
     )
     final_gaps = masked.gaps(test_chunks, mask, fitted.final)
     return {
