@@ -9,7 +9,8 @@ costs into times and a fit check for a named device (pipeline/estimate.py); noth
 The model of a transformer's cost is the usual one (Kaplan et al. 2020, Korthikanti et al. 2022):
 2 FLOPs per weight-matrix entry per token forward, twice that backward, plus attention's QK^T and AV;
 weight sparsity saves no FLOPs (the weights are dense tensors holding zeros). Activations are counted
-per token and layer from what the forward saves for the backward (gpt.py); the estimates are meant
+per token and layer from what the forward saves for the backward (gpt.py), for one microbatch of a step
+(`train.microbatches`: the backward frees a microbatch's before the next forward); the estimates are meant
 to be right within a factor of about 1.5, which is what deciding "does it fit, roughly how long" needs.
 """
 
@@ -142,8 +143,8 @@ def training_cost(shape: TrainShape, device_type: str) -> CellCost:
     evaluations = math.ceil(train.steps / train.eval_every)
     eval_flops = evaluations * train.eval_batches * cost.forward_flops(tokens_per_step)
     bf16 = uses_bf16(train.precision, device_type)
-    per_worker_tokens = tokens_per_step // shape.workers
-    activations = cost.activation_bytes(per_worker_tokens, train.model.n_ctx, BF16 if bf16 else FP32, device_type)
+    microbatch_tokens = tokens_per_step // (shape.workers * train.microbatches)
+    activations = cost.activation_bytes(microbatch_tokens, train.model.n_ctx, BF16 if bf16 else FP32, device_type)
     return CellCost(
         flops=train.steps * step_flops + eval_flops,
         param_bytes=cost.params * FP32,

@@ -40,6 +40,22 @@ def test_data_parallel_workers_split_the_activations_and_bf16_halves_them():
     assert bf16.bf16 and bf16.activation_bytes < one.activation_bytes
 
 
+def test_microbatches_split_the_activations_and_bridges_pay_one_normaliser_forward(tmp_path):
+    train = TrainConfig(model=ModelConfig(vocab_size=512), batch_size=64, steps=10)
+    one = training_cost(TrainShape(train, 512), "cuda")
+    four = training_cost(TrainShape(train.model_copy(update={"microbatches": 4}), 512), "cuda")
+    assert four.activation_bytes == pytest.approx(one.activation_bytes / 4, rel=0.01)
+    assert four.flops == one.flops and four.optimizer_bytes == one.optimizer_bytes
+
+    cells = {}
+    for microbatches in (1, 4):
+        result = estimate(tmp_path, "--device", "h100", "--set", f"bridges.train.microbatches={microbatches}")
+        assert result.exit_code == 0, result.output
+        cells[microbatches] = next(c for c in json.loads(result.stdout)["cells"] if c["stage"] == "bridges")
+    assert cells[4]["activation_bytes"] == pytest.approx(cells[1]["activation_bytes"] / 4, rel=0.01)
+    assert 1 < cells[4]["flops"] / cells[1]["flops"] < 1.2  # the no-grad forward of both models per step
+
+
 def test_smoke_estimate_lists_every_cell_with_a_total(tmp_path):
     result = estimate(tmp_path, "--device", "h100")
     assert result.exit_code == 0, result.output
@@ -60,7 +76,8 @@ def test_a_cell_that_cannot_fit_is_exit_2_naming_the_setting(tmp_path):
     result = estimate(tmp_path, "--device", "a100", "--set", "pretrain.train.batch_size=400000")
     assert result.exit_code == 2
     assert "does not fit: pretrain/smoke" in result.stderr
-    assert "one a100 has 80.0 GB: lower pretrain.train.batch_size, or raise execution.train_workers" in result.stderr
+    assert "one a100 has 80.0 GB: raise pretrain.train.microbatches" in result.stderr  # the same training first
+    assert "raise execution.train_workers, or lower pretrain.train.batch_size" in result.stderr
 
 
 def test_unknown_device_is_a_usage_error(tmp_path):

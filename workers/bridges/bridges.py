@@ -18,7 +18,10 @@ The dense model is frozen (no parameter of it requires grad and its own pass
 runs under no_grad); gradients of the s->d terms flow through it into the
 decoders and the sparse model. NMSE normalises by the target's variance over
 tokens, detached (a model cannot lower it by inflating its own residual); on
-data-parallel ranks the variance over the whole global batch (`RankSpread`).
+data-parallel ranks the variance over the whole global batch (`RankSpread`), and
+with `train.microbatches` > 1 over the whole step batch, not one microbatch's
+(`BridgeObjective.begin_step`: one no-grad pass of both models over the step's
+microbatches before the first backward).
 """
 
 from __future__ import annotations
@@ -111,6 +114,23 @@ def nmse(prediction: Tensor, target: Tensor, scale: Tensor | None = None) -> Ten
     return (prediction.float().flatten(0, -2) - target_flat).pow(2).sum() / scale.detach().clamp_min(1e-12)
 
 
+def spread_sums(targets: list[Tensor]) -> Tensor:
+    """Per target: its row count, per-feature sums and sum of squares over tokens, float64, concatenated. Sums of
+    these over microbatches and ranks give the whole batch's spreads (`spreads_of`)."""
+    flats = [t.detach().double().flatten(0, -2) for t in targets]
+    return torch.cat([torch.cat([t.new_tensor([t.shape[0]]), t.sum(0), t.pow(2).sum().reshape(1)]) for t in flats])
+
+
+def spreads_of(sums: Tensor, widths: list[int]) -> list[Tensor]:
+    """Each target's |target - its mean|^2 over the tokens `sums` (spread_sums, of targets `widths` wide) cover."""
+    spreads, offset = [], 0
+    for width in widths:
+        count, features, squares = sums[offset], sums[offset + 1 : offset + 1 + width], sums[offset + 1 + width]
+        offset += width + 2
+        spreads.append(squares - features.pow(2).sum() / count)
+    return spreads
+
+
 class RankSpread:
     """NMSE normalisers of a data-parallel batch: each target's spread over the whole global batch, not over one
     rank's rows. A rank's loss is its rows' squared error over (global spread / world), so the average of the
@@ -120,19 +140,25 @@ class RankSpread:
         self.world, self.all_sum = world, all_sum
 
     def scales(self, targets: list[Tensor]) -> list[Tensor]:
-        flats = [t.detach().double().flatten(0, -2) for t in targets]
-        local = [torch.cat([t.new_tensor([t.shape[0]]), t.sum(0), t.pow(2).sum().reshape(1)]) for t in flats]
-        total = self.all_sum(torch.cat(local))
-        scales, offset = [], 0
-        for flat in flats:
-            count, sums, squares = (
-                total[offset],
-                total[offset + 1 : offset + 1 + flat.shape[1]],
-                total[offset + 1 + flat.shape[1]],
-            )
-            offset += flat.shape[1] + 2
-            scales.append(((squares - sums.pow(2).sum() / count) / self.world).float())
-        return scales
+        return self.shares(spread_sums(targets), [t.shape[-1] for t in targets])
+
+    def shares(self, local_sums: Tensor, widths: list[int], parts: int = 1) -> list[Tensor]:
+        """The global spreads of this rank's `local_sums` (spread_sums) reduced over every rank, each divided by
+        world * parts: the normaliser of one of `parts` equal shares of this rank's rows."""
+        return [(spread / (self.world * parts)).float() for spread in spreads_of(self.all_sum(local_sums), widths)]
+
+
+ONE_PROCESS = RankSpread(1, lambda sums: sums)
+
+
+@dataclass
+class FixedSpread:
+    """NMSE normalisers fixed before a step's microbatches (`BridgeObjective.begin_step`), whatever rows come."""
+
+    fixed: list[Tensor]
+
+    def scales(self, targets: list[Tensor]) -> list[Tensor]:
+        return self.fixed
 
 
 def kl_from_dense(dense_log_probs: Tensor, logits: Tensor) -> Tensor:
@@ -165,10 +191,33 @@ class BridgeObjective:
         self.dense, self.sparse, self.bridges, self.config = dense.eval().requires_grad_(False), sparse, bridges, config
         self.names = residual_boundaries(sparse.config)
         self.rank_spread: RankSpread | None = None  # set on every rank of a data-parallel cell
+        self.step_spread: FixedSpread | None = None  # the step batch's normalisers while its microbatches run
 
-    def terms(self, batch: Tensor, spread: RankSpread | None = None) -> BridgeTerms:
-        """Every term of `batch`; `spread` (training on data-parallel ranks) gives the global NMSE normalisers.
-        Validation, on rank 0 alone, normalises by its own batch."""
+    def begin_step(self, batch: Tensor, microbatches: int) -> None:
+        """Before a training step's microbatches (`Trainer.begin_step`): with more than one, fix NMSE's normalisers
+        to the whole step batch's (every rank's rows on data-parallel ranks), each divided by the number of
+        microbatches, so that the microbatches' losses, each divided by that number by the trainer, sum to the
+        whole batch's. It takes one no-grad forward of both models, a microbatch at a time. With one, the batch
+        normalises itself in `terms` (over the ranks' rows by `rank_spread`), as before."""
+        self.step_spread = None
+        if microbatches == 1:
+            return
+        sums: Tensor | None = None
+        with torch.no_grad():
+            for chunk in batch.chunk(microbatches):
+                targets = self.residuals(chunk[:, :-1])
+                sums = spread_sums(targets) if sums is None else sums + spread_sums(targets)
+        widths = [t.shape[-1] for t in targets]
+        self.step_spread = FixedSpread((self.rank_spread or ONE_PROCESS).shares(sums, widths, microbatches))
+
+    def residuals(self, inputs: Tensor) -> list[Tensor]:
+        """NMSE's targets on `inputs`: the sparse model's residual at every location, then the dense model's."""
+        sparse, dense = self.sparse(inputs, record=self.names)[1], self.dense(inputs, record=self.names)[1]
+        return [sparse[n] for n in self.names] + [dense[n] for n in self.names]
+
+    def terms(self, batch: Tensor, spread: RankSpread | FixedSpread | None = None) -> BridgeTerms:
+        """Every term of `batch`; `spread` (training on data-parallel ranks, or in microbatches) gives the NMSE
+        normalisers of the whole step batch. Validation, on rank 0 alone, normalises by its own batch."""
         inputs, targets = batch[:, :-1], batch[:, 1:]
         with torch.no_grad():
             dense_logits, recorded = self.dense(inputs, record=self.names)
@@ -191,7 +240,7 @@ class BridgeObjective:
 
     def loss(self, batch: Tensor) -> Tensor:
         """The training loss of `batch` (for `Trainer.train_step(batch, loss_fn)`)."""
-        return self.terms(batch, self.rank_spread).total(self.config)
+        return self.terms(batch, self.step_spread or self.rank_spread).total(self.config)
 
 
 def summarize(terms: BridgeTerms, names: list[str]) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from typing import Any
 from ..context import WorkContext
 from ..nn.config import TrainConfig
 from ..stage import Benchmark, Cell, CellRef, ConfigError, Stage
-from ..train.stage import trainer_resources
+from ..train.stage import batch_split_problems, trainer_resources
 from .config import PRESETS, BridgesConfig
 
 # Fields of BridgesConfig that are not cell params (the variant's train config replaces `train`).
@@ -62,6 +62,12 @@ def bridges_cells(config: Any, upstream: dict[str, list[Cell]]) -> list[Cell]:
     return cells
 
 
+def check_bridges(config: Any) -> list[str]:
+    if not config.bridges.enabled:
+        return []
+    return batch_split_problems(config, "bridges.train", config.bridges.train)
+
+
 def run_bridges_cell(ctx: WorkContext, params: dict[str, Any]) -> None:
     from .worker import run_bridges
 
@@ -79,6 +85,7 @@ BRIDGES = Stage(
     config={"bridges": BridgesConfig},
     presets=PRESETS,
     provides=("checkpoint",),
+    checks=(check_bridges,),
     estimate="sparsepipe.workers.bridges.estimate:estimate_bridges_cell",
 )
 

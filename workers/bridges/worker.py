@@ -65,12 +65,9 @@ def bridges_job(config: BridgesConfig, train: TrainConfig, inputs: dict[str, Pat
     sparse = GPT(train.model).to(device)
     bridges = Bridges(dense.config, sparse.config, config.encoder_afrac).to(device)
     objective = BridgeObjective(dense, sparse, bridges, config)
-    return BridgesJob(
-        Trainer(sparse, train, extra=bridges),
-        lambda batches: evaluate_bridges(objective, batches),
-        objective.loss,
-        objective,
-    )
+    trainer = Trainer(sparse, train, extra=bridges)
+    trainer.begin_step = objective.begin_step  # NMSE's normaliser is the whole step batch's, not a microbatch's
+    return BridgesJob(trainer, lambda batches: evaluate_bridges(objective, batches), objective.loss, objective)
 
 
 def run_bridges(ctx: WorkContext, config: BridgesConfig) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from ..stage import StrictModel
 
@@ -176,6 +176,14 @@ class TrainConfig(StrictModel):
     optim: OptimConfig = Field(default_factory=OptimConfig)
     sparsity: SparsityConfig = Field(default_factory=SparsityConfig)
     batch_size: int = Field(32, ge=1)
+    microbatches: int = Field(
+        1,
+        ge=1,
+        description="Run each step's batch as this many equal microbatches, forward and backward one at a time, "
+        "their gradients summed before the one optimizer step: the same step (the loss is the whole batch's mean; "
+        "bridges' NMSE keeps the whole batch's normaliser) with about 1/microbatches of the activation memory. "
+        "Must divide batch_size, and on data-parallel ranks each rank's batch_size / execution.train_workers rows.",
+    )
     steps: int = Field(1000, ge=1)
     eval_every: int = Field(100, ge=1)
     eval_batches: int = Field(8, ge=1)
@@ -200,6 +208,17 @@ class TrainConfig(StrictModel):
         "on CUDA, fp32 elsewhere (a CPU's bf16 speed depends on its bf16 instructions).",
     )
     seed: int = 0
+
+    @field_validator("microbatches")
+    @classmethod
+    def _divides_batch(cls, microbatches: int, info: ValidationInfo) -> int:
+        batch_size = info.data.get("batch_size")  # absent when batch_size itself failed validation
+        if batch_size is not None and batch_size % microbatches:
+            raise ValueError(
+                f"microbatches={microbatches} does not divide batch_size={batch_size} into equal microbatches; "
+                "choose a divisor of batch_size"
+            )
+        return microbatches
 
     @model_validator(mode="before")
     @classmethod

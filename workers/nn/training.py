@@ -3,6 +3,11 @@
 Step order (paper §2.1, Appendix A.2): forward, cross-entropy, backward, limit
 the global gradient RMS, AdamW, then weight top-k to the scheduled L0.
 With sparsity off the same step trains the dense baseline.
+
+Gradient accumulation (`train.microbatches` = k): the forward and backward run on
+k equal row chunks of the batch in turn, each chunk's mean loss divided by k, so
+the summed gradients are the whole batch's mean loss's and the rest of the step
+is unchanged; the activations held at once are a chunk's, not the batch's.
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import math
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Callable
 
 import torch
@@ -112,6 +118,9 @@ class Trainer:
         # Data-parallel training sets this: average the gradients across ranks before they are used, given
         # whether this rank's loss is finite; returns how many ranks' losses were not (every rank agrees on it).
         self.sync_gradients: Callable[[list[nn.Parameter], bool], int] | None = None
+        # A loss normalised by the whole step batch (bridges' NMSE) sets this: called with the step's batch and
+        # the number of microbatches, under the step's autocast, before the first microbatch's forward.
+        self.begin_step: Callable[[Tensor, int], None] | None = None
         self.autocast = precision_context(train.precision, next(model.parameters()).device.type)
 
     def weight_l0(self) -> float:
@@ -120,22 +129,41 @@ class Trainer:
     def optimizer_params(self) -> list[nn.Parameter]:
         return [*self.model.parameters(), *(self.extra.parameters() if self.extra is not None else [])]
 
+    def accumulate_gradients(self, batch: Tensor, loss_fn: Callable[[Tensor], Tensor]) -> float:
+        """Forward and backward of `batch` as `train.microbatches` equal chunks of rows, each chunk's loss divided
+        by their number: the gradients summed are the whole batch's mean loss's, which is returned. A chunk whose
+        loss is not finite ends the accumulation without its backward, and its loss is returned."""
+        count = self.train.microbatches
+        if batch.shape[0] % count:
+            raise ValueError(
+                f"a batch of {batch.shape[0]} rows does not split into train.microbatches={count} equal microbatches"
+            )
+        if self.begin_step is not None:
+            with self.autocast:
+                self.begin_step(batch, count)
+        total = 0.0
+        for chunk in batch.chunk(count):
+            with self.autocast:
+                loss = loss_fn(chunk)
+            value = loss.item()
+            if not math.isfinite(value):
+                return value
+            (loss / count).backward()
+            total += value
+        return total / count
+
     def train_step(self, batch: Tensor, loss_fn: Callable[[Tensor], Tensor] | None = None) -> StepStats:
-        """One step on `batch`; `loss_fn(batch)` replaces the next-token loss of the model."""
+        """One step on `batch`; `loss_fn(rows)` replaces the next-token loss of the model (a mean over `rows`)."""
         l0 = self.weight_l0()
         lr = learning_rate(self.step, self.train.steps, self.train.optim, l0)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         self.model.train()
         self.optimizer.zero_grad(set_to_none=True)
-        with self.autocast:
-            loss = lm_loss(self.model, batch) if loss_fn is None else loss_fn(batch)
-        loss_value = loss.item()
+        loss_value = self.accumulate_gradients(batch, loss_fn or partial(lm_loss, self.model))
         finite = math.isfinite(loss_value)
         if self.sync_gradients is None and not finite:
             raise TrainingDiverged(self.step + 1, f"the training loss is {loss_value}")
-        if finite:
-            loss.backward()
         if self.sync_gradients is not None:
             # Every rank joins the all-reduce even when its own loss is NaN, so all ranks stop together.
             diverged_ranks = self.sync_gradients(self.params, finite)

@@ -15,6 +15,11 @@ def estimate_train_cell(cell: Cell, config: Any, cells: dict[Any, Cell], device_
         TrainConfig.model_validate(cell.params),
         config.tokenize.vocab_size,
         workers=cell.resources.workers,
-        reduce=(f"lower {section}.train.batch_size", "raise execution.train_workers", "lower tokenize.n_ctx"),
+        reduce=(
+            f"raise {section}.train.microbatches (the same training, in smaller chunks)",
+            "raise execution.train_workers",
+            f"lower {section}.train.batch_size",
+            "lower tokenize.n_ctx",
+        ),
     )
     return training_cost(shape, device_type)

@@ -4,7 +4,9 @@ Every rank builds the same job (loop.JobBuilder: the model, or for bridges the s
 bridges and the frozen dense model) from the same seed, reads its own rows of each
 global batch (rank r takes rows [r*b, (r+1)*b) of the batch a single process
 would read, so N workers see exactly the one-worker data), and after backward
-the gradients are averaged across ranks (one all-reduce of a flat buffer).
+the gradients are averaged across ranks (one all-reduce of a flat buffer); with
+`train.microbatches` a rank first accumulates its rows' microbatches, so the
+all-reduce stays one per step.
 The optimizer step and then the weight top-k run on identical values on every
 rank, so weights and masks stay bitwise identical without a broadcast; the
 final state records each rank's weight digest to prove it.

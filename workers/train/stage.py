@@ -63,12 +63,29 @@ def _against_the_tokens(config: Any, prefix: str, train: TrainConfig) -> list[st
     return problems
 
 
+def batch_split_problems(config: Any, prefix: str, train: TrainConfig) -> list[str]:
+    """Each of execution.train_workers ranks trains on batch_size / train_workers rows, in `microbatches` equal
+    chunks (parallel.RankSlice, Trainer.accumulate_gradients): the batch must split into both evenly."""
+    workers, microbatches = config.execution.train_workers, train.microbatches
+    if train.batch_size % (workers * microbatches) == 0:
+        return []
+    return [
+        f"{prefix}.batch_size={train.batch_size} does not split evenly over execution.train_workers={workers} "
+        f"ranks of {prefix}.microbatches={microbatches} microbatches each; make batch_size a multiple of "
+        f"{workers * microbatches}"
+    ]
+
+
 def check_pretrain(config: Any) -> list[str]:
-    return _against_the_tokens(config, "pretrain.train", config.pretrain.train)
+    train = config.pretrain.train
+    return _against_the_tokens(config, "pretrain.train", train) + batch_split_problems(config, "pretrain.train", train)
 
 
 def check_dense(config: Any) -> list[str]:
-    return _against_the_tokens(config, "dense.train", config.dense.train) if config.dense.enabled else []
+    if not config.dense.enabled:
+        return []
+    train = config.dense.train
+    return _against_the_tokens(config, "dense.train", train) + batch_split_problems(config, "dense.train", train)
 
 
 def run_train_cell(ctx: WorkContext, params: dict[str, Any]) -> None:
