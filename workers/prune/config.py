@@ -221,11 +221,13 @@ PRESETS: dict[str, dict[str, Any]] = {
             # dense run's final model (0.5 nats better) still trains, for the bridges; `--checkpoints all` prunes
             # it too, for the unmatched comparison (5 cells more).
             "checkpoints": ["pretrain", "matched_dense"],
-            # Every control on the task whose circuit the paper reads first: 6 more cells (random-init sparse and
-            # dense; the flipped and shuffled twins on both), about 1.8 min each on the 2-core VM (the 10 cells
-            # above took 18 min). `--set 'prune.control_tasks=["all"]'` runs them on all five (30 cells).
+            # Every control on the task whose circuit the paper reads first and on var_if, the one task both tiny
+            # models perform at the target (BENCHMARKS.md, "The verdict"): a circuit is trusted only with its
+            # controls run. 12 more cells (random-init sparse and dense, the flipped and shuffled twins on both),
+            # each one mask seed and no binarization (`stage.control_settings`).
+            # `--set 'prune.control_tasks=["all"]'` runs them on all five (30 cells).
             "controls": ["random_init", "flipped", "shuffled"],
-            "control_tasks": ["single_double_quote"],
+            "control_tasks": ["single_double_quote", "var_if"],
             # Mask training must run long enough for tau to cross zero: tau starts at ~0.1 and Adam moves it
             # by about lr per step. Measured on the tiny sparse model, single_double_quote: 100 steps at lr 3e-3
             # keep 1191 nodes (10,160 edges) and miss the target; 300 steps at lr 1e-2 keep 83 (131 edges).
