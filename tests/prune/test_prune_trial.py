@@ -24,7 +24,8 @@ def task_data() -> TaskData:
 
 @pytest.fixture(scope="module")
 def result(trained_model, trained_means, task_data):
-    return run_trial(trained_model, trained_means, task_data, SETTINGS.hyper, SETTINGS, seed=0, task="key")
+    """The trial of an untuned cell: its curve too."""
+    return run_trial(trained_model, trained_means, task_data, SETTINGS.hyper, SETTINGS, seed=0, task="key", curve=True)
 
 
 def test_trial_finds_a_small_faithful_circuit(result):
