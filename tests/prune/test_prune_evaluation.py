@@ -25,7 +25,8 @@ TRAIN, VAL, TEST = key_task(128, seed=2), key_task(32, seed=1), key_task(24, see
 
 def _trial(model, means, test=TEST, **settings):
     params = SETTINGS.model_copy(update=settings)
-    return run_trial(model, means, TaskData(train=TRAIN, eval=VAL, test=test), params.hyper, params, seed=0, task="key")
+    data = TaskData(train=TRAIN, eval=VAL, test=test)
+    return run_trial(model, means, data, params.hyper, params, seed=0, task="key", curve=True)  # an untuned cell's
 
 
 @pytest.fixture(scope="module")

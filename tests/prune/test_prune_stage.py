@@ -20,6 +20,8 @@ from stage_inputs import (
 from sparsepipe.workers.context import local_context
 from sparsepipe.workers.mean_cache.means import MEANS_FILE, load_means
 from sparsepipe.workers.nn.gpt import load_checkpoint, node_locations
+from sparsepipe.workers.prune.inputs import load_prune_inputs
+from sparsepipe.workers.prune.trial import add_loss_vs_k, run_trial
 from sparsepipe.workers.prune.worker import run_prune
 from sparsepipe.workers.shard_loader import ShardLoader
 
@@ -112,3 +114,9 @@ def test_prune_stage_writes_every_output(tmp_path, tokens_dir, checkpoint_dir, m
     assert (out / "loss_vs_k.png").read_bytes()[:4] == b"\x89PNG"
     steps = [e for e in events if e.get("total") == PARAMS.steps]
     assert steps and steps[-1]["completed"] == PARAMS.steps
+    # The written curve is the one trial's: the same trial with its curve measured from its ranking (issue 27).
+    loaded = load_prune_inputs(checkpoint_dir, mean_cache_dir, tokens_dir, TASK, PARAMS)
+    again = run_trial(loaded.model, loaded.means, loaded.task_data, PARAMS.hyper, PARAMS, PARAMS.seed, task=TASK)
+    add_loss_vs_k(loaded, PARAMS, again)
+    assert result["loss_vs_k"] == again.loss_vs_k and len(again.loss_vs_k) >= PARAMS.curve_points
+    assert metrics["timings"]["curve_s"] > 0

@@ -24,7 +24,8 @@ def task_data() -> TaskData:
 
 @pytest.fixture(scope="module")
 def result(trained_model, trained_means, task_data):
-    return run_trial(trained_model, trained_means, task_data, SETTINGS.hyper, SETTINGS, seed=0, task="key")
+    """The trial of an untuned cell: its curve too."""
+    return run_trial(trained_model, trained_means, task_data, SETTINGS.hyper, SETTINGS, seed=0, task="key", curve=True)
 
 
 def test_trial_finds_a_small_faithful_circuit(result):
@@ -76,7 +77,7 @@ def test_tied_qk_zero_ablation_trial_that_misses_its_target(trained_model, task_
 def test_target_sweep_gives_one_circuit_per_target_from_one_ranking(trained_model, trained_means, task_data):
     settings = SETTINGS.model_copy(update={"targets": [0.05, 0.5]})
     assert settings.target_sweep == [0.05, 0.15, 0.5]  # target_loss is always swept
-    result = run_trial(trained_model, trained_means, task_data, settings.hyper, settings, seed=0, task="key")
+    result = run_trial(trained_model, trained_means, task_data, settings.hyper, settings, 0, "key", curve=True)
     assert [row["target_loss"] for row in result.sweep] == [0.05, 0.15, 0.5]
     main = result.sweep[1]
     assert (main["masks_kept"], main["nodes"], main["edges"]) == (result.masks_kept, result.nodes, result.edges)
@@ -87,7 +88,9 @@ def test_target_sweep_gives_one_circuit_per_target_from_one_ranking(trained_mode
     for row in result.sweep:
         assert row["reached_target"] == (row["selection_loss"] <= row["target_loss"])
         assert row["nodes"] == sum(len(idx) for idx in row["kept"].values())
-    # The loss-vs-size curve counts edges too; the full model has the most.
+    # The loss-vs-size curve holds every target's circuit (the probes of all bisections) and counts edges too; the
+    # full model has the most.
+    assert {row["masks_kept"] for row in result.sweep} <= {row["k"] for row in result.loss_vs_k}
     assert all("edges" in row for row in result.loss_vs_k)
     assert result.loss_vs_k[-1]["edges"] >= max(row["edges"] for row in result.loss_vs_k)
 

@@ -8,9 +8,12 @@ by side in rounds (every part once per round, in turn, so that the load of a sha
 - mask_step_s: one mask-training step (`search.train_masks` over a few steps, per step);
 - bisection_eval_s: one evaluation of a top-k circuit on the val pairs (one bisection probe);
 - calibration_s: the circuit's gaps on the calibration pairs and the LBFGS fit;
-- binarization_s, viewer_s (per-node ablation and activation examples): once per cell, on the written circuit;
+- curve_s (the loss-vs-size curve with its inverse losses, `trial.loss_vs_k`), binarization_s, viewer_s (per-node
+  ablation and activation examples): once per cell, on the written circuit;
 - startup_s: loading the model and the means from disk, as a trial's Ray task does on a fresh worker;
-- trial_s: a whole trial (`trial.run_trial`), and its phases (`TrialResult.timings`);
+- trial_s: a whole trial as CARBS runs it (`trial.run_trial`: mask training, full-model test gaps, ranking and
+  bisection, calibration, test checks, target sweep; no curve, which the cell computes once), and its phases
+  (`TrialResult.timings`);
 - trials_one_per_task_s / trials_batched_s: `trials` trials of one CARBS iteration run one after another as
   one-trial tasks do, and trained together on a trial dimension (`trial.run_trials`), same threads.
 
@@ -39,11 +42,11 @@ from ..nn.masks import NodeLayout, ablation_values, mask_interventions
 from ..train.bench import describe_device, in_rounds
 from .bench_setup import SHAPES, BenchShape, fitted_model, key_task_data, pretraining_like_rows
 from .config import PRESETS, PruneConfig
-from .losses import candidate_gap, chunks, two_way_loss
+from .losses import by_length, candidate_gap, chunks, two_way_loss
 from .masked import MaskedModel
 from .node_examples import node_examples
 from .search import Ranking, fit_calibration, train_masks
-from .trial import binarized_losses, loss_without_each_node, run_trial, run_trials
+from .trial import ValPairs, binarized_losses, loss_vs_k, loss_without_each_node, run_trial, run_trials
 
 MASK_STEPS_TIMED = 20  # steps of the separately timed mask training (per round)
 
@@ -114,6 +117,11 @@ def bench_shape(shape: BenchShape, settings: PruneConfig, trials: int, rounds: i
         gaps = masked.gaps(chunks(calibration_set, settings.batch_pairs), circuit)
         fit_calibration(gaps, calibration_set.correct, settings.calibration_steps)
 
+    val = ValPairs.of(by_length(evaluation), settings)
+
+    def curve() -> None:
+        loss_vs_k(masked, first.ranking, val, settings)
+
     def binarization() -> None:
         if first.reached_target:
             binarized_losses(masked, circuit, fit, evaluation, test, settings)
@@ -160,6 +168,7 @@ def bench_shape(shape: BenchShape, settings: PruneConfig, trials: int, rounds: i
                 "mask_step_s": lambda: _timed(mask_steps)() / MASK_STEPS_TIMED,
                 "bisection_eval_s": _timed(bisection_eval),
                 "calibration_s": _timed(calibration),
+                "curve_s": _timed(curve),
                 "binarization_s": _timed(binarization),
                 "viewer_s": _timed(viewer),
                 "startup_s": _timed(startup),

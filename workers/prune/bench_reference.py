@@ -10,8 +10,9 @@ tar -x -C DIR`), whose modules are imported at run time under a private package 
 `__init__` files (which import their training stack). Their `src/pruning/tasks.py` imports `transformers` for a type
 hint only; where `transformers` is not installed, a stub module with that one name stands in (`shim_transformers`).
 
-- ours: `trial.run_trial` (mask training, ranking, coarse-to-fine bisection on the val pairs, the loss-vs-k curve
-  with inverse losses, calibration, test-split checks: full model, circuit, inverse, random circuit, target sweep).
+- ours: `trial.run_trial` as CARBS runs it (mask training, ranking, coarse-to-fine bisection on the val pairs,
+  calibration, test-split checks: full model, circuit, inverse, random circuit, target sweep; the loss-vs-k curve is
+  the cell's, once).
 - theirs: what their CARBS trial does per trial: `MaskedSparseGPT` + means, `PruningTrainer.train` for the same
   steps, then their library bisection `discretize.discretize_masks` at the same target; each probe
   (`evaluate_at_k`) keeps the top k with `keep_top_k`, a Python loop over every node with a host sync per node.
@@ -420,8 +421,8 @@ def summary(
         "seconds_best_round": best,
         "ours": {
             "phases_s": ours_phases,
-            "includes": "mask training, full-model test gaps, ranking + coarse-to-fine bisection (val), loss-vs-k "
-            "curve with inverse losses, calibration (LBFGS), test checks (circuit, inverse, random), target sweep",
+            "includes": "mask training, full-model test gaps, ranking + coarse-to-fine bisection (val), "
+            "calibration (LBFGS), test checks (circuit, inverse, random), target sweep",
             **our_circuit,
         },
         "reference": {

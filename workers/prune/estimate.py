@@ -3,7 +3,8 @@
 A trial trains node masks on the frozen model (`steps` steps of `batch_pairs` pairs, two prompts each,
 forward and a backward to the masks: 2x the forward, no weight gradients), then evaluates on the
 `eval_pairs` val pairs: a bisection over the kept-node count (log2 of the nodes)
-for every target of the sweep, the loss-vs-size curve, the test pairs.
+for every target of the sweep, the test pairs. The loss-vs-size curve (loss and inverse loss at
+`curve_points` sizes, on a quarter of the val pairs) runs once per cell, for the written circuit.
 Prompts are counted at their padded width, at most `max_tokens`. A tuned cell runs
 tune.iterations x tune.trials_per_iteration trials, the trials of one iteration at once (each holding
 the model), on CPU cores unless tune.gpus_per_trial asks for GPUs; then `prune.seeds - 1` repeats of the
@@ -20,6 +21,7 @@ from ..estimate import FP32, CellCost, checkpoint_model, model_cost
 from ..nn.gpt import node_locations
 from ..stage import Cell
 from .config import PruneConfig, TuneConfig
+from .trial import COARSE_FRACTION
 
 
 def trial_flops(prune: PruneConfig, forward_per_token: float, nodes: int) -> float:
@@ -27,9 +29,14 @@ def trial_flops(prune: PruneConfig, forward_per_token: float, nodes: int) -> flo
     train_tokens = prune.steps * prune.batch_pairs * 2 * prompt
     eval_tokens = prune.eval_pairs * 2 * prompt
     bisections = len(prune.target_sweep) * (math.ceil(math.log2(max(2, nodes))) + 1)
-    eval_passes = bisections + prune.curve_points + 2  # the calibration refits logit gaps: no forwards
+    eval_passes = bisections + 2  # the calibration refits logit gaps: no forwards
     # A backward to the masks (no weight gradients) costs about one forward.
     return forward_per_token * (2 * train_tokens + eval_passes * eval_tokens)
+
+
+def curve_flops(prune: PruneConfig, forward_per_token: float) -> float:
+    """The loss-vs-size curve, once per cell: a loss and an inverse loss per size on the coarse quarter of val."""
+    return forward_per_token * 2 * prune.curve_points * prune.eval_pairs * 2 * prune.max_tokens / COARSE_FRACTION
 
 
 def binarization_flops(prune: PruneConfig, forward_per_token: float) -> float:
@@ -51,7 +58,9 @@ def estimate_prune_cell(cell: Cell, config: Any, cells: dict[Any, Cell], device_
     step_tokens = prune.batch_pairs * 2 * prune.max_tokens
     forward_per_token = cost.forward_flops(1, prune.max_tokens, logits=False)
     return CellCost(
-        flops=trials * trial_flops(prune, forward_per_token, nodes) + binarization_flops(prune, forward_per_token),
+        flops=trials * trial_flops(prune, forward_per_token, nodes)
+        + curve_flops(prune, forward_per_token)
+        + binarization_flops(prune, forward_per_token),
         param_bytes=cost.params * FP32,
         optimizer_bytes=nodes * 3 * FP32,  # the mask logits and their AdamW moments
         activation_bytes=cost.activation_bytes(step_tokens, prune.max_tokens, FP32, device_type),

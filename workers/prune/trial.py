@@ -5,6 +5,11 @@ then report on held-out pairs (test split), never used to train or select: full 
 circuit, model without the circuit (inverse pruning, Fig. 32), and a random circuit with the same number of nodes at
 every location. `add_binarization` adds the App. C step-function losses of the circuit that is written.
 
+The loss-vs-size curve (`loss_vs_k`, with inverse losses, Fig. 32) is read, never selected on, so only the written
+circuit's is computed: in the trial when asked (`curve=True`, the untuned cell's one trial), else once per cell from
+the ranking a trial carries (`TrialResult.ranking`, never in its JSON) by `add_loss_vs_k`. CARBS trials and the
+`prune.seeds` repeats skip it (issue 27: it was the largest phase of a trial after mask training).
+
 Splits (DESIGN.md, "Definitions"): masks train on the task's train pairs, bisection and CARBS's choice of the best
 trial use the val pairs (`selection_loss`), and every reported loss (`full_model_loss`, `circuit_loss`,
 `calibrated_loss`, `inverse_loss`, `random_circuit_loss`) is measured on the `test_pairs` test pairs.
@@ -18,7 +23,7 @@ The stage worker is `worker.run_prune`; the files a cell writes are `outputs.wri
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import torch
@@ -55,6 +60,32 @@ BINARIZED_PAIR_LOSSES = "binarized_pair_losses"  # in binarized_losses' answer; 
 
 
 @dataclass
+class TrialRanking:
+    """What a trial's loss-vs-size curve needs besides the model and the val pairs: the trial's tau (its ranking) and
+    the loss on all val pairs at every k its bisections probed, by k. It travels with the trial (pickled, and saved
+    beside a tuned cell's trial records), never in the trial's JSON."""
+
+    tau: Tensor  # [n_masks], on the CPU
+    val_losses: dict[int, float]
+
+
+@dataclass
+class ValPairs:
+    """The val pairs as bisection and the curve read them: all of them, shortest first (`by_length`), and every
+    COARSE_FRACTION-th of them (of every length), the cheap estimate that brackets k; each in evaluation chunks."""
+
+    full: TaskBatch
+    full_chunks: list[TaskBatch]
+    coarse: TaskBatch
+    coarse_chunks: list[TaskBatch]
+
+    @classmethod
+    def of(cls, evaluation: TaskBatch, settings: PruneConfig) -> ValPairs:
+        coarse = evaluation.select(range(0, evaluation.n_pairs, COARSE_FRACTION))
+        return cls(evaluation, eval_chunks(evaluation, settings), coarse, eval_chunks(coarse, settings))
+
+
+@dataclass
 class TrialResult:
     """Everything one pruning trial found; `asdict` is JSON-able."""
 
@@ -84,9 +115,6 @@ class TrialResult:
     pairs: dict[str, int]  # pairs per role: train (pool), calibration (from the pool), val, test
     edge_counts: dict[str, int]
     bisection: list[dict[str, float]]  # {k, nodes, loss} in probe order (val)
-    # {k, nodes, edges, loss, val_pairs} sorted by k: probes (all val pairs) and curve points (every
-    # COARSE_FRACTION-th val pair where not probed; val_pairs says which); curve points also inverse_loss (Fig. 32)
-    loss_vs_k: list[dict[str, float]]
     train_history: list[dict[str, float]]
     kept: dict[str, list[int]]  # the circuit: kept channel indices per node location
     hyper: dict[str, float]
@@ -114,9 +142,17 @@ class TrialResult:
     calibrated_accuracy: float | None = None
     ablation_losses: dict[str, Any] = field(default_factory=dict)  # trained_under, then per ablation
     binarized_own_scale_loss: float | None = None
+    # The written circuit's only (`loss_vs_k`; empty in a CARBS trial's record): {k, nodes, edges, loss, val_pairs}
+    # sorted by k: probes (all val pairs) and curve points (every COARSE_FRACTION-th val pair where not probed;
+    # val_pairs says which); curve points also inverse_loss (Fig. 32).
+    loss_vs_k: list[dict[str, float]] = field(default_factory=list)
+    # What the curve is computed from once per cell (`add_loss_vs_k`); left out of `to_json`.
+    ranking: TrialRanking | None = field(default=None, repr=False, compare=False)
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(replace(self, ranking=None))
+        del data["ranking"]
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> TrialResult:
@@ -132,9 +168,11 @@ def run_trial(
     seed: int,
     task: str = "",
     progress: ProgressFn | None = None,
+    curve: bool = False,
 ) -> TrialResult:
-    """One pruning trial; no I/O. The caller sets torch's thread count."""
-    return run_trials(model, means, task_data, [hyper], settings, [seed], task, progress)[0]
+    """One pruning trial; no I/O. `curve`: also its loss-vs-size curve (`loss_vs_k`), for the trial whose circuit is
+    written. The caller sets torch's thread count."""
+    return run_trials(model, means, task_data, [hyper], settings, [seed], task, progress, curve)[0]
 
 
 @dataclass
@@ -157,10 +195,12 @@ def run_trials(
     seeds: list[int],
     task: str = "",
     progress: ProgressFn | None = None,
+    curve: bool = False,
 ) -> list[TrialResult]:
     """Pruning trials with hyperparameters hypers[i] and seeds[i]; no I/O. Their masks train together, on a trial
-    dimension (`search.train_masks_together`); everything else runs per trial. Trial i's result is the one
-    `run_trial(..., hypers[i], ..., seeds[i])` gives, up to float rounding. The caller sets torch's thread count."""
+        dimension (`search.train_masks_together`); everything else runs per trial. Trial i's result is the one
+        `run_trial(..., hypers[i], ..., seeds[i])` gives, up to float rounding. `curve`: each trial's loss-vs-size curve
+    too (`run_trial`). The caller sets torch's thread count."""
     if len(hypers) != len(seeds) or not hypers:
         raise ValueError(f"run_trials needs one seed per hyperparameter set, got {len(hypers)} and {len(seeds)}")
     started = time.perf_counter()
@@ -185,7 +225,7 @@ def run_trials(
     full_gaps = MaskedModel(model, layout, ablation).gaps(eval_chunks(data.test, settings), None)
     shared = {"train_s": train_s, "full_model_s": time.perf_counter() - started - train_s}
     return [
-        finish_trial(start, tau, history, data, full_gaps, settings, task, shared, len(starts))
+        finish_trial(start, tau, history, data, full_gaps, settings, task, shared, len(starts), curve)
         for start, (tau, history) in zip(starts, trained)
     ]
 
@@ -206,23 +246,22 @@ def finish_trial(
     task: str,
     shared: dict[str, float],
     trained_together: int,
+    curve: bool = False,
 ) -> TrialResult:
     """Rank and bisect (val), calibrate (train), then report on the test pairs: the trial after its masks.
-    `shared`: wall seconds of the phases run once for the `trained_together` trials."""
+    `shared`: wall seconds of the phases run once for the `trained_together` trials; `curve`: see `run_trial`."""
     started = time.perf_counter()
     timings = {**shared, "trained_together": float(trained_together)}
     masked, generator, hyper, seed = start.masked, start.generator, start.hyper, start.seed
     model, layout, device = masked.model, masked.layout, masked.device
     reduction = settings.loss_reduction
     train, evaluation, test = data.train, data.eval, data.test
-    val_chunks = eval_chunks(evaluation, settings)
+    # Bisection brackets k on every COARSE_FRACTION-th val pair (of every length), then decides on all of them.
+    val = ValPairs.of(evaluation, settings)
     test_chunks = eval_chunks(test, settings)
     calibration_set = start.calibration_set
     calibration_chunks = eval_chunks(calibration_set, settings)
     calibration_correct = calibration_set.correct
-    # Bisection brackets k on every COARSE_FRACTION-th val pair (of every length), then decides on all of them.
-    coarse = evaluation.select(range(0, evaluation.n_pairs, COARSE_FRACTION))
-    coarse_chunks = eval_chunks(coarse, settings)
 
     mark = time.perf_counter()
     ranking = Ranking(tau.cpu(), layout)
@@ -231,39 +270,23 @@ def finish_trial(
 
     def loss_at(k: int) -> float:
         if k not in eval_gaps:
-            eval_gaps[k] = masked.gaps(val_chunks, ranking.top_k(k).to(device))
+            eval_gaps[k] = masked.gaps(val.full_chunks, ranking.top_k(k).to(device))
         return float(two_way_loss(eval_gaps[k], evaluation.correct, reduction=reduction))
 
     def coarse_loss_at(k: int) -> float:
         if k not in coarse_losses:
-            gaps = masked.gaps(coarse_chunks, ranking.top_k(k).to(device))
-            coarse_losses[k] = float(two_way_loss(gaps, coarse.correct, reduction=reduction))
+            coarse_losses[k] = val_loss(masked, val.coarse, val.coarse_chunks, ranking.top_k(k), reduction)
         return coarse_losses[k]
 
     bisections = {t: coarse_to_fine_k(loss_at, coarse_loss_at, ranking.n_active, t) for t in settings.target_sweep}
     bisection = bisections[settings.target_loss]
+    trial_ranking = TrialRanking(tau.cpu(), {k_: loss_at(k_) for k_ in sorted(eval_gaps)})
     timings["bisect_s"] = time.perf_counter() - mark
-    mark = time.perf_counter()
-    # The curve is read, never selected on: its points off the probes use the bracketing quarter of the val pairs.
-    curve_sizes = log_spaced_sizes(layout.n_masks, settings.curve_points)
-    sizes = set(curve_sizes) | set(eval_gaps)
-    curve = [
-        {
-            "k": k,
-            "nodes": ranking.nodes(k),
-            "edges": ranking.edges(k, model),
-            "loss": loss_at(k) if k in eval_gaps else coarse_loss_at(k),
-            "val_pairs": evaluation.n_pairs if k in eval_gaps else coarse.n_pairs,
-        }
-        for k in sorted(sizes)
-    ]
-    # Necessity along the sweep (Fig. 32): the loss with only the top-k circuit ablated, at the curve's sizes.
-    # On the same val pairs as the row's loss (`val_pairs`).
-    for row in (row for row in curve if row["k"] in curve_sizes):
-        pairs, pieces = (evaluation, val_chunks) if row["val_pairs"] == evaluation.n_pairs else (coarse, coarse_chunks)
-        inverse_gaps = masked.gaps(pieces, 1 - ranking.top_k(row["k"]).to(device))
-        row["inverse_loss"] = float(two_way_loss(inverse_gaps, pairs.correct, reduction=reduction))
-    timings["curve_s"] = time.perf_counter() - mark
+    curve_rows: list[dict[str, float]] = []
+    if curve:  # with the bisection's coarse losses, which the cell's `add_loss_vs_k` measures again
+        mark = time.perf_counter()
+        curve_rows = loss_vs_k(masked, trial_ranking, val, settings, coarse_losses)
+        timings["curve_s"] = time.perf_counter() - mark
 
     mark = time.perf_counter()
     k = bisection.k
@@ -348,7 +371,6 @@ def finish_trial(
         },
         edge_counts=circuit.counts(),
         bisection=[{"k": k_, "nodes": ranking.nodes(k_), "loss": loss} for k_, loss in bisection.probes],
-        loss_vs_k=curve,
         train_history=history,
         kept={name: idx.tolist() for name, idx in kept.items()},
         hyper=hyper.model_dump(),
@@ -358,7 +380,70 @@ def finish_trial(
         sweep=sweep,
         circuit=circuit_kind(k, layout.n_masks, bisection.reached_target),
         test_pair_losses=per_pair,
+        loss_vs_k=curve_rows,
+        ranking=trial_ranking,
     )
+
+
+def val_loss(masked: MaskedModel, pairs: TaskBatch, pieces: list[TaskBatch], mask: Tensor, reduction: str) -> float:
+    """The loss on `pairs` (in evaluation chunks `pieces`) with node mask `mask`."""
+    return float(two_way_loss(masked.gaps(pieces, mask.to(masked.device)), pairs.correct, reduction=reduction))
+
+
+def loss_vs_k(
+    masked: MaskedModel,
+    ranking: TrialRanking,
+    val: ValPairs,
+    settings: PruneConfig,
+    coarse_losses: dict[int, float] | None = None,
+) -> list[dict[str, float]]:
+    """The loss-vs-size curve of a trial's ranking (`TrialResult.loss_vs_k`): a row per k of the log-spaced sizes
+    (settings.curve_points) and of the bisection's probes, sorted by k. Probed ks carry the loss on all val pairs the
+    bisection measured; the others the loss on the coarse quarter (`coarse_losses` where already measured). At the
+    log-spaced sizes, also the loss with only the top-k circuit ablated (inverse_loss, Fig. 32), on the row's pairs."""
+    reduction = settings.loss_reduction
+    order = Ranking(ranking.tau, masked.layout)
+    probed = ranking.val_losses
+    coarse = dict(coarse_losses or {})
+
+    def coarse_loss_at(k: int) -> float:
+        if k not in coarse:
+            coarse[k] = val_loss(masked, val.coarse, val.coarse_chunks, order.top_k(k), reduction)
+        return coarse[k]
+
+    sizes = log_spaced_sizes(masked.layout.n_masks, settings.curve_points)
+    curve = [
+        {
+            "k": k,
+            "nodes": order.nodes(k),
+            "edges": order.edges(k, masked.model),
+            "loss": probed[k] if k in probed else coarse_loss_at(k),
+            "val_pairs": val.full.n_pairs if k in probed else val.coarse.n_pairs,
+        }
+        for k in sorted(set(sizes) | set(probed))
+    ]
+    for row in (row for row in curve if row["k"] in sizes):
+        pairs, pieces = (val.full, val.full_chunks) if row["k"] in probed else (val.coarse, val.coarse_chunks)
+        row["inverse_loss"] = val_loss(masked, pairs, pieces, 1 - order.top_k(row["k"]), reduction)
+    return curve
+
+
+def add_loss_vs_k(inputs: PruneInputs, settings: PruneConfig, result: TrialResult) -> None:
+    """Fill in `result.loss_vs_k` from the ranking its trial carried (`TrialResult.ranking`): the curve of the
+    circuit that is written, once per cell (not in every CARBS trial). Its wall time is `timings["curve_s"]`."""
+    if result.ranking is None:
+        raise ValueError(f"the trial with seed {result.seed} carries no ranking: its loss-vs-size curve needs one")
+    started = time.perf_counter()
+    masked = cell_masked_model(inputs, settings)
+    val = ValPairs.of(by_length(inputs.task_data.eval.to(masked.device)), settings)
+    result.loss_vs_k = loss_vs_k(masked, result.ranking, val, settings)
+    result.timings = {**result.timings, "curve_s": time.perf_counter() - started}
+
+
+def cell_masked_model(inputs: PruneInputs, settings: PruneConfig) -> MaskedModel:
+    """The cell's model with the ablation its trials pruned under (fresh work counts)."""
+    layout = NodeLayout(inputs.model.config, tie_qk=settings.tie_qk_masks)
+    return MaskedModel(inputs.model, layout, ablation_values(layout, inputs.means, settings.ablation))
 
 
 def rounded_pair_losses(losses: Tensor) -> list[float]:
@@ -458,10 +543,8 @@ def add_binarization(inputs: PruneInputs, settings: PruneConfig, result: TrialRe
     forward and backward passes of them."""
     if settings.binarize_pairs == 0:
         return
-    model = inputs.model
-    device = next(model.parameters()).device
-    layout = NodeLayout(model.config, tie_qk=settings.tie_qk_masks)
-    masked = MaskedModel(model, layout, ablation_values(layout, inputs.means, settings.ablation))
+    masked = cell_masked_model(inputs, settings)
+    device, layout = masked.device, masked.layout
     train = inputs.task_data.train
     fit = train.select(range(min(settings.binarize_pairs, train.n_pairs))).to(device)
     result.sweep = [dict(row) for row in result.sweep]  # the trial's own record (trials.jsonl) stays as it ran

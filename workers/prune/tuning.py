@@ -14,12 +14,16 @@ test-split losses of the best trial are what the artifact reports (see trial.py,
 
 The artifact is the best trial's circuit in the files `run_prune` writes (circuit.json,
 circuit.html, result.json, loss_vs_k.png), plus trials.jsonl and tuning.png; the metrics are
-run_prune's for that trial plus the tuning summary and a compact log of every trial.
+run_prune's for that trial plus the tuning summary and a compact log of every trial. Trials
+skip the loss-vs-size curve: the cell computes it once, for the best trial, from the ranking
+that trial carried (`trial.add_loss_vs_k`); trials.jsonl holds no curve.
 
 Resume: the cell's progress area holds `tuning.json` (the CARBS state and the number of
 finished iterations), saved before an iteration's trials launch, which makes them outstanding
-suggestions, and again once they are observed; and `trials/<id>.json`, saved as each trial
-finishes. A restarted cell reloads both and runs only outstanding trials with no saved result.
+suggestions, and again once they are observed; and `trials/<id>.json` with its ranking (tau and
+the probed val losses, `trials/<id>.ranking.pt`, for the curve), saved as each trial finishes. A
+restarted cell reloads them and runs only outstanding trials with no saved result. A best trial
+whose ranking is not there (saved before rankings were) is run again alone (`with_ranking`).
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import json
 import math
 import os
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +45,7 @@ from .config import PruneConfig, TuneConfig
 from .outputs import write_prune_outputs
 from .seeds import repeat_seeds, seed_row
 from .space import pruning_search_space
-from .trial import add_binarization
+from .trial import TrialRanking, add_binarization, add_loss_vs_k
 from .tuning_report import TRIALS_FILE, TUNING_PLOT, best_trial, plot_tuning, tuning_metrics, write_trials
 from .tuning_trial import (
     TrialAssignment,
@@ -54,6 +59,7 @@ from .tuning_trial import (
 
 STATE_FILE = "tuning.json"
 TRIALS_PREFIX = "trials/"
+RANKING_SUFFIX = ".ranking.pt"  # beside trials/<id>.json: the trial's TrialRanking
 STATE_FORMAT = "sparsepipe.tune/1"
 
 
@@ -110,13 +116,26 @@ class TuningProgress:
         return Carbs.from_state_dict(state["carbs"]), state["completed_iterations"]
 
     def save_trial(self, record: TrialRecord) -> None:
+        """The record, its ranking first (a record found on resume has its ranking unless it predates them)."""
+        if self.area is not None and record.ranking is not None:
+            local = self.scratch / f"{record.id}{RANKING_SUFFIX}"
+            torch.save({"tau": record.ranking.tau, "val_losses": record.ranking.val_losses}, local)
+            self.area.put(f"{TRIALS_PREFIX}{record.id}{RANKING_SUFFIX}", local)
         self._put(f"{TRIALS_PREFIX}{record.id}.json", record.to_json())
+
+    def _load_ranking(self, trial_id: str) -> TrialRanking | None:
+        local = self.scratch / f"{trial_id}{RANKING_SUFFIX}"
+        if self.area is None or not self.area.get(f"{TRIALS_PREFIX}{trial_id}{RANKING_SUFFIX}", local):
+            return None
+        saved = torch.load(local, weights_only=True)
+        return TrialRanking(saved["tau"], saved["val_losses"])
 
     def load_trials(self) -> dict[str, TrialRecord]:
         if self.area is None:
             return {}
         records = [self._get(name) for name in self.area.list(TRIALS_PREFIX) if name.endswith(".json")]
-        return {r["id"]: TrialRecord.from_json(r) for r in records if r is not None}
+        loaded = [TrialRecord.from_json(r) for r in records if r is not None]
+        return {r.id: replace(r, ranking=self._load_ranking(r.id)) for r in loaded}
 
 
 def next_batch(tuner: Carbs, count: int, iteration: int, seed: int) -> list[TrialAssignment]:
@@ -160,6 +179,19 @@ def repeat_best(
         return []
     records = run_calls(ctx, [(run_tuning_trial, (inputs, a), resources) for a in repeats])
     return [{"seed": r.seed, "error": r.error} if r.result is None else seed_row(r.result) for r in records]
+
+
+def with_ranking(ctx: WorkContext, inputs: TrialInputs, best: TrialRecord, resources: dict[str, float]) -> TrialRecord:
+    """`best`, or where its ranking was not saved (a progress area from before rankings were), the same trial (its
+    assignment and seed) run again alone for one: the rerun is the record the cell writes, so that the circuit and
+    its curve come from one ranking (trials trained together agree with a trial alone up to float rounding)."""
+    if best.ranking is not None:
+        return best
+    assignment = TrialAssignment(best.id, best.iteration, best.seed, best.hyper)
+    rerun = run_calls(ctx, [(run_tuning_trial, (inputs, assignment), resources)])[0]
+    if rerun.result is None:
+        raise RuntimeError(f"trial {best.id}, run again for its ranking (its curve), raised: {rerun.error}")
+    return rerun
 
 
 def run_tuning(ctx: WorkContext, params: PruneConfig, tune: TuneConfig, task: str) -> None:
@@ -230,10 +262,12 @@ def run_tuning(ctx: WorkContext, params: PruneConfig, tune: TuneConfig, task: st
                 }
             )
 
+    best = with_ranking(ctx, inputs, best_trial(list(records.values())), resources)
+    records[best.id] = best
     trials = list(records.values())
-    best = best_trial(trials)
     result = best.trial_result()
     seeds = [seed_row(best.result)] + repeat_best(ctx, inputs, best, params.seeds, resources)
+    add_loss_vs_k(local, params, result)
     add_binarization(local, params, result)
     add_ablation_report(local, params, result, ctx.input("mean_cache"))
     write_prune_outputs(ctx, local, params, result, seeds)

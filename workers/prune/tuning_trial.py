@@ -12,7 +12,7 @@ import math
 import socket
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 from types import ModuleType
@@ -24,7 +24,7 @@ from ...kernels.device import pick_device
 from ..context import InputHandle
 from .config import PruneConfig, PruneHyperparams
 from .inputs import PruneInputs, load_prune_inputs
-from .trial import TrialResult, run_trial, run_trials
+from .trial import TrialRanking, TrialResult, run_trial, run_trials
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,8 @@ class TrialAssignment:
 
 @dataclass
 class TrialRecord:
-    """A finished trial: its assignment, its TrialResult JSON (None when it raised) and where and when it ran."""
+    """A finished trial: its assignment, its TrialResult JSON (None when it raised) and where and when it ran, and
+    the ranking its circuit's loss-vs-size curve is computed from if it is the one written (not in its JSON)."""
 
     id: str
     iteration: int
@@ -64,6 +65,7 @@ class TrialRecord:
     result: dict[str, Any] | None
     error: str | None = None
     trained_together: int = 1  # trials whose masks trained in the same forward passes (start/end are theirs)
+    ranking: TrialRanking | None = field(default=None, repr=False, compare=False)  # TrialResult.ranking
 
     @property
     def seconds(self) -> float:
@@ -90,10 +92,12 @@ class TrialRecord:
 
     def trial_result(self) -> TrialResult:
         assert self.result is not None, f"trial {self.id} raised ({self.error}); it has no result"
-        return TrialResult.from_json(self.result)
+        return replace(TrialResult.from_json(self.result), ranking=self.ranking)
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(replace(self, ranking=None))
+        del data["ranking"]
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> TrialRecord:
@@ -177,10 +181,7 @@ def run_tuning_trials(inputs: TrialInputs, assignments: list[TrialAssignment]) -
             results = None
         if results is not None:
             end = time.time()
-            return [
-                _record(a, start, end, load_s, r.to_json(), None, len(assignments))
-                for a, r in zip(assignments, results)
-            ]
+            return [_record(a, start, end, load_s, r, None, len(assignments)) for a, r in zip(assignments, results)]
     return [_run_alone(loaded, inputs, a, load_s) for a in assignments]
 
 
@@ -191,7 +192,7 @@ def _run_alone(loaded: PruneInputs, inputs: TrialInputs, assignment: TrialAssign
         hyper = PruneHyperparams.model_validate(assignment.hyper)
         result = run_trial(
             loaded.model, loaded.means, loaded.task_data, hyper, inputs.settings, assignment.seed, task=inputs.task
-        ).to_json()
+        )
     except Exception as exc:  # recorded as a failed trial, see run_tuning_trials
         error = f"{type(exc).__name__}: {exc}"
     return _record(assignment, start, time.time(), load_s, result, error, 1)
@@ -202,7 +203,7 @@ def _record(
     start: float,
     end: float,
     load_s: float,
-    result: dict[str, Any] | None,
+    result: TrialResult | None,
     error: str | None,
     together: int,
 ) -> TrialRecord:
@@ -216,7 +217,8 @@ def _record(
         load_s=load_s,
         host=socket.gethostname(),
         node=ray_node_id(),
-        result=result,
+        result=None if result is None else result.to_json(),
         error=error,
         trained_together=together,
+        ranking=None if result is None else result.ranking,
     )

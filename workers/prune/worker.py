@@ -1,4 +1,5 @@
-"""The worker of an untuned prune cell: one trial with the fixed hyperparameters `params.hyper`."""
+"""The worker of an untuned prune cell: one trial with the fixed hyperparameters `params.hyper`, with its
+loss-vs-size curve (the circuit it writes); the `prune.seeds` repeats skip the curve."""
 
 from __future__ import annotations
 
@@ -21,7 +22,15 @@ def run_prune(ctx: WorkContext, params: PruneConfig, task: str) -> None:
     mean_cache = ctx.input("mean_cache") if params.ablation == "mean" else None
     inputs = load_prune_inputs(ctx.input("checkpoint"), mean_cache, ctx.input("tokens"), task, params, ctx.device)
     result = run_trial(
-        inputs.model, inputs.means, inputs.task_data, params.hyper, params, params.seed, task=task, progress=ctx.report
+        inputs.model,
+        inputs.means,
+        inputs.task_data,
+        params.hyper,
+        params,
+        params.seed,
+        task=task,
+        progress=ctx.report,
+        curve=True,
     )
     seeds = [seed_row(result.to_json())]
     for seed in repeat_seeds(params.seed, params.seeds):  # prune.seeds: the same trial with other seeds

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 
 import pytest
 from tune_toys import SETTINGS, TASK
@@ -14,12 +15,22 @@ from sparsepipe.workers.context import local_context
 from sparsepipe.workers.prune.config import PruneHyperparams, TuneConfig
 from sparsepipe.workers.prune.seeds import repeat_seeds
 from sparsepipe.workers.prune.stage import TUNED_CELL_CPUS, run_prune_cell
-from sparsepipe.workers.prune.tuning import STATE_FILE, TrialsFailedError, observation, run_tuning, task_groups
-from sparsepipe.workers.prune.tuning_report import best_trial
+from sparsepipe.workers.prune.trial import run_trial
+from sparsepipe.workers.prune.tuning import (
+    RANKING_SUFFIX,
+    STATE_FILE,
+    TRIALS_PREFIX,
+    TrialsFailedError,
+    observation,
+    run_tuning,
+    task_groups,
+)
+from sparsepipe.workers.prune.tuning_report import TRIALS_FILE, best_trial
 from sparsepipe.workers.prune.tuning_trial import (
     TrialAssignment,
     TrialInputs,
     TrialRecord,
+    cached_prune_inputs,
     run_tuning_trial,
     run_tuning_trials,
 )
@@ -135,14 +146,61 @@ def test_progress_reports_each_iteration(tuned):
 
 
 @SLOW
-def test_a_finished_cell_run_again_resumes_every_trial(tuned, cell_inputs, tmp_path):
+def test_the_written_curve_is_the_best_trials_own_and_no_trial_row_has_one(tuned, cell_inputs):
+    """Trials skip the loss-vs-size curve; the cell computes the best trial's once, from its ranking: the rows the
+    same trial (seed, hyperparameters) computes itself."""
     ctx, _ = tuned
-    again = local_context(tmp_path / "out", inputs=cell_inputs, progress_dir=ctx.progress.root)
+    out = ctx.out_dir
+    rows = [json.loads(line) for line in (out / TRIALS_FILE).read_text().splitlines()]
+    assert all(row["result"]["loss_vs_k"] == [] and "ranking" not in row["result"] for row in rows if row["result"])
+    assert all("ranking" not in row for row in rows)
+    saved = {path.name for path in (ctx.progress.root / TRIALS_PREFIX).iterdir()}
+    assert saved == {f"{row['id']}{suffix}" for row in rows for suffix in (".json", RANKING_SUFFIX)}
+    result = json.loads((out / "result.json").read_text())
+    loaded = cached_prune_inputs(
+        cell_inputs["checkpoint"], cell_inputs["mean_cache"], cell_inputs["tokens"], TASK, SETTINGS, "cpu"
+    )
+    hyper = PruneHyperparams.model_validate(result["hyper"])
+    own = run_trial(loaded.model, loaded.means, loaded.task_data, hyper, SETTINGS, result["seed"], TASK, curve=True)
+    assert result["loss_vs_k"] == own.loss_vs_k and len(own.loss_vs_k) >= SETTINGS.curve_points
+    assert ctx.metrics["timings"]["curve_s"] > 0
+
+
+def _resume(ctx, cell_inputs, out, progress):
+    """The tuned cell run again on `progress`: every trial is resumed. Returns the new context."""
+    again = local_context(out, inputs=cell_inputs, progress_dir=progress)
     run_prune_cell(
         again, {"task": TASK, "prune": SETTINGS.model_dump(mode="json"), "tune": TUNE.model_dump(mode="json")}
     )
     assert again.metrics["trials_resumed"] == again.metrics["trials"] == len(ctx.metrics["trial_log"])
+    return again
+
+
+@SLOW
+def test_a_finished_cell_run_again_resumes_every_trial(tuned, cell_inputs, tmp_path):
+    ctx, _ = tuned
+    again = _resume(ctx, cell_inputs, tmp_path / "out", ctx.progress.root)
     assert again.metrics["trial_log"] == ctx.metrics["trial_log"] and again.metrics["edges"] == ctx.metrics["edges"]
+    written = [json.loads((c.out_dir / "result.json").read_text())["loss_vs_k"] for c in (ctx, again)]
+    assert written[1] == written[0] and written[0]  # the curve from the saved ranking
+
+
+@SLOW
+def test_a_resumed_cell_without_saved_rankings_runs_its_best_trial_again_for_the_curve(tuned, cell_inputs, tmp_path):
+    """A progress area from before rankings were saved: the best trial (alone: trials_per_task 1) is run again, the
+    same seed and hyperparameters, so the curve is the one the cell would have written."""
+    ctx, _ = tuned
+    progress = tmp_path / "progress"
+    shutil.copytree(ctx.progress.root, progress)
+    for ranking in (progress / TRIALS_PREFIX).glob(f"*{RANKING_SUFFIX}"):
+        ranking.unlink()
+    again = _resume(ctx, cell_inputs, tmp_path / "out", progress)
+    best = ctx.metrics["best_trial"]
+    assert again.metrics["best_trial"] == best and again.metrics["edges"] == ctx.metrics["edges"]
+    written = [json.loads((c.out_dir / "result.json").read_text()) for c in (ctx, again)]
+    assert written[1]["loss_vs_k"] == written[0]["loss_vs_k"] and written[1]["kept"] == written[0]["kept"]
+    rerun = {entry["id"]: entry for entry in again.metrics["trial_log"]}[best]
+    assert rerun["start"] > {entry["id"]: entry for entry in ctx.metrics["trial_log"]}[best]["end"]  # run again
 
 
 def _record(trial_id: str, edges: int, loss: float, reached: bool, test_loss: float = 0.5) -> TrialRecord:
