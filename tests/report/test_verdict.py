@@ -102,6 +102,21 @@ def test_a_control_that_reaches_the_target_on_test_makes_the_circuit_untrusted(r
     assert controls.get("leak", False) is leak
 
 
+def test_a_control_that_misses_the_target_by_less_than_its_interval_is_not_cleared():
+    # Measured in the tiny run: var_if's flipped twin at 0.154 on test, 95% interval [0.134, 0.174], target 0.15.
+    near = _controls()
+    near[1].update(circuit_loss=0.154, intervals={"circuit_loss": [0.134, 0.174]})
+    circuit = _judged([_circuit(), *near])["pretrain/a:t1"]
+    controls = circuit["checks"]["controls_clear"]
+    assert circuit["verdict"] == ["controls_clear"] and controls["reached_target"] == ["flipped"]
+    assert controls["flipped"]["test_reached_target"] is False
+    assert controls["flipped"]["within_interval_of_target"] is True
+    # a miss beyond its interval clears
+    far = _controls()
+    far[1].update(circuit_loss=0.2, intervals={"circuit_loss": [0.17, 0.23]})
+    assert _judged([_circuit(), *far])["pretrain/a:t1"]["verdict"] == TRUSTED
+
+
 def test_absent_evidence_is_not_measured_and_not_trusted():
     single_seed = _circuit(seeds=[{"seed": 0, "nodes": 10, "edges": 10}])
     circuit = _judged([single_seed])["pretrain/a:t1"]  # no control cells, one mask seed

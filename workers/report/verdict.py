@@ -9,8 +9,9 @@ A circuit is one prune cell's result row (`worker.summarize`), "<checkpoint>:<ta
     holds_on_test   the circuit's test loss is at or under the target (bisection chose it on val)
     controls_clear  what the same pruning finds on the controls: the random-init twin of the checkpoint
                     ("random_init/<checkpoint>:<task>") and the flipped twin ("<checkpoint>:<task>__flipped") do
-                    not reach the target on test; the shuffled twin ("<checkpoint>:<task>__shuffled") reaching it
-                    is a leak of the held-out pairs; each of the three fails the check
+                    not reach the target on test, not even within their bootstrap interval; the shuffled twin
+                    ("<checkpoint>:<task>__shuffled") reaching it is a leak of the held-out pairs; each of the
+                    three fails the check
     necessary       ablating the circuit (the inverse, every other node kept) raises the test loss over the full
                     model's by at least `necessary_margin` (paper Fig. 32)
     stable          across mask seeds, the largest node and edge counts are at most `stable_factor` times the smallest
@@ -127,11 +128,22 @@ def holds_on_test(cell: dict[str, Any]) -> Check:
     return Check("holds_on_test", PASS if held else FAIL, rule, numbers)
 
 
+def within_reach(cell: dict[str, Any]) -> bool:
+    """Whether a control's test loss may be at the target: the lower end of its bootstrap interval is at or under
+    it. A control at 0.154 with an interval of [0.134, 0.174] against a 0.15 target has not shown that it misses."""
+    interval, target = _interval(cell, "circuit_loss"), _number(cell.get("target_loss"))
+    return interval is not None and target is not None and interval[0] <= target
+
+
 def controls_clear(controls: dict[str, tuple[str, dict[str, Any] | None]]) -> Check:
-    """`controls`: role ("random_init", "flipped", "shuffled") -> (the control cell's name, its row or None)."""
+    """`controls`: role ("random_init", "flipped", "shuffled") -> (the control cell's name, its row or None).
+
+    A control fails the check when it reaches the target on test, or when its test loss misses the target by less
+    than its bootstrap interval (`within_reach`): the evidence a control gives is that pruning does *not* get there,
+    so a miss inside the noise is not that evidence."""
     rule = (
-        "on test, the random-init twin and the flipped twin do not reach the target; "
-        "the shuffled twin does not either (else the held-out pairs leak)"
+        "on test, the random-init twin and the flipped twin do not reach the target, not even within their "
+        "95% interval; the shuffled twin does not either (else the held-out pairs leak)"
     )
     numbers: dict[str, Any] = {}
     reached, missing = [], []
@@ -142,13 +154,16 @@ def controls_clear(controls: dict[str, tuple[str, dict[str, Any] | None]]) -> Ch
             missing.append(role)
             numbers[role] = {"cell": name, "status": "not run" if cell is None else NOT_MEASURED}
             continue
+        near = not held and within_reach(cell)
         numbers[role] = {
             "cell": name,
             "test_reached_target": held,
+            "within_interval_of_target": near,
             "circuit_loss": _number(cell.get("circuit_loss")),
+            "circuit_loss_interval": _interval(cell, "circuit_loss"),
             "edges": cell.get("edges"),
         }
-        if held:
+        if held or near:
             reached.append(role)
     if reached:
         numbers["reached_target"] = reached
