@@ -95,7 +95,9 @@ def test_cluster_run_on_a_token_head_with_rays_default_token_file(sparsepipe, tm
 @pytest.mark.slow
 def test_plan_on_the_cluster_refuses_training_workers_it_cannot_hold(sparsepipe, tmp_path, token_head, no_token):
     _home_with_token(no_token, token_head.token)
+    # a batch that splits over 2 and 3 ranks, so that the cluster's CPUs are what refuses 3
     plan = ["plan", "pretrain", "--preset", "smoke", "--cluster", token_head.address, "--json"]
+    plan += [arg for stage in ("pretrain", "dense", "bridges") for arg in ("--set", f"{stage}.train.batch_size=6")]
     too_many = sparsepipe(*plan, "--set", "execution.train_workers=3", cwd=tmp_path)
     assert too_many.returncode == 5, too_many.stderr[-2000:]
     assert "needs 3 training workers x 1 CPU = 3 CPU, but the cluster has 2 CPU" in too_many.stderr
