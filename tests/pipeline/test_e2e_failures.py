@@ -85,4 +85,7 @@ def test_a_failed_cell_leaves_a_report_and_a_traceback_and_the_rerun_computes_on
         assert (tight["target_loss"], loose["target_loss"]) == (TIGHT, LOOSE)
         assert metrics["full_model_loss"] > TIGHT and not tight["reached_target"] and tight["circuit"] == "not reached"
         assert loose["circuit"] == "empty" and loose["nodes"] == 0 and loose["reached_target"]
-        assert loose["binarized_loss"] == pytest.approx(loose["circuit_loss"])
+        if cell["cell"].startswith("random_init/") or "__" in cell["cell"]:  # a control: binarization is off
+            assert loose["binarized_loss"] is None
+        else:
+            assert loose["binarized_loss"] == pytest.approx(loose["circuit_loss"])

@@ -47,24 +47,26 @@ def test_run_full_smoke_with_fixed_pruning_hyperparameters(sparsepipe, tmp_path)
     assert sparse_fc == pytest.approx(0.25, abs=0.01)
     prune_cells = [c for (stage, _), c in cells.items() if stage == "prune"]
     # 4 checkpoints (pretrain, dense, matched_dense, bridges) x 2 smoke tasks, and the controls on
-    # single_double_quote: its flipped and shuffled twins on the 4 checkpoints, the random-init twins of pretrain
-    # and dense.
-    assert len(prune_cells) == 8 + 8 + 2
+    # single_double_quote: its flipped and shuffled twins on the 4 checkpoints, the random-init twins of pretrain,
+    # dense and matched_dense.
+    assert len(prune_cells) == 8 + 8 + 3
     for cell in prune_cells:
         assert PRUNE_METRICS <= set(cell["metrics"]), cell["cell"]
         assert set(cell["metrics"]["ablation_losses"]) == {"trained_under", "mean", "zero", "resample"}, cell["cell"]
     report_dir = next((tmp_path / "artifacts" / "report").glob("*/attempts/*"))
     assert {"index.html", "summary.json", "summary.md", "edges_by_task.png"} <= {p.name for p in report_dir.iterdir()}
-    assert len(list((report_dir / "circuits").iterdir())) == 18
+    assert len(list((report_dir / "circuits").iterdir())) == 19
     summary = json.loads((report_dir / "summary.json").read_text())
-    assert {"random_init/pretrain/smoke", "random_init/dense"} <= {c["checkpoint"] for c in summary["cells"]}
+    assert {"random_init/pretrain/smoke", "random_init/dense", "random_init/matched_dense/smoke"} <= {
+        c["checkpoint"] for c in summary["cells"]
+    }
     assert {"single_double_quote__flipped", "single_double_quote__shuffled"} <= {c["task"] for c in summary["cells"]}
     faithfulness = {(row["checkpoint"], row["task"]): row for row in summary["faithfulness"]}
     trained = {c["checkpoint"] for c in summary["cells"] if not c["control"]}
     assert len(trained) == 4 and set(faithfulness) == {(c, "single_double_quote") for c in trained}
     assert faithfulness[("dense", "single_double_quote")]["random_init"] is not None
     assert all(row["flipped"] and row["shuffled"] for row in faithfulness.values())
-    assert len(summary["ablations"]) == 18
+    assert len(summary["ablations"]) == 19
     # every circuit's verdict and checks (controls are evidence: verdict "control"), and a headline that says how
     # many trusted circuits it counts
     assert all({"verdict", "checks"} <= set(cell) for cell in summary["cells"])

@@ -541,7 +541,8 @@ def add_binarization(inputs: PruneInputs, settings: PruneConfig, result: TrialRe
     first `binarize_pairs` pairs of the train pool, the losses are measured on the test pairs. It costs about
     3 x nodes forward passes of those pairs (one per node and candidate threshold), then `binarize_steps`
     forward and backward passes of them."""
-    if settings.binarize_pairs == 0:
+    if settings.binarize_pairs == 0:  # off (a control cell): the sweep's rows say so, as for a missed target
+        result.sweep = [{**row, **dict.fromkeys(BINARIZED_KEYS)} for row in result.sweep]
         return
     masked = cell_masked_model(inputs, settings)
     device, layout = masked.device, masked.layout
