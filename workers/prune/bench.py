@@ -61,7 +61,7 @@ def word_tokenizer(vocab: int) -> Tokenizer:
     return Tokenizer(WordLevel({f"t{i}": i for i in range(vocab)}, unk_token="t0"))
 
 
-def _timed(run: Callable[[], Any]) -> Callable[[], float]:
+def timed(run: Callable[[], Any]) -> Callable[[], float]:
     def seconds() -> float:
         started = time.perf_counter()
         run()
@@ -164,17 +164,17 @@ def bench_shape(shape: BenchShape, settings: PruneConfig, trials: int, rounds: i
     try:
         times = in_rounds(
             {
-                "fwd_bwd_s": _timed(fwd_bwd),
-                "mask_step_s": lambda: _timed(mask_steps)() / MASK_STEPS_TIMED,
-                "bisection_eval_s": _timed(bisection_eval),
-                "calibration_s": _timed(calibration),
-                "curve_s": _timed(curve),
-                "binarization_s": _timed(binarization),
-                "viewer_s": _timed(viewer),
-                "startup_s": _timed(startup),
-                "trial_s": _timed(trial),
-                "trials_one_per_task_s": _timed(one_per_task),
-                "trials_batched_s": _timed(batched),
+                "fwd_bwd_s": timed(fwd_bwd),
+                "mask_step_s": lambda: timed(mask_steps)() / MASK_STEPS_TIMED,
+                "bisection_eval_s": timed(bisection_eval),
+                "calibration_s": timed(calibration),
+                "curve_s": timed(curve),
+                "binarization_s": timed(binarization),
+                "viewer_s": timed(viewer),
+                "startup_s": timed(startup),
+                "trial_s": timed(trial),
+                "trials_one_per_task_s": timed(one_per_task),
+                "trials_batched_s": timed(batched),
             },
             rounds,
         )

@@ -38,7 +38,7 @@ import time
 import types
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -48,7 +48,7 @@ from ..mean_cache.worker import node_means
 from ..nn.gpt import GPT
 from ..nn.masks import NodeLayout
 from ..train.bench import describe_device, in_rounds
-from .bench import tiny_settings
+from .bench import timed, tiny_settings
 from .bench_setup import SHAPES, BenchShape, fitted_model, key_task_data, pretraining_like_rows
 from .config import PruneConfig
 from .losses import by_length, two_way_loss
@@ -327,15 +327,6 @@ def our_top_k_s(layout: NodeLayout, k: int) -> float:
     return (time.perf_counter() - started) / TOP_K_REPEATS
 
 
-def _timed(run: Callable[[], Any]) -> Callable[[], float]:
-    def seconds() -> float:
-        started = time.perf_counter()
-        run()
-        return time.perf_counter() - started
-
-    return seconds
-
-
 def measure(reference: Path, steps: int | None, rounds: int) -> dict[str, Any]:
     """One warm-up trial each side (their results are reported), then `rounds` alternating rounds of whole trials."""
     ref = import_reference(reference)
@@ -377,7 +368,7 @@ def _measure(ref: Reference, steps: int | None, rounds: int) -> dict[str, Any]:
             if name.endswith("_s"):
                 ref_phases.setdefault(name, []).append(value)
 
-    times = in_rounds({"ours_trial_s": _timed(ours), "reference_trial_s": _timed(reference)}, rounds)
+    times = in_rounds({"ours_trial_s": timed(ours), "reference_trial_s": timed(reference)}, rounds)
     layout = NodeLayout(model.config, tie_qk=settings.tie_qk_masks)
     k = max(1, first_theirs["active_after_training"] // 2)
     top_k = {"k": k, "ours_s": our_top_k_s(layout, k), "reference_s": reference_top_k_s(setup, k)}
