@@ -125,6 +125,21 @@ def test_gradients_reach_the_sparse_model_and_bridges_never_the_dense_model():
     assert all(torch.equal(p, dense_before[n]) for n, p in dense.named_parameters())
 
 
+@pytest.mark.parametrize("target", ["live", "detached"])
+def test_the_d2s_nmse_trains_the_sparse_model_only_with_a_live_target(target):
+    torch.manual_seed(0)
+    dense, sparse = GPT(toy_config(d_model=24)), GPT(toy_config())
+    bridges = Bridges(dense.config, sparse.config, encoder_afrac=0.5)
+    config = bridges_config().model_copy(update={"nmse_d2s_target": target})
+    terms = BridgeObjective(dense, sparse, bridges, config).terms(tokens())
+    live, detached = terms.nmse["d2s"][1], terms.nmse["d2s"][1].detach()
+    assert torch.equal(live.detach(), detached)  # the same value either way
+    live.backward()
+    assert bridges.encoders[1].weight.grad.abs().sum() > 0
+    reached = sparse.blocks[0].attn.c_attn.weight.grad
+    assert (reached is not None and reached.abs().sum() > 0) == (target == "live")
+
+
 def context(tmp_path: Path, tokens_dir: Path, dense_dir: Path, name: str, **kwargs):
     return local_context(
         tmp_path / name,
@@ -304,6 +319,45 @@ def test_strength_one_through_exact_bridges_patches_the_channel_from_the_counter
     assert curve.prob_presented[1] == pytest.approx(float(patched[0]), rel=1e-5)
     assert curve.prob_counterfactual[1] == pytest.approx(float(patched[1]), rel=1e-5)
     assert curve.channel_choice == "given" and curve.node == "1.mlp.act_in[3]"
+
+
+def test_presenting_the_second_prompt_steers_it_toward_the_first():
+    """Fig. 9's while_return_true presents prompt B (`return True`) and steers toward A (`while True`)."""
+    torch.manual_seed(0)
+    dense = GPT(toy_config()).eval()
+    sparse = copy.deepcopy(dense)
+    batch = toy_task_batch()
+    node = parse_node("1.mlp.act_in[3]", n_layer=2)
+    curve = intervention_curve(
+        dense,
+        sparse,
+        identity_bridges(dense),
+        batch,
+        node,
+        [0.0, 1.0],
+        torch.ones(5),
+        torch.ones(5),
+        decode=lambda token: f"t{token}",
+        present_second=True,
+    )
+    assert curve.candidates == ["t2", "t1"]  # B's answer is presented, A's is the counterfactual
+    with torch.no_grad():
+        _, recorded = dense(batch.tokens[0::2], record=[node.hook])
+
+        def patch(x):
+            x = x.clone()
+            x[..., 3] = recorded[node.hook][..., 3]
+            return x
+
+        plain, _ = dense(batch.tokens[1::2], positions=batch.eval_pos[1::2])
+        patched, _ = dense(batch.tokens[1::2], interventions={node.hook: patch}, positions=batch.eval_pos[1::2])
+        unsteered_a, _ = dense(batch.tokens[0::2], positions=batch.eval_pos[0::2])
+    plain, patched, unsteered_a = (torch.softmax(x, -1)[:, [2, 1]].mean(0) for x in (plain, patched, unsteered_a))
+    assert curve.prob_presented[0] == pytest.approx(float(plain[0]), abs=1e-7)
+    assert curve.prob_counterfactual[0] == pytest.approx(float(plain[1]), abs=1e-7)
+    assert curve.prob_presented[1] == pytest.approx(float(patched[0]), rel=1e-5)
+    assert curve.prob_counterfactual[1] == pytest.approx(float(patched[1]), rel=1e-5)
+    assert curve.dense_on_counterfactual == pytest.approx(unsteered_a.tolist(), abs=1e-7)
 
 
 def test_norm_gains_are_folded_so_strength_one_patches_exactly():

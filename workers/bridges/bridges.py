@@ -232,7 +232,8 @@ class BridgeObjective:
         scales = spread.scales(h_sparse + h_dense) if spread is not None else [None] * (2 * n)
         for i in range(n):
             encoded, decoded = self.bridges.encode(i, h_dense[i]), self.bridges.decode(i, h_sparse[i])
-            terms.nmse["d2s"].append(nmse(encoded, h_sparse[i], scales[i]))
+            sparse_target = h_sparse[i].detach() if self.config.nmse_d2s_target == "detached" else h_sparse[i]
+            terms.nmse["d2s"].append(nmse(encoded, sparse_target, scales[i]))
             terms.nmse["s2d"].append(nmse(decoded, h_dense[i], scales[n + i]))
             terms.kl["d2s"].append(kl_from_dense(dense_log_probs, self.sparse.forward_from(encoded, i, inputs)))
             terms.kl["s2d"].append(kl_from_dense(dense_log_probs, self.dense.forward_from(decoded, i, inputs)))

@@ -7,7 +7,7 @@ the preset values below share the dense model's shapes for that reason.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
@@ -30,7 +30,14 @@ class InterventionConfig(StrictModel):
         "'L.mlp.act_in[c]', or without [c] to pick the channel whose activation differs most between the prompts "
         "of a pair. Default: the last layer's attn.act_in (mlp.act_in for while_return_true), channel picked.",
     )
-    pairs: int = Field(32, ge=1, description="Task pairs (val split) averaged into each curve.")
+    present_second: list[str] = Field(
+        default_factory=lambda: ["while_return_true"],
+        description="Tasks whose second prompt is presented and steered toward the first, as Fig. 9 steers "
+        "while_return_true (presented `return True`, steered toward `while True`: the dense model's probability of "
+        "the loop body's indentation should rise); the others present their first prompt (single_double_quote: "
+        "the `(\"` string, steered toward `('`, as in Fig. 9).",
+    )
+    pairs: int = Field(32, ge=1, description="Task pairs (test split) averaged into each curve.")
     strengths: int = Field(11, ge=2, description="Steering strengths, evenly spaced from 0 to 1.")
     reference_batches: int = Field(
         4, ge=1, description="Val batches over which the RMS of the residual streams is averaged."
@@ -54,6 +61,13 @@ class BridgesConfig(StrictModel):
     coef_ce: float = Field(1.0, ge=0, description="The sparse model's next-token loss.")
     coef_nmse: float = Field(
         1.0, ge=0, description="Sum over locations of NMSE(enc(h_dense), h_sparse) + NMSE(dec(h_sparse), h_dense)."
+    )
+    nmse_d2s_target: Literal["live", "detached"] = Field(
+        "live",
+        description="The d->s NMSE term's target, the sparse model's own residual: 'live' keeps its gradient, so "
+        "the term also pulls the sparse model toward what the encoder predicts from the dense model (A.3's formula "
+        "as written); 'detached' trains only the encoders with it (jacobcd52/sparse_pretrain_public). Measured "
+        "side by side in BENCHMARKS.md, 'Fig. 9 on tiny'.",
     )
     coef_kl_d2s: float = Field(
         1.0, ge=0, description="Sum over locations of KL(dense logits || dense -> encoder -> sparse logits)."

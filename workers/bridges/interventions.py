@@ -1,6 +1,7 @@
 """Steer the dense model through the bridges with one node of the sparse model (paper A.4, Fig. 9).
 
-For a task pair (presented prompt A, counterfactual prompt B, same length) and a
+For a task pair (presented prompt A, counterfactual prompt B, same length; A is the
+task's first prompt, or its second for the tasks in `interventions.present_second`) and a
 node (layer L, channel c) at a post-norm residual read of the bridged sparse model
 (`L.attn.act_in` or `L.mlp.act_in`):
 
@@ -34,7 +35,7 @@ import json
 import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 import torch
 from torch import Tensor, nn
@@ -177,25 +178,28 @@ def intervention_curve(
     strengths: list[float],
     rms_sparse: Tensor,
     rms_dense: Tensor,
-    candidate_names: list[str] | None = None,
+    decode: Callable[[int], str] | None = None,
     seed: int = 0,
     exclude: set[int] | None = None,
+    present_second: bool = False,
 ) -> InterventionCurve:
     """The Fig. 9 curve of `node` with its two controls (seeded by `seed`; `exclude`: channels the random-channel
-    control must not take, beside the node's own)."""
+    control must not take, beside the node's own). Prompt A is presented and steered toward B, or B toward A with
+    `present_second`; `decode` names the candidates."""
     keep = same_length_pairs(batch)
     if not keep:
         raise ValueError(
             f"task {batch.task}: no pair has prompts of equal token length; the per-token difference is undefined"
         )
     batch = batch.select(keep)
-    a_rows, b_rows = batch.tokens[0::2], batch.tokens[1::2]
-    eval_pos = batch.eval_pos[0::2]
-    valid = (torch.arange(a_rows.shape[1], device=a_rows.device)[None, :] <= eval_pos[:, None]).float()  # [N, T]
+    shown, other = (1, 0) if present_second else (0, 1)
+    presented_rows, counterfactual_rows = batch.tokens[shown::2], batch.tokens[other::2]
+    eval_pos = batch.eval_pos[shown::2]  # the same in both rows of a kept pair
+    valid = (torch.arange(presented_rows.shape[1], device=eval_pos.device)[None, :] <= eval_pos[:, None]).float()
 
     _, recorded = sparse(batch.tokens, record=[node.hook])
     acts = recorded[node.hook].float()  # [2N, T, d_sparse]
-    delta_all = (acts[1::2] - acts[0::2]) * valid[..., None]  # [N, T, d_sparse]
+    delta_all = (acts[other::2] - acts[shown::2]) * valid[..., None]  # [N, T, d_sparse]
     channel, choice = node.channel, "given"
     if channel is None:
         residual = delta_all[..., : sparse.config.d_model]  # position channels have no bridge
@@ -204,7 +208,8 @@ def intervention_curve(
     generator = torch.Generator().manual_seed(seed)
     other = control_channel(channel, sparse.config.d_model, exclude or set(), generator)
     other_direction, _ = steering_direction(sparse, dense, bridges, node, other, rms_sparse, rms_dense)
-    candidates = batch.candidates[0::2]  # [N, 2]: column 0 is A's answer, 1 is B's
+    # [N, 2]: the presented prompt's answer, then the counterfactual prompt's
+    candidates = torch.stack([batch.correct_ids[shown::2], batch.wrong_ids[shown::2]], dim=1)
     rows = torch.arange(len(eval_pos), device=eval_pos.device)
 
     def probabilities(tokens: Tensor, strength: float, delta: Tensor, along: Tensor) -> Tensor:
@@ -216,19 +221,19 @@ def intervention_curve(
         return probs[rows[:, None], candidates].mean(0)  # [2]
 
     def sweep(delta: Tensor, along: Tensor) -> Tensor:
-        return torch.stack([probabilities(a_rows, s, delta, along) for s in strengths])  # [S, 2]
+        return torch.stack([probabilities(presented_rows, s, delta, along) for s in strengths])  # [S, 2]
 
     curve = sweep(delta_all[..., channel], direction)
     random_channel = sweep(delta_all[..., other], other_direction)
     random_direction = sweep(delta_all[..., channel], random_direction_like(direction, generator))
-    reference = probabilities(b_rows, 0.0, delta_all[..., channel], direction)
+    reference = probabilities(counterfactual_rows, 0.0, delta_all[..., channel], direction)
     return InterventionCurve(
         task=batch.task,
         node=f"{node.hook}[{channel}]",
         channel_choice=choice,
         pairs=len(keep),
         strengths=list(strengths),
-        candidates=candidate_names or [str(int(c)) for c in candidates[0]],
+        candidates=[decode(int(c)) if decode else str(int(c)) for c in candidates[0]],
         prob_presented=curve[:, 0].tolist(),
         prob_counterfactual=curve[:, 1].tolist(),
         dense_on_counterfactual=reference.tolist(),

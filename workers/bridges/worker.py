@@ -131,7 +131,6 @@ def run_interventions(
             batch = load_task(
                 task, tokenizer, "test", settings.pairs, settings.seed, min(settings.max_tokens, sparse.config.n_ctx)
             ).to(device)
-            names = [tokenizer.decode([int(c)]) for c in batch.candidates[0]]
             curve = intervention_curve(
                 dense,
                 sparse,
@@ -141,8 +140,9 @@ def run_interventions(
                 strengths_of(settings),
                 rms_sparse,
                 rms_dense,
-                names,
+                decode=lambda token: tokenizer.decode([token]),
                 seed=settings.seed,
+                present_second=task in settings.present_second,
             )
         except (TaskError, ValueError) as error:
             results[task] = {"skipped": str(error)}

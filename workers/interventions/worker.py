@@ -163,7 +163,6 @@ def steer(
     rms_sparse, rms_dense = residual_rms(sparse, reference), residual_rms(dense, reference)
     max_tokens = min(settings.max_tokens, sparse.config.n_ctx)
     batch = load_task(task, inputs.tokenizer, "test", settings.pairs, settings.seed, max_tokens).to(device)
-    names = [inputs.tokenizer.decode([int(c)]) for c in batch.candidates[0]]
     curve = intervention_curve(
         dense,
         sparse,
@@ -173,9 +172,10 @@ def steer(
         strengths_of(settings),
         rms_sparse,
         rms_dense,
-        names,
+        decode=lambda token: inputs.tokenizer.decode([token]),
         seed=settings.seed,
         exclude=set(kept.get(node.hook, [])),
+        present_second=task in settings.present_second,
     )
     curve.channel_choice = "given" if settings.nodes.get(task) else "largest single-node ablation (val)"
     return curve
