@@ -71,13 +71,17 @@ class ModelCost:
         matmul = self.matmul_params - (0 if logits else self.vocab * self.d_model)
         return tokens * (2 * matmul + 4 * self.layers * context * self.attention_width)
 
-    def activation_bytes(self, tokens: int, context: int, element: int, device_type: str) -> int:
+    def activation_bytes(
+        self, tokens: int, context: int, element: int, device_type: str, passes: float = 1.0, logits: float = 1.0
+    ) -> int:
         """The peak of a forward and backward over `tokens` tokens: saved activations, and the logits in fp32
         (the logits, their fp32 copy and the bigram table's gather, the softmax's gradient). The CPU's attention
-        materialises its scores, (T + 1) per head and token (the sink slot); CUDA's fused attention does not."""
-        per_token = self.layers * self.width_per_token * element + 4 * self.vocab * FP32
+        materialises its scores, (T + 1) per head and token (the sink slot); CUDA's fused attention does not.
+        `passes` whole-model passes and `logits` unembeddings held for one backward (bridges: many of each)."""
+        per_layer_token = self.width_per_token * element
         if device_type == "cpu":
-            per_token += self.layers * 2 * self.n_head * (context + 1) * element
+            per_layer_token += 2 * self.n_head * (context + 1) * element
+        per_token = passes * self.layers * per_layer_token + logits * 4 * self.vocab * FP32
         return int(tokens * per_token)
 
 
@@ -127,8 +131,11 @@ class TrainShape:
     train: TrainConfig
     vocab_size: int
     workers: int = 1
-    # Extra forward-and-backward passes per step, in units of the model's own (bridges' hybrid passes).
+    # Extra forward-and-backward passes per step, in units of the model's own (bridges' hybrid passes), and the
+    # extra unembeddings they end in (a hybrid pass from a late boundary is a small part of a model, but all of
+    # its logits); all held until the step's one backward.
     extra_passes: float = 0.0
+    extra_logits: float = 0.0
     extra_forward_flops_per_token: float = 0.0  # a frozen model's forward per token (bridges' dense model)
     reduce: tuple[str, ...] = field(default_factory=tuple)
 
@@ -144,12 +151,14 @@ def training_cost(shape: TrainShape, device_type: str) -> CellCost:
     eval_flops = evaluations * train.eval_batches * cost.forward_flops(tokens_per_step)
     bf16 = uses_bf16(train.precision, device_type)
     microbatch_tokens = tokens_per_step // (shape.workers * train.microbatches)
-    activations = cost.activation_bytes(microbatch_tokens, train.model.n_ctx, BF16 if bf16 else FP32, device_type)
+    element = BF16 if bf16 else FP32
+    passes, logits = 1 + shape.extra_passes, 1 + shape.extra_logits
+    activations = cost.activation_bytes(microbatch_tokens, train.model.n_ctx, element, device_type, passes, logits)
     return CellCost(
         flops=train.steps * step_flops + eval_flops,
         param_bytes=cost.params * FP32,
         optimizer_bytes=cost.params * 3 * FP32,
-        activation_bytes=int(activations * (1 + shape.extra_passes / 2)),
+        activation_bytes=activations,
         bytes_moved=float(train.steps * cost.params * STEP_BYTES_PER_PARAM * shape.workers),
         bf16=bf16,
         workers=shape.workers,
