@@ -296,33 +296,11 @@ def test_strength_zero_leaves_the_dense_model_unchanged_and_steering_moves_it():
     assert curve.channel_choice == "largest pair difference"
 
 
-def test_strength_one_through_exact_bridges_patches_the_channel_from_the_counterfactual():
-    """Sparse model = dense model, identity bridges, equal RMS: strength 1 is activation patching of one channel."""
-    torch.manual_seed(0)
-    dense = GPT(toy_config()).eval()
-    sparse = copy.deepcopy(dense)
-    batch = toy_task_batch()
-    node = parse_node("1.mlp.act_in[3]", n_layer=2)
-    curve = intervention_curve(
-        dense, sparse, identity_bridges(dense), batch, node, [0.0, 1.0], torch.ones(5), torch.ones(5)
-    )
-    with torch.no_grad():
-        _, recorded = dense(batch.tokens[1::2], record=[node.hook])
-
-        def patch(x):
-            x = x.clone()
-            x[..., 3] = recorded[node.hook][..., 3]
-            return x
-
-        logits, _ = dense(batch.tokens[0::2], interventions={node.hook: patch}, positions=batch.eval_pos[0::2])
-    patched = torch.softmax(logits, -1)[:, [1, 2]].mean(0)
-    assert curve.prob_presented[1] == pytest.approx(float(patched[0]), rel=1e-5)
-    assert curve.prob_counterfactual[1] == pytest.approx(float(patched[1]), rel=1e-5)
-    assert curve.channel_choice == "given" and curve.node == "1.mlp.act_in[3]"
-
-
-def test_presenting_the_second_prompt_steers_it_toward_the_first():
-    """Fig. 9's while_return_true presents prompt B (`return True`) and steers toward A (`while True`)."""
+@pytest.mark.parametrize("present_second", [False, True])
+def test_strength_one_through_exact_bridges_patches_the_channel_from_the_counterfactual(present_second):
+    """Sparse model = dense model, identity bridges, equal RMS: strength 1 is activation patching of one channel.
+    With `present_second` (Fig. 9's while_return_true: `return True` presented, steered toward `while True`) the
+    pair's second prompt is presented and patched from its first."""
     torch.manual_seed(0)
     dense = GPT(toy_config()).eval()
     sparse = copy.deepcopy(dense)
@@ -338,26 +316,32 @@ def test_presenting_the_second_prompt_steers_it_toward_the_first():
         torch.ones(5),
         torch.ones(5),
         decode=lambda token: f"t{token}",
-        present_second=True,
+        present_second=present_second,
     )
-    assert curve.candidates == ["t2", "t1"]  # B's answer is presented, A's is the counterfactual
+    shown, other = (1, 0) if present_second else (0, 1)
+    answers = [2, 1] if present_second else [1, 2]  # the presented prompt's answer first
+    assert curve.candidates == [f"t{a}" for a in answers]
     with torch.no_grad():
-        _, recorded = dense(batch.tokens[0::2], record=[node.hook])
+        _, recorded = dense(batch.tokens[other::2], record=[node.hook])
 
         def patch(x):
             x = x.clone()
             x[..., 3] = recorded[node.hook][..., 3]
             return x
 
-        plain, _ = dense(batch.tokens[1::2], positions=batch.eval_pos[1::2])
-        patched, _ = dense(batch.tokens[1::2], interventions={node.hook: patch}, positions=batch.eval_pos[1::2])
-        unsteered_a, _ = dense(batch.tokens[0::2], positions=batch.eval_pos[0::2])
-    plain, patched, unsteered_a = (torch.softmax(x, -1)[:, [2, 1]].mean(0) for x in (plain, patched, unsteered_a))
-    assert curve.prob_presented[0] == pytest.approx(float(plain[0]), abs=1e-7)
-    assert curve.prob_counterfactual[0] == pytest.approx(float(plain[1]), abs=1e-7)
-    assert curve.prob_presented[1] == pytest.approx(float(patched[0]), rel=1e-5)
-    assert curve.prob_counterfactual[1] == pytest.approx(float(patched[1]), rel=1e-5)
-    assert curve.dense_on_counterfactual == pytest.approx(unsteered_a.tolist(), abs=1e-7)
+        def probabilities(rows, **kwargs):
+            logits, _ = dense(batch.tokens[rows::2], positions=batch.eval_pos[rows::2], **kwargs)
+            return torch.softmax(logits, -1)[:, answers].mean(0)
+
+        plain, patched, counterfactual = (
+            probabilities(shown),
+            probabilities(shown, interventions={node.hook: patch}),
+            probabilities(other),
+        )
+    assert [curve.prob_presented[0], curve.prob_counterfactual[0]] == pytest.approx(plain.tolist(), abs=1e-7)
+    assert [curve.prob_presented[1], curve.prob_counterfactual[1]] == pytest.approx(patched.tolist(), rel=1e-5)
+    assert curve.dense_on_counterfactual == pytest.approx(counterfactual.tolist(), abs=1e-7)
+    assert curve.channel_choice == "given" and curve.node == "1.mlp.act_in[3]"
 
 
 def test_norm_gains_are_folded_so_strength_one_patches_exactly():
