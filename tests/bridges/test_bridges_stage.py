@@ -125,6 +125,23 @@ def test_the_interventions_cell_steers_through_the_circuit_node_that_ablation_ra
     assert len(curve["prob_counterfactual_random_direction"]) == 3
 
 
+def test_a_circuit_with_more_read_nodes_than_the_cap_ablates_the_first_order_top_ones(bridged_and_pruned, tmp_path):
+    kept = {"0.attn.act_in": [1, 4, 6], "0.mlp.act_in": [2, 3]}
+    inputs = {**bridged_and_pruned, "circuit": with_kept(bridged_and_pruned["circuit"], tmp_path / "circuit", kept)}
+    inputs.pop("metrics")
+    rankings = {}
+    for cap in (2, 5):
+        ctx = local_context(tmp_path / f"cap{cap}", inputs=inputs, cell="bridges/base:" + stage_inputs.TASK)
+        settings = InterventionConfig(tasks=[stage_inputs.TASK], rank_max_nodes=cap, **INTERVENTION_SIZES)
+        run_circuit_intervention(ctx, stage_inputs.TASK, settings, batch_size=4)
+        rankings[cap] = json.loads((ctx.out_dir / "ranking.json").read_text())
+        assert ctx.metrics["circuit_read_nodes"] == 5
+    assert (rankings[2]["read_nodes"], rankings[2]["ablated"], rankings[5]["ablated"]) == (5, 2, 5)
+    exact = {row["node"]: row["loss_without"] for row in rankings[5]["nodes"]}
+    for row in rankings[2]["nodes"]:  # the same single-node ablations, for the two the estimate put first
+        assert row["loss_without"] == pytest.approx(exact[row["node"]], rel=1e-6)
+
+
 def test_a_circuit_without_a_read_node_is_a_skipped_intervention_naming_the_setting(bridged_and_pruned, tmp_path):
     inputs = {
         **bridged_and_pruned,

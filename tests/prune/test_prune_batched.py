@@ -10,6 +10,7 @@ import pytest
 import torch
 from pruning_toys import key_task
 
+from sparsepipe.workers.interventions.worker import first_order_increase
 from sparsepipe.workers.nn.masks import NodeLayout, ablation_values, mask_interventions
 from sparsepipe.workers.prune.config import PruneConfig, PruneHyperparams
 from sparsepipe.workers.prune.losses import TaskData, by_length, concat_pairs, two_way_loss
@@ -121,3 +122,24 @@ def test_stacked_single_node_ablations_equal_one_at_a_time(trained_model, traine
         alone = circuit.clone()
         alone[position] = 0
         assert loss == pytest.approx(float(two_way_loss(masked.gaps([test], alone), test.correct)), rel=1e-4, abs=1e-6)
+
+
+def test_the_first_order_estimate_of_a_nodes_ablation_is_the_masks_derivative(trained_model, trained_means):
+    """The interventions stage pre-screens a large circuit's read nodes by this estimate: minus the val loss's
+    gradient with respect to the mask, checked against a finite difference of the mask."""
+    layout = NodeLayout(trained_model.config)
+    masked = MaskedModel(trained_model, layout, ablation_values(layout, trained_means, "mean"))
+    circuit = torch.zeros(layout.n_nodes)
+    circuit[torch.randperm(layout.n_nodes, generator=torch.Generator().manual_seed(2))[:40]] = 1.0
+    val = key_task(12, seed=6)
+    estimate = first_order_increase(masked, val, circuit, batch_pairs=4, reduction="mean")
+    assert estimate.shape == (layout.n_nodes,) and estimate.abs().max() > 0
+    step = 1e-3
+    for position in torch.nonzero(circuit).flatten()[:5].tolist():
+        lowered = circuit.clone()
+        lowered[position] -= step
+        rise = float(
+            two_way_loss(masked.gaps([val], lowered), val.correct)
+            - two_way_loss(masked.gaps([val], circuit), val.correct)
+        )
+        assert rise / step == pytest.approx(float(estimate[position]), rel=0.05, abs=1e-3)

@@ -37,6 +37,13 @@ class InterventionConfig(StrictModel):
         "the loop body's indentation should rise); the others present their first prompt (single_double_quote: "
         "the `(\"` string, steered toward `('`, as in Fig. 9).",
     )
+    rank_max_nodes: int = Field(
+        256,
+        ge=1,
+        description="The interventions stage ablates at most this many of a circuit's read nodes one by one to rank "
+        "them (a val pass each); a circuit with more is pre-screened by the first-order estimate of each node's "
+        "effect (one backward).",
+    )
     pairs: int = Field(32, ge=1, description="Task pairs (test split) averaged into each curve.")
     strengths: int = Field(11, ge=2, description="Steering strengths, evenly spaced from 0 to 1.")
     reference_batches: int = Field(

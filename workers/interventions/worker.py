@@ -4,6 +4,8 @@ Fig. 9 curve of the top one with its controls (`bridges.interventions`).
 1. Rank. Every node of the circuit at a post-norm residual read (`L.attn.act_in`, `L.mlp.act_in`: the nodes a bridge
    can steer through, A.4) is ablated on its own, the rest of the circuit kept, with the prune cell's ablation and
    settings; the rank is by how much the task loss rises, on the task's val pairs (a choice, so never on test).
+   A circuit with more than `bridges.interventions.rank_max_nodes` read nodes has only that many ablated, those
+   the first-order estimate (the mask's gradient, one backward) puts first.
 2. Steer (`bridges.interventions.intervention_curve`) through the top node, or through the node that
    `bridges.interventions.nodes` names for the task (the paper chooses by hand); the random-channel control draws
    from the read's channels outside the circuit. Curves on the test pairs.
@@ -19,8 +21,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import Tensor
 
-from ...tasks import load_task
+from ...tasks import TaskBatch, load_task
 from ..bridges.bridges import load_bridges
 from ..bridges.config import InterventionConfig
 from ..bridges.interventions import (
@@ -48,9 +51,22 @@ RANKING_FILE = "ranking.json"
 READ_SUFFIXES = (".attn.act_in", ".mlp.act_in")
 
 
-def rank_read_nodes(inputs: PruneInputs, kept: dict[str, list[int]], settings: PruneConfig) -> list[dict[str, Any]]:
+def first_order_increase(masked: MaskedModel, val: TaskBatch, circuit: Tensor, batch_pairs: int, reduction: str):
+    """[n_nodes] the first-order rise of the val loss when one node's mask goes from 1 to 0, for every node at once:
+    minus the loss's gradient with respect to the mask (attribution patching: one forward and backward)."""
+    mask = circuit.clone().requires_grad_(True)
+    gaps = torch.cat([masked.gap(piece, mask) for piece in chunks(val, batch_pairs)])
+    (gradient,) = torch.autograd.grad(two_way_loss(gaps, val.correct, reduction=reduction), mask)
+    return -gradient
+
+
+def rank_read_nodes(
+    inputs: PruneInputs, kept: dict[str, list[int]], settings: PruneConfig, max_nodes: int
+) -> tuple[list[dict[str, Any]], int]:
     """The circuit's read nodes, the most important first: {node, location, channel, loss_without, increase} with
-    the val loss of the circuit without that node alone and its rise over the whole circuit's val loss."""
+    the val loss of the circuit without that node alone and its rise over the whole circuit's val loss; and how many
+    read nodes the circuit has. Past `max_nodes` read nodes only that many are ablated: those whose first-order
+    estimate of the rise is largest (a circuit cut short, e.g. 2 mask steps at real shapes, keeps thousands)."""
     model = inputs.model
     device = next(model.parameters()).device
     layout = NodeLayout(model.config, tie_qk=settings.tie_qk_masks)
@@ -71,6 +87,10 @@ def rank_read_nodes(inputs: PruneInputs, kept: dict[str, list[int]], settings: P
     )
     # Ablating one node at a time costs a pass of the val pairs per node: only the read nodes are ranked.
     positions = torch.nonzero(circuit * only_reads).flatten().tolist()
+    read_nodes = len(positions)
+    if read_nodes > max_nodes:
+        estimate = first_order_increase(masked, val, circuit.to(device), settings.batch_pairs, reduction).cpu()
+        positions = sorted(positions, key=lambda position: -float(estimate[position]))[:max_nodes]
     losses = loss_without_each_node(masked, val, circuit.to(device), settings.batch_pairs, reduction, positions)
     ranked = []
     for position, loss in losses.items():
@@ -85,7 +105,7 @@ def rank_read_nodes(inputs: PruneInputs, kept: dict[str, list[int]], settings: P
                 "increase": loss - whole,
             }
         )
-    return sorted(ranked, key=lambda row: -row["increase"])
+    return sorted(ranked, key=lambda row: -row["increase"]), read_nodes
 
 
 def chosen_node(task: str, settings: InterventionConfig, ranked: list[dict[str, Any]], n_layer: int) -> NodeSpec:
@@ -116,13 +136,14 @@ def run_circuit_intervention(ctx: WorkContext, task: str, settings: Intervention
     inputs = load_prune_inputs(ctx.input("bridges"), mean_cache, tokens, task, prune, ctx.device)
     dense = load_checkpoint(ctx.input("dense"), device=ctx.device).eval().requires_grad_(False)
 
-    ranked = rank_read_nodes(inputs, kept, prune)
+    ranked, read_nodes = rank_read_nodes(inputs, kept, prune, settings.rank_max_nodes)
     out = Path(ctx.out_dir)
-    (out / RANKING_FILE).write_text(json.dumps({"split": "val", "nodes": ranked}, indent=1))
+    ranking = {"split": "val", "read_nodes": read_nodes, "ablated": len(ranked), "nodes": ranked}
+    (out / RANKING_FILE).write_text(json.dumps(ranking, indent=1))
     try:
         curve = steer(inputs, dense, tokens, task, settings, batch_size, ranked, kept, ctx.device)
     except ValueError as error:  # no circuit node to steer through, or no pair of equal token length: a result
-        ctx.metrics.update({"skipped": str(error), "circuit_read_nodes": len(ranked)})
+        ctx.metrics.update({"skipped": str(error), "circuit_read_nodes": read_nodes})
         return
     curve.write(out / INTERVENTIONS_DIR)
     rank = next((i for i, row in enumerate(ranked) if row["node"] == curve.node), None)
@@ -131,7 +152,7 @@ def run_circuit_intervention(ctx: WorkContext, task: str, settings: Intervention
             "node": curve.node,
             "node_rank": rank,
             "node_loss_increase": ranked[rank]["increase"] if rank is not None else None,
-            "circuit_read_nodes": len(ranked),
+            "circuit_read_nodes": read_nodes,
             "pairs": curve.pairs,
             "prob_counterfactual_at_0": curve.prob_counterfactual[0],
             "prob_counterfactual_at_1": curve.prob_counterfactual[-1],
