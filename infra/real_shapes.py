@@ -41,6 +41,8 @@ CUT = [
     "tune.iterations=1",
     "tune.trials_per_iteration=1",
     "bridges.interventions.pairs=4",
+    # A circuit after 2 mask steps is the whole model: 4,096 read nodes at small, each a val pass to rank (hours here).
+    "bridges.interventions.rank_max_nodes=16",
 ]
 
 
