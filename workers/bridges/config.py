@@ -70,11 +70,12 @@ class BridgesConfig(StrictModel):
         1.0, ge=0, description="Sum over locations of NMSE(enc(h_dense), h_sparse) + NMSE(dec(h_sparse), h_dense)."
     )
     nmse_d2s_target: Literal["live", "detached"] = Field(
-        "live",
-        description="The d->s NMSE term's target, the sparse model's own residual: 'live' keeps its gradient, so "
-        "the term also pulls the sparse model toward what the encoder predicts from the dense model (A.3's formula "
-        "as written); 'detached' trains only the encoders with it (jacobcd52/sparse_pretrain_public). Measured "
-        "side by side in BENCHMARKS.md, 'Fig. 9 on tiny'.",
+        "detached",
+        description="The d->s NMSE term's target, the sparse model's own residual: 'detached' trains only the "
+        "encoders with it (as jacobcd52/sparse_pretrain_public does); 'live' keeps its gradient, so the term also "
+        "pulls the sparse model toward what the encoder predicts from the dense model (A.3's formula read without a "
+        "stop-gradient). Side by side on tiny (BENCHMARKS.md, 'Fig. 9 on tiny'), detached gave the better sparse "
+        "model, bridges and KLs and the steeper Fig. 9 curve.",
     )
     coef_kl_d2s: float = Field(
         1.0, ge=0, description="Sum over locations of KL(dense logits || dense -> encoder -> sparse logits)."
