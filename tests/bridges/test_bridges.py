@@ -396,3 +396,8 @@ def test_controls_are_drawn_beside_the_curve(tmp_path):
     curve.write(tmp_path)
     assert (tmp_path / "toy.png").stat().st_size > 0
     assert json.loads((tmp_path / "toy.json").read_text())["control_channel"] == curve.control_channel
+    assert not curve.control_channel_in_circuit
+    # A circuit that keeps every channel of the read (cut short): the control is another circuit channel, flagged.
+    everything = set(range(sparse.config.d_model))
+    full = intervention_curve(dense, sparse, bridges, batch, node, [0.0, 1.0], rms, rms, seed=1, exclude=everything)
+    assert full.control_channel_in_circuit and full.control_channel != "1.attn.act_in[2]"

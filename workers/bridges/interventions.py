@@ -20,7 +20,8 @@ node (layer L, channel c) at a post-norm residual read of the bridged sparse mod
 4. Recorded: the dense model's probability of each candidate at the answer position,
    averaged over pairs, per strength; the dense model on B unsteered; and two
    controls at every strength: a random other channel of the same read steered the
-   same way (its own delta and direction), and the node's delta along a random
+   same way (its own delta and direction; outside the circuit, unless the circuit keeps
+   every channel of the read, as one cut short does: then flagged), and the node's delta along a random
    direction of the same norm as its own. A curve that moves no more than its
    controls is a generic perturbation, not the feature.
 
@@ -111,6 +112,8 @@ class InterventionCurve:
     prob_counterfactual_random_channel: list[float]
     prob_presented_random_direction: list[float]
     prob_counterfactual_random_direction: list[float]
+    # True when the circuit keeps every channel of the read (a circuit cut short): the control is a circuit channel
+    control_channel_in_circuit: bool = False
 
     def write(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
@@ -206,7 +209,8 @@ def intervention_curve(
         channel, choice = int(residual.abs().sum(1).mean(0).argmax()), "largest pair difference"
     direction, gain_sparse = steering_direction(sparse, dense, bridges, node, channel, rms_sparse, rms_dense)
     generator = torch.Generator().manual_seed(seed)
-    other = control_channel(channel, sparse.config.d_model, exclude or set(), generator)
+    width, in_circuit = sparse.config.d_model, (exclude or set()) >= set(range(sparse.config.d_model)) - {channel}
+    other = control_channel(channel, width, set() if in_circuit else (exclude or set()), generator)
     other_direction, _ = steering_direction(sparse, dense, bridges, node, other, rms_sparse, rms_dense)
     # [N, 2]: the presented prompt's answer, then the counterfactual prompt's
     candidates = torch.stack([batch.correct_ids[shown::2], batch.wrong_ids[shown::2]], dim=1)
@@ -244,6 +248,7 @@ def intervention_curve(
         prob_counterfactual_random_channel=random_channel[:, 1].tolist(),
         prob_presented_random_direction=random_direction[:, 0].tolist(),
         prob_counterfactual_random_direction=random_direction[:, 1].tolist(),
+        control_channel_in_circuit=in_circuit,
     )
 
 
@@ -259,7 +264,11 @@ def plot_curve(curve: InterventionCurve, path: Path) -> None:
     ax.plot(curve.strengths, curve.prob_presented, "o-", ms=3, label=f"p({presented!r}) presented")
     ax.plot(curve.strengths, curve.prob_counterfactual, "o-", ms=3, label=f"p({counterfactual!r}) counterfactual")
     for suffix, label, style in (
-        ("random_channel", f"control: {curve.control_channel}", "--"),
+        (
+            "random_channel",
+            f"control: {curve.control_channel}" + (" (in the circuit)" * curve.control_channel_in_circuit),
+            "--",
+        ),
         ("random_direction", "control: random direction, same norm", ":"),
     ):
         for which, color in (("presented", "tab:blue"), ("counterfactual", "tab:orange")):
