@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -148,3 +149,18 @@ def test_a_benchmark_runs_through_its_reference(tmp_path, monkeypatch):
     module.write_text("def measure(quick):\n    return {'quick': quick}\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     assert cli_bench._measure(Benchmark("demo", "a demo", "bench_demo:measure"), quick=True) == {"quick": True}
+
+
+def test_the_bridges_experiment_config_plans_only_the_cells_fig9_needs(tmp_path):
+    """infra/bridges-tiny.yaml over tiny: tokenizer, dense, bridges, its mean cache, one prune cell, one interventions
+    cell; no sparse pretraining and no controls (its header says so; BENCHMARKS.md times it)."""
+    config = Path(__file__).resolve().parents[2] / "infra" / "bridges-tiny.yaml"
+    args = ["plan", "interventions", "--config", str(config), "--store", str(tmp_path / "s"), "--json"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    cells = [(c["stage"], c["cell"]) for c in json.loads(result.stdout)["cells"]]
+    assert [stage for stage, _ in cells] == ["tokenize", "dense", "bridges", "mean_cache", "prune", "interventions"]
+    assert cells[-2:] == [
+        ("prune", "bridges/tiny:single_double_quote"),
+        ("interventions", "bridges/tiny:single_double_quote"),
+    ]
