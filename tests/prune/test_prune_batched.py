@@ -110,11 +110,17 @@ def test_coarse_to_fine_reports_an_unreachable_target():
     assert not result.reached_target and result.k == 100 and len(result.probes) == 1
 
 
-def test_stacked_single_node_ablations_equal_one_at_a_time(trained_model, trained_means):
-    layout = NodeLayout(trained_model.config)
-    masked = MaskedModel(trained_model, layout, ablation_values(layout, trained_means, "mean"))
+def masked_with_random_circuit(model, means, nodes: int, seed: int) -> tuple[MaskedModel, torch.Tensor]:
+    """The model under mean ablation and a circuit of `nodes` random nodes."""
+    layout = NodeLayout(model.config)
+    masked = MaskedModel(model, layout, ablation_values(layout, means, "mean"))
     circuit = torch.zeros(layout.n_nodes)
-    circuit[torch.randperm(layout.n_nodes, generator=torch.Generator().manual_seed(1))[:11]] = 1.0
+    circuit[torch.randperm(layout.n_nodes, generator=torch.Generator().manual_seed(seed))[:nodes]] = 1.0
+    return masked, circuit
+
+
+def test_stacked_single_node_ablations_equal_one_at_a_time(trained_model, trained_means):
+    masked, circuit = masked_with_random_circuit(trained_model, trained_means, nodes=11, seed=1)
     test = key_task(12, seed=6)
     losses = loss_without_each_node(masked, test, circuit, batch_pairs=4, reduction="mean")
     assert sorted(losses) == torch.nonzero(circuit).flatten().tolist()
@@ -127,13 +133,10 @@ def test_stacked_single_node_ablations_equal_one_at_a_time(trained_model, traine
 def test_the_first_order_estimate_of_a_nodes_ablation_is_the_masks_derivative(trained_model, trained_means):
     """The interventions stage pre-screens a large circuit's read nodes by this estimate: minus the val loss's
     gradient with respect to the mask, checked against a finite difference of the mask."""
-    layout = NodeLayout(trained_model.config)
-    masked = MaskedModel(trained_model, layout, ablation_values(layout, trained_means, "mean"))
-    circuit = torch.zeros(layout.n_nodes)
-    circuit[torch.randperm(layout.n_nodes, generator=torch.Generator().manual_seed(2))[:40]] = 1.0
+    masked, circuit = masked_with_random_circuit(trained_model, trained_means, nodes=40, seed=2)
     val = key_task(12, seed=6)
     estimate = first_order_increase(masked, val, circuit, batch_pairs=4, reduction="mean")
-    assert estimate.shape == (layout.n_nodes,) and estimate.abs().max() > 0
+    assert estimate.shape == circuit.shape and estimate.abs().max() > 0
     step = 1e-3
     for position in torch.nonzero(circuit).flatten()[:5].tolist():
         lowered = circuit.clone()
