@@ -209,8 +209,9 @@ def intervention_curve(
         channel, choice = int(residual.abs().sum(1).mean(0).argmax()), "largest pair difference"
     direction, gain_sparse = steering_direction(sparse, dense, bridges, node, channel, rms_sparse, rms_dense)
     generator = torch.Generator().manual_seed(seed)
-    width, in_circuit = sparse.config.d_model, (exclude or set()) >= set(range(sparse.config.d_model)) - {channel}
-    other = control_channel(channel, width, set() if in_circuit else (exclude or set()), generator)
+    width, exclude = sparse.config.d_model, exclude or set()
+    in_circuit = set(range(width)) - {channel} <= exclude
+    other = control_channel(channel, width, set() if in_circuit else exclude, generator)
     other_direction, _ = steering_direction(sparse, dense, bridges, node, other, rms_sparse, rms_dense)
     # [N, 2]: the presented prompt's answer, then the counterfactual prompt's
     candidates = torch.stack([batch.correct_ids[shown::2], batch.wrong_ids[shown::2]], dim=1)

@@ -51,7 +51,9 @@ RANKING_FILE = "ranking.json"
 READ_SUFFIXES = (".attn.act_in", ".mlp.act_in")
 
 
-def first_order_increase(masked: MaskedModel, val: TaskBatch, circuit: Tensor, batch_pairs: int, reduction: str):
+def first_order_increase(
+    masked: MaskedModel, val: TaskBatch, circuit: Tensor, batch_pairs: int, reduction: str
+) -> Tensor:
     """[n_nodes] the first-order rise of the val loss when one node's mask goes from 1 to 0, for every node at once:
     minus the loss's gradient with respect to the mask (attribution patching: one forward and backward)."""
     mask = circuit.clone().requires_grad_(True)
