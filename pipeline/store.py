@@ -430,8 +430,20 @@ class Store:
             shutil.rmtree(target, ignore_errors=True)  # a damaged cached copy: fetch again
         cache_root.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(dir=cache_root, prefix=".fetch-"))
+        try:
+            self._download_into(staging, attempt_dir, manifest)
+            (staging / ".complete").write_text(manifest.digest)
+            try:
+                os.rename(staging, target)
+            except OSError:  # another process cached it first
+                pass
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)  # a failed or lost race leaves no partial copy behind
+        return target
+
+    def _download_into(self, folder: Path, attempt_dir: str, manifest: Manifest) -> None:
         for relative, info in manifest.files.items():
-            local = staging / relative
+            local = folder / relative
             local.parent.mkdir(parents=True, exist_ok=True)
             try:
                 self._io("downloading", self.fs.get_file, f"{attempt_dir}/{relative}", str(local))
@@ -445,12 +457,6 @@ class Store:
                     f"{relative} of {manifest.stage}/{manifest.key} does not match its manifest; run `sparsepipe "
                     "verify`"
                 )
-        (staging / ".complete").write_text(manifest.digest)
-        try:
-            os.rename(staging, target)
-        except OSError:  # another process cached it first
-            pass
-        return target
 
     def verify(self, manifest: Manifest) -> list[str]:
         """Problems found by re-hashing every file of the artifact (empty when intact)."""

@@ -13,6 +13,19 @@ import pytest
 S3_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1"}
 
 
+@pytest.fixture(autouse=True)
+def private_artifact_cache(monkeypatch):
+    """Each test (and the `sparsepipe` it starts) caches S3 artifacts in its own folder, removed after it:
+    never the user's ~/.cache, and never gigabytes piling up over the suite."""
+    import shutil
+    import tempfile
+
+    folder = tempfile.mkdtemp(prefix="sptest-cache-")
+    monkeypatch.setenv("SPARSEPIPE_CACHE", folder)
+    yield
+    shutil.rmtree(folder, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def s3_server():
     """An S3 server in its own process; yields the environment that points clients at it."""

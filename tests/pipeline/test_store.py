@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import shutil
 import threading
 from pathlib import Path
 
 import pytest
 
-from sparsepipe.pipeline.store import CommitRecord, StoreSpec
+from sparsepipe.pipeline.store import CommitRecord, StoreError, StoreSpec
 
 
 def _record(key: str = "k" * 64, stage: str = "demo") -> CommitRecord:
@@ -44,6 +45,23 @@ def test_commit_then_lookup_hits(store_url, tmp_path):
     assert found.data["provenance"]["host"]
     local = store.materialize(found, cache_root=tmp_path / "cache")
     assert (local / "a.txt").read_text() == "hello"
+
+
+def test_the_cache_keeps_no_partial_copy_after_a_lost_race_or_a_bad_download(s3_url, tmp_path, monkeypatch):
+    store = StoreSpec(s3_url).open()
+    store.commit(_record(), _data(tmp_path / "out"), generation=0)
+    found = store.lookup("demo", "k" * 64)
+    cache = tmp_path / "cache"
+    first = store.materialize(found, cache_root=cache)
+    (first / ".complete").unlink()  # as if another process were still fetching: this one fetches too and loses
+    assert store.materialize(found, cache_root=cache) == first
+    assert sorted(path.name for path in cache.iterdir()) == [found.digest]
+
+    shutil.rmtree(first)
+    monkeypatch.setattr("sparsepipe.pipeline.store.sha256_file", lambda path: "0" * 64)
+    with pytest.raises(StoreError, match="does not match its manifest"):
+        store.materialize(found, cache_root=cache)
+    assert list(cache.iterdir()) == []
 
 
 def test_racing_writers_give_exactly_one_commit(store_url, tmp_path):
