@@ -651,14 +651,16 @@ def gc(
     as_json: JsonOpt = False,
 ) -> None:
     """Remove what no committed artifact needs: unreferenced attempts (crashed or lost writers), the resume
-    state (`progress/`) of cells already committed, and scratch folders killed workers left in the temp directory.
+    state (`progress/`) of cells already committed, and what killed workers left on this machine: scratch
+    folders in the temp directory and half-done downloads in the local artifact cache ($SPARSEPIPE_CACHE).
     A failed cell's traceback (`status --failed`) stays until the cell commits, under any key.
 
     Committed artifacts are never touched, nor any attempt of a key with an unreadable MANIFEST.
     """
     import shutil
 
-    from .scratch import stale_scratch
+    from .scratch import stale_fetches, stale_scratch
+    from .store import local_cache_root
 
     cfg = _load(None, None, [], store)
     backend = _open_store(cfg, STORE_CLEAN)
@@ -671,11 +673,12 @@ def gc(
             # failure records of cells committed since under another key (those of this key go with `progress`)
             "failures": [p for p in closed_failures(backend, older_than) if not p.startswith(inside)],
             "scratch": [str(p) for p in stale_scratch(older_than, include_unowned=True)],
+            "fetches": [str(p) for p in stale_fetches(local_cache_root(), older_than)],
         }
         if not dry_run:
             for path in found["attempts"] + found["progress"] + found["failures"]:
                 backend.remove(path)
-            for path in found["scratch"]:
+            for path in found["scratch"] + found["fetches"]:
                 shutil.rmtree(path, ignore_errors=True)
     except StoreError as error:
         _fail(str(error), EXIT_STORE)
@@ -686,11 +689,11 @@ def gc(
     if dry_run:
         for kind, paths in found.items():
             for path in paths:
-                print(f"{kind}\t{backend.url_of(path) if kind != 'scratch' else path}")
+                print(f"{kind}\t{backend.url_of(path) if kind not in ('scratch', 'fetches') else path}")
     err.print(
         f"{verb} {len(found['attempts'])} unreferenced attempt(s), {len(found['progress'])} finished progress "
         f"folder(s), {len(found['failures'])} failure record(s) of cells committed since, {len(found['scratch'])} "
-        "scratch folder(s)"
+        f"scratch folder(s), {len(found['fetches'])} half-done download(s)"
     )
 
 

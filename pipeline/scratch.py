@@ -1,4 +1,5 @@
-"""Per-cell scratch folders in the temp directory, and removing the ones a killed worker left.
+"""Per-cell scratch folders in the temp directory, and removing the ones a killed worker left
+(and the half-done downloads it left in the local artifact cache).
 
 A unit works in `<tmp>/sparsepipe-<stage>-<pid>-<random>`.  The folder removes
 itself when the unit ends normally; when the worker is killed (Ctrl-C, ray
@@ -56,6 +57,25 @@ def stale_scratch(older_than_s: float = 0.0, root: Path | None = None, include_u
         if older_than_s > 0 and age < older_than_s:
             continue
         found.append(path)
+    return sorted(found)
+
+
+def stale_fetches(cache_root: Path, older_than_s: float = 0.0) -> list[Path]:
+    """Downloads into the local artifact cache that a killed process left half done: nothing in them
+    was written for older_than_s (a download in flight keeps writing)."""
+    from .store import FETCH_PREFIX
+
+    if not cache_root.is_dir():
+        return []
+    now = time.time()
+    found = []
+    for path in cache_root.glob(f"{FETCH_PREFIX}*"):
+        try:
+            newest = max([path.stat().st_mtime] + [entry.stat().st_mtime for entry in path.rglob("*")])
+        except OSError:  # finished or removed meanwhile
+            continue
+        if now - newest >= older_than_s:
+            found.append(path)
     return sorted(found)
 
 

@@ -43,6 +43,14 @@ MANIFEST_PREFIX = "MANIFEST."
 HASH_CHUNK = 1 << 20
 
 
+FETCH_PREFIX = ".fetch-"  # a download in flight inside the local cache; renamed to the digest when complete
+
+
+def local_cache_root() -> Path:
+    """Where artifacts of S3 stores are cached on this machine (one folder per manifest digest)."""
+    return Path(os.environ.get("SPARSEPIPE_CACHE", Path.home() / ".cache" / "sparsepipe"))
+
+
 class StoreError(RuntimeError):
     """The store cannot be reached or holds something it should not."""
 
@@ -421,7 +429,7 @@ class Store:
         attempt_dir = self._path(manifest.stage, manifest.key, "attempts", manifest.attempt)
         if self.spec.is_local:
             return Path(attempt_dir)
-        cache_root = cache_root or Path(os.environ.get("SPARSEPIPE_CACHE", Path.home() / ".cache" / "sparsepipe"))
+        cache_root = cache_root or local_cache_root()
         target = cache_root / manifest.digest
         done = target / ".complete"
         if done.exists():
@@ -429,7 +437,7 @@ class Store:
                 return target
             shutil.rmtree(target, ignore_errors=True)  # a damaged cached copy: fetch again
         cache_root.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(dir=cache_root, prefix=".fetch-"))
+        staging = Path(tempfile.mkdtemp(dir=cache_root, prefix=FETCH_PREFIX))
         try:
             self._download_into(staging, attempt_dir, manifest)
             (staging / ".complete").write_text(manifest.digest)

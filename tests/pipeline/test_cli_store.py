@@ -135,6 +135,25 @@ def test_gc_removes_scratch_folders_of_dead_workers(tmp_path):
                 path.rmdir()
 
 
+def test_gc_removes_downloads_a_killed_process_left_in_the_cache(tmp_path, monkeypatch):
+    (tmp_path / "s").mkdir()
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("SPARSEPIPE_CACHE", str(cache))
+    old, fresh, complete = cache / ".fetch-old", cache / ".fetch-fresh", cache / ("d" * 64)
+    for folder in (old, fresh, complete):
+        (folder / "sub").mkdir(parents=True)
+        (folder / "sub" / "part.bin").write_bytes(b"x")
+    two_hours_ago = time.time() - 7200
+    for path in (old, old / "sub", old / "sub" / "part.bin", complete, complete / "sub", complete / "sub" / "part.bin"):
+        os.utime(path, (two_hours_ago, two_hours_ago))
+    os.utime(fresh, (two_hours_ago, two_hours_ago))  # its file is still being written: in flight
+    dry = cli.invoke(app, ["gc", "--store", str(tmp_path / "s"), "--dry-run"])
+    assert [line for line in dry.stdout.splitlines() if line.startswith("fetches")] == [f"fetches\t{old}"]
+    result = cli.invoke(app, ["gc", "--store", str(tmp_path / "s"), "--json"])
+    assert json.loads(result.stdout)["removed"]["fetches"] == [str(old)]
+    assert not old.exists() and fresh.exists() and complete.exists()
+
+
 def test_plan_prune_on_sparse_checkpoints_leaves_dense_out(tmp_path):
     result = cli.invoke(
         app,
