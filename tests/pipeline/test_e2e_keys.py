@@ -1,5 +1,9 @@
 """Keys are reproducible: two clean `run full --preset smoke` into two empty stores, one local and one
-on S3, give identical keys for every cell."""
+on S3, give identical keys for every cell.
+
+Pruning runs with its fixed hyperparameters: downstream keys (interventions, report) still hash every circuit,
+so equal keys still mean equal circuits; CARBS is tested reproducible in tests/carbs and tests/prune/tuning (this test
+took 300 s with it, half the time without)."""
 
 from __future__ import annotations
 
@@ -20,16 +24,9 @@ def _keys(result) -> dict[tuple[str, str], str]:
 
 
 def test_two_clean_runs_local_and_s3_give_identical_keys(sparsepipe, tmp_path, s3_url, s3_env):
-    local = _keys(
-        sparsepipe(
-            "run", "full", "--preset", "smoke", "--store", str(tmp_path / "store"), "--json", cwd=tmp_path, timeout=900
-        )
-    )
-    remote = _keys(
-        sparsepipe(
-            "run", "full", "--preset", "smoke", "--store", s3_url, "--json", cwd=tmp_path, env=s3_env, timeout=900
-        )
-    )
+    command = ("run", "full", "--preset", "smoke", "--set", "tune.enabled=false", "--json")
+    local = _keys(sparsepipe(*command, "--store", str(tmp_path / "store"), cwd=tmp_path, timeout=900))
+    remote = _keys(sparsepipe(*command, "--store", s3_url, cwd=tmp_path, env=s3_env, timeout=900))
     # every stage but imported (it commits only through `sparsepipe import`) runs in smoke
     assert {stage for stage, _ in local} == set(default_registry().order) - {"imported"}
     assert local == remote
