@@ -375,6 +375,43 @@ def test_norm_gains_are_folded_so_strength_one_patches_exactly():
     assert curve.prob_counterfactual[1] == pytest.approx(float(patched[1]), rel=1e-5)
 
 
+def test_every_control_shift_is_the_shift_its_own_whole_curve_gives():
+    """`controls` draws that many distinct off-circuit channels and random directions; the first of each is a
+    whole curve, the others only their strength-1 shift, which must equal the shift of their own whole curve."""
+    from sparsepipe.workers.bridges.interventions import log_odds_shift
+
+    torch.manual_seed(0)
+    dense, sparse = GPT(toy_config(d_model=24)).eval(), GPT(toy_config()).eval()
+    bridges = Bridges(dense.config, sparse.config, encoder_afrac=0.5)
+    batch, node, rms = toy_task_batch(), parse_node("1.attn.act_in[2]", n_layer=2), torch.ones(5)
+    strengths = [0.0, 0.5, 1.0]
+    curve = intervention_curve(dense, sparse, bridges, batch, node, strengths, rms, rms, exclude={5}, controls=4)
+    channels = [int(name.partition("[")[2].rstrip("]")) for name in curve.control_channels]
+    assert len(set(channels)) == 4 and not {2, 5} & set(channels)
+    assert curve.control_channels[0] == curve.control_channel
+    assert len(curve.control_shifts_random_channel) == len(curve.control_shifts_random_direction) == 4
+    assert curve.shift == pytest.approx(
+        log_odds_shift(torch.tensor(curve.prob_presented), torch.tensor(curve.prob_counterfactual))
+    )
+    for control, name in zip(channels[1:], curve.control_channels[1:]):
+        others = set(range(sparse.config.d_model)) - {control, 2}  # leaves only this channel to draw
+        alone = intervention_curve(dense, sparse, bridges, batch, node, strengths, rms, rms, exclude=others)
+        assert alone.control_channel == name
+        shift = log_odds_shift(
+            torch.tensor(alone.prob_presented_random_channel), torch.tensor(alone.prob_counterfactual_random_channel)
+        )
+        assert curve.control_shifts_random_channel[channels.index(control)] == pytest.approx(shift, rel=1e-5, abs=1e-7)
+    shifts = curve.control_shifts_random_channel + curve.control_shifts_random_direction
+    assert curve.controls_at_or_above == sum(shift >= curve.shift for shift in shifts)
+    summary = curve.summary()
+    assert summary["controls"] == 8 and summary["control_shift_max"] == max(shifts)
+    # Fewer channels left than controls asked for: every one is used, once.
+    few = intervention_curve(
+        dense, sparse, bridges, batch, node, strengths, rms, rms, exclude=set(range(3, 16)), controls=4
+    )
+    assert sorted(few.control_channels) == ["1.attn.act_in[0]", "1.attn.act_in[1]"]
+
+
 def test_controls_are_drawn_beside_the_curve(tmp_path):
     """A random other channel and a random direction of the same norm, at the same strengths, on the same plot."""
     from sparsepipe.workers.bridges.interventions import random_direction_like, steering_direction
@@ -397,6 +434,7 @@ def test_controls_are_drawn_beside_the_curve(tmp_path):
     assert (tmp_path / "toy.png").stat().st_size > 0
     assert json.loads((tmp_path / "toy.json").read_text())["control_channel"] == curve.control_channel
     assert not curve.control_channel_in_circuit
+    assert curve.control_channels == [curve.control_channel]  # one control of each kind by default
     # A circuit that keeps every channel of the read (cut short): the control is another circuit channel, flagged.
     everything = set(range(sparse.config.d_model))
     full = intervention_curve(dense, sparse, bridges, batch, node, [0.0, 1.0], rms, rms, seed=1, exclude=everything)

@@ -69,7 +69,7 @@ def bridged_and_pruned(tmp_path_factory) -> dict[str, Path]:
     }
 
 
-INTERVENTION_SIZES = {"pairs": 4, "strengths": 3, "reference_batches": 1}
+INTERVENTION_SIZES = {"pairs": 4, "strengths": 3, "reference_batches": 1, "controls": 3}
 PRUNE_PARAMS = PruneConfig(
     steps=4,
     batch_pairs=4,
@@ -120,9 +120,16 @@ def test_the_interventions_cell_steers_through_the_circuit_node_that_ablation_ra
     curve = json.loads((ctx.out_dir / "interventions" / f"{stage_inputs.TASK}.json").read_text())
     assert curve["node"] == ranked[0]["node"] and ctx.metrics["node_rank"] == 0
     assert curve["channel_choice"] == "largest single-node ablation (val)"
-    location, _, channel = curve["control_channel"].partition("[")
-    assert int(channel.rstrip("]")) not in kept.get(location, [])  # the random-channel control is off the circuit
-    assert len(curve["prob_counterfactual_random_direction"]) == 3
+    assert len(curve["control_channels"]) == 3 and curve["control_channels"][0] == curve["control_channel"]
+    for control in curve["control_channels"]:  # the random-channel controls are off the circuit
+        location, _, channel = control.partition("[")
+        assert location == curve["node"].partition("[")[0] and int(channel.rstrip("]")) not in kept.get(location, [])
+    assert len(curve["prob_counterfactual_random_direction"]) == 3 == len(curve["control_shifts_random_direction"])
+    assert ctx.metrics["shift"] == curve["shift"] and ctx.metrics["controls"] == 6
+    assert ctx.metrics["controls_at_or_above"] == sum(
+        shift >= curve["shift"]
+        for shift in curve["control_shifts_random_channel"] + curve["control_shifts_random_direction"]
+    )
 
 
 def test_a_circuit_with_more_read_nodes_than_the_cap_ablates_the_first_order_top_ones(bridged_and_pruned, tmp_path):

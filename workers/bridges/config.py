@@ -49,6 +49,12 @@ class InterventionConfig(StrictModel):
     reference_batches: int = Field(
         4, ge=1, description="Val batches over which the RMS of the residual streams is averaged."
     )
+    controls: int = Field(
+        16,
+        ge=1,
+        description="Random channels and random directions drawn as controls (that many of each): the first of "
+        "each is drawn as a whole curve, every one's log-odds shift at strength 1 is recorded beside the node's.",
+    )
     max_tokens: int = Field(128, ge=8)
     seed: int = 0
 

@@ -18,12 +18,14 @@ node (layer L, channel c) at a post-norm residual read of the bridged sparse mod
 3. The dense model runs on prompt A with `strength * delta[t] * direction` added to
    its own post-norm read at the same place, strength from 0 (no change) to 1.
 4. Recorded: the dense model's probability of each candidate at the answer position,
-   averaged over pairs, per strength; the dense model on B unsteered; and two
-   controls at every strength: a random other channel of the same read steered the
-   same way (its own delta and direction; outside the circuit, unless the circuit keeps
-   every channel of the read, as one cut short does: then flagged), and the node's delta along a random
-   direction of the same norm as its own. A curve that moves no more than its
-   controls is a generic perturbation, not the feature.
+   averaged over pairs, per strength; the dense model on B unsteered; and two kinds
+   of control: a random other channel of the same read steered the same way (its own
+   delta and direction; outside the circuit, unless the circuit keeps every channel of
+   the read, as one cut short does: then flagged), and the node's delta along a random
+   direction of the same norm as its own. `controls` of each are drawn: the first of
+   each as a whole curve (plotted), every one's shift at strength 1. The shift is the
+   change of log p(counterfactual) - log p(presented) from strength 0 to 1; a node whose
+   shift its controls reach is a generic perturbation, not the feature.
 
 Only pairs whose prompts have the same token length are used (the difference is
 per token). The node's channel, when not given, is the one whose activation differs
@@ -34,7 +36,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -114,6 +116,35 @@ class InterventionCurve:
     prob_counterfactual_random_direction: list[float]
     # True when the circuit keeps every channel of the read (a circuit cut short): the control is a circuit channel
     control_channel_in_circuit: bool = False
+    shift: float = 0.0  # the node's log-odds shift toward the counterfactual, strength 0 -> 1 (nats)
+    control_channels: list[str] = field(default_factory=list)  # every random-channel control, the plotted first
+    control_shifts_random_channel: list[float] = field(default_factory=list)  # their shifts, in that order
+    control_shifts_random_direction: list[float] = field(default_factory=list)
+
+    @property
+    def controls_at_or_above(self) -> int:
+        """How many controls (of both kinds) shift the dense model at least as far as the node does."""
+        shifts = self.control_shifts_random_channel + self.control_shifts_random_direction
+        return sum(shift >= self.shift for shift in shifts)
+
+    def summary(self) -> dict[str, object]:
+        """The curve's numbers for a cell's metrics."""
+        controls = self.control_shifts_random_channel + self.control_shifts_random_direction
+        return {
+            "node": self.node,
+            "pairs": self.pairs,
+            "prob_presented_at_0": self.prob_presented[0],
+            "prob_presented_at_1": self.prob_presented[-1],
+            "prob_counterfactual_at_0": self.prob_counterfactual[0],
+            "prob_counterfactual_at_1": self.prob_counterfactual[-1],
+            "control_channel": self.control_channel,
+            "prob_counterfactual_at_1_random_channel": self.prob_counterfactual_random_channel[-1],
+            "prob_counterfactual_at_1_random_direction": self.prob_counterfactual_random_direction[-1],
+            "shift": self.shift,
+            "controls": len(controls),
+            "control_shift_max": max(controls),
+            "controls_at_or_above": self.controls_at_or_above,
+        }
 
     def write(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
@@ -163,12 +194,20 @@ def random_direction_like(direction: Tensor, generator: torch.Generator) -> Tens
     return draw * (direction.norm() / draw.norm())
 
 
-def control_channel(channel: int, width: int, exclude: set[int], generator: torch.Generator) -> int:
-    """A random channel of the read other than `channel` and those in `exclude` (e.g. the circuit's)."""
+def control_channels(channel: int, width: int, exclude: set[int], count: int, generator: torch.Generator) -> list[int]:
+    """Up to `count` distinct random channels of the read other than `channel` and those in `exclude` (e.g. the
+    circuit's); fewer when fewer are left."""
     choices = [c for c in range(width) if c != channel and c not in exclude]
     if not choices:
         raise ValueError("no channel is left for the random-channel control")
-    return choices[int(torch.randint(len(choices), (1,), generator=generator))]
+    order = torch.randperm(len(choices), generator=generator)[:count]
+    return [choices[int(i)] for i in order]
+
+
+def log_odds_shift(presented: Tensor, counterfactual: Tensor) -> float:
+    """log p(counterfactual) - log p(presented) at the last strength minus at the first (nats)."""
+    odds = torch.log(counterfactual.double()) - torch.log(presented.double())
+    return float(odds[-1] - odds[0])
 
 
 @torch.no_grad()
@@ -185,10 +224,11 @@ def intervention_curve(
     seed: int = 0,
     exclude: set[int] | None = None,
     present_second: bool = False,
+    controls: int = 1,
 ) -> InterventionCurve:
-    """The Fig. 9 curve of `node` with its two controls (seeded by `seed`; `exclude`: channels the random-channel
-    control must not take, beside the node's own). Prompt A is presented and steered toward B, or B toward A with
-    `present_second`; `decode` names the candidates."""
+    """The Fig. 9 curve of `node` with `controls` random channels and random directions (seeded by `seed`;
+    `exclude`: channels the random-channel controls must not take, beside the node's own). Prompt A is presented
+    and steered toward B, or B toward A with `present_second`; `decode` names the candidates."""
     keep = same_length_pairs(batch)
     if not keep:
         raise ValueError(
@@ -211,8 +251,11 @@ def intervention_curve(
     generator = torch.Generator().manual_seed(seed)
     width, exclude = sparse.config.d_model, exclude or set()
     in_circuit = set(range(width)) - {channel} <= exclude
-    other = control_channel(channel, width, set() if in_circuit else exclude, generator)
-    other_direction, _ = steering_direction(sparse, dense, bridges, node, other, rms_sparse, rms_dense)
+    others = control_channels(channel, width, set() if in_circuit else exclude, controls, generator)
+    other_directions = [
+        steering_direction(sparse, dense, bridges, node, other, rms_sparse, rms_dense)[0] for other in others
+    ]
+    random_directions = [random_direction_like(direction, generator) for _ in range(controls)]
     # [N, 2]: the presented prompt's answer, then the counterfactual prompt's
     candidates = torch.stack([batch.correct_ids[shown::2], batch.wrong_ids[shown::2]], dim=1)
     rows = torch.arange(len(eval_pos), device=eval_pos.device)
@@ -228,9 +271,19 @@ def intervention_curve(
     def sweep(delta: Tensor, along: Tensor) -> Tensor:
         return torch.stack([probabilities(presented_rows, s, delta, along) for s in strengths])  # [S, 2]
 
+    def shift_at_one(delta: Tensor, along: Tensor) -> float:
+        at_one = probabilities(presented_rows, strengths[-1], delta, along)
+        return log_odds_shift(torch.stack([curve[0, 0], at_one[0]]), torch.stack([curve[0, 1], at_one[1]]))
+
     curve = sweep(delta_all[..., channel], direction)
-    random_channel = sweep(delta_all[..., other], other_direction)
-    random_direction = sweep(delta_all[..., channel], random_direction_like(direction, generator))
+    random_channel = sweep(delta_all[..., others[0]], other_directions[0])
+    random_direction = sweep(delta_all[..., channel], random_directions[0])
+    channel_shifts = [log_odds_shift(random_channel[:, 0], random_channel[:, 1])] + [
+        shift_at_one(delta_all[..., other], along) for other, along in zip(others[1:], other_directions[1:])
+    ]
+    direction_shifts = [log_odds_shift(random_direction[:, 0], random_direction[:, 1])] + [
+        shift_at_one(delta_all[..., channel], along) for along in random_directions[1:]
+    ]
     reference = probabilities(counterfactual_rows, 0.0, delta_all[..., channel], direction)
     return InterventionCurve(
         task=batch.task,
@@ -244,12 +297,16 @@ def intervention_curve(
         dense_on_counterfactual=reference.tolist(),
         bridge_scale=float(rms_sparse[node.boundary] / rms_dense[node.boundary]),
         gain_sparse=gain_sparse,
-        control_channel=f"{node.hook}[{other}]",
+        control_channel=f"{node.hook}[{others[0]}]",
         prob_presented_random_channel=random_channel[:, 0].tolist(),
         prob_counterfactual_random_channel=random_channel[:, 1].tolist(),
         prob_presented_random_direction=random_direction[:, 0].tolist(),
         prob_counterfactual_random_direction=random_direction[:, 1].tolist(),
         control_channel_in_circuit=in_circuit,
+        shift=log_odds_shift(curve[:, 0], curve[:, 1]),
+        control_channels=[f"{node.hook}[{other}]" for other in others],
+        control_shifts_random_channel=channel_shifts,
+        control_shifts_random_direction=direction_shifts,
     )
 
 
@@ -279,7 +336,12 @@ def plot_curve(curve: InterventionCurve, path: Path) -> None:
     ax.set_xlabel("steering strength")
     ax.set_ylabel("dense model probability")
     ax.set_ylim(bottom=0)
-    ax.set_title(f"{curve.task}: {curve.node} ({curve.pairs} pairs)", fontsize=9)
+    controls = curve.control_shifts_random_channel + curve.control_shifts_random_direction
+    ax.set_title(
+        f"{curve.task}: {curve.node} ({curve.pairs} pairs): shift {curve.shift:+.2f} nats; "
+        f"{len(controls)} controls up to {max(controls):+.2f}, {curve.controls_at_or_above} at or above",
+        fontsize=8,
+    )
     ax.legend(fontsize=LEGEND_FONTSIZE)
     ax.grid(alpha=GRID_ALPHA)
     save(fig, path)

@@ -143,22 +143,13 @@ def run_interventions(
                 decode=lambda token: tokenizer.decode([token]),
                 seed=settings.seed,
                 present_second=task in settings.present_second,
+                controls=settings.controls,
             )
         except (TaskError, ValueError) as error:
             results[task] = {"skipped": str(error)}
             continue
         curve.write(folder)
-        results[task] = {
-            "node": curve.node,
-            "pairs": curve.pairs,
-            "prob_counterfactual_at_0": curve.prob_counterfactual[0],
-            "prob_counterfactual_at_1": curve.prob_counterfactual[-1],
-            "prob_presented_at_0": curve.prob_presented[0],
-            "prob_presented_at_1": curve.prob_presented[-1],
-            "control_channel": curve.control_channel,
-            "prob_counterfactual_at_1_random_channel": curve.prob_counterfactual_random_channel[-1],
-            "prob_counterfactual_at_1_random_direction": curve.prob_counterfactual_random_direction[-1],
-        }
+        results[task] = curve.summary()
     return results
 
 

@@ -151,15 +151,10 @@ def run_circuit_intervention(ctx: WorkContext, task: str, settings: Intervention
     rank = next((i for i, row in enumerate(ranked) if row["node"] == curve.node), None)
     ctx.metrics.update(
         {
-            "node": curve.node,
+            **curve.summary(),
             "node_rank": rank,
             "node_loss_increase": ranked[rank]["increase"] if rank is not None else None,
             "circuit_read_nodes": read_nodes,
-            "pairs": curve.pairs,
-            "prob_counterfactual_at_0": curve.prob_counterfactual[0],
-            "prob_counterfactual_at_1": curve.prob_counterfactual[-1],
-            "prob_counterfactual_at_1_random_channel": curve.prob_counterfactual_random_channel[-1],
-            "prob_counterfactual_at_1_random_direction": curve.prob_counterfactual_random_direction[-1],
         }
     )
 
@@ -199,6 +194,7 @@ def steer(
         seed=settings.seed,
         exclude=set(kept.get(node.hook, [])),
         present_second=task in settings.present_second,
+        controls=settings.controls,
     )
     curve.channel_choice = "given" if settings.nodes.get(task) else "largest single-node ablation (val)"
     return curve
