@@ -338,9 +338,9 @@ def plot_curve(curve: InterventionCurve, path: Path) -> None:
     ax.set_ylim(bottom=0)
     controls = curve.control_shifts_random_channel + curve.control_shifts_random_direction
     ax.set_title(
-        f"{curve.task}: {curve.node} ({curve.pairs} pairs): shift {curve.shift:+.2f} nats; "
-        f"{len(controls)} controls up to {max(controls):+.2f}, {curve.controls_at_or_above} at or above",
-        fontsize=8,
+        f"{curve.task}: {curve.node} ({curve.pairs} pairs)\nlog-odds shift {curve.shift:+.2f} nats; "
+        f"{len(controls)} controls: max {max(controls):+.2f}, {curve.controls_at_or_above} at or above",
+        fontsize=9,
     )
     ax.legend(fontsize=LEGEND_FONTSIZE)
     ax.grid(alpha=GRID_ALPHA)
