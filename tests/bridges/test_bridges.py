@@ -401,7 +401,8 @@ def test_every_control_shift_is_the_shift_its_own_whole_curve_gives():
             torch.tensor(alone.prob_presented_random_channel), torch.tensor(alone.prob_counterfactual_random_channel)
         )
         assert curve.control_shifts_random_channel[channels.index(control)] == pytest.approx(shift, rel=1e-5, abs=1e-7)
-    shifts = curve.control_shifts_random_channel + curve.control_shifts_random_direction
+    shifts = curve.control_shifts
+    assert shifts == curve.control_shifts_random_channel + curve.control_shifts_random_direction
     assert curve.controls_at_or_above == sum(shift >= curve.shift for shift in shifts)
     summary = curve.summary()
     assert summary["controls"] == 8 and summary["control_shift_max"] == max(shifts)

@@ -122,14 +122,16 @@ class InterventionCurve:
     control_shifts_random_direction: list[float] = field(default_factory=list)
 
     @property
+    def control_shifts(self) -> list[float]:
+        return self.control_shifts_random_channel + self.control_shifts_random_direction
+
+    @property
     def controls_at_or_above(self) -> int:
         """How many controls (of both kinds) shift the dense model at least as far as the node does."""
-        shifts = self.control_shifts_random_channel + self.control_shifts_random_direction
-        return sum(shift >= self.shift for shift in shifts)
+        return sum(shift >= self.shift for shift in self.control_shifts)
 
     def summary(self) -> dict[str, object]:
         """The curve's numbers for a cell's metrics."""
-        controls = self.control_shifts_random_channel + self.control_shifts_random_direction
         return {
             "node": self.node,
             "pairs": self.pairs,
@@ -141,8 +143,8 @@ class InterventionCurve:
             "prob_counterfactual_at_1_random_channel": self.prob_counterfactual_random_channel[-1],
             "prob_counterfactual_at_1_random_direction": self.prob_counterfactual_random_direction[-1],
             "shift": self.shift,
-            "controls": len(controls),
-            "control_shift_max": max(controls),
+            "controls": len(self.control_shifts),
+            "control_shift_max": max(self.control_shifts),
             "controls_at_or_above": self.controls_at_or_above,
         }
 
@@ -271,11 +273,12 @@ def intervention_curve(
     def sweep(delta: Tensor, along: Tensor) -> Tensor:
         return torch.stack([probabilities(presented_rows, s, delta, along) for s in strengths])  # [S, 2]
 
-    def shift_at_one(delta: Tensor, along: Tensor) -> float:
+    curve = sweep(delta_all[..., channel], direction)
+
+    def shift_at_one(delta: Tensor, along: Tensor) -> float:  # a control's shift without its whole curve
         at_one = probabilities(presented_rows, strengths[-1], delta, along)
         return log_odds_shift(torch.stack([curve[0, 0], at_one[0]]), torch.stack([curve[0, 1], at_one[1]]))
 
-    curve = sweep(delta_all[..., channel], direction)
     random_channel = sweep(delta_all[..., others[0]], other_directions[0])
     random_direction = sweep(delta_all[..., channel], random_directions[0])
     channel_shifts = [log_odds_shift(random_channel[:, 0], random_channel[:, 1])] + [
@@ -336,10 +339,10 @@ def plot_curve(curve: InterventionCurve, path: Path) -> None:
     ax.set_xlabel("steering strength")
     ax.set_ylabel("dense model probability")
     ax.set_ylim(bottom=0)
-    controls = curve.control_shifts_random_channel + curve.control_shifts_random_direction
     ax.set_title(
         f"{curve.task}: {curve.node} ({curve.pairs} pairs)\nlog-odds shift {curve.shift:+.2f} nats; "
-        f"{len(controls)} controls: max {max(controls):+.2f}, {curve.controls_at_or_above} at or above",
+        f"{len(curve.control_shifts)} controls: max {max(curve.control_shifts):+.2f}, "
+        f"{curve.controls_at_or_above} at or above",
         fontsize=9,
     )
     ax.legend(fontsize=LEGEND_FONTSIZE)
